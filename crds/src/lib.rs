@@ -1,0 +1,1 @@
+//! API types of `sriovnetwork.openshift.io/v1`.

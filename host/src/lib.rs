@@ -1,0 +1,23 @@
+//! The node's kernel as typed data and operations, resolved under a host
+//! root (default `/`, `--host-root` / `SRIOV_HOST_ROOT`).
+//!
+//! - Sysfs model (PCI functions, SR-IOV PFs and VFs, drivers, IOMMU groups,
+//!   NUMA, netdevs, RDMA devices) and checked writes: [`root`], [`pci`],
+//!   [`sriov`], [`netdev`], [`driver`], [`scan`].
+//! - Netlink (VF settings on a PF, link moves, renames): [`netlink`].
+//! - Network namespaces on a dedicated thread: [`netns`].
+//! - Kernel uevents: [`uevent`].
+
+// sysfs model and writes
+pub mod driver;
+pub mod error;
+pub mod netdev;
+pub mod pci;
+pub mod root;
+pub mod scan;
+pub mod sriov;
+
+// netlink, namespaces, uevents
+pub mod netlink;
+pub mod netns;
+pub mod uevent;

@@ -1,0 +1,1 @@
+//! Hardware-lane tests live in `tests/`; this library holds what they share.

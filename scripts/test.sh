@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. `make test` calls it after `make setup`.
+# Under CI (CI=true) every lane is required: a test that would skip for lack
+# of root, FUSE, network namespaces or QEMU fails instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+if [ "${CI:-}" = true ] && [ -z "${SRIOV_REQUIRE_LANES:-}" ]; then
+  export SRIOV_REQUIRE_LANES=all
+fi
+
+echo "== lint: fmt, clippy, doc"
+make --no-print-directory lint
+
+echo "== unit, tree, simulated-node and netns tests"
+cargo test --workspace --all-targets 2>&1 | tee target/test.log
+# Doc tests too (all-targets skips them).
+cargo test --workspace --doc
+
+if [ -f hw-tests/run-vm.sh ]; then
+  echo "== QEMU hardware lane"
+  bash hw-tests/run-vm.sh
+fi
+echo "== all tests passed"
