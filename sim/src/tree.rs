@@ -265,6 +265,11 @@ impl<S: TreeSink> SysfsTree<S> {
         &mut self.sink
     }
 
+    /// The sink, read-only.
+    pub fn sink_ref(&self) -> &S {
+        &self.sink
+    }
+
     /// Consumes the builder, returning its sink.
     pub fn into_sink(self) -> S {
         self.sink
@@ -362,7 +367,11 @@ impl<S: TreeSink> SysfsTree<S> {
             ("sriov_numvfs", format!("{}\n", caps.numvfs), true),
             ("sriov_offset", format!("{}\n", caps.offset), false),
             ("sriov_stride", format!("{}\n", caps.stride), false),
-            ("sriov_vf_device", format!("{:04x}\n", caps.vf_device), false),
+            (
+                "sriov_vf_device",
+                format!("{:04x}\n", caps.vf_device),
+                false,
+            ),
             (
                 "sriov_drivers_autoprobe",
                 format!("{}\n", u8::from(caps.drivers_autoprobe)),
@@ -389,8 +398,10 @@ impl<S: TreeSink> SysfsTree<S> {
     pub fn link_vf(&mut self, pf: &str, index: u32, vf: &str) -> io::Result<()> {
         let pf_dir = self.dir(pf)?;
         let vf_dir = self.dir(vf)?;
-        self.sink
-            .symlink(&format!("{pf_dir}/virtfn{index}"), &relative(&pf_dir, &vf_dir))?;
+        self.sink.symlink(
+            &format!("{pf_dir}/virtfn{index}"),
+            &relative(&pf_dir, &vf_dir),
+        )?;
         self.sink
             .symlink(&format!("{vf_dir}/physfn"), &relative(&vf_dir, &pf_dir))
     }
@@ -452,8 +463,20 @@ impl<S: TreeSink> SysfsTree<S> {
 
     /// Adds a netdev under a function and its `class/net` link.
     pub fn add_netdev(&mut self, address: &str, n: &Netdev) -> io::Result<()> {
+        self.add_netdev_under(address, "", n)
+    }
+
+    /// Adds a netdev under a child device of a function (`subdir`, e.g.
+    /// `virtio0` for virtio-net: `<fn>/virtio0/net/<name>`; empty for
+    /// `<fn>/net/<name>`), with its `device` link and its `class/net` link.
+    pub fn add_netdev_under(&mut self, address: &str, subdir: &str, n: &Netdev) -> io::Result<()> {
         let dir = self.dir(address)?;
-        let ndir = format!("{dir}/net/{}", n.name);
+        let parent = if subdir.is_empty() {
+            dir.clone()
+        } else {
+            format!("{dir}/{subdir}")
+        };
+        let ndir = format!("{parent}/net/{}", n.name);
         self.sink.mkdir_all(&ndir)?;
         let mut files: Vec<(&str, String, bool)> = vec![
             ("address", format!("{}\n", n.mac), false),
@@ -479,8 +502,11 @@ impl<S: TreeSink> SysfsTree<S> {
             self.sink
                 .write_file(&format!("{ndir}/{name}"), &content, writable)?;
         }
+        self.sink
+            .symlink(&format!("{ndir}/device"), &relative(&ndir, &parent))?;
         let link = format!("sys/class/net/{}", n.name);
-        self.sink.symlink(&link, &relative("sys/class/net", &ndir))?;
+        self.sink
+            .symlink(&link, &relative("sys/class/net", &ndir))?;
         self.class_links
             .entry(address.to_string())
             .or_default()
@@ -490,13 +516,27 @@ impl<S: TreeSink> SysfsTree<S> {
 
     /// Removes a netdev of a function and its `class/net` link.
     pub fn remove_netdev(&mut self, address: &str, name: &str) -> io::Result<()> {
+        self.remove_netdev_under(address, "", name)
+    }
+
+    /// Removes a netdev added with [`SysfsTree::add_netdev_under`].
+    pub fn remove_netdev_under(
+        &mut self,
+        address: &str,
+        subdir: &str,
+        name: &str,
+    ) -> io::Result<()> {
         let dir = self.dir(address)?;
         let link = format!("sys/class/net/{name}");
         if let Some(links) = self.class_links.get_mut(address) {
             links.retain(|l| l != &link);
         }
         self.sink.remove_all(&link)?;
-        self.sink.remove_all(&format!("{dir}/net/{name}"))
+        if subdir.is_empty() {
+            self.sink.remove_all(&format!("{dir}/net/{name}"))
+        } else {
+            self.sink.remove_all(&format!("{dir}/{subdir}/net/{name}"))
+        }
     }
 
     /// Adds an RDMA device (`infiniband/<name>`) and its class link.
@@ -504,9 +544,11 @@ impl<S: TreeSink> SysfsTree<S> {
         let dir = self.dir(address)?;
         let idir = format!("{dir}/infiniband/{name}");
         self.sink.mkdir_all(&idir)?;
-        self.sink.write_file(&format!("{idir}/node_type"), "1: CA\n", false)?;
+        self.sink
+            .write_file(&format!("{idir}/node_type"), "1: CA\n", false)?;
         let link = format!("sys/class/infiniband/{name}");
-        self.sink.symlink(&link, &relative("sys/class/infiniband", &idir))?;
+        self.sink
+            .symlink(&link, &relative("sys/class/infiniband", &idir))?;
         self.class_links
             .entry(address.to_string())
             .or_default()
@@ -601,10 +643,22 @@ mod tests {
 
     #[test]
     fn vf_addresses_follow_offset_and_stride() {
-        assert_eq!(vf_address("0000:3b:00.0", 16, 1, 0).unwrap(), "0000:3b:02.0");
-        assert_eq!(vf_address("0000:3b:00.0", 16, 1, 9).unwrap(), "0000:3b:03.1");
-        assert_eq!(vf_address("0000:3b:00.1", 15, 1, 0).unwrap(), "0000:3b:02.0");
-        assert_eq!(vf_address("0000:01:00.0", 128, 2, 1).unwrap(), "0000:01:10.2");
+        assert_eq!(
+            vf_address("0000:3b:00.0", 16, 1, 0).unwrap(),
+            "0000:3b:02.0"
+        );
+        assert_eq!(
+            vf_address("0000:3b:00.0", 16, 1, 9).unwrap(),
+            "0000:3b:03.1"
+        );
+        assert_eq!(
+            vf_address("0000:3b:00.1", 15, 1, 0).unwrap(),
+            "0000:3b:02.0"
+        );
+        assert_eq!(
+            vf_address("0000:01:00.0", 128, 2, 1).unwrap(),
+            "0000:01:10.2"
+        );
         assert_eq!(vf_address("0000:ff:1f.7", 1, 1, 0), None);
     }
 
@@ -634,8 +688,11 @@ mod tests {
         )
         .unwrap();
         t.bind("0000:3b:00.0", "ice").unwrap();
-        t.add_netdev("0000:3b:00.0", &Netdev::ethernet("ens1f0", "aa:bb:cc:00:00:01", 5))
-            .unwrap();
+        t.add_netdev(
+            "0000:3b:00.0",
+            &Netdev::ethernet("ens1f0", "aa:bb:cc:00:00:01", 5),
+        )
+        .unwrap();
         let vf_addr = vf_address("0000:3b:00.0", 16, 1, 0).unwrap();
         let mut vf = PciFunction::ethernet(&vf_addr, 0x8086, 0x1889);
         vf.iommu_group = Some(11);
@@ -654,11 +711,16 @@ mod tests {
         let physfn = std::fs::canonicalize(dev.join("physfn")).unwrap();
         assert!(physfn.ends_with("0000:3b:00.0"));
         let drv = std::fs::read_link(dev.join("driver")).unwrap();
-        assert_eq!(drv.to_str().unwrap(), "../../../../bus/pci/drivers/vfio-pci");
+        assert_eq!(
+            drv.to_str().unwrap(),
+            "../../../../bus/pci/drivers/vfio-pci"
+        );
         assert!(dev.join("driver/0000:3b:02.0").exists());
-        assert!(std::fs::canonicalize(dev.join("iommu_group"))
-            .unwrap()
-            .ends_with("kernel/iommu_groups/11"));
+        assert!(
+            std::fs::canonicalize(dev.join("iommu_group"))
+                .unwrap()
+                .ends_with("kernel/iommu_groups/11")
+        );
         assert_eq!(
             std::fs::read_to_string(sys.join("class/net/ens1f0/address")).unwrap(),
             "aa:bb:cc:00:00:01\n"
@@ -668,7 +730,10 @@ mod tests {
         t.remove_function(&vf_addr).unwrap();
         assert!(!sys.join("bus/pci/devices/0000:3b:02.0").exists());
         assert!(!sys.join("bus/pci/drivers/vfio-pci/0000:3b:02.0").exists());
-        assert!(!sys.join("kernel/iommu_groups/11/devices/0000:3b:02.0").exists());
+        assert!(
+            !sys.join("kernel/iommu_groups/11/devices/0000:3b:02.0")
+                .exists()
+        );
         t.remove_function("0000:3b:00.0").unwrap();
         assert!(std::fs::symlink_metadata(sys.join("class/net/ens1f0")).is_err());
     }

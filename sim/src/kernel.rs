@@ -1,0 +1,1190 @@
+//! The simulated kernel: PCI functions, SR-IOV, driver binding, netdevs,
+//! RDMA devices, IOMMU groups and vfio, with the kernel's semantics and
+//! errnos, laid out through a [`SysfsTree`] into any [`TreeSink`].
+//!
+//! The static tree (`sriov-sim tree`) and the FUSE mount (`sriov-sim
+//! mount`) both run this code, so they have the same layout by
+//! construction. Writes to sysfs attributes arrive through
+//! [`SimKernel::store`] with the attribute's path, as the kernel's `store`
+//! callbacks would.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::time::Duration;
+
+use crate::catalog::{self, NicModel};
+use crate::node::{NodeSpec, PfSpec};
+use crate::tree::{Netdev, PciFunction, SriovCaps, SysfsTree, TreeSink};
+use crate::uevent::Uevent;
+
+/// The driver that takes any device named in `driver_override` or `new_id`.
+pub const VFIO_PCI: &str = "vfio-pci";
+
+/// A refused write: the errno the kernel returns and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {reason} (errno {errno})")]
+pub struct StoreError {
+    /// Positive errno (`libc::EBUSY`, ...).
+    pub errno: i32,
+    pub path: String,
+    pub reason: String,
+}
+
+/// What the caller must do after a successful store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEffect {
+    /// Nothing more.
+    Done,
+    /// VFs of `pf` must be created after `after` by calling
+    /// [`SimKernel::create_late_vfs`] with `generation` (fault injection
+    /// `vfs_late_ms`).
+    LateVfs {
+        pf: String,
+        generation: u64,
+        after: Duration,
+    },
+}
+
+/// Creates and deletes real interfaces that back simulated netdevs (veths
+/// with `--veth`).
+pub trait NetdevBackend: Send {
+    /// Creates the interface `name` with `mac` and `mtu`; returns its
+    /// ifindex.
+    fn create(&mut self, name: &str, mac: &str, mtu: u32) -> io::Result<u32>;
+    /// Deletes the interface created as `name` (wherever it has moved).
+    fn delete(&mut self, name: &str) -> io::Result<()>;
+    /// Sets the MTU of the interface created as `name`.
+    fn set_mtu(&mut self, name: &str, mtu: u32) -> io::Result<()>;
+    /// Deletes everything still created.
+    fn delete_all(&mut self);
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    /// A PF (or a non-SR-IOV function when the model has no SR-IOV).
+    Pf {
+        spec: usize,
+        numvfs: u32,
+        totalvfs: u32,
+        offset: u32,
+        stride: u32,
+        autoprobe: bool,
+        /// VFs that exist as functions (can lag `numvfs` with `vfs_late_ms`).
+        created: u32,
+        generation: u64,
+    },
+    Vf {
+        pf: String,
+        index: u32,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct NetdevState {
+    name: String,
+    dir: String,
+    mtu: u32,
+    backed: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Func {
+    model: &'static NicModel,
+    vendor: u16,
+    device: u16,
+    kind: Kind,
+    numa: i32,
+    group: Option<u32>,
+    driver: Option<String>,
+    driver_override: Option<String>,
+    netdev: Option<NetdevState>,
+    rdma: Option<String>,
+    dir: String,
+}
+
+/// The simulated kernel state over a sysfs tree.
+pub struct SimKernel<S: TreeSink> {
+    tree: SysfsTree<S>,
+    spec: NodeSpec,
+    funcs: BTreeMap<String, Func>,
+    dir_to_addr: HashMap<String, String>,
+    netdev_dirs: HashMap<String, String>,
+    drivers: BTreeSet<String>,
+    dynamic_ids: BTreeMap<String, BTreeSet<(u16, u16)>>,
+    free_groups: BTreeSet<u32>,
+    next_group: u32,
+    next_ifindex: u32,
+    next_rdma: u32,
+    vfio_groups: BTreeSet<u32>,
+    seqnum: u64,
+    events: Vec<Uevent>,
+    backend: Option<Box<dyn NetdevBackend>>,
+}
+
+impl<S: TreeSink> std::fmt::Debug for SimKernel<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimKernel")
+            .field("node", &self.spec.name)
+            .field("functions", &self.funcs.len())
+            .finish()
+    }
+}
+
+fn eio(path: &str, e: io::Error) -> StoreError {
+    StoreError {
+        errno: libc::EIO,
+        path: path.to_string(),
+        reason: format!("simulator tree update failed: {e}"),
+    }
+}
+
+fn err(errno: i32, path: &str, reason: impl Into<String>) -> StoreError {
+    StoreError {
+        errno,
+        path: path.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// `kstrtou16(buf, 0, ..)`-like parsing: decimal, `0x` hex or `0` octal,
+/// one trailing newline allowed.
+fn parse_uint(data: &str) -> Option<u64> {
+    let s = data.strip_suffix('\n').unwrap_or(data);
+    let s = s.strip_prefix('+').unwrap_or(s);
+    if s.is_empty() {
+        return None;
+    }
+    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16).ok()
+    } else if s.len() > 1 && s.starts_with('0') {
+        u64::from_str_radix(&s[1..], 8).ok()
+    } else {
+        s.parse().ok()
+    }
+}
+
+/// The kernel's `kstrtobool`.
+fn parse_bool(data: &str) -> Option<bool> {
+    let b = data.as_bytes();
+    match b.first()? {
+        b'y' | b'Y' | b'1' => Some(true),
+        b'n' | b'N' | b'0' => Some(false),
+        b'o' | b'O' => match b.get(1)? {
+            b'n' | b'N' => Some(true),
+            b'f' | b'F' => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A sysfs string argument: one trailing newline removed.
+fn chomp(data: &str) -> &str {
+    data.strip_suffix('\n').unwrap_or(data)
+}
+
+impl<S: TreeSink> SimKernel<S> {
+    /// Boots a node: lays out every function of `spec`, binds drivers and
+    /// enables the initial VFs. Boot-time uevents are not kept (nobody
+    /// listens before the node is up).
+    pub fn boot(
+        sink: S,
+        spec: NodeSpec,
+        backend: Option<Box<dyn NetdevBackend>>,
+    ) -> io::Result<Self> {
+        spec.validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let tree = SysfsTree::new(sink)?;
+        let mut k = SimKernel {
+            tree,
+            next_group: spec.first_iommu_group,
+            spec,
+            funcs: BTreeMap::new(),
+            dir_to_addr: HashMap::new(),
+            netdev_dirs: HashMap::new(),
+            drivers: BTreeSet::new(),
+            dynamic_ids: BTreeMap::new(),
+            free_groups: BTreeSet::new(),
+            next_ifindex: 2,
+            next_rdma: 0,
+            vfio_groups: BTreeSet::new(),
+            seqnum: 0,
+            events: Vec::new(),
+            backend,
+        };
+        let to_io = |e: StoreError| io::Error::other(e.to_string());
+        // Drivers the node's modules register, plus vfio-pci.
+        let mut drivers: Vec<&str> = vec![VFIO_PCI];
+        for pf in &k.spec.pfs {
+            let m = pf.nic();
+            drivers.push(m.pf_driver);
+            if let Some(d) = m.vf_driver {
+                drivers.push(d);
+            }
+        }
+        for d in drivers {
+            k.tree.add_driver(d)?;
+            k.drivers.insert(d.to_string());
+        }
+        // vfio-pci is loaded: the container device exists.
+        k.tree.sink().mkdir_all("dev/vfio")?;
+        k.tree.sink().write_file("dev/vfio/vfio", "", true)?;
+        let pfs = k.spec.pfs.clone();
+        for (i, pf) in pfs.iter().enumerate() {
+            k.add_pf(i, pf)?;
+        }
+        for pf in &pfs {
+            let driver = pf
+                .driver
+                .clone()
+                .unwrap_or_else(|| pf.nic().pf_driver.into());
+            if driver != "none" {
+                k.attach(&pf.address, &driver).map_err(to_io)?;
+            }
+        }
+        for pf in &pfs {
+            if pf.vfs > 0 {
+                k.enable_vfs(&pf.address, pf.vfs, "boot").map_err(to_io)?;
+                for (idx, drv) in &pf.vf_drivers {
+                    let vf = k.vf_addr(&pf.address, *idx).expect("validated");
+                    k.detach(&vf).map_err(to_io)?;
+                    if drv != "none" {
+                        k.attach(&vf, drv).map_err(to_io)?;
+                    }
+                }
+            }
+        }
+        k.events.clear();
+        Ok(k)
+    }
+
+    /// The node description.
+    pub fn spec(&self) -> &NodeSpec {
+        &self.spec
+    }
+
+    /// The tree's sink (the in-memory filesystem in the mount).
+    pub fn sink(&mut self) -> &mut S {
+        self.tree.sink()
+    }
+
+    /// Takes the uevents emitted since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<Uevent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The PCI addresses of all functions, PFs and VFs.
+    pub fn functions(&self) -> Vec<String> {
+        self.funcs.keys().cloned().collect()
+    }
+
+    /// The driver a function is bound to.
+    pub fn driver_of(&self, address: &str) -> Option<&str> {
+        self.funcs.get(address)?.driver.as_deref()
+    }
+
+    /// Deletes every backing interface (at shutdown).
+    pub fn shutdown(&mut self) {
+        if let Some(b) = self.backend.as_mut() {
+            b.delete_all();
+        }
+    }
+
+    /// How long a write to `path` must wait before it is applied (fault
+    /// injection `numvfs_delay_ms`).
+    pub fn write_delay(&self, path: &str) -> Option<Duration> {
+        let (dir, attr) = path.rsplit_once('/')?;
+        if attr != "sriov_numvfs" {
+            return None;
+        }
+        let f = self.funcs.get(self.dir_to_addr.get(dir)?)?;
+        let Kind::Pf { spec, .. } = f.kind else {
+            return None;
+        };
+        let ms = self.spec.pfs[spec].faults.numvfs_delay_ms;
+        (ms > 0).then(|| Duration::from_millis(ms))
+    }
+
+    /// A write of `data` to the attribute at `path` (relative to the host
+    /// root), with the kernel's semantics and errnos.
+    pub fn store(&mut self, path: &str, data: &str) -> Result<StoreEffect, StoreError> {
+        let (dir, attr) = path
+            .rsplit_once('/')
+            .ok_or_else(|| err(libc::EINVAL, path, "not an attribute path"))?;
+        if let Some(addr) = self.dir_to_addr.get(dir).cloned() {
+            return match attr {
+                "sriov_numvfs" => self.store_numvfs(path, &addr, data),
+                "sriov_drivers_autoprobe" => {
+                    let v = parse_bool(data)
+                        .ok_or_else(|| err(libc::EINVAL, path, "expected 0 or 1"))?;
+                    if let Some(Func {
+                        kind: Kind::Pf { autoprobe, .. },
+                        ..
+                    }) = self.funcs.get_mut(&addr)
+                    {
+                        *autoprobe = v;
+                    }
+                    let content = format!("{}\n", u8::from(v));
+                    self.tree
+                        .sink()
+                        .write_file(path, &content, true)
+                        .map_err(|e| eio(path, e))?;
+                    Ok(StoreEffect::Done)
+                }
+                "driver_override" => {
+                    let v = chomp(data);
+                    if data.len() >= 4096 {
+                        return Err(err(libc::EINVAL, path, "override longer than a page"));
+                    }
+                    let v = (!v.is_empty()).then(|| v.to_string());
+                    self.tree
+                        .set_driver_override(&addr, v.as_deref())
+                        .map_err(|e| eio(path, e))?;
+                    if let Some(f) = self.funcs.get_mut(&addr) {
+                        f.driver_override = v;
+                    }
+                    Ok(StoreEffect::Done)
+                }
+                _ => Err(err(
+                    libc::EOPNOTSUPP,
+                    path,
+                    format!("writing `{attr}` is not simulated"),
+                )),
+            };
+        }
+        if path == "sys/bus/pci/drivers_probe" {
+            let addr = chomp(data).to_string();
+            if !self.funcs.contains_key(&addr) {
+                return Err(err(libc::ENODEV, path, format!("no PCI device {addr}")));
+            }
+            if self.funcs[&addr].driver.is_none() {
+                self.probe(&addr)?;
+            }
+            return Ok(StoreEffect::Done);
+        }
+        if let Some(driver) = dir.strip_prefix("sys/bus/pci/drivers/")
+            && self.drivers.contains(driver)
+        {
+            let driver = driver.to_string();
+            return self.store_driver_attr(path, &driver, attr, data);
+        }
+        if attr == "mtu"
+            && let Some(addr) = self.netdev_dirs.get(dir).cloned()
+        {
+            return self.store_mtu(path, &addr, data);
+        }
+        Err(err(
+            libc::EOPNOTSUPP,
+            path,
+            "writing this file is not simulated",
+        ))
+    }
+
+    fn store_numvfs(
+        &mut self,
+        path: &str,
+        addr: &str,
+        data: &str,
+    ) -> Result<StoreEffect, StoreError> {
+        let n = parse_uint(data)
+            .filter(|n| *n <= u16::MAX as u64)
+            .ok_or_else(|| {
+                err(
+                    libc::EINVAL,
+                    path,
+                    format!("{:?} is not a number", chomp(data)),
+                )
+            })? as u32;
+        let f = &self.funcs[addr];
+        let Kind::Pf {
+            spec,
+            numvfs,
+            totalvfs,
+            ..
+        } = f.kind
+        else {
+            return Err(err(libc::EINVAL, path, "not a PF"));
+        };
+        if n > totalvfs {
+            return Err(err(
+                libc::ERANGE,
+                path,
+                format!("{n} VFs requested; sriov_totalvfs is {totalvfs}"),
+            ));
+        }
+        if n == numvfs {
+            return Ok(StoreEffect::Done);
+        }
+        let Some(driver) = f.driver.clone() else {
+            return Err(err(
+                libc::ENOENT,
+                path,
+                "no driver bound to device; cannot configure SR-IOV",
+            ));
+        };
+        if driver != f.model.pf_driver {
+            return Err(err(
+                libc::ENOENT,
+                path,
+                format!("driver {driver} does not support SR-IOV configuration"),
+            ));
+        }
+        if n == 0 {
+            self.disable_vfs(addr).map_err(|e| eio(path, e))?;
+            return Ok(StoreEffect::Done);
+        }
+        if numvfs != 0 {
+            return Err(err(
+                libc::EBUSY,
+                path,
+                format!("{numvfs} VFs already enabled. Disable before enabling {n} VFs"),
+            ));
+        }
+        if self.spec.pfs[spec].faults.numvfs_enomem {
+            return Err(err(
+                libc::ENOMEM,
+                path,
+                "injected fault: VF resources could not be allocated",
+            ));
+        }
+        let late = self.spec.pfs[spec].faults.vfs_late_ms;
+        if late > 0 {
+            let generation = self.set_numvfs_only(addr, n).map_err(|e| eio(path, e))?;
+            return Ok(StoreEffect::LateVfs {
+                pf: addr.to_string(),
+                generation,
+                after: Duration::from_millis(late),
+            });
+        }
+        self.enable_vfs(addr, n, path)?;
+        Ok(StoreEffect::Done)
+    }
+
+    fn store_driver_attr(
+        &mut self,
+        path: &str,
+        driver: &str,
+        attr: &str,
+        data: &str,
+    ) -> Result<StoreEffect, StoreError> {
+        match attr {
+            "bind" => {
+                let addr = chomp(data);
+                let Some(f) = self.funcs.get(addr) else {
+                    return Err(err(libc::ENODEV, path, format!("no PCI device {addr}")));
+                };
+                if !self.driver_matches(driver, f) {
+                    return Err(err(
+                        libc::ENODEV,
+                        path,
+                        format!("driver {driver} does not handle device {addr}"),
+                    ));
+                }
+                if let Some(cur) = &f.driver {
+                    return Err(err(
+                        libc::EBUSY,
+                        path,
+                        format!("device {addr} is already bound to {cur}"),
+                    ));
+                }
+                self.attach(addr, driver)?;
+                Ok(StoreEffect::Done)
+            }
+            "unbind" => {
+                let addr = chomp(data);
+                match self.funcs.get(addr) {
+                    Some(f) if f.driver.as_deref() == Some(driver) => {
+                        self.detach(addr)?;
+                        Ok(StoreEffect::Done)
+                    }
+                    _ => Err(err(
+                        libc::ENODEV,
+                        path,
+                        format!("device {addr} is not bound to {driver}"),
+                    )),
+                }
+            }
+            "new_id" | "remove_id" => {
+                let fields: Vec<u32> = chomp(data)
+                    .split_whitespace()
+                    .map_while(|s| u32::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+                    .collect();
+                if fields.len() < 2 || fields[0] > 0xffff || fields[1] > 0xffff {
+                    return Err(err(libc::EINVAL, path, "expected \"VENDOR DEVICE\" in hex"));
+                }
+                let id = (fields[0] as u16, fields[1] as u16);
+                let ids = self.dynamic_ids.entry(driver.to_string()).or_default();
+                if attr == "remove_id" {
+                    if !ids.remove(&id) {
+                        return Err(err(libc::ENODEV, path, "no such dynamic id"));
+                    }
+                    return Ok(StoreEffect::Done);
+                }
+                if !ids.insert(id) {
+                    return Err(err(libc::EEXIST, path, "dynamic id already added"));
+                }
+                // driver_attach(): probe every unbound device it now matches.
+                let candidates: Vec<String> = self
+                    .funcs
+                    .iter()
+                    .filter(|(_, f)| f.driver.is_none() && self.driver_matches(driver, f))
+                    .map(|(a, _)| a.clone())
+                    .collect();
+                for addr in candidates {
+                    self.attach(&addr, driver)?;
+                }
+                Ok(StoreEffect::Done)
+            }
+            _ => Err(err(
+                libc::EOPNOTSUPP,
+                path,
+                format!("writing `{attr}` is not simulated"),
+            )),
+        }
+    }
+
+    fn store_mtu(&mut self, path: &str, addr: &str, data: &str) -> Result<StoreEffect, StoreError> {
+        let mtu = parse_uint(data).ok_or_else(|| err(libc::EINVAL, path, "MTU is not a number"))?;
+        let f = &self.funcs[addr];
+        let max = f.model.max_mtu as u64;
+        if !(68..=max).contains(&mtu) {
+            return Err(err(
+                libc::EINVAL,
+                path,
+                format!("MTU {mtu} outside 68..={max}"),
+            ));
+        }
+        let mtu = mtu as u32;
+        let nd = f.netdev.clone().expect("netdev dir maps to a netdev");
+        if nd.backed
+            && let Some(b) = self.backend.as_mut()
+        {
+            b.set_mtu(&nd.name, mtu)
+                .map_err(|e| err(e.raw_os_error().unwrap_or(libc::EIO), path, e.to_string()))?;
+        }
+        self.tree
+            .sink()
+            .write_file(path, &format!("{mtu}\n"), true)
+            .map_err(|e| eio(path, e))?;
+        if let Some(n) = self.funcs.get_mut(addr).and_then(|f| f.netdev.as_mut()) {
+            n.mtu = mtu;
+        }
+        Ok(StoreEffect::Done)
+    }
+
+    fn driver_matches(&self, driver: &str, f: &Func) -> bool {
+        if let Some(o) = &f.driver_override {
+            return o == driver;
+        }
+        NicModel::driver_handles(driver, f.vendor, f.device)
+            || self
+                .dynamic_ids
+                .get(driver)
+                .is_some_and(|ids| ids.contains(&(f.vendor, f.device)))
+    }
+
+    /// Binds an unbound device to the first registered driver that matches
+    /// it (driver_override first), as the bus's probe does. Nothing matching
+    /// is not an error.
+    fn probe(&mut self, addr: &str) -> Result<(), StoreError> {
+        let f = &self.funcs[addr];
+        let found = self
+            .drivers
+            .iter()
+            .find(|d| self.driver_matches(d, f))
+            .cloned();
+        if let Some(d) = found {
+            self.attach(addr, &d)?;
+        }
+        Ok(())
+    }
+
+    fn alloc_group(&mut self) -> u32 {
+        if let Some(g) = self.free_groups.pop_first() {
+            return g;
+        }
+        let g = self.next_group;
+        self.next_group += 1;
+        g
+    }
+
+    fn devpath(dir: &str) -> String {
+        format!("/{}", dir.strip_prefix("sys/").unwrap_or(dir))
+    }
+
+    fn emit(
+        &mut self,
+        action: &str,
+        devpath: String,
+        subsystem: &str,
+        vars: Vec<(String, String)>,
+    ) {
+        self.seqnum += 1;
+        self.events.push(Uevent {
+            action: action.into(),
+            devpath,
+            subsystem: subsystem.into(),
+            vars,
+            seqnum: self.seqnum,
+        });
+    }
+
+    fn pci_vars(&self, addr: &str, f: &Func, driver: Option<&str>) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        if let Some(d) = driver {
+            v.push(("DRIVER".into(), d.to_string()));
+        }
+        v.push(("PCI_CLASS".into(), "20000".into()));
+        v.push((
+            "PCI_ID".into(),
+            format!("{:04X}:{:04X}", f.vendor, f.device),
+        ));
+        v.push((
+            "PCI_SUBSYS_ID".into(),
+            format!("{:04X}:{:04X}", f.vendor, f.model.subsystem_device),
+        ));
+        v.push(("PCI_SLOT_NAME".into(), addr.to_string()));
+        v.push((
+            "MODALIAS".into(),
+            format!(
+                "pci:v{:08X}d{:08X}sv{:08X}sd{:08X}bc02sc00i00",
+                f.vendor, f.device, f.vendor, f.model.subsystem_device
+            ),
+        ));
+        v
+    }
+
+    fn add_pf(&mut self, spec_idx: usize, pf: &PfSpec) -> io::Result<()> {
+        let m = pf.nic();
+        let group = self.spec.iommu.then(|| self.alloc_group());
+        let mut pci = PciFunction::ethernet(&pf.address, m.vendor, m.pf_device);
+        pci.subsystem_device = m.subsystem_device;
+        pci.numa_node = pf.numa;
+        pci.iommu_group = group;
+        if pf.address[5..7] == *"00" {
+            // A root-complex integrated device sits right under the host bridge.
+            pci.parent = format!("pci{}:00", &pf.address[..4]);
+        }
+        self.tree.add_function(&pci)?;
+        let dir = self
+            .tree
+            .device_dir(&pf.address)
+            .expect("just added")
+            .to_string();
+        let (offset, stride) = m.offset_stride(pf.function());
+        let totalvfs = pf.total_vfs();
+        if m.has_sriov() {
+            self.tree.set_sriov(
+                &pf.address,
+                &SriovCaps {
+                    totalvfs,
+                    numvfs: 0,
+                    offset,
+                    stride,
+                    vf_device: m.vf_device.unwrap_or(0),
+                    drivers_autoprobe: pf.autoprobe,
+                },
+            )?;
+        }
+        self.dir_to_addr.insert(dir.clone(), pf.address.clone());
+        self.funcs.insert(
+            pf.address.clone(),
+            Func {
+                model: m,
+                vendor: m.vendor,
+                device: m.pf_device,
+                kind: Kind::Pf {
+                    spec: spec_idx,
+                    numvfs: 0,
+                    totalvfs,
+                    offset,
+                    stride,
+                    autoprobe: pf.autoprobe,
+                    created: 0,
+                    generation: 0,
+                },
+                numa: pf.numa,
+                group,
+                driver: None,
+                driver_override: None,
+                netdev: None,
+                rdma: None,
+                dir,
+            },
+        );
+        Ok(())
+    }
+
+    fn vf_addr(&self, pf: &str, index: u32) -> Option<String> {
+        let Kind::Pf { offset, stride, .. } = self.funcs.get(pf)?.kind else {
+            return None;
+        };
+        crate::tree::vf_address(pf, offset, stride, index)
+    }
+
+    /// Writes `sriov_numvfs` and bumps the PF's generation without
+    /// creating VFs (they come later). Returns the generation.
+    fn set_numvfs_only(&mut self, pf: &str, n: u32) -> io::Result<u64> {
+        self.tree.set_numvfs(pf, n)?;
+        let Some(Func {
+            kind: Kind::Pf {
+                numvfs, generation, ..
+            },
+            ..
+        }) = self.funcs.get_mut(pf)
+        else {
+            return Ok(0);
+        };
+        *numvfs = n;
+        *generation += 1;
+        Ok(*generation)
+    }
+
+    /// Creates VFs that a `vfs_late_ms` write announced, if the PF has not
+    /// changed since (same `generation`).
+    pub fn create_late_vfs(&mut self, pf: &str, generation: u64) -> Result<(), StoreError> {
+        let Some(Func {
+            kind:
+                Kind::Pf {
+                    numvfs,
+                    generation: g,
+                    created,
+                    ..
+                },
+            ..
+        }) = self.funcs.get(pf)
+        else {
+            return Ok(());
+        };
+        if *g != generation || *created >= *numvfs {
+            return Ok(());
+        }
+        let n = *numvfs;
+        self.create_vfs(pf, n, "late VF creation")
+    }
+
+    fn enable_vfs(&mut self, pf: &str, n: u32, path: &str) -> Result<(), StoreError> {
+        self.set_numvfs_only(pf, n).map_err(|e| eio(path, e))?;
+        self.create_vfs(pf, n, path)
+    }
+
+    fn create_vfs(&mut self, pf: &str, n: u32, path: &str) -> Result<(), StoreError> {
+        let pf_func = self.funcs[pf].clone();
+        let Kind::Pf {
+            autoprobe, created, ..
+        } = pf_func.kind
+        else {
+            return Ok(());
+        };
+        let model = pf_func.model;
+        let vf_device = model.vf_device.unwrap_or(0);
+        for index in created..n {
+            let vf = self
+                .vf_addr(pf, index)
+                .ok_or_else(|| err(libc::ENOMEM, path, "VF routing ID beyond bus ff"))?;
+            let group = self.spec.iommu.then(|| self.alloc_group());
+            let mut pci = PciFunction::ethernet(&vf, model.vendor, vf_device);
+            pci.parent = self
+                .tree
+                .device_dir(pf)
+                .and_then(|d| d.strip_prefix("sys/devices/"))
+                .and_then(|d| d.rsplit_once('/'))
+                .map(|(parent, _)| parent.to_string())
+                .unwrap_or(pci.parent);
+            pci.subsystem_device = model.subsystem_device;
+            pci.numa_node = pf_func.numa;
+            pci.iommu_group = group;
+            self.tree.add_function(&pci).map_err(|e| eio(path, e))?;
+            self.tree
+                .link_vf(pf, index, &vf)
+                .map_err(|e| eio(path, e))?;
+            let dir = self.tree.device_dir(&vf).expect("just added").to_string();
+            self.dir_to_addr.insert(dir.clone(), vf.clone());
+            let func = Func {
+                model,
+                vendor: model.vendor,
+                device: vf_device,
+                kind: Kind::Vf {
+                    pf: pf.to_string(),
+                    index,
+                },
+                numa: pf_func.numa,
+                group,
+                driver: None,
+                driver_override: None,
+                netdev: None,
+                rdma: None,
+                dir: dir.clone(),
+            };
+            let vars = self.pci_vars(&vf, &func, None);
+            self.funcs.insert(vf.clone(), func);
+            self.emit("add", Self::devpath(&dir), "pci", vars);
+            if let Some(Func {
+                kind: Kind::Pf { created, .. },
+                ..
+            }) = self.funcs.get_mut(pf)
+            {
+                *created = index + 1;
+            }
+            if autoprobe {
+                self.probe(&vf)?;
+            }
+        }
+        let pf_dir = pf_func.dir.clone();
+        self.emit("change", Self::devpath(&pf_dir), "pci", vec![]);
+        Ok(())
+    }
+
+    fn disable_vfs(&mut self, pf: &str) -> io::Result<()> {
+        let Kind::Pf { created, .. } = self.funcs[pf].kind else {
+            return Ok(());
+        };
+        let to_io = |e: StoreError| io::Error::other(e.to_string());
+        for index in (0..created).rev() {
+            let Some(vf) = self.vf_addr(pf, index) else {
+                continue;
+            };
+            if !self.funcs.contains_key(&vf) {
+                continue;
+            }
+            self.detach(&vf).map_err(to_io)?;
+            let f = self.funcs.remove(&vf).expect("checked");
+            self.tree.unlink_vf(pf, index)?;
+            self.tree.remove_function(&vf)?;
+            if let Some(g) = f.group {
+                self.tree
+                    .sink()
+                    .remove_all(&format!("sys/kernel/iommu_groups/{g}"))?;
+                self.free_groups.insert(g);
+            }
+            self.dir_to_addr.remove(&f.dir);
+            let vars = self.pci_vars(&vf, &f, None);
+            self.emit("remove", Self::devpath(&f.dir), "pci", vars);
+        }
+        self.set_numvfs_only(pf, 0)?;
+        if let Some(Func {
+            kind: Kind::Pf { created, .. },
+            ..
+        }) = self.funcs.get_mut(pf)
+        {
+            *created = 0;
+        }
+        let dir = self.funcs[pf].dir.clone();
+        self.emit("change", Self::devpath(&dir), "pci", vec![]);
+        Ok(())
+    }
+
+    /// Binds `addr` to `driver` and runs the driver's probe: netdev, RDMA
+    /// device or vfio group.
+    fn attach(&mut self, addr: &str, driver: &str) -> Result<(), StoreError> {
+        let path = format!("sys/bus/pci/drivers/{driver}/bind");
+        self.tree.bind(addr, driver).map_err(|e| eio(&path, e))?;
+        self.drivers.insert(driver.to_string());
+        let mut f = self.funcs[addr].clone();
+        f.driver = Some(driver.to_string());
+        let m = f.model;
+        let is_netdev_driver =
+            driver != VFIO_PCI && (driver == m.pf_driver || Some(driver) == m.vf_driver);
+        if is_netdev_driver {
+            let (name, mac, speed, operstate) = match &f.kind {
+                Kind::Pf { spec, .. } => {
+                    let s = &self.spec.pfs[*spec];
+                    (s.ifname.clone(), catalog::pf_mac(m, addr), m.speed, "up")
+                }
+                Kind::Vf { pf, index } => {
+                    let Kind::Pf { spec, .. } = self.funcs[pf].kind else {
+                        unreachable!("a VF's parent is a PF")
+                    };
+                    let pfname = &self.spec.pfs[spec].ifname;
+                    (
+                        format!("{pfname}v{index}"),
+                        catalog::vf_mac(addr),
+                        m.speed,
+                        "down",
+                    )
+                }
+            };
+            let mtu = match &f.kind {
+                Kind::Pf { spec, .. } => self.spec.pfs[*spec].mtu,
+                Kind::Vf { .. } => 1500,
+            };
+            let mut backed = false;
+            let ifindex = match (&f.kind, self.backend.as_mut()) {
+                (Kind::Vf { .. }, Some(b)) => {
+                    backed = true;
+                    b.create(&name, &mac, mtu).map_err(|e| {
+                        // The driver's probe failed: leave the device unbound.
+                        let _ = self.tree.unbind(addr);
+                        err(
+                            e.raw_os_error().unwrap_or(libc::EIO),
+                            &path,
+                            format!("cannot create the veth {name} backing the VF: {e}"),
+                        )
+                    })?
+                }
+                _ => {
+                    let i = self.next_ifindex;
+                    self.next_ifindex += 1;
+                    i
+                }
+            };
+            let mut nd = Netdev::ethernet(&name, &mac, ifindex);
+            nd.mtu = mtu;
+            nd.speed = Some(speed);
+            nd.operstate = operstate.into();
+            if operstate == "down" {
+                nd.carrier = None;
+            }
+            let subdir = m.netdev_subdir.unwrap_or("");
+            self.tree
+                .add_netdev_under(addr, subdir, &nd)
+                .map_err(|e| eio(&path, e))?;
+            let ndir = if subdir.is_empty() {
+                format!("{}/net/{name}", f.dir)
+            } else {
+                format!("{}/{subdir}/net/{name}", f.dir)
+            };
+            self.netdev_dirs.insert(ndir.clone(), addr.to_string());
+            self.emit(
+                "add",
+                Self::devpath(&ndir),
+                "net",
+                vec![
+                    ("INTERFACE".into(), name.clone()),
+                    ("IFINDEX".into(), ifindex.to_string()),
+                ],
+            );
+            f.netdev = Some(NetdevState {
+                name,
+                dir: ndir,
+                mtu,
+                backed,
+            });
+            if m.rdma {
+                let rdma = format!("mlx5_{}", self.next_rdma);
+                self.next_rdma += 1;
+                self.tree.add_rdma(addr, &rdma).map_err(|e| eio(&path, e))?;
+                self.emit(
+                    "add",
+                    Self::devpath(&format!("{}/infiniband/{rdma}", f.dir)),
+                    "infiniband",
+                    vec![("NAME".into(), rdma.clone())],
+                );
+                f.rdma = Some(rdma);
+            }
+        }
+        if driver == VFIO_PCI
+            && let Some(g) = f.group
+        {
+            self.tree.add_vfio_group(g).map_err(|e| eio(&path, e))?;
+            self.vfio_groups.insert(g);
+            self.emit(
+                "add",
+                format!("/devices/virtual/vfio/{g}"),
+                "vfio",
+                vec![("DEVNAME".into(), format!("vfio/{g}"))],
+            );
+        }
+        let vars = self.pci_vars(addr, &f, Some(driver));
+        let dir = f.dir.clone();
+        self.funcs.insert(addr.to_string(), f);
+        self.emit("bind", Self::devpath(&dir), "pci", vars);
+        Ok(())
+    }
+
+    /// Unbinds `addr` and runs the driver's remove: a PF driver disables
+    /// SR-IOV first; netdevs, RDMA devices and vfio groups go away.
+    fn detach(&mut self, addr: &str) -> Result<(), StoreError> {
+        let Some(f) = self.funcs.get(addr).cloned() else {
+            return Ok(());
+        };
+        let Some(driver) = f.driver.clone() else {
+            return Ok(());
+        };
+        let path = format!("sys/bus/pci/drivers/{driver}/unbind");
+        if let Kind::Pf { created, .. } = f.kind
+            && created > 0
+            && driver == f.model.pf_driver
+        {
+            self.disable_vfs(addr).map_err(|e| eio(&path, e))?;
+        }
+        let mut f = self.funcs[addr].clone();
+        if let Some(rdma) = f.rdma.take() {
+            self.emit(
+                "remove",
+                Self::devpath(&format!("{}/infiniband/{rdma}", f.dir)),
+                "infiniband",
+                vec![("NAME".into(), rdma.clone())],
+            );
+            self.tree
+                .sink()
+                .remove_all(&format!("sys/class/infiniband/{rdma}"))
+                .and_then(|()| {
+                    self.tree
+                        .sink()
+                        .remove_all(&format!("{}/infiniband", f.dir))
+                })
+                .map_err(|e| eio(&path, e))?;
+        }
+        if let Some(nd) = f.netdev.take() {
+            if nd.backed
+                && let Some(b) = self.backend.as_mut()
+                && let Err(e) = b.delete(&nd.name)
+            {
+                tracing::warn!(netdev = %nd.name, error = %e, "cannot delete the backing veth");
+            }
+            let subdir = f.model.netdev_subdir.unwrap_or("");
+            self.tree
+                .remove_netdev_under(addr, subdir, &nd.name)
+                .map_err(|e| eio(&path, e))?;
+            // The `net` glue directory (or the virtio child device) goes
+            // with the last netdev.
+            let glue = if subdir.is_empty() {
+                format!("{}/net", f.dir)
+            } else {
+                format!("{}/{subdir}", f.dir)
+            };
+            self.tree
+                .sink()
+                .remove_all(&glue)
+                .map_err(|e| eio(&path, e))?;
+            self.netdev_dirs.remove(&nd.dir);
+            self.emit(
+                "remove",
+                Self::devpath(&nd.dir),
+                "net",
+                vec![("INTERFACE".into(), nd.name.clone())],
+            );
+        }
+        if driver == VFIO_PCI
+            && let Some(g) = f.group
+            && self.vfio_groups.remove(&g)
+        {
+            self.tree.remove_vfio_group(g).map_err(|e| eio(&path, e))?;
+            self.emit(
+                "remove",
+                format!("/devices/virtual/vfio/{g}"),
+                "vfio",
+                vec![("DEVNAME".into(), format!("vfio/{g}"))],
+            );
+        }
+        self.tree.unbind(addr).map_err(|e| eio(&path, e))?;
+        f.driver = None;
+        let vars = self.pci_vars(addr, &f, None);
+        let dir = f.dir.clone();
+        self.funcs.insert(addr.to_string(), f);
+        self.emit("unbind", Self::devpath(&dir), "pci", vars);
+        Ok(())
+    }
+}
+
+/// `proc/net/route` for a node: a default route through its first
+/// non-SR-IOV NIC (the management interface), so route-based "is this
+/// interface in use" checks see it as active.
+pub fn proc_net_route(spec: &NodeSpec) -> String {
+    let mut s = String::from(
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n",
+    );
+    if let Some(pf) = spec.pfs.iter().find(|p| !p.nic().has_sriov()) {
+        s.push_str(&format!(
+            "{}\t00000000\t0102A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n",
+            pf.ifname
+        ));
+        s.push_str(&format!(
+            "{}\t0002A8C0\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0\n",
+            pf.ifname
+        ));
+    }
+    s
+}
+
+/// Writes the static tree of `spec` under `root` (`sys/`, `dev/vfio/`,
+/// `proc/net/route`).
+pub fn write_static_tree(root: &std::path::Path, spec: &NodeSpec) -> io::Result<()> {
+    let sink = crate::tree::DiskSink::new(root);
+    let k = SimKernel::boot(sink, spec.clone(), None)?;
+    drop(k);
+    let proc_net = root.join("proc/net");
+    std::fs::create_dir_all(&proc_net)?;
+    std::fs::write(proc_net.join("route"), proc_net_route(spec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsing_follows_kstrto() {
+        assert_eq!(parse_uint("4\n"), Some(4));
+        assert_eq!(parse_uint("0x10"), Some(16));
+        assert_eq!(parse_uint("010"), Some(8));
+        assert_eq!(parse_uint("abc"), None);
+        assert_eq!(parse_uint("4 \n"), None);
+        assert_eq!(parse_uint(""), None);
+        assert_eq!(parse_bool("on\n"), Some(true));
+        assert_eq!(parse_bool("0"), Some(false));
+        assert_eq!(parse_bool("x"), None);
+    }
+
+    #[test]
+    fn mixed_static_tree_has_the_kernel_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_static_tree(tmp.path(), &NodeSpec::mixed()).unwrap();
+        let sys = tmp.path().join("sys");
+        let pf = sys.join("bus/pci/devices/0000:3b:00.0");
+        assert_eq!(
+            std::fs::read_to_string(pf.join("sriov_numvfs")).unwrap(),
+            "4\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(pf.join("sriov_offset")).unwrap(),
+            "16\n"
+        );
+        let vf0 = std::fs::canonicalize(pf.join("virtfn0")).unwrap();
+        assert!(vf0.ends_with("0000:3b:02.0"), "{vf0:?}");
+        assert!(vf0.join("net/ens1f0v0/address").exists());
+        assert!(
+            std::fs::read_link(vf0.join("driver"))
+                .unwrap()
+                .ends_with("iavf")
+        );
+        assert_eq!(
+            std::fs::read_to_string(vf0.join("numa_node")).unwrap(),
+            "0\n"
+        );
+        let cx = sys.join("bus/pci/devices/0000:af:00.0");
+        assert!(cx.join("infiniband").read_dir().unwrap().next().is_some());
+        let cxvf = std::fs::canonicalize(cx.join("virtfn1")).unwrap();
+        assert!(cxvf.ends_with("0000:af:00.3"), "{cxvf:?}");
+        assert!(cxvf.join("net/ens3f0np0v1").exists());
+        assert!(sys.join("class/net/enp0s3").exists());
+        assert!(
+            std::fs::read_to_string(tmp.path().join("proc/net/route"))
+                .unwrap()
+                .contains("enp0s3\t00000000")
+        );
+        // Every function has its own IOMMU group.
+        let groups = std::fs::read_dir(sys.join("kernel/iommu_groups"))
+            .unwrap()
+            .count();
+        assert_eq!(groups, 6 + 4 + 2);
+    }
+
+    #[test]
+    fn vf_drivers_per_index_bind_vfio() {
+        let yaml = "pfs: [{model: e810, address: '0000:3b:00.0', ifname: p0, vfs: 2, vf_drivers: {1: vfio-pci}}]";
+        let spec = NodeSpec::from_yaml(yaml, "t").unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        write_static_tree(tmp.path(), &spec).unwrap();
+        let vf1 = tmp.path().join("sys/bus/pci/devices/0000:3b:02.1");
+        assert!(
+            std::fs::read_link(vf1.join("driver"))
+                .unwrap()
+                .ends_with("vfio-pci")
+        );
+        assert!(!vf1.join("net").join("p0v1").exists());
+        let g = std::fs::read_link(vf1.join("iommu_group")).unwrap();
+        let g = g.file_name().unwrap().to_str().unwrap();
+        assert!(tmp.path().join("dev/vfio").join(g).exists());
+    }
+}
