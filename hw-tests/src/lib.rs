@@ -1,1 +1,90 @@
-//! Hardware-lane tests live in `tests/`; this library holds what they share.
+//! What the hardware-lane tests share: which PF to use (from the
+//! environment), a lock so tests in one binary never use a PF at the same
+//! time, sysfs reads and writes that keep the errno, `ip` (iproute2) calls,
+//! and guards that restore the PF's VF count and delete network namespaces
+//! even when a test fails.
+//!
+//! The tests in `tests/` run on any SR-IOV PF the kernel drives:
+//! - in the QEMU lane (`hw-tests/run-vm.sh`), on two emulated Intel 82576
+//!   (`igb`) PFs; the guest's init sets `SRIOV_HW_PF`, `SRIOV_HW_PF2` and
+//!   `SRIOV_HW_REQUIRED=1`;
+//! - on real NICs, when the user sets `SRIOV_HW_PF` (see docs/hw-tests.md).
+//!
+//! Without `SRIOV_HW_PF` a test prints `SKIP` and passes, unless
+//! `SRIOV_HW_REQUIRED=1`, in which case it fails.
+
+pub mod iproute;
+pub mod netns;
+pub mod pf;
+pub mod sysfs;
+
+use std::path::PathBuf;
+
+pub use pf::{HwPf, NumVfsGuard, PfLock, pf, pf2};
+
+/// What failed in a hardware-lane helper.
+#[derive(Debug, thiserror::Error)]
+pub enum HwError {
+    /// A sysfs (or other file) read or write failed.
+    #[error("{op} {path}: {source} (errno {errno})", errno = source.raw_os_error().unwrap_or(0))]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A command could not be started or exited non-zero.
+    #[error("`{cmd}` failed ({status}): {stderr}")]
+    Command {
+        cmd: String,
+        status: String,
+        stderr: String,
+    },
+    /// Something the kernel should do did not happen in time.
+    #[error("timed out after {secs:.1}s waiting for {what}")]
+    Timeout { what: String, secs: f64 },
+    /// The kernel or a tool reported something this code cannot read.
+    #[error("cannot parse {what}: {detail}")]
+    Parse { what: String, detail: String },
+}
+
+impl HwError {
+    /// The errno of a failed read or write, if that is what this is.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            HwError::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, for at most `secs`.
+pub fn wait_for<T>(
+    what: &str,
+    secs: f64,
+    mut check: impl FnMut() -> Option<T>,
+) -> Result<T, HwError> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return Ok(v);
+        }
+        if start.elapsed().as_secs_f64() > secs {
+            return Err(HwError::Timeout {
+                what: what.to_string(),
+                secs,
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A name unique to this process and call, for netns and interfaces
+/// (at most 15 bytes, the kernel's interface name limit).
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let name = format!("{prefix}{}x{n}", std::process::id() % 100_000);
+    name.chars().take(15).collect()
+}

@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# The QEMU hardware lane: runs the hw-tests inside a VM with two emulated
+# SR-IOV NICs (QEMU `igb`, Intel 82576, 7 VFs per PF) under a stock Debian
+# kernel with the real igb / igbvf / vfio-pci drivers.
+#
+#   1. builds the hw-tests test binaries (and dpdk-bind) with cargo;
+#   2. assembles a kernel + module set, cached under
+#      ${XDG_CACHE_HOME:-$HOME/.cache}/sriov-rs/hw, keyed on the Debian
+#      kernel package version (downloaded with apt-get download, never
+#      installed);
+#   3. packs a busybox initramfs with the test binaries and their libraries;
+#   4. boots QEMU (TCG; user-mode netdevs, no traffic leaves the machine),
+#      runs every test binary with --test-threads=1 and reads the result from
+#      the serial console.
+#
+# Exit status: 0 when every test passed (or the lane was skipped), 1 on a
+# test failure, a guest that did not report, or a timeout.
+#
+# Environment:
+#   SRIOV_REQUIRE_LANES  contains `qemu` or `all`: a missing QEMU lane fails
+#                        instead of printing SKIP (CI sets `all`)
+#   SRIOV_HW_TIMEOUT     hard limit on the VM in seconds (default 300)
+#   SRIOV_HW_FILTER      test name filter passed to every test binary
+#   SRIOV_HW_KEEP=1      keep the work directory (initramfs, console log)
+#   SRIOV_HW_KERNEL_PKG  Debian kernel meta package (default linux-image-amd64)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH:/usr/sbin:/sbin"
+
+TIMEOUT="${SRIOV_HW_TIMEOUT:-300}"
+KERNEL_META="${SRIOV_HW_KERNEL_PKG:-linux-image-amd64}"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/sriov-rs/hw"
+# Modules the guest loads, in this order (with their dependencies). A module
+# that a newer kernel builds in or merged (vfio_virqfd into vfio) is skipped.
+MODULES=(igb igbvf vfio vfio_iommu_type1 vfio_virqfd vfio-pci-core vfio-pci veth)
+RESULT_MARKER="SRIOV-HW-RESULT"
+
+say() { echo "hw-tests: $*"; }
+
+lane_required() {
+  local l
+  IFS=',' read -ra lanes <<<"${SRIOV_REQUIRE_LANES:-}"
+  for l in "${lanes[@]}"; do
+    l="${l// /}"
+    [ "$l" = all ] || [ "$l" = qemu ] && return 0
+  done
+  return 1
+}
+
+# The lane cannot run here: a failure when CI requires it, else a skip.
+unavailable() {
+  if lane_required; then
+    echo "hw-tests: FAIL: the QEMU lane is required (SRIOV_REQUIRE_LANES=${SRIOV_REQUIRE_LANES}) but cannot run: $*" >&2
+    echo "hw-tests: run 'make setup' as root to install it (hw-tests/setup.sh)" >&2
+    exit 1
+  fi
+  echo "SKIP hw-tests (QEMU lane): $* (run 'make setup' as root to enable it)"
+  exit 0
+}
+
+# ---- what the lane needs on the host -------------------------------------
+command -v qemu-system-x86_64 >/dev/null || unavailable "qemu-system-x86_64 is not installed"
+qemu-system-x86_64 -device help 2>/dev/null | grep -q '"igb"' ||
+  unavailable "$(qemu-system-x86_64 --version | head -n1) has no igb device (needs QEMU >= 8, bookworm-backports)"
+for tool in cpio depmod modprobe apt-get apt-cache dpkg jq objcopy ldd timeout; do
+  command -v "$tool" >/dev/null || unavailable "$tool is not installed"
+done
+BUSYBOX=/bin/busybox
+[ -x "$BUSYBOX" ] && ! ldd "$BUSYBOX" >/dev/null 2>&1 ||
+  unavailable "no static busybox at $BUSYBOX (apt-get install busybox-static)"
+command -v cargo >/dev/null || unavailable "cargo is not installed"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/sriov-hw.XXXXXX")"
+QEMU_PID=""
+cleanup() {
+  local rc=$?
+  if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
+    kill "$QEMU_PID" 2>/dev/null || true
+    wait "$QEMU_PID" 2>/dev/null || true
+  fi
+  if [ "${SRIOV_HW_KEEP:-0}" = 1 ]; then
+    say "kept $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- 1. test binaries -----------------------------------------------------
+say "building the hw-tests binaries"
+cargo test -p sriov-hw-tests --no-run --message-format=json-render-diagnostics >"$WORK/build.json"
+# name<TAB>path for every test executable of the hw-tests package
+jq -r 'select(.reason == "compiler-artifact" and .profile.test == true
+              and .executable != null
+              and (.target.kind | index("test") or index("lib")))
+       | select(.package_id | test("hw-tests"))
+       | "\(.target.name)\t\(.executable)"' "$WORK/build.json" | sort -u >"$WORK/tests.tsv"
+if [ ! -s "$WORK/tests.tsv" ]; then
+  echo "hw-tests: FAIL: cargo built no hw-tests test binaries" >&2
+  exit 1
+fi
+
+DPDK_BIND=""
+if cargo metadata --no-deps --format-version 1 |
+  jq -e '.packages[].targets[] | select(.name == "dpdk-bind" and (.kind | index("bin")))' >/dev/null; then
+  say "building dpdk-bind"
+  DPDK_BIND="$(cargo build -p dpdk-bind --bin dpdk-bind --message-format=json-render-diagnostics |
+    jq -r 'select(.reason == "compiler-artifact" and .executable != null and .target.name == "dpdk-bind") | .executable' | tail -n1)"
+fi
+
+# ---- 2. kernel and modules (cached) ---------------------------------------
+kernel_pkg="$(apt-cache depends "$KERNEL_META" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')"
+kernel_ver=""
+[ -n "$kernel_pkg" ] &&
+  kernel_ver="$(apt-cache show --no-all-versions "$kernel_pkg" 2>/dev/null | awk '/^Version:/ {print $2; exit}')"
+if [ -n "$kernel_pkg" ] && [ -n "$kernel_ver" ]; then
+  KDIR="$CACHE/${kernel_pkg}_${kernel_ver}"
+else
+  # apt knows no kernel package (no lists): use the newest cached one.
+  KDIR="$(ls -d "$CACHE"/linux-image-*/ 2>/dev/null | sort -V | tail -n1)"
+  KDIR="${KDIR%/}"
+  [ -n "$KDIR" ] && [ -f "$KDIR/.complete" ] ||
+    unavailable "apt knows no '$KERNEL_META' package and no kernel is cached in $CACHE (run apt-get update)"
+fi
+
+build_kernel() {
+  local tmp="$KDIR.tmp.$$" x kver line rel src dst
+  rm -rf "$tmp"
+  mkdir -p "$tmp/dl" "$tmp/root"
+  say "downloading $kernel_pkg $kernel_ver (cached in $CACHE)"
+  (cd "$tmp/dl" && apt-get download -q "$kernel_pkg=$kernel_ver" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+  ls "$tmp"/dl/*.deb >/dev/null 2>&1 || unavailable "apt-get download $kernel_pkg=$kernel_ver failed"
+  x="$tmp/x"
+  dpkg -x "$tmp"/dl/*.deb "$x"
+  kver="$(ls "$x/lib/modules")"
+  depmod -b "$x" "$kver"
+  cp "$x/boot/vmlinuz-$kver" "$tmp/vmlinuz"
+  : >"$tmp/root/modules.load"
+  for m in "${MODULES[@]}"; do
+    if ! modprobe -d "$x" -S "$kver" --show-depends "$m" >"$tmp/deps" 2>/dev/null; then
+      say "module $m: not in $kernel_pkg (built in or merged), skipped"
+      continue
+    fi
+    while read -r kind path _; do
+      [ "$kind" = insmod ] || continue
+      rel="${path#"$x"/lib/modules/"$kver"/}"
+      # busybox insmod reads plain .ko files only: decompress.
+      dst="${rel%.xz}"
+      dst="${dst%.zst}"
+      dst="${dst%.gz}"
+      grep -qxF "$dst" "$tmp/root/modules.load" && continue
+      mkdir -p "$tmp/root/lib/modules/$kver/$(dirname "$dst")"
+      src="$path"
+      case "$src" in
+      *.xz) xz -dc "$src" >"$tmp/root/lib/modules/$kver/$dst" ;;
+      *.zst) zstd -qdc "$src" >"$tmp/root/lib/modules/$kver/$dst" ;;
+      *.gz) gzip -dc "$src" >"$tmp/root/lib/modules/$kver/$dst" ;;
+      *) cp "$src" "$tmp/root/lib/modules/$kver/$dst" ;;
+      esac
+      echo "$dst" >>"$tmp/root/modules.load"
+    done <"$tmp/deps"
+  done
+  for f in modules.builtin modules.builtin.modinfo modules.order; do
+    [ -f "$x/lib/modules/$kver/$f" ] && cp "$x/lib/modules/$kver/$f" "$tmp/root/lib/modules/$kver/"
+  done
+  depmod -b "$tmp/root" "$kver"
+  echo "$kver" >"$tmp/kver"
+  rm -rf "$x" "$tmp/dl" "$tmp/deps"
+  touch "$tmp/.complete"
+  # Older kernels in the cache are no longer used.
+  find "$CACHE" -mindepth 1 -maxdepth 1 -name 'linux-image-*' ! -name "$(basename "$tmp")" -exec rm -rf {} +
+  mv "$tmp" "$KDIR"
+}
+mkdir -p "$CACHE"
+[ -f "$KDIR/.complete" ] || build_kernel
+KVER="$(cat "$KDIR/kver")"
+say "kernel $KVER ($(basename "$KDIR"))"
+
+# ---- 3. initramfs ---------------------------------------------------------
+R="$WORK/root"
+mkdir -p "$R"/{bin,sbin,etc,proc,sys,dev,run,tmp,hw,lib,var}
+ln -s ../run "$R/var/run"
+cp "$BUSYBOX" "$R/bin/busybox"
+for applet in $("$BUSYBOX" --list); do
+  [ -e "$R/bin/$applet" ] || ln -s busybox "$R/bin/$applet"
+done
+cp -a "$KDIR/root/lib/modules" "$R/lib/"
+cp "$KDIR/root/modules.load" "$R/etc/modules.load"
+
+# copy_exe SRC DST: the executable and every library ldd lists for it, at the
+# same path in the guest.
+copy_exe() {
+  local src="$1" dst="$2" lib
+  mkdir -p "$(dirname "$R$dst")"
+  rm -f "$R$dst"
+  objcopy --strip-debug "$src" "$R$dst" 2>/dev/null || cp "$src" "$R$dst"
+  chmod +x "$R$dst"
+  for lib in $(ldd "$src" 2>/dev/null | grep -o '/[^ ]*'); do
+    [ -e "$R$lib" ] && continue
+    mkdir -p "$(dirname "$R$lib")"
+    cp -L "$lib" "$R$lib"
+  done
+}
+copy_exe "$(command -v ip)" /bin/ip
+copy_exe "$(command -v strace)" /bin/strace
+[ -n "$DPDK_BIND" ] && copy_exe "$DPDK_BIND" /bin/dpdk-bind
+while IFS=$'\t' read -r name exe; do
+  copy_exe "$exe" "/hw/$name"
+done <"$WORK/tests.tsv"
+# ld.so finds libraries by their multiarch directories through its cache.
+printf '%s\n' /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu /lib64 >"$R/etc/ld.so.conf"
+ldconfig -r "$R" 2>/dev/null || true
+
+filter="${SRIOV_HW_FILTER:-}"
+cat >"$R/init" <<EOF
+#!/bin/sh
+export PATH=/bin:/sbin HOME=/tmp RUST_BACKTRACE=1
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+echo 1 >/proc/sys/kernel/printk
+echo /bin/modprobe >/proc/sys/kernel/modprobe
+echo "hw-guest: up after \$(cut -d' ' -f1 /proc/uptime) s, kernel \$(uname -r)"
+ip link set lo up
+while read -r m; do
+  insmod "/lib/modules/\$(uname -r)/\$m" || echo "hw-guest: insmod \$m failed"
+done </etc/modules.load
+
+# The igb PFs' netdevs, in PCI address order.
+pfs=""
+i=0
+while [ \$i -lt 100 ]; do
+  pfs=\$(for n in /sys/class/net/*; do
+    d=\$(readlink "\$n/device/driver" 2>/dev/null) || continue
+    [ "\${d##*/}" = igb ] && [ -f "\$n/device/sriov_totalvfs" ] || continue
+    echo "\$(basename "\$(readlink "\$n/device")") \${n##*/}"
+  done | sort | cut -d' ' -f2)
+  [ \$(echo \$pfs | wc -w) -ge 2 ] && break
+  i=\$((i + 1))
+  sleep 0.1
+done
+set -- \$pfs
+export SRIOV_HW_PF="\${1:-}" SRIOV_HW_PF2="\${2:-}" SRIOV_HW_REQUIRED=1
+export SRIOV_REQUIRE_LANES=root,netns
+[ -x /bin/dpdk-bind ] && export SRIOV_HW_DPDK_BIND=/bin/dpdk-bind
+echo "hw-guest: PFs \$SRIOV_HW_PF \$SRIOV_HW_PF2"
+
+status=0
+for t in /hw/*; do
+  echo "hw-guest: ==== \${t##*/}"
+  start=\$(cut -d' ' -f1 /proc/uptime)
+  if ! "\$t" --test-threads=1 $filter; then
+    status=1
+    echo "hw-guest: FAILED \${t##*/}"
+  fi
+  echo "hw-guest: \${t##*/} took \$start..\$(cut -d' ' -f1 /proc/uptime) s"
+done
+if [ \$status != 0 ]; then
+  echo "hw-guest: ---- last kernel messages"
+  dmesg | tail -n 40
+fi
+echo "$RESULT_MARKER status=\$status uptime=\$(cut -d' ' -f1 /proc/uptime)"
+sync
+poweroff -f
+EOF
+chmod +x "$R/init"
+(cd "$R" && find . -print0 | cpio --null -o -H newc --quiet) >"$WORK/initrd"
+say "initramfs $(du -m "$WORK/initrd" | cut -f1) MB, $(wc -l <"$WORK/tests.tsv") test binaries${DPDK_BIND:+, dpdk-bind}"
+
+# ---- 4. boot --------------------------------------------------------------
+say "booting QEMU (TCG, 2 igb PFs, timeout ${TIMEOUT}s)"
+start=$(date +%s)
+set +e
+timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
+  -machine q35,accel=tcg -cpu max -m 1G -smp 2 -no-reboot -nographic \
+  -device intel-iommu \
+  -device pcie-root-port,id=rp1,chassis=1,slot=1 \
+  -device igb,bus=rp1,netdev=n1 -netdev user,id=n1,restrict=on \
+  -device pcie-root-port,id=rp2,chassis=2,slot=2 \
+  -device igb,bus=rp2,netdev=n2 -netdev user,id=n2,restrict=on \
+  -kernel "$KDIR/vmlinuz" -initrd "$WORK/initrd" \
+  -append "console=ttyS0 quiet intel_iommu=on panic=-1 rdinit=/init" \
+  </dev/null >"$WORK/console.raw" 2>"$WORK/qemu.err" &
+QEMU_PID=$!
+# Show the guest's console as it runs (without the firmware's terminal
+# control sequences).
+tail -n +1 -f --pid="$QEMU_PID" "$WORK/console.raw" | tr -d '\r' |
+  sed -u 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g' || true
+wait "$QEMU_PID"
+qemu_rc=$?
+QEMU_PID=""
+set -e
+tr -d '\r' <"$WORK/console.raw" >"$WORK/console.log"
+elapsed=$(($(date +%s) - start))
+
+result="$(grep -a "^$RESULT_MARKER " "$WORK/console.log" | tail -n1 || true)"
+if [ -z "$result" ]; then
+  if [ "$elapsed" -ge "$TIMEOUT" ]; then
+    echo "hw-tests: FAIL: the VM did not finish within ${TIMEOUT}s (SRIOV_HW_TIMEOUT)" >&2
+  else
+    echo "hw-tests: FAIL: the VM stopped without reporting a result (qemu exit $qemu_rc)" >&2
+  fi
+  [ -s "$WORK/qemu.err" ] && sed 's/^/qemu: /' "$WORK/qemu.err" >&2
+  exit 1
+fi
+status="$(sed -n 's/.* status=\([0-9]*\).*/\1/p' <<<"$result")"
+if [ "$status" != 0 ]; then
+  echo "hw-tests: FAIL: hw-tests failed in the VM (${elapsed}s)" >&2
+  exit 1
+fi
+say "all hw-tests passed in the VM (${elapsed}s boot + tests + power-off)"
