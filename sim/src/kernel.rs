@@ -560,7 +560,7 @@ impl<S: TreeSink> SimKernel<S> {
             && let Some(b) = self.backend.as_mut()
         {
             b.set_mtu(&nd.name, mtu)
-                .map_err(|e| err(e.raw_os_error().unwrap_or(libc::EIO), path, e.to_string()))?;
+                .map_err(|e| err(crate::veth::errno_of(&e), path, e.to_string()))?;
         }
         self.tree
             .sink()
@@ -916,7 +916,7 @@ impl<S: TreeSink> SimKernel<S> {
                         // The driver's probe failed: leave the device unbound.
                         let _ = self.tree.unbind(addr);
                         err(
-                            e.raw_os_error().unwrap_or(libc::EIO),
+                            crate::veth::errno_of(&e),
                             &path,
                             format!("cannot create the veth {name} backing the VF: {e}"),
                         )

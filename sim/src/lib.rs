@@ -18,8 +18,14 @@
 //!   decide to run or skip, and how CI turns a skip into a failure.
 
 pub mod catalog;
+pub mod fuse;
 pub mod kernel;
 pub mod lanes;
+pub mod memfs;
+pub mod mount;
 pub mod node;
 pub mod tree;
 pub mod uevent;
+pub mod veth;
+
+pub use mount::{SimError, SimNode, SimOptions};

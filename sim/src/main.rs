@@ -26,6 +26,19 @@ enum Command {
         #[arg(long, default_value = "mixed")]
         node: String,
     },
+    /// Serve ROOT/sys and ROOT/dev/vfio through FUSE with kernel semantics
+    /// until SIGINT or SIGTERM; prints `ready` on stdout once usable.
+    Mount {
+        /// The host root to mount under (created if missing).
+        root: PathBuf,
+        /// `mixed`, `scale:PFS:VFS` or a path to a node YAML file.
+        #[arg(long, default_value = "mixed")]
+        node: String,
+        /// Back each VF netdev with a real veth of the same name in this
+        /// network namespace (created on bind, deleted on unbind).
+        #[arg(long)]
+        veth: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,6 +50,15 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
+    // Block SIGINT/SIGTERM before any thread starts, so that every thread
+    // inherits the mask and only sigwait below sees them.
+    let signals = {
+        use nix::sys::signal::{SigSet, Signal};
+        let mut s = SigSet::empty();
+        s.add(Signal::SIGINT);
+        s.add(Signal::SIGTERM);
+        s
+    };
     match cli.command {
         Command::Tree { root, node } => {
             let spec = NodeSpec::resolve(&node)?;
@@ -50,6 +72,31 @@ fn main() -> anyhow::Result<()> {
                 )
             })?;
             tracing::info!(node = %spec.name, root = %root.display(), "static tree written");
+        }
+        Command::Mount { root, node, veth } => {
+            signals
+                .thread_block()
+                .context("cannot block SIGINT/SIGTERM")?;
+            let spec = NodeSpec::resolve(&node)?;
+            let name = spec.name.clone();
+            let sim = sriov_sim::SimNode::start(
+                spec,
+                sriov_sim::SimOptions {
+                    veth,
+                    root: Some(root.clone()),
+                },
+            )
+            .with_context(|| format!("cannot mount node {name} under {}", root.display()))?;
+            tracing::info!(node = %name, root = %sim.root().display(), veth, "mounted");
+            {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "ready")?;
+                out.flush()?;
+            }
+            let sig = signals.wait().context("waiting for SIGINT/SIGTERM")?;
+            tracing::info!(signal = ?sig, "stopping: unmounting and cleaning up");
+            drop(sim);
         }
     }
     Ok(())

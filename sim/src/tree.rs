@@ -502,8 +502,13 @@ impl<S: TreeSink> SysfsTree<S> {
             self.sink
                 .write_file(&format!("{ndir}/{name}"), &content, writable)?;
         }
-        self.sink
-            .symlink(&format!("{ndir}/device"), &relative(&ndir, &parent))?;
+        // The kernel writes links to an ancestor through the ancestor's
+        // parent: `device -> ../../../0000:3b:00.0`.
+        let (grand, base) = parent.rsplit_once('/').unwrap_or(("", &parent));
+        self.sink.symlink(
+            &format!("{ndir}/device"),
+            &format!("{}/{base}", relative(&ndir, grand)),
+        )?;
         let link = format!("sys/class/net/{}", n.name);
         self.sink
             .symlink(&link, &relative("sys/class/net", &ndir))?;

@@ -1,0 +1,151 @@
+//! Real veth interfaces backing simulated VF netdevs (`--veth`).
+//!
+//! Each VF netdev `<pf>v<N>` is one end of a veth pair created in the
+//! simulator's network namespace with the VF's name, MAC and MTU; the other
+//! end gets a short unique name (`sv<pid>x<n>`, at most 15 characters) and
+//! stays put. The pair is deleted through that peer, so it goes away even
+//! after a CNI moved (and maybe renamed) the VF end into a pod's namespace.
+//! Commands run `ip` (iproute2).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::process::Command;
+
+use crate::kernel::NetdevBackend;
+
+/// Creates and deletes veth pairs with `ip link`.
+#[derive(Debug, Default)]
+pub struct VethBackend {
+    /// VF-side name -> peer name.
+    peers: BTreeMap<String, String>,
+    counter: u32,
+}
+
+impl VethBackend {
+    /// A backend that has created nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The peer name of the veth created as `name`.
+    pub fn peer_of(&self, name: &str) -> Option<&str> {
+        self.peers.get(name).map(String::as_str)
+    }
+
+    fn peer_name(&mut self) -> String {
+        self.counter += 1;
+        // pid < 2^22 (6 hex digits) + counter: "sv" + 6 + "x" + up to 6.
+        format!("sv{:x}x{:x}", std::process::id() & 0xff_ffff, self.counter)
+    }
+}
+
+fn ip(args: &[&str]) -> io::Result<String> {
+    let bin = crate::lanes::find_in_path("ip").ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            "ip (iproute2) is not installed; --veth needs it (apt-get install iproute2)",
+        )
+    })?;
+    let out = Command::new(bin).args(args).output()?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let errno = if stderr.contains("File exists") {
+        libc::EEXIST
+    } else if stderr.contains("Cannot find device") || stderr.contains("does not exist") {
+        libc::ENODEV
+    } else if stderr.contains("Operation not permitted") {
+        libc::EPERM
+    } else if stderr.contains("Invalid argument") {
+        libc::EINVAL
+    } else {
+        libc::EIO
+    };
+    Err(io::Error::new(
+        io::Error::from_raw_os_error(errno).kind(),
+        VethError {
+            errno,
+            message: format!("`ip {}` failed: {stderr}", args.join(" ")),
+        },
+    ))
+}
+
+/// An `ip` failure with the errno it stands for.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct VethError {
+    pub errno: i32,
+    pub message: String,
+}
+
+/// The errno of an error from this module (or of any io error).
+pub fn errno_of(e: &io::Error) -> i32 {
+    e.raw_os_error()
+        .or_else(|| {
+            e.get_ref()
+                .and_then(|i| i.downcast_ref::<VethError>())
+                .map(|v| v.errno)
+        })
+        .unwrap_or(libc::EIO)
+}
+
+impl NetdevBackend for VethBackend {
+    fn create(&mut self, name: &str, mac: &str, mtu: u32) -> io::Result<u32> {
+        let peer = self.peer_name();
+        let mtu_s = mtu.to_string();
+        ip(&[
+            "link", "add", "name", name, "address", mac, "mtu", &mtu_s, "type", "veth", "peer",
+            "name", &peer,
+        ])?;
+        self.peers.insert(name.to_string(), peer);
+        let out = ip(&["-o", "link", "show", "dev", name])?;
+        out.split(':')
+            .next()
+            .and_then(|i| i.trim().parse().ok())
+            .ok_or_else(|| io::Error::other(format!("cannot read the ifindex of {name}: {out:?}")))
+    }
+
+    fn delete(&mut self, name: &str) -> io::Result<()> {
+        let Some(peer) = self.peers.remove(name) else {
+            return Ok(());
+        };
+        match ip(&["link", "del", "dev", &peer]) {
+            Err(e) if errno_of(&e) == libc::ENODEV => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    fn set_mtu(&mut self, name: &str, mtu: u32) -> io::Result<()> {
+        ip(&["link", "set", "dev", name, "mtu", &mtu.to_string()]).map(|_| ())
+    }
+
+    fn delete_all(&mut self) {
+        let names: Vec<String> = self.peers.keys().cloned().collect();
+        for n in names {
+            if let Err(e) = self.delete(&n) {
+                tracing::warn!(veth = %n, error = %e, "cannot delete veth");
+            }
+        }
+    }
+}
+
+impl Drop for VethBackend {
+    fn drop(&mut self) {
+        self.delete_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_names_fit_ifnamsiz_and_are_unique() {
+        let mut b = VethBackend::new();
+        let a = b.peer_name();
+        let c = b.peer_name();
+        assert_ne!(a, c);
+        assert!(a.len() <= 15 && c.len() <= 15, "{a} {c}");
+    }
+}
