@@ -43,10 +43,16 @@ fn newlink(lm: LinkMessage) -> RouteMessage {
     request(RouteNetlinkMessage::NewLink(lm), NLM_F_REQUEST | NLM_F_ACK)
 }
 
-/// The `IFLA_VF_INFO` entries for `settings` of VF `vf`.
+/// The `IFLA_VF_INFO` entries for `settings` of VF `vf`, in the order
+/// given except that the rate comes last: iproute2 collects
+/// `min_tx_rate`/`max_tx_rate` while parsing and emits `IFLA_VF_RATE` after
+/// all other VF attributes.
 pub fn vf_attributes(vf: u32, settings: &[VfSetting]) -> Vec<rl::VfInfo> {
+    let is_rate = |s: &&VfSetting| matches!(s, VfSetting::Rate { .. });
     settings
         .iter()
+        .filter(|s| !is_rate(s))
+        .chain(settings.iter().filter(is_rate))
         .map(|s| match *s {
             VfSetting::Mac(m) => rl::VfInfo::Mac(rl::VfInfoMac::new(vf, &m.0)),
             VfSetting::Vlan(v) if v.proto == VlanProto::Dot1Q => {
