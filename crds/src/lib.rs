@@ -14,6 +14,8 @@ pub mod node_state;
 pub mod operator_config;
 pub mod pf_names;
 pub mod pool_config;
+pub mod rules;
+pub mod selection;
 mod serde_skip;
 
 pub use ib_network::{SriovIBNetwork, SriovIBNetworkSpec, SriovIBNetworkStatus};
