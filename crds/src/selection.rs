@@ -41,9 +41,7 @@ pub fn pf_name_entry(selector: &SriovNetworkNicSelector, pf: &InterfaceExt) -> O
         .pf_names
         .iter()
         .filter_map(|e| PfSelector::parse(e).ok())
-        .find(|s| {
-            (!pf.name.is_empty() && s.name == pf.name) || pf.alt_names.iter().any(|a| *a == s.name)
-        })
+        .find(|s| (!pf.name.is_empty() && s.name == pf.name) || pf.alt_names.contains(&s.name))
 }
 
 /// Compares `<key>:<value>` of a netFilter with a PF's reported netFilter

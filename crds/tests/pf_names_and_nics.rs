@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use sriov_crds::nic_ids::{NicIdError, NicIdList};
 use sriov_crds::pf_names::{PfNameError, PfSelector, VfRange};
 
+type Accepted = (&'static str, &'static str, Option<(u32, u32)>);
+
 #[test]
 fn pf_names_accepted() {
-    let cases: &[(&str, &str, Option<(u32, u32)>)] = &[
+    let cases: &[Accepted] = &[
         ("ens1f0", "ens1f0", None),
         ("ens1f0#2-5", "ens1f0", Some((2, 5))),
         ("ens1f0#0-0", "ens1f0", Some((0, 0))),

@@ -26,7 +26,9 @@ fn messages(spec: &SriovNetworkNodePolicySpec) -> Vec<String> {
         .collect()
 }
 
-type Case = (&'static str, fn(&mut SriovNetworkNodePolicySpec));
+type Mutate = fn(&mut SriovNetworkNodePolicySpec);
+type Case = (&'static str, Mutate);
+type RejectCase = (&'static str, Mutate, &'static [&'static str]);
 
 #[test]
 fn accepted_policies() {
@@ -124,7 +126,7 @@ fn accepted_policies() {
 
 #[test]
 fn rejected_policies() {
-    let cases: &[(&str, fn(&mut SriovNetworkNodePolicySpec), &[&str])] = &[
+    let cases: &[RejectCase] = &[
         (
             "priority 100",
             |s| s.priority = Some(100),
