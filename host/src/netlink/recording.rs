@@ -390,6 +390,10 @@ impl LinkOps for RecordingLinkOps {
         let mut st = self.begin(call, &op, &id, None)?;
         let i = self.position(&st, &id, &op)?;
         let target = Some(netns.id());
+        if st.links[i].netns_id == target {
+            // The kernel treats a move to the same namespace as a no-op.
+            return Ok(());
+        }
         let name = st.links[i].link.name.clone();
         if st
             .links
@@ -420,9 +424,6 @@ impl LinkOps for RecordingLinkOps {
         let i = self.position(&st, &id, &op)?;
         if st.links[i].link.name == new_name {
             return Ok(());
-        }
-        if st.links[i].link.admin_up {
-            return Err(Self::kernel(&op, &id, None, Errno::EBUSY));
         }
         let ns = st.links[i].netns_id;
         if st

@@ -1,0 +1,202 @@
+//! Real netlink in real network namespaces (root; lane Netns): veth pairs
+//! moved between namespaces by fd, renamed, re-addressed, brought up, and
+//! moved back; errors from the kernel for VF settings on a non-PF.
+
+use std::sync::Arc;
+
+use nix::errno::Errno;
+use sriov_host::netlink::{LinkOps, MacAddr, Netlink, NetlinkError, VfLinkState, VfSetting};
+use sriov_host::netns::{NamedNetns, Netns};
+use sriov_sim::lanes::{self, Lane};
+
+fn ns_name(tag: &str) -> String {
+    format!("nlt-{}-{tag}", std::process::id())
+}
+
+/// A veth end deleted on drop (the namespaces' deletion would remove it
+/// too; this covers a failure before they are dropped).
+struct VethGuard {
+    nl: Arc<dyn LinkOps>,
+    real: Netlink,
+    name: String,
+}
+
+impl Drop for VethGuard {
+    fn drop(&mut self) {
+        let _ = &self.nl;
+        let _ = self.real.delete(self.name.as_str().into());
+    }
+}
+
+#[test]
+fn veth_moves_into_netns_renames_configures_and_comes_back() {
+    if !lanes::require("veth_moves_into_netns", &[Lane::Netns]) {
+        return;
+    }
+    let home = NamedNetns::create(&ns_name("home")).unwrap();
+    let pod = NamedNetns::create(&ns_name("pod")).unwrap();
+    let home_nl = Netlink::open_in(home.netns()).unwrap();
+    let pid = std::process::id();
+    let a = format!("nlv{pid}a");
+    let b = format!("nlv{pid}b");
+    home_nl.add_veth(&a, &b).unwrap();
+    let _guard = VethGuard {
+        nl: Arc::new(home_nl.clone()),
+        real: home_nl.clone(),
+        name: a.clone(),
+    };
+
+    let before = home_nl.link(a.as_str().into()).unwrap();
+    assert_eq!(before.name, a);
+    assert_eq!(before.kind.as_deref(), Some("veth"));
+    assert!(home_nl.links().unwrap().iter().any(|l| l.name == b));
+
+    // Move by fd into the pod namespace.
+    home_nl.set_netns(b.as_str().into(), pod.netns()).unwrap();
+    assert!(matches!(
+        home_nl.link(b.as_str().into()),
+        Err(NetlinkError::NotFound { .. })
+    ));
+    let pod_nl = home_nl.in_netns(pod.netns()).unwrap();
+    let moved = pod_nl.link(b.as_str().into()).unwrap();
+
+    // Rename, set MAC, MTU, up — there.
+    pod_nl.rename(b.as_str().into(), "eth0").unwrap();
+    let mac: MacAddr = "02:5a:00:00:12:34".parse().unwrap();
+    pod_nl.set_mac("eth0".into(), mac).unwrap();
+    pod_nl.set_mtu(moved.index.into(), 1400).unwrap();
+    pod_nl.set_up("eth0".into(), true).unwrap();
+    let there = pod_nl.link("eth0".into()).unwrap();
+    assert_eq!(there.index, moved.index);
+    assert_eq!(there.mac, Some(mac));
+    assert_eq!(there.mtu, 1400);
+    assert!(there.admin_up);
+
+    // Renaming an up link: kernels before 6.2 refuse (EBUSY, and the
+    // message says what to do); newer ones allow it.
+    match pod_nl.rename("eth0".into(), "eth1") {
+        Ok(()) => pod_nl.rename("eth1".into(), "eth0").unwrap(),
+        Err(e) => {
+            assert_eq!(e.errno(), Some(Errno::EBUSY), "{e}");
+            assert!(e.to_string().contains("set it down"), "{e}");
+        }
+    }
+
+    // Down, back to the home namespace under its old name.
+    pod_nl.set_up("eth0".into(), false).unwrap();
+    pod_nl.rename("eth0".into(), &b).unwrap();
+    pod_nl.set_netns(b.as_str().into(), home.netns()).unwrap();
+    assert!(pod_nl.link(b.as_str().into()).is_err());
+    let back = home_nl.link(b.as_str().into()).unwrap();
+    assert_eq!(back.mac, Some(mac));
+    assert_eq!(back.mtu, 1400);
+    assert!(!back.admin_up);
+
+    // Clean up explicitly and check nothing is left.
+    let home_path = home.path().to_path_buf();
+    let pod_path = pod.path().to_path_buf();
+    drop(pod_nl);
+    home_nl.delete(a.as_str().into()).unwrap();
+    assert!(
+        home_nl.link(b.as_str().into()).is_err(),
+        "peer gone with its veth"
+    );
+    drop(home_nl);
+    pod.delete().unwrap();
+    drop(home);
+    assert!(!home_path.exists() && !pod_path.exists());
+}
+
+#[test]
+fn vf_settings_on_a_non_pf_fail_with_the_kernel_errno() {
+    if !lanes::require("vf_settings_on_a_non_pf", &[Lane::Netns]) {
+        return;
+    }
+    let ns = NamedNetns::create(&ns_name("vf")).unwrap();
+    let nl = Netlink::open_in(ns.netns()).unwrap();
+    let pid = std::process::id();
+    let a = format!("nlf{pid}a");
+    nl.add_veth(&a, &format!("nlf{pid}b")).unwrap();
+
+    // A veth has no VFs: reading gives none, VF N does not exist.
+    assert!(nl.vfs(a.as_str().into()).unwrap().is_empty());
+    match nl.vf(a.as_str().into(), 0) {
+        Err(NetlinkError::NoSuchVf {
+            vf: 0, num_vfs: 0, ..
+        }) => {}
+        other => panic!("expected NoSuchVf, got {other:?}"),
+    }
+    // Setting one is refused by the kernel; the error names the setting.
+    let err = nl
+        .set_vf_link_state(a.as_str().into(), 1, VfLinkState::Disable)
+        .unwrap_err();
+    assert!(err.is_not_supported(), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("VF link state") && msg.contains(&a) && msg.contains("VF 1"),
+        "{msg}"
+    );
+    // Validation happens before anything is sent.
+    let err = nl
+        .set_vf(
+            a.as_str().into(),
+            0,
+            &[VfSetting::Rate {
+                min_mbps: 9,
+                max_mbps: 1,
+            }],
+        )
+        .unwrap_err();
+    assert!(matches!(err, NetlinkError::InvalidArgument { .. }), "{err}");
+    // Unknown links are NotFound with the namespace in the message.
+    let err = nl.set_mtu("nosuchlink0".into(), 1500).unwrap_err();
+    assert!(matches!(err, NetlinkError::NotFound { .. }), "{err}");
+    assert!(
+        err.to_string().contains(ns.path().to_str().unwrap()),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_enters_the_namespace_on_a_thread_of_its_own() {
+    if !lanes::require("run_enters_the_namespace", &[Lane::Netns]) {
+        return;
+    }
+    let ns = NamedNetns::create(&ns_name("run")).unwrap();
+    let outside = Netns::current().unwrap().id();
+    let (inside, thread) = ns
+        .netns()
+        .run(|| (Netns::current().unwrap().id(), std::thread::current().id()))
+        .unwrap();
+    assert_eq!(inside, ns.netns().id());
+    assert_ne!(inside, outside);
+    assert_ne!(thread, std::thread::current().id());
+    // The calling thread never left its namespace.
+    assert_eq!(Netns::current().unwrap().id(), outside);
+    // A second create with the same name is refused and changes nothing.
+    assert!(matches!(
+        NamedNetns::create(ns.name()),
+        Err(sriov_host::netns::NetnsError::Exists { .. })
+    ));
+    assert_eq!(Netns::open(ns.path()).unwrap().id(), inside);
+}
+
+#[test]
+fn netlink_is_usable_from_async_code_via_spawn_blocking() {
+    if !lanes::require("netlink_from_async", &[Lane::Netns]) {
+        return;
+    }
+    let ns = NamedNetns::create(&ns_name("async")).unwrap();
+    let nl = Netlink::open_in(ns.netns()).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let links = rt
+        .block_on(async move { tokio::task::spawn_blocking(move || nl.links()).await })
+        .unwrap()
+        .unwrap();
+    // A fresh namespace holds only `lo`.
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert_eq!(links[0].name, "lo");
+}
