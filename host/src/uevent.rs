@@ -285,6 +285,20 @@ impl UeventSocket {
         })
     }
 
+    /// Opens a listener inside `netns` (the socket is created on a thread
+    /// that enters the namespace and exits; the socket stays bound to the
+    /// namespace). It receives the namespace's net device events and, when
+    /// the namespace belongs to the initial user namespace, all other
+    /// devices' events.
+    pub fn open_in(netns: &crate::netns::Netns) -> Result<UeventSocket, UeventError> {
+        netns
+            .run(UeventSocket::open)
+            .map_err(|e| UeventError::Socket {
+                what: "enter the network namespace",
+                source: io::Error::other(e.to_string()),
+            })?
+    }
+
     /// The next event, waiting at most `timeout` (`None`: forever).
     /// `Ok(None)` when the time ran out.
     pub fn recv(&mut self, timeout: Option<Duration>) -> Result<Option<Uevent>, UeventError> {

@@ -139,8 +139,10 @@ pub fn delete(ifindex: u32) -> RouteMessage {
     )
 }
 
-/// `RTM_GETLINK` of one link; with `vfs`, asks for VF info
-/// (`IFLA_EXT_MASK = RTEXT_FILTER_VF`).
+/// `RTM_GETLINK` of one link; with `vfs`, asks for VF info without
+/// statistics (`IFLA_EXT_MASK = RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS`),
+/// which keeps the reply of a PF with 256 VFs under the 64 KiB receive
+/// buffer (with per-VF stats it would not fit).
 pub fn get_link(id: &LinkId, vfs: bool) -> RouteMessage {
     let mut lm = LinkMessage::default();
     match id {
@@ -148,8 +150,10 @@ pub fn get_link(id: &LinkId, vfs: bool) -> RouteMessage {
         LinkId::Name(n) => lm.attributes.push(LinkAttribute::IfName(n.clone())),
     }
     if vfs {
-        lm.attributes
-            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::Vf]));
+        lm.attributes.push(LinkAttribute::ExtMask(vec![
+            LinkExtentMask::Vf,
+            LinkExtentMask::SkipStats,
+        ]));
     }
     request(RouteNetlinkMessage::GetLink(lm), NLM_F_REQUEST)
 }
@@ -345,6 +349,16 @@ mod tests {
         assert!(!v1.spoofchk && v1.trust);
         assert_eq!(v1.link_state, VfLinkState::Disable);
         assert_eq!((v1.min_tx_rate, v1.max_tx_rate), (10, 100));
+    }
+
+    #[test]
+    fn vf_query_asks_for_vfs_without_stats() {
+        let b = to_bytes(&get_link(&LinkId::Name("ens1f0".into()), true));
+        // RTM_GETLINK, NLM_F_REQUEST only.
+        assert_eq!(&b[4..8], &[18, 0, 1, 0]);
+        // IFLA_EXT_MASK (29) = RTEXT_FILTER_VF (1) | RTEXT_FILTER_SKIP_STATS (8).
+        let tail = &b[b.len() - 8..];
+        assert_eq!(tail, &[8, 0, 29, 0, 9, 0, 0, 0]);
     }
 
     #[test]
