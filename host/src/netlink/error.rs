@@ -148,6 +148,16 @@ pub enum NetlinkError {
     /// The worker thread stopped (a panic, or the socket failed).
     #[error("netlink: the netlink worker thread has stopped; create a new Netlink handle")]
     WorkerGone,
+    /// No answer came in time.
+    #[error(
+        "netlink: no answer from the kernel in {netns} after {after:?}; the PF's driver may be stuck (check dmesg)"
+    )]
+    Timeout {
+        /// The namespace.
+        netns: String,
+        /// How long the caller waited.
+        after: std::time::Duration,
+    },
     /// The kernel's answer was not what the protocol says.
     #[error("netlink: {op} {link}: unexpected reply: {detail}")]
     Protocol {

@@ -28,6 +28,11 @@ use super::{
 };
 use crate::netns::Netns;
 
+/// How long a caller waits for the kernel's answer. Drivers answer VF
+/// settings in milliseconds to a few seconds (firmware commands); a request
+/// still unanswered after this is reported instead of hanging the caller.
+const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 type Job = Box<dyn FnOnce(Handle) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
 
 struct Worker {
@@ -162,7 +167,14 @@ impl Netlink {
         });
         let tx = self.worker.tx.as_ref().ok_or(NetlinkError::WorkerGone)?;
         tx.send(job).map_err(|_| NetlinkError::WorkerGone)?;
-        rrx.recv().map_err(|_| NetlinkError::WorkerGone)?
+        match rrx.recv_timeout(REPLY_TIMEOUT) {
+            Ok(r) => r,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(NetlinkError::Timeout {
+                netns: self.netns.clone(),
+                after: REPLY_TIMEOUT,
+            }),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(NetlinkError::WorkerGone),
+        }
     }
 
     /// Creates a veth pair `name` / `peer` in this namespace (for tests and
