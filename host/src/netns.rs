@@ -234,8 +234,9 @@ impl NamedNetns {
         NamedNetns::create_in(Path::new(NETNS_RUN_DIR), name)
     }
 
-    /// Creates a named namespace in `dir` instead of `/run/netns`.
-    pub fn create_in(dir: &Path, name: &str) -> Result<NamedNetns, NetnsError> {
+    /// Creates a named namespace in `dir` instead of `/run/netns` (`dir`
+    /// becomes a shared mount point, as `/run/netns` does for iproute2).
+    fn create_in(dir: &Path, name: &str) -> Result<NamedNetns, NetnsError> {
         if name.is_empty()
             || name == "."
             || name == ".."
