@@ -13,6 +13,7 @@
 //! Without `SRIOV_HW_PF` a test prints `SKIP` and passes, unless
 //! `SRIOV_HW_REQUIRED=1`, in which case it fails.
 
+pub mod dpdk_bind;
 pub mod iproute;
 pub mod netns;
 pub mod pf;

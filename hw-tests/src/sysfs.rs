@@ -71,3 +71,16 @@ pub fn driver(pci: &str) -> Option<String> {
 pub fn iommu_group(pci: &str) -> Option<String> {
     link_name(pci_dir(pci).join("iommu_group"))
 }
+
+/// Binds a PCI function the kernel's safe way, by hand: `driver_override`
+/// (`None` clears it), unbind from the current driver, `drivers_probe`.
+/// The project's own version is `sriov_host::driver::bind`; this one is the
+/// reference the hw-tests compare it with.
+pub fn override_bind(pci: &str, driver: Option<&str>) -> Result<(), HwError> {
+    let dir = pci_dir(pci);
+    write(dir.join("driver_override"), driver.unwrap_or("\n"))?;
+    if self::driver(pci).is_some() {
+        write(dir.join("driver/unbind"), pci)?;
+    }
+    write("/sys/bus/pci/drivers_probe", pci)
+}

@@ -1,0 +1,66 @@
+//! Running the project's `dpdk-bind` binary from a test.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use crate::HwError;
+
+/// Where the `dpdk-bind` binary is: `SRIOV_HW_DPDK_BIND`, else next to the
+/// test binaries in cargo's target directory (`target/<profile>/dpdk-bind`,
+/// built by `cargo build -p dpdk-bind`), else on `PATH`.
+pub fn binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SRIOV_HW_DPDK_BIND").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    // target/<profile>/deps/<test> → target/<profile>/dpdk-bind
+    let beside = exe.parent()?.parent()?.join("dpdk-bind");
+    if beside.is_file() {
+        return Some(beside);
+    }
+    sriov_sim::lanes::find_in_path("dpdk-bind")
+}
+
+/// Runs `dpdk-bind ARGS...` and returns its output, whatever the exit
+/// status.
+pub fn run(bin: &std::path::Path, args: &[&str]) -> Result<Output, HwError> {
+    Command::new(bin)
+        .args(args)
+        .output()
+        .map_err(|e| HwError::Command {
+            cmd: format!("{} {}", bin.display(), args.join(" ")),
+            status: "not started".into(),
+            stderr: e.to_string(),
+        })
+}
+
+/// Runs `dpdk-bind ARGS...`; a non-zero exit is an error carrying stderr.
+pub fn ok(bin: &std::path::Path, args: &[&str]) -> Result<String, HwError> {
+    let out = run(bin, args)?;
+    if !out.status.success() {
+        return Err(HwError::Command {
+            cmd: format!("dpdk-bind {}", args.join(" ")),
+            status: out.status.to_string(),
+            stderr: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout)
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `dpdk-bind status --json`, as JSON objects.
+pub fn status(bin: &std::path::Path) -> Result<Vec<serde_json::Value>, HwError> {
+    let out = ok(bin, &["status", "--json"])?;
+    serde_json::from_str(&out).map_err(|e| HwError::Parse {
+        what: "dpdk-bind status --json".into(),
+        detail: format!("{e}: {out}"),
+    })
+}
+
+/// The entry for one PCI address in a `status --json` listing.
+pub fn entry<'a>(list: &'a [serde_json::Value], pci: &str) -> Option<&'a serde_json::Value> {
+    list.iter().find(|e| e["pci"].as_str() == Some(pci))
+}
