@@ -13,15 +13,18 @@ use std::time::{Duration, SystemTime};
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
-    OpenAccMode, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    Notifier, OpenAccMode, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::kernel::{SimKernel, StoreEffect};
 use crate::memfs::{MemFs, NodeKind};
 use crate::uevent::UeventSender;
 
-const TTL: Duration = Duration::ZERO;
+/// How long the kernel may cache entries and attributes. Removed entries
+/// are invalidated explicitly (see [`Shared::take_invalidations`]) before
+/// the write that removed them returns, so lookups never see stale names.
+const TTL: Duration = Duration::from_secs(1);
 
 /// The simulated kernel and where its uevents go, shared by the mounts.
 #[derive(Debug)]
@@ -30,6 +33,9 @@ pub struct Shared {
     pub uevents: Option<UeventSender>,
     /// Set at shutdown: late work (delayed VF creation) is dropped.
     pub stopped: bool,
+    /// Per mount: the subtree's path (`sys`, `dev/vfio`), its root inode
+    /// and the session's notifier.
+    pub notifiers: Vec<(String, u64, Notifier)>,
 }
 
 /// The shared state behind a lock.
@@ -42,6 +48,27 @@ pub fn lock(state: &SharedState) -> MutexGuard<'_, Shared> {
 }
 
 impl Shared {
+    /// The kernel dentries to invalidate for entries removed since the last
+    /// call: (notifier, FUSE parent inode, name). Call the notifiers after
+    /// releasing the lock.
+    pub fn take_invalidations(&mut self) -> Vec<(Notifier, INodeNo, String)> {
+        let removed = self.kernel.sink().take_removed();
+        let mut out = Vec::new();
+        for (parent, name) in removed {
+            let Some(ppath) = self.kernel.sink().path_of(parent) else {
+                continue; // the parent went too; its own entry is listed
+            };
+            for (sub, _top, notifier) in &self.notifiers {
+                if ppath == *sub {
+                    out.push((notifier.clone(), INodeNo(1), name.clone()));
+                } else if ppath.starts_with(&format!("{sub}/")) {
+                    out.push((notifier.clone(), INodeNo(parent), name.clone()));
+                }
+            }
+        }
+        out
+    }
+
     /// Sends the uevents the kernel emitted since the last flush.
     pub fn flush_events(&mut self) {
         let events = self.kernel.take_events();
@@ -75,6 +102,11 @@ impl SubtreeFs {
             file_size,
             boot: SystemTime::now(),
         })
+    }
+
+    /// The in-memory inode this mount's root maps to.
+    pub fn top(&self) -> u64 {
+        self.top
     }
 
     fn ino_in(&self, fuse: INodeNo) -> u64 {
@@ -118,6 +150,17 @@ impl SubtreeFs {
             blksize: 4096,
             flags: 0,
         })
+    }
+}
+
+/// Tells the kernel to drop cached dentries (outside the state lock: the
+/// kernel may wait for lookups that need it).
+pub fn invalidate(list: Vec<(Notifier, INodeNo, String)>) {
+    for (n, parent, name) in list {
+        if let Err(e) = n.inval_entry(parent, OsStr::new(&name)) {
+            // ENOENT: the kernel had not cached it.
+            tracing::trace!(%name, error = %e, "dentry invalidation");
+        }
     }
 }
 
@@ -262,7 +305,9 @@ impl Filesystem for SubtreeFs {
         let mut st = lock(&self.state);
         let result = st.kernel.store(&path, &text);
         st.flush_events();
+        let inval = st.take_invalidations();
         drop(st);
+        invalidate(inval);
         match result {
             Ok(effect) => {
                 if let StoreEffect::LateVfs {
@@ -282,6 +327,9 @@ impl Filesystem for SubtreeFs {
                             tracing::warn!(error = %e, "late VF creation failed");
                         }
                         st.flush_events();
+                        let inval = st.take_invalidations();
+                        drop(st);
+                        invalidate(inval);
                     });
                 }
                 tracing::debug!(%path, data = %text.trim_end(), "store");

@@ -37,6 +37,10 @@ pub struct Node {
 pub struct MemFs {
     nodes: HashMap<u64, Node>,
     next: u64,
+    /// (parent inode, name) of entries removed or replaced since the last
+    /// [`MemFs::take_removed`], so that a FUSE server can invalidate the
+    /// kernel's cached dentries.
+    removed: Vec<(u64, String)>,
 }
 
 impl Default for MemFs {
@@ -60,6 +64,7 @@ impl MemFs {
         Self {
             nodes,
             next: ROOT_INO + 1,
+            removed: Vec::new(),
         }
     }
 
@@ -108,6 +113,11 @@ impl MemFs {
             .try_fold(ROOT_INO, |ino, name| self.lookup(ino, name))
     }
 
+    /// Entries (parent inode, name) removed or replaced since the last call.
+    pub fn take_removed(&mut self) -> Vec<(u64, String)> {
+        std::mem::take(&mut self.removed)
+    }
+
     fn insert(&mut self, parent: u64, name: &str, kind: NodeKind) -> io::Result<u64> {
         if let Some(old) = self.lookup(parent, name) {
             self.remove_tree(old);
@@ -135,6 +145,7 @@ impl MemFs {
         let Some(node) = self.nodes.remove(&ino) else {
             return;
         };
+        self.removed.push((node.parent, node.name.clone()));
         if let Some(NodeKind::Dir(entries)) = self.nodes.get_mut(&node.parent).map(|n| &mut n.kind)
             && entries.get(&node.name) == Some(&ino)
         {

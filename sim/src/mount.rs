@@ -159,6 +159,7 @@ impl SimNode {
             kernel,
             uevents: Some(uevents),
             stopped: false,
+            notifiers: Vec::new(),
         }));
         let mut node = SimNode {
             root: root.clone(),
@@ -186,12 +187,21 @@ impl SimNode {
                 MountOption::AutoUnmount,
             ];
             cfg.acl = SessionACL::All;
-            cfg.n_threads = Some(2);
+            // Enough threads that a write waiting on an injected delay or
+            // on a dentry invalidation never starves lookups.
+            cfg.n_threads = Some(8);
+            let top = fs.top();
             let session =
                 fuser::spawn_mount(fs, &mountpoint, &cfg).map_err(|source| SimError::Mount {
                     path: mountpoint.clone(),
                     source,
                 })?;
+            {
+                let mut st = lock(&state);
+                st.notifiers
+                    .push((sub.to_string(), top, session.notifier()));
+                st.kernel.sink().take_removed();
+            }
             node.sessions.push((mountpoint, session));
         }
         // The mount answers once the kernel sees it.
