@@ -6,6 +6,7 @@
 //! `totalvfs`, `Vfs`, `Vlan`, `vfID`).
 
 pub mod crd_gen;
+pub mod device_plugin_config;
 pub mod ib_network;
 pub mod network;
 pub mod nic_ids;
@@ -13,6 +14,7 @@ pub mod node_policy;
 pub mod node_state;
 pub mod operator_config;
 pub mod pf_names;
+pub mod policy_merge;
 pub mod pool_config;
 pub mod rules;
 pub mod selection;
