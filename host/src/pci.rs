@@ -1,1 +1,403 @@
-//! (in progress)
+//! PCI functions: typed addresses and what sysfs says about one function.
+//!
+//! A function lives at `<root>/sys/bus/pci/devices/<address>`, a link into
+//! `sys/devices/...`. [`PciFunction::read`] reads one; [`crate::scan::scan`]
+//! reads them all.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::attr::{self, Dir};
+use crate::error::{Error, Result};
+use crate::netdev::Netdev;
+use crate::root::HostRoot;
+use crate::sriov::{SriovCapability, VfInfo};
+
+/// A PCI function address: domain, bus, device (slot) and function.
+///
+/// Parses the full form `0000:3b:02.1` and the short form `3b:02.1` (domain
+/// 0); hex is case-insensitive. Displays the full, lower-case form the kernel
+/// uses in sysfs. Orders by domain, bus, device, function. Serializes as the
+/// full string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PciAddress {
+    pub domain: u32,
+    pub bus: u8,
+    pub device: u8,
+    pub function: u8,
+}
+
+impl PciAddress {
+    /// An address from its parts. `device` must be < 32 and `function` < 8.
+    pub fn new(domain: u32, bus: u8, device: u8, function: u8) -> Option<Self> {
+        (device < 32 && function < 8).then_some(Self {
+            domain,
+            bus,
+            device,
+            function,
+        })
+    }
+
+    /// Parses a full or short address; `None` when it is not one.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let (domain, rest) = match s.matches(':').count() {
+            2 => {
+                let (d, r) = s.split_once(':')?;
+                if d.is_empty() || d.len() > 8 {
+                    return None;
+                }
+                (u32::from_str_radix(d, 16).ok()?, r)
+            }
+            1 => (0, s),
+            _ => return None,
+        };
+        let (bus, devfn) = rest.split_once(':')?;
+        let (dev, func) = devfn.split_once('.')?;
+        if bus.is_empty() || bus.len() > 2 || dev.is_empty() || dev.len() > 2 || func.len() != 1 {
+            return None;
+        }
+        let hex = |v: &str| v.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex(bus) || !hex(dev) || !hex(func) {
+            return None;
+        }
+        Self::new(
+            domain,
+            u8::from_str_radix(bus, 16).ok()?,
+            u8::from_str_radix(dev, 16).ok()?,
+            u8::from_str_radix(func, 16).ok()?,
+        )
+    }
+
+    /// The 16-bit routing ID (`bus << 8 | device << 3 | function`).
+    pub fn routing_id(&self) -> u16 {
+        (u16::from(self.bus) << 8) | (u16::from(self.device) << 3) | u16::from(self.function)
+    }
+}
+
+impl FromStr for PciAddress {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s).ok_or_else(|| Error::InvalidAddress {
+            input: s.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for PciAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04x}:{:02x}:{:02x}.{:x}",
+            self.domain, self.bus, self.device, self.function
+        )
+    }
+}
+
+impl Serialize for PciAddress {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PciAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("{s:?} is not a PCI address (DDDD:BB:DD.F)"))
+        })
+    }
+}
+
+/// PCI class code of Ethernet controllers is `0x0200xx`; the whole network
+/// controller class is `0x02xxxx`.
+pub const CLASS_NETWORK: u8 = 0x02;
+
+/// One PCI function as sysfs shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PciFunction {
+    pub address: PciAddress,
+    /// `vendor`, e.g. `0x8086`.
+    pub vendor: u16,
+    /// `device`.
+    pub device: u16,
+    /// `class`, 24 bits: base class, subclass, programming interface.
+    pub class: u32,
+    pub subsystem_vendor: Option<u16>,
+    pub subsystem_device: Option<u16>,
+    /// The bound driver (name of the `driver` link's target).
+    pub driver: Option<String>,
+    /// `driver_override`; `(null)` and empty are `None`.
+    pub driver_override: Option<String>,
+    /// `numa_node`; `-1` (no affinity) is `None`.
+    pub numa_node: Option<u32>,
+    /// The IOMMU group (name of the `iommu_group` link's target).
+    pub iommu_group: Option<u32>,
+    /// `acpi_index`, when firmware provides one.
+    pub acpi_index: Option<u32>,
+    /// SR-IOV capability: present on a PF (a function with `sriov_totalvfs`).
+    pub sriov: Option<SriovCapability>,
+    /// Present on a VF: its PF and index.
+    pub vf: Option<VfInfo>,
+    /// Network interfaces under `net/`, by name.
+    pub netdevs: Vec<Netdev>,
+    /// RDMA devices under `infiniband/`, by name.
+    pub rdma: Vec<String>,
+}
+
+impl PciFunction {
+    /// Reads one function, including its VF index (from its PF's `virtfnN`
+    /// links). [`Error::NoSuchDevice`] when it does not exist.
+    pub fn read(root: &HostRoot, address: &PciAddress) -> Result<PciFunction> {
+        let dir = root.pci_device(address);
+        let raw = read_raw(&dir, *address)?.ok_or_else(|| Error::NoSuchDevice {
+            address: *address,
+            path: dir.clone(),
+        })?;
+        let mut f = raw.function;
+        if let Some(pf) = raw.physfn {
+            let links = crate::sriov::read_vf_links(&root.pci_device(&pf))?;
+            f.vf = links
+                .iter()
+                .find(|l| l.address == *address)
+                .map(|l| VfInfo { pf, index: l.index });
+        }
+        Ok(f)
+    }
+
+    /// Base class `0x02` (network controller).
+    pub fn is_network(&self) -> bool {
+        (self.class >> 16) as u8 == CLASS_NETWORK
+    }
+
+    /// A physical function with SR-IOV capability.
+    pub fn is_pf(&self) -> bool {
+        self.sriov.is_some()
+    }
+
+    /// A virtual function.
+    pub fn is_vf(&self) -> bool {
+        self.vf.is_some()
+    }
+
+    /// The netdev to show for this function: the first that is not a switchdev
+    /// representor (`pfNvfM`, `pfNsfM`), else the first.
+    pub fn primary_netdev(&self) -> Option<&Netdev> {
+        self.netdevs
+            .iter()
+            .find(|n| !n.is_representor())
+            .or_else(|| self.netdevs.first())
+    }
+
+    /// Whether a netdev of this name belongs to the function.
+    pub fn has_netdev(&self, name: &str) -> bool {
+        self.netdevs.iter().any(|n| n.name == name)
+    }
+}
+
+/// The members of an IOMMU group, from
+/// `<root>/sys/kernel/iommu_groups/<group>/devices`, sorted. An absent group
+/// is empty.
+pub fn iommu_group_devices(root: &HostRoot, group: u32) -> Result<Vec<PciAddress>> {
+    let dir = root.iommu_group(group).join("devices");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(Error::Read { path: dir, source }),
+    };
+    let mut out: Vec<PciAddress> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(PciAddress::parse))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// A function read without cross-device resolution: the VF index needs the
+/// PF's links, which a scan reads once per PF.
+pub(crate) struct RawFunction {
+    pub function: PciFunction,
+    pub physfn: Option<PciAddress>,
+}
+
+/// Reads a function directory. `Ok(None)` when the device vanished (its
+/// directory or `vendor` is gone): callers skip it.
+pub(crate) fn read_raw(path: &Path, address: PciAddress) -> Result<Option<RawFunction>> {
+    let dir = match Dir::open(path) {
+        Ok(d) => d,
+        Err(e) if attr::is_absent(&e) || e.raw_os_error() == Some(libc::ENOTDIR) => {
+            return Ok(None);
+        }
+        Err(source) => {
+            return Err(Error::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let id = |name: &str| dir.opt_parsed(name, "a 16-bit hex id", attr::parse_hex_u16);
+    let Some(vendor) = id("vendor")? else {
+        return Ok(None);
+    };
+    let Some(device) = id("device")? else {
+        return Ok(None);
+    };
+    let Some(class) = dir.opt_parsed("class", "a hex class code", attr::parse_hex_u32)? else {
+        return Ok(None);
+    };
+    let subsystem_vendor = id("subsystem_vendor")?;
+    let subsystem_device = id("subsystem_device")?;
+    let numa_node = dir
+        .opt_parsed("numa_node", "a NUMA node number", |v| v.parse::<i64>().ok())?
+        .and_then(|n| u32::try_from(n).ok());
+    let driver_override = dir
+        .opt("driver_override")?
+        .filter(|v| v != "(null)" && !v.is_empty());
+    let acpi_index = dir.opt_parsed("acpi_index", "an ACPI index", |v| v.parse::<u32>().ok())?;
+    let driver = dir.link_name("driver")?;
+    let iommu_group = match dir.link_name("iommu_group")? {
+        None => None,
+        Some(g) => Some(g.parse::<u32>().map_err(|_| Error::Parse {
+            path: dir.child_path("iommu_group"),
+            value: g,
+            expected: "an IOMMU group number",
+        })?),
+    };
+    let physfn = dir
+        .link_name("physfn")?
+        .as_deref()
+        .and_then(PciAddress::parse);
+    let sriov = crate::sriov::read_capability(&dir)?;
+    let netdevs = crate::netdev::read_netdevs_of(&dir)?;
+    let rdma = dir.names_in("infiniband")?;
+    Ok(Some(RawFunction {
+        function: PciFunction {
+            address,
+            vendor,
+            device,
+            class,
+            subsystem_vendor,
+            subsystem_device,
+            driver,
+            driver_override,
+            numa_node,
+            iommu_group,
+            acpi_index,
+            sriov,
+            vf: None,
+            netdevs,
+            rdma,
+        },
+        physfn,
+    }))
+}
+
+/// Sorted entry names of a directory; empty when it does not exist.
+pub(crate) fn read_names(dir: &Path) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if attr::is_absent(&e) || e.raw_os_error() == Some(libc::ENOTDIR) => {
+            return Ok(Vec::new());
+        }
+        Err(source) => {
+            return Err(Error::Read {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The directory a function's `bus/pci/devices` link points to, resolved.
+pub fn device_dir(root: &HostRoot, address: &PciAddress) -> Result<PathBuf> {
+    let link = root.pci_device(address);
+    std::fs::canonicalize(&link).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            Error::NoSuchDevice {
+                address: *address,
+                path: link,
+            }
+        } else {
+            Error::Read { path: link, source }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_full_and_short() {
+        let a: PciAddress = "0000:3b:02.1".parse().unwrap();
+        assert_eq!((a.domain, a.bus, a.device, a.function), (0, 0x3b, 2, 1));
+        assert_eq!("3B:02.1".parse::<PciAddress>().unwrap(), a);
+        assert_eq!(a.to_string(), "0000:3b:02.1");
+        let b: PciAddress = "10000:e1:1f.7".parse().unwrap();
+        assert_eq!(b.to_string(), "10000:e1:1f.7");
+        for bad in [
+            "",
+            "3b:02",
+            "3b:20.0",
+            "3b:1f.8",
+            "0000:3b:02.1.0",
+            "x:3b:02.0",
+            "3b:02.10",
+            ":3b:02.0",
+            "3b::02.0",
+            "eth0",
+        ] {
+            assert!(bad.parse::<PciAddress>().is_err(), "{bad} parsed");
+        }
+        assert!(
+            "eth0"
+                .parse::<PciAddress>()
+                .unwrap_err()
+                .to_string()
+                .contains("not a PCI address")
+        );
+    }
+
+    #[test]
+    fn addresses_order_by_domain_bus_device_function() {
+        let mut v: Vec<PciAddress> = [
+            "0001:00:00.0",
+            "0000:3b:00.1",
+            "0000:3b:00.0",
+            "0000:0a:1f.0",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        v.sort();
+        let s: Vec<String> = v.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            s,
+            [
+                "0000:0a:1f.0",
+                "0000:3b:00.0",
+                "0000:3b:00.1",
+                "0001:00:00.0"
+            ]
+        );
+        assert_eq!(v[0].routing_id(), 0x0af8);
+    }
+
+    #[test]
+    fn addresses_serialize_as_strings() {
+        let a: PciAddress = "3b:02.0".parse().unwrap();
+        assert_eq!(serde_json::to_string(&a).unwrap(), "\"0000:3b:02.0\"");
+        let b: PciAddress = serde_json::from_str("\"0000:3b:02.0\"").unwrap();
+        assert_eq!(a, b);
+        assert!(serde_json::from_str::<PciAddress>("\"nope\"").is_err());
+    }
+}

@@ -1,0 +1,328 @@
+//! Reading sysfs attributes the way the kernel writes them: one small read,
+//! values trimmed, symlinks resolved by name, and the errnos that mean "no
+//! value" (a missing file, or an attribute the driver does not implement)
+//! told apart from real failures.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Reads a whole attribute and trims surrounding whitespace. Sysfs returns
+/// an attribute in one read (at most a page); the loop only continues while
+/// the buffer fills, so the common case is open + read + close.
+pub(crate) fn read_trimmed(path: &Path) -> io::Result<String> {
+    read_all_trimmed(&mut File::open(path)?)
+}
+
+/// Whether an errno means "this attribute has no value here" rather than a
+/// failure: missing file, or a netdev attribute the driver does not support
+/// (`phys_port_name` gives `EOPNOTSUPP`, `carrier` and `speed` of a down
+/// link give `EINVAL`).
+pub(crate) fn is_absent(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOENT | libc::EINVAL | libc::EOPNOTSUPP | libc::ENODATA | libc::ENODEV)
+    )
+}
+
+/// An optional attribute: `None` when absent (see [`is_absent`]) or empty.
+pub(crate) fn read_opt(path: &Path) -> Result<Option<String>> {
+    match read_trimmed(path) {
+        Ok(s) if s.is_empty() => Ok(None),
+        Ok(s) => Ok(Some(s)),
+        Err(e) if is_absent(&e) => Ok(None),
+        Err(source) => Err(Error::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// An optional attribute parsed with `parse`; unparsable values are errors.
+pub(crate) fn read_opt_parsed<T>(
+    path: &Path,
+    expected: &'static str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<Option<T>> {
+    match read_opt(path)? {
+        None => Ok(None),
+        Some(v) => parse(&v).map(Some).ok_or_else(|| Error::Parse {
+            path: path.to_path_buf(),
+            value: v,
+            expected,
+        }),
+    }
+}
+
+/// The last component of a symlink's target (`driver -> ../../bus/pci/drivers/ice`
+/// gives `ice`), `None` when the link does not exist. The target need not
+/// exist.
+pub(crate) fn link_name(path: &Path) -> io::Result<Option<String>> {
+    match std::fs::read_link(path) {
+        Ok(t) => Ok(t.file_name().and_then(|n| n.to_str()).map(str::to_string)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`link_name`] with the path in the error.
+pub(crate) fn read_link_name(path: &Path) -> Result<Option<String>> {
+    link_name(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Parses `0x8086` or `8086` as hex.
+pub(crate) fn parse_hex_u32(s: &str) -> Option<u32> {
+    let s = s.trim();
+    let s = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    u32::from_str_radix(s, 16).ok()
+}
+
+/// Parses a 16-bit hex id (`0x8086` or `8086`).
+pub(crate) fn parse_hex_u16(s: &str) -> Option<u16> {
+    parse_hex_u32(s).and_then(|v| u16::try_from(v).ok())
+}
+
+/// `path/name`.
+pub(crate) fn child(path: &Path, name: &str) -> PathBuf {
+    path.join(name)
+}
+
+/// A directory opened once (`O_PATH`), whose entries are then opened
+/// relative to it (`openat`, `readlinkat`): reading the ~20 attributes of a
+/// function walks one path component each instead of the whole path through
+/// the `bus/pci/devices` link. Paths are kept for error messages.
+#[derive(Debug)]
+pub(crate) struct Dir {
+    fd: std::os::fd::OwnedFd,
+    path: PathBuf,
+}
+
+fn cstr(name: &str) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+impl Dir {
+    /// Opens a directory (following symlinks).
+    pub(crate) fn open(path: &Path) -> io::Result<Dir> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: `c` is a valid NUL-terminated string; the returned fd is
+        // owned by the OwnedFd below.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        Self::from_raw(fd, path.to_path_buf())
+    }
+
+    fn from_raw(fd: libc::c_int, path: PathBuf) -> io::Result<Dir> {
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by open/openat and is not shared.
+        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        Ok(Dir { fd, path })
+    }
+
+    fn raw(&self) -> libc::c_int {
+        std::os::fd::AsRawFd::as_raw_fd(&self.fd)
+    }
+
+    /// `path/name`, for messages.
+    pub(crate) fn child_path(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Opens a subdirectory.
+    pub(crate) fn sub(&self, name: &str) -> io::Result<Dir> {
+        let c = cstr(name)?;
+        // SAFETY: valid dirfd and NUL-terminated name.
+        let fd = unsafe {
+            libc::openat(
+                self.raw(),
+                c.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        Self::from_raw(fd, self.path.join(name))
+    }
+
+    /// Reads an attribute, trimmed (see [`read_trimmed`]).
+    pub(crate) fn read_raw(&self, name: &str) -> io::Result<String> {
+        let c = cstr(name)?;
+        // SAFETY: valid dirfd and NUL-terminated name.
+        let fd = unsafe { libc::openat(self.raw(), c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by openat and is not shared.
+        let mut f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        read_all_trimmed(&mut f)
+    }
+
+    /// An optional attribute (see [`read_opt`]).
+    pub(crate) fn opt(&self, name: &str) -> Result<Option<String>> {
+        match self.read_raw(name) {
+            Ok(s) if s.is_empty() => Ok(None),
+            Ok(s) => Ok(Some(s)),
+            Err(e) if is_absent(&e) => Ok(None),
+            Err(source) => Err(Error::Read {
+                path: self.child_path(name),
+                source,
+            }),
+        }
+    }
+
+    /// An optional attribute parsed with `parse` (see [`read_opt_parsed`]).
+    pub(crate) fn opt_parsed<T>(
+        &self,
+        name: &str,
+        expected: &'static str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>> {
+        match self.opt(name)? {
+            None => Ok(None),
+            Some(v) => parse(&v).map(Some).ok_or_else(|| Error::Parse {
+                path: self.child_path(name),
+                value: v,
+                expected,
+            }),
+        }
+    }
+
+    /// The last component of a symlink's target; `None` when there is no
+    /// such link.
+    pub(crate) fn link_name(&self, name: &str) -> Result<Option<String>> {
+        let c = cstr(name).map_err(|source| Error::Read {
+            path: self.child_path(name),
+            source,
+        })?;
+        let mut buf = [0u8; 1024];
+        // SAFETY: valid dirfd, NUL-terminated name, buffer of the given size.
+        let n =
+            unsafe { libc::readlinkat(self.raw(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::NotFound {
+                return Ok(None);
+            }
+            return Err(Error::Read {
+                path: self.child_path(name),
+                source: e,
+            });
+        }
+        let target = &buf[..n as usize];
+        let last = target.rsplit(|b| *b == b'/').next().unwrap_or(target);
+        Ok(std::str::from_utf8(last).ok().map(str::to_string))
+    }
+
+    /// Sorted entry names (without `.` and `..`); empty when the
+    /// subdirectory `name` does not exist.
+    pub(crate) fn names_in(&self, name: &str) -> Result<Vec<String>> {
+        let c = cstr(name).map_err(|source| Error::Read {
+            path: self.child_path(name),
+            source,
+        })?;
+        // SAFETY: valid dirfd and NUL-terminated name.
+        let fd = unsafe {
+            libc::openat(
+                self.raw(),
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            if is_absent(&e) || e.raw_os_error() == Some(libc::ENOTDIR) {
+                return Ok(Vec::new());
+            }
+            return Err(Error::Read {
+                path: self.child_path(name),
+                source: e,
+            });
+        }
+        // SAFETY: `fd` is a fresh directory fd; fdopendir takes ownership and
+        // closedir below closes it.
+        let dir = unsafe { libc::fdopendir(fd) };
+        if dir.is_null() {
+            let e = io::Error::last_os_error();
+            // SAFETY: fdopendir failed, so `fd` is still ours to close.
+            unsafe { libc::close(fd) };
+            return Err(Error::Read {
+                path: self.child_path(name),
+                source: e,
+            });
+        }
+        let mut out = Vec::new();
+        loop {
+            // SAFETY: `dir` is a valid DIR* until closedir.
+            let ent = unsafe { libc::readdir64(dir) };
+            if ent.is_null() {
+                break;
+            }
+            // SAFETY: d_name is a NUL-terminated string inside *ent.
+            let n = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) };
+            let n = n.to_bytes();
+            if n == b"." || n == b".." {
+                continue;
+            }
+            if let Ok(s) = std::str::from_utf8(n) {
+                out.push(s.to_string());
+            }
+        }
+        // SAFETY: `dir` is valid and closed exactly once.
+        unsafe { libc::closedir(dir) };
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn read_all_trimmed(f: &mut File) -> io::Result<String> {
+    let mut buf = [0u8; 512];
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        let n = f.read(&mut buf)?;
+        out.extend_from_slice(&buf[..n]);
+        if n < buf.len() {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_ids_parse_with_and_without_prefix() {
+        assert_eq!(parse_hex_u16("0x8086\n"), Some(0x8086));
+        assert_eq!(parse_hex_u16("1889"), Some(0x1889));
+        assert_eq!(parse_hex_u16("0x10000"), None);
+        assert_eq!(parse_hex_u32("0x020000"), Some(0x020000));
+        assert_eq!(parse_hex_u32("zz"), None);
+    }
+
+    #[test]
+    fn long_attributes_are_read_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("a");
+        let long = "x".repeat(2000);
+        std::fs::write(&p, format!("  {long}\n")).unwrap();
+        assert_eq!(read_trimmed(&p).unwrap(), long);
+        std::fs::write(&p, "\n").unwrap();
+        assert_eq!(read_opt(&p).unwrap(), None);
+        assert_eq!(read_opt(&tmp.path().join("missing")).unwrap(), None);
+    }
+}

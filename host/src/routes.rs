@@ -1,0 +1,113 @@
+//! Whether an interface carries routes, from `<root>/proc/net/route` and
+//! `<root>/proc/net/ipv6_route`: a tool that unbinds a NIC uses this to
+//! refuse taking down an interface in use.
+//!
+//! The files show the routes of the reading process's network namespace
+//! (`/proc/net` is `/proc/self/net`); on a node that is the host namespace
+//! when the reader runs with host networking.
+//!
+//! IPv6 routes the kernel creates for every interface with IPv6 enabled —
+//! link-local `fe80::/10` and multicast `ff00::/8` — are not counted: they
+//! do not mean the interface is in use.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::root::HostRoot;
+
+/// The routes through one interface.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteCount {
+    pub ipv4: usize,
+    pub ipv6: usize,
+}
+
+impl RouteCount {
+    /// Any route at all.
+    pub fn any(&self) -> bool {
+        self.ipv4 + self.ipv6 > 0
+    }
+}
+
+/// Counts the routes through `ifname`. A missing file counts as no routes
+/// (a kernel without IPv6, or a test root without `proc`).
+pub fn routes_via(root: &HostRoot, ifname: &str) -> Result<RouteCount> {
+    let v4 = read_table(&root.proc("net/route"))?;
+    let v6 = read_table(&root.proc("net/ipv6_route"))?;
+    Ok(RouteCount {
+        // Iface Destination Gateway Flags ... (first line is a header)
+        ipv4: v4
+            .lines()
+            .skip(1)
+            .filter(|l| l.split_whitespace().next() == Some(ifname))
+            .count(),
+        // dest dest_len src src_len next_hop metric refcnt use flags device
+        ipv6: v6
+            .lines()
+            .filter(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                cols.len() >= 10 && cols[9] == ifname && !automatic_v6(cols[0])
+            })
+            .count(),
+    })
+}
+
+/// Link-local (`fe80::/10`) and multicast (`ff00::/8`) destinations, in the
+/// 32-hex-digit form of `ipv6_route`.
+fn automatic_v6(dest: &str) -> bool {
+    let d = dest.to_ascii_lowercase();
+    d.starts_with("ff")
+        || d.starts_with("fe8")
+        || d.starts_with("fe9")
+        || d.starts_with("fea")
+        || d.starts_with("feb")
+}
+
+fn read_table(path: &Path) -> Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(source) => Err(Error::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_v4_and_real_v6_routes_per_interface() {
+        let tmp = tempfile::tempdir().unwrap();
+        let net = tmp.path().join("proc/net");
+        std::fs::create_dir_all(&net).unwrap();
+        std::fs::write(
+            net.join("route"),
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+             ens1f0\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+             ens1f0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+             ens1f00\t0002A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n",
+        )
+        .unwrap();
+        std::fs::write(
+            net.join("ipv6_route"),
+            "fe800000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001  ens1f1\n\
+             ff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001  ens1f1\n\
+             20010db8000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001  ens1f0\n",
+        )
+        .unwrap();
+        let root = HostRoot::new(tmp.path());
+        assert_eq!(
+            routes_via(&root, "ens1f0").unwrap(),
+            RouteCount { ipv4: 2, ipv6: 1 }
+        );
+        assert!(!routes_via(&root, "ens1f1").unwrap().any());
+        assert!(
+            !routes_via(&HostRoot::new(tmp.path().join("none")), "x")
+                .unwrap()
+                .any()
+        );
+    }
+}
