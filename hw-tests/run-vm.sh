@@ -71,12 +71,13 @@ BUSYBOX=/bin/busybox
 command -v cargo >/dev/null || unavailable "cargo is not installed"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/sriov-hw.XXXXXX")"
-QEMU_PID=""
+PIPE_PID=""
 cleanup() {
   local rc=$?
-  if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
-    kill "$QEMU_PID" 2>/dev/null || true
-    wait "$QEMU_PID" 2>/dev/null || true
+  # The QEMU process (its `timeout` wrapper forwards the signal).
+  if [ -f "$WORK/qemu.pid" ] && [ ! -f "$WORK/qemu.rc" ]; then
+    kill "$(cat "$WORK/qemu.pid")" 2>/dev/null || true
+    [ -n "$PIPE_PID" ] && wait "$PIPE_PID" 2>/dev/null || true
   fi
   if [ "${SRIOV_HW_KEEP:-0}" = 1 ]; then
     say "kept $WORK"
@@ -112,17 +113,25 @@ if cargo metadata --no-deps --format-version 1 |
 fi
 
 # ---- 2. kernel and modules (cached) ---------------------------------------
-kernel_pkg="$(apt-cache depends "$KERNEL_META" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')"
+# The newest complete kernel in the cache, if any.
+newest_cached() {
+  local d
+  for d in $(ls -d "$CACHE"/linux-image-*/ 2>/dev/null | grep -v '\.tmp\.' | sort -rV); do
+    d="${d%/}"
+    [ -f "$d/.complete" ] && echo "$d" && return 0
+  done
+  return 0
+}
+kernel_pkg="$(apt-cache depends "$KERNEL_META" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}' || true)"
 kernel_ver=""
 [ -n "$kernel_pkg" ] &&
-  kernel_ver="$(apt-cache show --no-all-versions "$kernel_pkg" 2>/dev/null | awk '/^Version:/ {print $2; exit}')"
+  kernel_ver="$(apt-cache show --no-all-versions "$kernel_pkg" 2>/dev/null | awk '/^Version:/ {print $2; exit}' || true)"
 if [ -n "$kernel_pkg" ] && [ -n "$kernel_ver" ]; then
   KDIR="$CACHE/${kernel_pkg}_${kernel_ver}"
 else
   # apt knows no kernel package (no lists): use the newest cached one.
-  KDIR="$(ls -d "$CACHE"/linux-image-*/ 2>/dev/null | sort -V | tail -n1)"
-  KDIR="${KDIR%/}"
-  [ -n "$KDIR" ] && [ -f "$KDIR/.complete" ] ||
+  KDIR="$(newest_cached)"
+  [ -n "$KDIR" ] ||
     unavailable "apt knows no '$KERNEL_META' package and no kernel is cached in $CACHE (run apt-get update)"
 fi
 
@@ -131,8 +140,31 @@ build_kernel() {
   rm -rf "$tmp"
   mkdir -p "$tmp/dl" "$tmp/root"
   say "downloading $kernel_pkg $kernel_ver (cached in $CACHE)"
-  (cd "$tmp/dl" && apt-get download -q "$kernel_pkg=$kernel_ver" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
-  ls "$tmp"/dl/*.deb >/dev/null 2>&1 || unavailable "apt-get download $kernel_pkg=$kernel_ver failed"
+  download() {
+    (cd "$tmp/dl" && apt-get download -q "$kernel_pkg=$kernel_ver" 2>&1 |
+      grep -v '^W: Download is performed unsandboxed' || true)
+  }
+  download
+  if ! ls "$tmp"/dl/*.deb >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    # Stale apt lists name a version the mirror no longer has.
+    say "refreshing apt lists (apt-get update)"
+    apt-get update -qq || true
+    kernel_pkg="$(apt-cache depends "$KERNEL_META" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}' || true)"
+    kernel_ver="$(apt-cache show --no-all-versions "$kernel_pkg" 2>/dev/null | awk '/^Version:/ {print $2; exit}' || true)"
+    KDIR="$CACHE/${kernel_pkg}_${kernel_ver}"
+    download
+  fi
+  if ! ls "$tmp"/dl/*.deb >/dev/null 2>&1; then
+    rm -rf "$tmp"
+    local cached
+    cached="$(newest_cached)"
+    if [ -n "$cached" ]; then
+      say "apt-get download $kernel_pkg=$kernel_ver failed; using the cached $(basename "$cached")"
+      KDIR="$cached"
+      return 0
+    fi
+    unavailable "apt-get download $kernel_pkg=$kernel_ver failed (run apt-get update as root)"
+  fi
   x="$tmp/x"
   dpkg -x "$tmp"/dl/*.deb "$x"
   kver="$(ls "$x/lib/modules")"
@@ -172,7 +204,8 @@ build_kernel() {
   touch "$tmp/.complete"
   # Older kernels in the cache are no longer used.
   find "$CACHE" -mindepth 1 -maxdepth 1 -name 'linux-image-*' ! -name "$(basename "$tmp")" -exec rm -rf {} +
-  mv "$tmp" "$KDIR"
+  # Another run may have finished the same kernel meanwhile.
+  mv -T "$tmp" "$KDIR" 2>/dev/null || rm -rf "$tmp"
 }
 mkdir -p "$CACHE"
 [ -f "$KDIR/.complete" ] || build_kernel
@@ -278,26 +311,28 @@ say "initramfs $(du -m "$WORK/initrd" | cut -f1) MB, $(wc -l <"$WORK/tests.tsv")
 say "booting QEMU (TCG, 2 igb PFs, timeout ${TIMEOUT}s)"
 start=$(date +%s)
 set +e
-timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
-  -machine q35,accel=tcg -cpu max -m 1G -smp 2 -no-reboot -nographic \
-  -device intel-iommu \
-  -device pcie-root-port,id=rp1,chassis=1,slot=1 \
-  -device igb,bus=rp1,netdev=n1 -netdev user,id=n1,restrict=on \
-  -device pcie-root-port,id=rp2,chassis=2,slot=2 \
-  -device igb,bus=rp2,netdev=n2 -netdev user,id=n2,restrict=on \
-  -kernel "$KDIR/vmlinuz" -initrd "$WORK/initrd" \
-  -append "console=ttyS0 quiet intel_iommu=on panic=-1 rdinit=/init" \
-  </dev/null >"$WORK/console.raw" 2>"$WORK/qemu.err" &
-QEMU_PID=$!
-# Show the guest's console as it runs (without the firmware's terminal
-# control sequences).
-tail -n +1 -f --pid="$QEMU_PID" "$WORK/console.raw" | tr -d '\r' |
-  sed -u 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g' || true
-wait "$QEMU_PID"
-qemu_rc=$?
-QEMU_PID=""
+# QEMU's serial console flows through a pipe to the terminal (without the
+# firmware's terminal control sequences) and to console.log; its pid is
+# kept for the cleanup trap.
+(
+  timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
+    -machine q35,accel=tcg -cpu max -m 1G -smp 2 -no-reboot -nographic \
+    -device intel-iommu \
+    -device pcie-root-port,id=rp1,chassis=1,slot=1 \
+    -device igb,bus=rp1,netdev=n1 -netdev user,id=n1,restrict=on \
+    -device pcie-root-port,id=rp2,chassis=2,slot=2 \
+    -device igb,bus=rp2,netdev=n2 -netdev user,id=n2,restrict=on \
+    -kernel "$KDIR/vmlinuz" -initrd "$WORK/initrd" \
+    -append "console=ttyS0 quiet intel_iommu=on panic=-1 rdinit=/init" \
+    </dev/null 2>"$WORK/qemu.err" &
+  echo $! >"$WORK/qemu.pid"
+  wait $!
+  echo $? >"$WORK/qemu.rc"
+) | tr -d '\r' | sed -u 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g' | tee "$WORK/console.log" &
+PIPE_PID=$!
+wait "$PIPE_PID"
 set -e
-tr -d '\r' <"$WORK/console.raw" >"$WORK/console.log"
+qemu_rc="$(cat "$WORK/qemu.rc" 2>/dev/null || echo "?")"
 elapsed=$(($(date +%s) - start))
 
 result="$(grep -a "^$RESULT_MARKER " "$WORK/console.log" | tail -n1 || true)"
