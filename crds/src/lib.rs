@@ -5,6 +5,7 @@
 //! existing manifests apply unchanged (note the upstream spellings
 //! `totalvfs`, `Vfs`, `Vlan`, `vfID`).
 
+pub mod conditions;
 pub mod crd_gen;
 pub mod device_plugin_config;
 pub mod ib_network;

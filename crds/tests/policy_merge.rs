@@ -565,6 +565,15 @@ fn example_policies_merge_on_a_mixed_node() {
             ),
         ]
     );
+    // The merged spec passes the node state rules the daemon checks.
+    let state = sriov_crds::SriovNetworkNodeStateSpec {
+        interfaces: m.interfaces.clone(),
+        ..Default::default()
+    };
+    assert_eq!(
+        sriov_crds::rules::node_state::check_node_state_spec(&state),
+        vec![]
+    );
     // Every policy also passes the node and cross-policy rules there.
     let nics = NicIdList::builtin();
     let applied = policies_for_node(&policies, &node_labels);

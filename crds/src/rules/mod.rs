@@ -9,6 +9,7 @@ pub mod cross_policy;
 pub mod defaults;
 pub mod network;
 pub mod node;
+pub mod node_state;
 pub mod operator;
 pub mod policy;
 
