@@ -57,6 +57,19 @@ pub trait NetdevBackend: Send {
     fn set_mtu(&mut self, name: &str, mtu: u32) -> io::Result<()>;
     /// Deletes everything still created.
     fn delete_all(&mut self);
+    /// Where the interface created as `name` is now: its current state in
+    /// this network namespace, or `None` when it has left it.
+    fn locate(&mut self, name: &str) -> io::Result<Option<LinkInfo>>;
+}
+
+/// A backing interface as seen in the simulator's network namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub name: String,
+    pub ifindex: u32,
+    pub mac: String,
+    pub mtu: u32,
+    pub operstate: String,
 }
 
 #[derive(Debug, Clone)]
@@ -81,7 +94,12 @@ enum Kind {
 
 #[derive(Debug, Clone)]
 struct NetdevState {
+    /// The name it was created with (the backend's key).
     name: String,
+    /// The name sysfs shows now; `None` while a backing interface is in
+    /// another network namespace.
+    shown: Option<String>,
+    /// Its directory while shown.
     dir: String,
     mtu: u32,
     backed: bool,
@@ -955,6 +973,7 @@ impl<S: TreeSink> SimKernel<S> {
                 ],
             );
             f.netdev = Some(NetdevState {
+                shown: Some(name.clone()),
                 name,
                 dir: ndir,
                 mtu,
@@ -989,6 +1008,81 @@ impl<S: TreeSink> SimKernel<S> {
         let dir = f.dir.clone();
         self.funcs.insert(addr.to_string(), f);
         self.emit("bind", Self::devpath(&dir), "pci", vars);
+        Ok(())
+    }
+
+    /// Makes sysfs follow backing interfaces that were moved to another
+    /// network namespace (hidden, as the kernel hides them), brought back
+    /// or renamed (shown under the new name, with their current address,
+    /// MTU and operstate). Returns whether anything changed.
+    pub fn refresh_netdevs(&mut self) -> bool {
+        let Some(backend) = self.backend.as_mut() else {
+            return false;
+        };
+        let mut changes = Vec::new();
+        for (addr, f) in &self.funcs {
+            let Some(nd) = f.netdev.as_ref().filter(|n| n.backed) else {
+                continue;
+            };
+            match backend.locate(&nd.name) {
+                Ok(loc) if loc.as_ref().map(|l| &l.name) != nd.shown.as_ref() => {
+                    changes.push((addr.clone(), loc));
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(netdev = %nd.name, error = %e, "cannot locate"),
+            }
+        }
+        let changed = !changes.is_empty();
+        for (addr, loc) in changes {
+            if let Err(e) = self.show_netdev(&addr, loc) {
+                tracing::warn!(function = %addr, error = %e, "cannot update the netdev in sysfs");
+            }
+        }
+        changed
+    }
+
+    fn show_netdev(&mut self, addr: &str, loc: Option<LinkInfo>) -> io::Result<()> {
+        let mut f = self.funcs[addr].clone();
+        let Some(mut nd) = f.netdev.take() else {
+            return Ok(());
+        };
+        let old_dir = nd.dir.clone();
+        if let Some(old) = nd.shown.take() {
+            self.tree.remove_netdev_under(addr, "", &old)?;
+            self.netdev_dirs.remove(&old_dir);
+            self.emit(
+                "remove",
+                Self::devpath(&old_dir),
+                "net",
+                vec![("INTERFACE".into(), old)],
+            );
+        }
+        if let Some(l) = loc {
+            let mut n = Netdev::ethernet(&l.name, &l.mac, l.ifindex);
+            n.mtu = l.mtu;
+            n.speed = Some(f.model.speed);
+            n.carrier = (l.operstate == "up").then_some(true);
+            n.operstate = l.operstate;
+            self.tree.add_netdev(addr, &n)?;
+            nd.dir = format!("{}/net/{}", f.dir, l.name);
+            nd.mtu = l.mtu;
+            self.netdev_dirs.insert(nd.dir.clone(), addr.to_string());
+            self.emit(
+                "add",
+                Self::devpath(&nd.dir),
+                "net",
+                vec![
+                    ("INTERFACE".into(), l.name.clone()),
+                    ("IFINDEX".into(), l.ifindex.to_string()),
+                ],
+            );
+            nd.shown = Some(l.name);
+        } else {
+            // The kernel keeps the empty `net` glue directory.
+            self.tree.sink().mkdir_all(&format!("{}/net", f.dir))?;
+        }
+        f.netdev = Some(nd);
+        self.funcs.insert(addr.to_string(), f);
         Ok(())
     }
 
@@ -1034,9 +1128,18 @@ impl<S: TreeSink> SimKernel<S> {
                 tracing::warn!(netdev = %nd.name, error = %e, "cannot delete the backing veth");
             }
             let subdir = f.model.netdev_subdir.unwrap_or("");
-            self.tree
-                .remove_netdev_under(addr, subdir, &nd.name)
-                .map_err(|e| eio(&path, e))?;
+            if let Some(shown) = &nd.shown {
+                self.tree
+                    .remove_netdev_under(addr, subdir, shown)
+                    .map_err(|e| eio(&path, e))?;
+                self.netdev_dirs.remove(&nd.dir);
+                self.emit(
+                    "remove",
+                    Self::devpath(&nd.dir),
+                    "net",
+                    vec![("INTERFACE".into(), shown.clone())],
+                );
+            }
             // The `net` glue directory (or the virtio child device) goes
             // with the last netdev.
             let glue = if subdir.is_empty() {
@@ -1048,13 +1151,6 @@ impl<S: TreeSink> SimKernel<S> {
                 .sink()
                 .remove_all(&glue)
                 .map_err(|e| eio(&path, e))?;
-            self.netdev_dirs.remove(&nd.dir);
-            self.emit(
-                "remove",
-                Self::devpath(&nd.dir),
-                "net",
-                vec![("INTERFACE".into(), nd.name.clone())],
-            );
         }
         if driver == VFIO_PCI
             && let Some(g) = f.group

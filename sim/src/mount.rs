@@ -20,6 +20,10 @@ use crate::memfs::MemFs;
 use crate::node::{NodeError, NodeSpec};
 use crate::uevent::UeventSender;
 
+/// How often sysfs catches up with veths moved between network namespaces
+/// or renamed.
+pub const FOLLOW_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How to run a simulated node.
 #[derive(Debug, Clone, Default)]
 pub struct SimOptions {
@@ -94,6 +98,9 @@ pub struct SimNode {
     /// first).
     created: Vec<PathBuf>,
     stopped: bool,
+    /// With veths: the thread that makes sysfs follow them across network
+    /// namespaces and renames.
+    follower: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for SimNode {
@@ -168,6 +175,7 @@ impl SimNode {
             sessions: Vec::new(),
             created,
             stopped: false,
+            follower: None,
         };
         for (sub, size) in [("sys", 4096), ("dev/vfio", 0)] {
             let mountpoint = root.join(sub);
@@ -203,6 +211,24 @@ impl SimNode {
                 st.kernel.sink().take_removed();
             }
             node.sessions.push((mountpoint, session));
+        }
+        if opts.veth {
+            let state = state.clone();
+            node.follower = Some(std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(FOLLOW_PERIOD);
+                    let mut st = lock(&state);
+                    if st.stopped {
+                        return;
+                    }
+                    if st.kernel.refresh_netdevs() {
+                        st.flush_events();
+                    }
+                    let inval = st.take_invalidations();
+                    drop(st);
+                    crate::fuse::invalidate(inval);
+                }
+            }));
         }
         // The mount answers once the kernel sees it.
         let probe = root.join("sys/bus/pci/devices");
@@ -244,6 +270,9 @@ impl SimNode {
             let mut st = lock(&self.state);
             st.stopped = true;
             st.kernel.shutdown();
+        }
+        if let Some(t) = self.follower.take() {
+            let _ = t.join();
         }
         for (path, session) in self.sessions.drain(..).rev() {
             unmount(&path);

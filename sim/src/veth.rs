@@ -9,15 +9,21 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::kernel::NetdevBackend;
+/// The real sysfs view of this network namespace's interfaces.
+const SYS_CLASS_NET: &str = "/sys/class/net";
+
+use crate::kernel::{LinkInfo, NetdevBackend};
 
 /// Creates and deletes veth pairs with `ip link`.
 #[derive(Debug, Default)]
 pub struct VethBackend {
     /// VF-side name -> peer name.
     peers: BTreeMap<String, String>,
+    /// VF-side name as created -> its last known name here.
+    current: BTreeMap<String, String>,
     counter: u32,
 }
 
@@ -107,6 +113,7 @@ impl NetdevBackend for VethBackend {
     }
 
     fn delete(&mut self, name: &str) -> io::Result<()> {
+        self.current.remove(name);
         let Some(peer) = self.peers.remove(name) else {
             return Ok(());
         };
@@ -117,7 +124,58 @@ impl NetdevBackend for VethBackend {
     }
 
     fn set_mtu(&mut self, name: &str, mtu: u32) -> io::Result<()> {
-        ip(&["link", "set", "dev", name, "mtu", &mtu.to_string()]).map(|_| ())
+        let cur = self.current.get(name).map_or(name, String::as_str);
+        ip(&["link", "set", "dev", cur, "mtu", &mtu.to_string()]).map(|_| ())
+    }
+
+    fn locate(&mut self, name: &str) -> io::Result<Option<LinkInfo>> {
+        let Some(peer) = self.peers.get(name) else {
+            return Ok(None);
+        };
+        let net = Path::new(SYS_CLASS_NET);
+        let num =
+            |p: PathBuf| -> Option<u32> { std::fs::read_to_string(p).ok()?.trim().parse().ok() };
+        // The peer stays here: its iflink is the VF end's ifindex,
+        // wherever that end is.
+        let (Some(peer_index), Some(vf_index)) = (
+            num(net.join(peer).join("ifindex")),
+            num(net.join(peer).join("iflink")),
+        ) else {
+            return Ok(None);
+        };
+        let is_ours = |n: &str| {
+            num(net.join(n).join("ifindex")) == Some(vf_index)
+                && num(net.join(n).join("iflink")) == Some(peer_index)
+        };
+        let last = self
+            .current
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string());
+        let found = if is_ours(&last) {
+            Some(last)
+        } else {
+            std::fs::read_dir(net)?
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .find(|n| is_ours(n))
+        };
+        let Some(cur) = found else {
+            return Ok(None);
+        };
+        self.current.insert(name.to_string(), cur.clone());
+        let read = |f: &str| {
+            std::fs::read_to_string(net.join(&cur).join(f))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        Ok(Some(LinkInfo {
+            ifindex: vf_index,
+            mac: read("address"),
+            mtu: read("mtu").parse().unwrap_or(1500),
+            operstate: read("operstate"),
+            name: cur,
+        }))
     }
 
     fn delete_all(&mut self) {

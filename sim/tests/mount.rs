@@ -699,6 +699,40 @@ fn veth_backed_vf_netdevs() {
             .unwrap()
             .success()
     );
+    // Sysfs follows it: gone from the host view while in the pod's
+    // namespace, back (renamed, with its new MTU) when it returns.
+    let vf2 = dev(root, "0000:3b:02.2");
+    wait_for("moved netdev hidden", Duration::from_secs(3), || {
+        std::fs::symlink_metadata(root.join("sys/class/net").join(&names[2])).is_err()
+            && vf2.join("net").read_dir().unwrap().next().is_none()
+    });
+    let back = format!("{pf}r2");
+    let ok = Command::new("ip")
+        .args([
+            "-n", &ns, "link", "set", &names[2], "name", &back, "mtu", "1400", "netns", "1",
+        ])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    guard.ifnames.push(back.clone());
+    wait_for("returned netdev shown", Duration::from_secs(3), || {
+        vf2.join("net").join(&back).join("mtu").exists()
+    });
+    assert_eq!(read(&vf2.join("net").join(&back).join("mtu")), "1400");
+    assert!(root.join("sys/class/net").join(&back).exists());
+    echo("1500", &vf2.join("net").join(&back).join("mtu")).unwrap();
+    assert_eq!(
+        read(&Path::new("/sys/class/net").join(&back).join("mtu")),
+        "1500"
+    );
+    assert!(
+        Command::new("ip")
+            .args(["link", "set", &back, "netns", &ns])
+            .status()
+            .unwrap()
+            .success()
+    );
     // Unbind deletes the veth.
     echo("0000:3b:02.0", &driver_dir(root, "iavf").join("unbind")).unwrap();
     assert!(!Path::new("/sys/class/net").join(&names[0]).exists());
@@ -713,7 +747,11 @@ fn veth_backed_vf_netdevs() {
         .args(["-n", &ns, "-o", "link", "show"])
         .output()
         .unwrap();
-    assert!(!String::from_utf8_lossy(&out.stdout).contains(&names[2]));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && !listed.contains(&back) && !listed.contains(&names[2]),
+        "{listed}"
+    );
     // Leave some for drop to delete.
     echo("2", &p.join("sriov_numvfs")).unwrap();
     assert!(Path::new("/sys/class/net").join(&names[1]).exists());
