@@ -5,6 +5,7 @@
 //! Every function returns all violations it finds; an empty list means the
 //! object is accepted. Each [`RuleError`] names the field and says what to do.
 
+pub mod admission;
 pub mod cross_policy;
 pub mod defaults;
 pub mod network;

@@ -24,8 +24,19 @@ fn describe(pf: &InterfaceExt) -> String {
     )
 }
 
+/// What a policy selects on one node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeSelection {
+    /// PCI addresses of the selected, supported PFs.
+    pub selected: Vec<String>,
+    /// PFs the selector matches but whose model is not in the NIC list.
+    pub unsupported: Vec<String>,
+    /// Violations on the selected PFs.
+    pub errors: Vec<RuleError>,
+}
+
 /// Checks a policy against one node's reported PFs. Returns the PCI addresses
-/// of the PFs it selects, or the violations.
+/// of the PFs it selects, or the violations (also when it selects nothing).
 pub fn check_policy_on_node(
     node: &str,
     spec: &SriovNetworkNodePolicySpec,
@@ -33,6 +44,53 @@ pub fn check_policy_on_node(
     nics: &NicIdList,
     nic_check: NicCheck,
 ) -> Result<Vec<String>, Vec<RuleError>> {
+    let NodeSelection {
+        selected,
+        unsupported,
+        mut errors,
+    } = select_on_node(node, spec, pfs, nics, nic_check);
+    if selected.is_empty() && errors.is_empty() {
+        errors.push(nothing_selected(node, pfs, &unsupported));
+    }
+    if errors.is_empty() {
+        Ok(selected)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The error for a node where the policy selects no supported PF.
+pub fn nothing_selected(node: &str, pfs: &[InterfaceExt], unsupported: &[String]) -> RuleError {
+    let found = if pfs.is_empty() {
+        "the node reported no SR-IOV PFs".to_string()
+    } else {
+        format!(
+            "PFs on the node: {}",
+            pfs.iter().map(describe).collect::<Vec<_>>().join(", ")
+        )
+    };
+    let why = if unsupported.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; selected but not in the supported NIC list: {} (add them to the supported-nic-ids list)",
+            unsupported.join(", ")
+        )
+    };
+    RuleError::new(
+        "spec.nicSelector",
+        format!("no supported NIC on node {node} is selected by nicSelector; {found}{why}"),
+    )
+}
+
+/// Which PFs of a node the policy selects, and the violations on them.
+pub fn select_on_node(
+    node: &str,
+    spec: &SriovNetworkNodePolicySpec,
+    pfs: &[InterfaceExt],
+    nics: &NicIdList,
+    nic_check: NicCheck,
+) -> NodeSelection {
     let mut errors = Vec::new();
     let mut selected = Vec::new();
     let mut unsupported = Vec::new();
@@ -106,31 +164,9 @@ pub fn check_policy_on_node(
             ));
         }
     }
-    if selected.is_empty() && errors.is_empty() {
-        let found = if pfs.is_empty() {
-            "the node reported no SR-IOV PFs".to_string()
-        } else {
-            format!(
-                "PFs on the node: {}",
-                pfs.iter().map(describe).collect::<Vec<_>>().join(", ")
-            )
-        };
-        let why = if unsupported.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; selected but not in the supported NIC list: {} (add them to the supported-nic-ids list)",
-                unsupported.join(", ")
-            )
-        };
-        errors.push(RuleError::new(
-            "spec.nicSelector",
-            format!("no supported NIC on node {node} is selected by nicSelector; {found}{why}"),
-        ));
-    }
-    if errors.is_empty() {
-        Ok(selected)
-    } else {
-        Err(errors)
+    NodeSelection {
+        selected,
+        unsupported,
+        errors,
     }
 }
