@@ -232,3 +232,43 @@ fn sriov_network_explicit_zero_vlan_is_kept() {
     assert_eq!(json["spec"]["vlan"], 0);
     assert_eq!(json["spec"]["spoofChk"], "on");
 }
+
+#[test]
+fn upstream_style_manifests_pass_the_rules() {
+    use sriov_crds::nic_ids::NicIdList;
+    use sriov_crds::rules::{network, operator, policy};
+    let nics = NicIdList::builtin();
+    for file in yaml_files(&upstream_dir()) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+        for doc in docs {
+            let origin = format!("{} {}", file.display(), doc["metadata"]["name"]);
+            let errors = match doc["kind"].as_str().unwrap() {
+                "SriovNetworkNodePolicy" => {
+                    let p: SriovNetworkNodePolicy = serde_json::from_value(doc).unwrap();
+                    policy::check_policy_spec(&p.spec, &nics, policy::NicCheck::KnownOnly)
+                }
+                "SriovNetwork" => network::check_network_spec(
+                    &serde_json::from_value::<SriovNetwork>(doc).unwrap().spec,
+                ),
+                "SriovIBNetwork" => network::check_ib_network_spec(
+                    &serde_json::from_value::<SriovIBNetwork>(doc).unwrap().spec,
+                ),
+                "SriovOperatorConfig" => operator::check_operator_config(
+                    &serde_json::from_value::<SriovOperatorConfig>(doc).unwrap(),
+                    "sriov-network-operator",
+                ),
+                "SriovNetworkPoolConfig" => operator::check_pool_config(
+                    &serde_json::from_value::<SriovNetworkPoolConfig>(doc).unwrap(),
+                ),
+                "SriovNetworkNodeState" => sriov_crds::rules::node_state::check_node_state_spec(
+                    &serde_json::from_value::<SriovNetworkNodeState>(doc)
+                        .unwrap()
+                        .spec,
+                ),
+                other => panic!("{origin}: {other}"),
+            };
+            assert_eq!(errors, vec![], "{origin}");
+        }
+    }
+}
