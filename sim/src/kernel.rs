@@ -505,6 +505,13 @@ impl<S: TreeSink> SimKernel<S> {
                         format!("device {addr} is already bound to {cur}"),
                     ));
                 }
+                if !Self::probe_succeeds(driver, f) {
+                    return Err(err(
+                        libc::ENODEV,
+                        path,
+                        format!("{driver} probe of {addr} failed: it cannot drive this device"),
+                    ));
+                }
                 self.attach(addr, driver)?;
                 Ok(StoreEffect::Done)
             }
@@ -545,7 +552,11 @@ impl<S: TreeSink> SimKernel<S> {
                 let candidates: Vec<String> = self
                     .funcs
                     .iter()
-                    .filter(|(_, f)| f.driver.is_none() && self.driver_matches(driver, f))
+                    .filter(|(_, f)| {
+                        f.driver.is_none()
+                            && self.driver_matches(driver, f)
+                            && Self::probe_succeeds(driver, f)
+                    })
                     .map(|(a, _)| a.clone())
                     .collect();
                 for addr in candidates {
@@ -601,6 +612,13 @@ impl<S: TreeSink> SimKernel<S> {
                 .is_some_and(|ids| ids.contains(&(f.vendor, f.device)))
     }
 
+    /// Whether the driver's probe() accepts the device once matched: vfio-pci
+    /// takes anything; a hardware driver only the devices in its id table
+    /// (matching through `driver_override` alone is not enough).
+    fn probe_succeeds(driver: &str, f: &Func) -> bool {
+        driver == VFIO_PCI || NicModel::driver_handles(driver, f.vendor, f.device)
+    }
+
     /// Binds an unbound device to the first registered driver that matches
     /// it (driver_override first), as the bus's probe does. Nothing matching
     /// is not an error.
@@ -609,7 +627,7 @@ impl<S: TreeSink> SimKernel<S> {
         let found = self
             .drivers
             .iter()
-            .find(|d| self.driver_matches(d, f))
+            .find(|d| self.driver_matches(d, f) && Self::probe_succeeds(d, f))
             .cloned();
         if let Some(d) = found {
             self.attach(addr, &d)?;

@@ -328,6 +328,16 @@ fn bind_unbind_override_and_vfio() {
         write(&driver_dir(root, "vfio-pci").join("remove_id"), "8086 1889"),
         Err(libc::ENODEV)
     );
+    // An override naming a hardware driver that cannot drive the device:
+    // matched, but its probe fails (ENODEV) and the device stays unbound.
+    echo(vf, &driver_dir(root, "vfio-pci").join("unbind")).unwrap();
+    echo("ice", &d.join("driver_override")).unwrap();
+    assert_eq!(
+        write(&driver_dir(root, "ice").join("bind"), vf),
+        Err(libc::ENODEV)
+    );
+    echo(vf, &root.join("sys/bus/pci/drivers_probe")).unwrap();
+    assert!(std::fs::symlink_metadata(d.join("driver")).is_err());
     // bind of a device that does not exist: ENODEV.
     assert_eq!(
         write(&driver_dir(root, "iavf").join("bind"), "0000:99:00.0"),
