@@ -29,27 +29,54 @@ impl RouteCount {
     }
 }
 
-/// Counts the routes through `ifname`. A missing file counts as no routes
-/// (a kernel without IPv6, or a test root without `proc`).
+/// The node's route tables, read once; [`RouteTable::count`] per interface.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteTable {
+    /// Interface of each IPv4 route.
+    v4: Vec<String>,
+    /// Interface of each counted IPv6 route.
+    v6: Vec<String>,
+}
+
+impl RouteTable {
+    /// Reads `<root>/proc/net/route` and `<root>/proc/net/ipv6_route`. A
+    /// missing file counts as no routes (a kernel without IPv6, or a test
+    /// root without `proc`).
+    pub fn read(root: &HostRoot) -> Result<RouteTable> {
+        let v4 = read_table(&root.proc("net/route"))?;
+        let v6 = read_table(&root.proc("net/ipv6_route"))?;
+        Ok(RouteTable {
+            // Iface Destination Gateway Flags ... (the first line is a header)
+            v4: v4
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().next())
+                .map(str::to_string)
+                .collect(),
+            // dest dest_len src src_len next_hop metric refcnt use flags device
+            v6: v6
+                .lines()
+                .filter_map(|l| {
+                    let cols: Vec<&str> = l.split_whitespace().collect();
+                    (cols.len() >= 10 && !automatic_v6(cols[0])).then(|| cols[9].to_string())
+                })
+                .collect(),
+        })
+    }
+
+    /// The routes through `ifname`.
+    pub fn count(&self, ifname: &str) -> RouteCount {
+        RouteCount {
+            ipv4: self.v4.iter().filter(|i| *i == ifname).count(),
+            ipv6: self.v6.iter().filter(|i| *i == ifname).count(),
+        }
+    }
+}
+
+/// Counts the routes through `ifname` (reads the tables; use [`RouteTable`]
+/// for many interfaces).
 pub fn routes_via(root: &HostRoot, ifname: &str) -> Result<RouteCount> {
-    let v4 = read_table(&root.proc("net/route"))?;
-    let v6 = read_table(&root.proc("net/ipv6_route"))?;
-    Ok(RouteCount {
-        // Iface Destination Gateway Flags ... (first line is a header)
-        ipv4: v4
-            .lines()
-            .skip(1)
-            .filter(|l| l.split_whitespace().next() == Some(ifname))
-            .count(),
-        // dest dest_len src src_len next_hop metric refcnt use flags device
-        ipv6: v6
-            .lines()
-            .filter(|l| {
-                let cols: Vec<&str> = l.split_whitespace().collect();
-                cols.len() >= 10 && cols[9] == ifname && !automatic_v6(cols[0])
-            })
-            .count(),
-    })
+    Ok(RouteTable::read(root)?.count(ifname))
 }
 
 /// Link-local (`fe80::/10`) and multicast (`ff00::/8`) destinations, in the
