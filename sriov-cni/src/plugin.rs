@@ -1,0 +1,732 @@
+//! The plugin's commands: ADD, DEL, CHECK, STATUS, GC.
+//!
+//! [`Plugin`] takes the host's [`LinkOps`] as a trait object so unit tests
+//! can run the VF-setting logic against `RecordingLinkOps`; the binary uses
+//! the real `Netlink`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+use sriov_host::HostRoot;
+use sriov_host::netlink::{LinkId, LinkOps, NetlinkError, VfSetting};
+use sriov_host::netns::Netns;
+
+use crate::config::{NetConf, VfSettings};
+use crate::device::{self, Mode, Vf};
+use crate::env::CniEnv;
+use crate::error::{Code, CniError, Result};
+use crate::ipam;
+use crate::result::{CniResult, Interface};
+use crate::state::{Extras, OrigVfState, Saved, StateDir, netns_alive};
+use crate::test_hooks::checkpoint;
+use crate::vf_settings;
+
+/// The plugin: the host root, netlink in the host namespace, and the host
+/// namespace itself (to move VFs back).
+#[derive(Debug)]
+pub struct Plugin {
+    /// Where sysfs is read.
+    pub root: HostRoot,
+    /// Netlink in the host network namespace.
+    pub host: Arc<dyn LinkOps>,
+    /// The host network namespace.
+    pub host_ns: Netns,
+}
+
+fn nl(msg: impl Into<String>, e: &NetlinkError) -> CniError {
+    CniError::netlink(msg, e)
+}
+
+fn is_gone(e: &NetlinkError) -> bool {
+    matches!(e, NetlinkError::NotFound { .. }) || e.errno() == Some(nix::errno::Errno::ENODEV)
+}
+
+/// Creates an anonymous network namespace, alive while the returned
+/// handle is open (a thread unshares, opens its namespace and exits).
+pub fn temp_netns() -> Result<Netns> {
+    std::thread::Builder::new()
+        .name("tmp-netns".into())
+        .spawn(|| -> Result<Netns> {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+                CniError::new(
+                    Code::Netns,
+                    "cannot create a temporary network namespace",
+                    format!("unshare(CLONE_NEWNET): {e}; the plugin needs CAP_SYS_ADMIN"),
+                )
+            })?;
+            Netns::current().map_err(|e| {
+                CniError::new(Code::Netns, "cannot open the temporary network namespace", e.to_string())
+            })
+        })
+        .map_err(|e| CniError::new(Code::Netns, "cannot start a thread", e.to_string()))?
+        .join()
+        .unwrap_or_else(|_| Err(CniError::new(Code::Netns, "temporary netns thread panicked", "")))
+}
+
+fn open_pod_netns(path: &Path) -> Result<Netns> {
+    Netns::open(path).map_err(|e| {
+        CniError::new(
+            Code::UnknownContainer,
+            format!("cannot open the container's network namespace {}", path.display()),
+            e.to_string(),
+        )
+    })
+}
+
+/// The PF-side settings a saved attachment changed.
+fn applied_settings(s: &Saved) -> Vec<VfSetting> {
+    let vf = match serde_json::to_vec(&s.config)
+        .ok()
+        .and_then(|b| NetConf::parse(&b, None).ok())
+    {
+        Some(c) => c.vf,
+        None => {
+            tracing::warn!("saved config does not parse; restoring no PF-side settings");
+            VfSettings::default()
+        }
+    };
+    let (pf_known, mac_on_pf) = match &s.extras {
+        Some(x) => (x.pf_state_known, x.pf_mac_set),
+        None => (true, s.mac.is_some()),
+    };
+    if !pf_known {
+        return Vec::new();
+    }
+    vf_settings::wanted(&vf, if mac_on_pf { s.mac } else { None })
+}
+
+impl Plugin {
+    /// A plugin on the real host: `SRIOV_HOST_ROOT`, netlink in the calling
+    /// thread's namespace.
+    pub fn open(host: Arc<dyn LinkOps>) -> Result<Plugin> {
+        Ok(Plugin {
+            root: HostRoot::from_env(),
+            host,
+            host_ns: Netns::current().map_err(|e| {
+                CniError::new(Code::Netns, "cannot open the host network namespace", e.to_string())
+            })?,
+        })
+    }
+
+    /// ADD.
+    pub fn add(&self, env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<CniResult> {
+        let pci = conf.device_id.ok_or_else(|| {
+            CniError::config("deviceID is missing: set it in the config or runtimeConfig (Multus passes the device plugin's allocation)")
+        })?;
+        let vf = device::resolve(&self.root, &pci)?;
+        let netns_path = env.netns.clone().unwrap_or_default();
+        let pod = open_pod_netns(&netns_path)?;
+        if let Some(i) = &conf.ipam {
+            ipam::find_plugin(&i.kind, &env.path)?;
+        }
+        let states = StateDir::new(&conf.data_dir);
+        let _lock = states.lock(&pci)?;
+        let (cid, ifname) = (env.container_id(), env.ifname());
+        if let Some(existing) = states.load(cid, ifname)? {
+            return Err(CniError::new(
+                Code::VfInUse,
+                format!("attachment {cid}/{ifname} already exists (VF {})", existing.pci),
+                format!(
+                    "state file {} exists; DEL the attachment first",
+                    states.state_path(cid, ifname).display()
+                ),
+            ));
+        }
+        if let Some(owner) = states.allocation(&pci)? {
+            if netns_alive(&owner) {
+                return Err(CniError::new(
+                    Code::VfInUse,
+                    format!("VF {pci} is already allocated"),
+                    format!(
+                        "{} names network namespace {owner}, which still exists",
+                        states.alloc_path(&pci).display()
+                    ),
+                ));
+            }
+            tracing::info!(%pci, owner, "stale allocation record (its netns is gone); taking the VF");
+        }
+
+        // Current state of the VF, before any change.
+        let mut orig = OrigVfState::default();
+        let host_link = match vf.mode {
+            Mode::Netdev => Some(self.host_netdev(&vf)?),
+            Mode::Userspace => None,
+        };
+        if let Some(l) = &host_link {
+            orig.host_ifname = l.name.clone();
+            orig.effective_mac = l.mac.map(|m| m.to_string()).unwrap_or_default();
+            orig.mtu = Some(l.mtu);
+        }
+        let wanted_pf = vf_settings::wanted(&conf.vf, conf.mac);
+        let pf_state = if vf.pf_name.is_empty() {
+            Err(CniError::new(
+                Code::Netlink,
+                format!("PF {} of VF {pci} has no netdev", vf.pf_pci),
+                "VF settings are made through the PF's netdev; bind the PF to its driver",
+            ))
+        } else {
+            self.host
+                .vf(LinkId::from(&vf.pf_name), vf.index)
+                .map_err(|e| nl(format!("cannot read VF {} state from PF {}", vf.index, vf.pf_name), &e))
+        };
+        let pf_state_known = match pf_state {
+            Ok(info) => {
+                orig.set_pf_side(&info);
+                true
+            }
+            Err(e) => {
+                if !conf.vf.is_empty() || (vf.mode == Mode::Userspace && conf.mac.is_some()) {
+                    return Err(e);
+                }
+                tracing::warn!("{e}; continuing without PF-side state (no PF-side setting is configured)");
+                false
+            }
+        };
+        let saved = Saved {
+            config: conf.raw.clone(),
+            pci,
+            pf_name: vf.pf_name.clone(),
+            vf_index: vf.index,
+            userspace: vf.mode == Mode::Userspace,
+            mac: conf.mac,
+            cont_ifname: ifname.to_owned(),
+            orig,
+            extras: Some(Extras {
+                version: 1,
+                netns: netns_path.display().to_string(),
+                pf_state_known,
+                pf_mac_set: pf_state_known && conf.mac.is_some(),
+            }),
+        };
+        states.save(cid, ifname, &saved)?;
+        if let Err(e) = states.allocate(&pci, &netns_path.display().to_string()) {
+            let _ = states.remove(cid, ifname);
+            return Err(e);
+        }
+
+        let mut ipam_done = false;
+        let res = self.add_steps(env, conf, stdin, &vf, &saved, &pod, &wanted_pf, &mut ipam_done);
+        match res {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                tracing::warn!("ADD failed, undoing: {e}");
+                let undo = self.teardown(env, stdin, &saved, Some(&pod), ipam_done, conf.ipam.as_ref().map(|i| i.kind.as_str()));
+                match undo {
+                    Ok(()) => {
+                        let _ = states.remove(cid, ifname);
+                        let _ = states.release(&pci);
+                        Err(e)
+                    }
+                    Err(u) => Err(CniError::new(
+                        e.code,
+                        e.msg,
+                        format!(
+                            "{}; undo failed too ({u}); the saved state is kept, DEL will restore the VF",
+                            e.details
+                        ),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// The VF's netdev in the host namespace.
+    fn host_netdev(&self, vf: &Vf) -> Result<sriov_host::netlink::Link> {
+        for name in &vf.netdevs {
+            match self.host.link(LinkId::from(name)) {
+                Ok(l) => return Ok(l),
+                Err(e) if is_gone(&e) => continue,
+                Err(e) => return Err(nl(format!("cannot read link {name}"), &e)),
+            }
+        }
+        Err(CniError::new(
+            Code::VfNetdevMissing,
+            format!("VF {} has no network interface in the host network namespace", vf.pci),
+            format!(
+                "sysfs shows {:?}; the VF is probably in another pod's network namespace, or its driver has no netdev",
+                vf.netdevs
+            ),
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_steps(
+        &self,
+        env: &CniEnv,
+        conf: &NetConf,
+        stdin: &[u8],
+        vf: &Vf,
+        saved: &Saved,
+        pod: &Netns,
+        wanted_pf: &[VfSetting],
+        ipam_done: &mut bool,
+    ) -> Result<CniResult> {
+        checkpoint("state")?;
+        let pf_known = saved.extras.as_ref().is_some_and(|x| x.pf_state_known);
+        if pf_known {
+            vf_settings::apply(self.host.as_ref(), &vf.pf_name, vf.index, wanted_pf, &saved.orig)?;
+        }
+        checkpoint("vf-settings")?;
+        let ifname = env.ifname();
+        let mut iface = Interface {
+            name: ifname.to_owned(),
+            sandbox: pod.path().display().to_string(),
+            pci_id: vf.pci.to_string(),
+            ..Default::default()
+        };
+        if vf.mode == Mode::Netdev {
+            let host_name = &saved.orig.host_ifname;
+            let tmp = temp_netns()?;
+            self.host
+                .set_up(LinkId::from(host_name), false)
+                .map_err(|e| nl(format!("cannot set VF netdev {host_name} down"), &e))?;
+            self.host
+                .set_netns(LinkId::from(host_name), &tmp)
+                .map_err(|e| nl(format!("cannot move VF netdev {host_name} to a temporary netns"), &e))?;
+            let tmp_ops = self
+                .host
+                .in_netns(&tmp)
+                .map_err(|e| nl("cannot open netlink in the temporary netns", &e))?;
+            let moved = tmp_ops
+                .rename(LinkId::from(host_name), ifname)
+                .map_err(|e| nl(format!("cannot rename VF netdev {host_name} to {ifname}"), &e))
+                .and_then(|()| {
+                    tmp_ops.set_netns(LinkId::from(ifname), pod).map_err(|e| {
+                        nl(
+                            format!("cannot move VF netdev {ifname} into {}", pod.path().display()),
+                            &e,
+                        )
+                    })
+                });
+            if let Err(e) = moved {
+                // Put it back on the host before the temporary netns goes.
+                let _ = tmp_ops.rename(LinkId::from(ifname), host_name);
+                let _ = tmp_ops.set_netns(LinkId::from(host_name), &self.host_ns);
+                return Err(e);
+            }
+            drop(tmp_ops);
+            drop(tmp);
+            checkpoint("move")?;
+            let pod_ops = self
+                .host
+                .in_netns(pod)
+                .map_err(|e| nl("cannot open netlink in the pod's netns", &e))?;
+            let id = LinkId::from(ifname);
+            if let Some(mac) = conf.mac {
+                pod_ops
+                    .set_mac(id.clone(), mac)
+                    .map_err(|e| nl(format!("cannot set MAC {mac} on {ifname}"), &e))?;
+            }
+            if let Some(mtu) = conf.mtu {
+                pod_ops
+                    .set_mtu(id.clone(), mtu)
+                    .map_err(|e| nl(format!("cannot set MTU {mtu} on {ifname}"), &e))?;
+            }
+            pod_ops
+                .set_up(id.clone(), true)
+                .map_err(|e| nl(format!("cannot set {ifname} up"), &e))?;
+            let link = pod_ops
+                .link(id)
+                .map_err(|e| nl(format!("cannot read {ifname}"), &e))?;
+            iface.mac = link.mac.map(|m| m.to_string()).unwrap_or_default();
+            iface.mtu = Some(link.mtu);
+            checkpoint("link")?;
+        } else if let Some(m) = conf.mac {
+            iface.mac = m.to_string();
+            iface.sandbox.clear();
+        } else {
+            iface.sandbox.clear();
+        }
+
+        let mut result = CniResult {
+            interfaces: vec![iface],
+            ..Default::default()
+        };
+        if let Some(i) = &conf.ipam {
+            let r = ipam::add(&i.kind, env, stdin)?;
+            *ipam_done = true;
+            checkpoint("ipam")?;
+            result.ips = r.ips;
+            for ip in &mut result.ips {
+                ip.interface = Some(0);
+            }
+            result.routes = r.routes;
+            result.dns = r.dns;
+            if vf.mode == Mode::Netdev {
+                let mac = result.interfaces[0].mac.parse().ok();
+                crate::addressing::configure(pod, ifname, mac, &result)?;
+            }
+            checkpoint("addresses")?;
+        }
+        Ok(result)
+    }
+
+    /// Returns the VF and PF-side settings to how `s` saved them, and
+    /// releases IPAM when `ipam` names a plugin and `ipam_done`.
+    fn teardown(
+        &self,
+        env: &CniEnv,
+        stdin: &[u8],
+        s: &Saved,
+        pod: Option<&Netns>,
+        ipam_done: bool,
+        ipam: Option<&str>,
+    ) -> Result<()> {
+        let mut first_err: Option<CniError> = None;
+        if ipam_done {
+            if let Some(kind) = ipam {
+                if let Err(e) = ipam::run(kind, ipam::Step::Del, env, env.container_id(), env.ifname(), stdin) {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if !s.userspace {
+            if let Err(e) = self.return_netdev(s, pod) {
+                first_err.get_or_insert(e);
+            }
+        }
+        if !s.pf_name.is_empty() {
+            let applied = applied_settings(s);
+            if let Err(e) = vf_settings::restore(self.host.as_ref(), &s.pf_name, s.vf_index, &applied, &s.orig) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Moves the VF netdev back to the host with its original name, MAC and
+    /// MTU, wherever it is: in the pod, or already back in the host (under
+    /// any name sysfs shows for the VF). A VF that is nowhere (destroyed
+    /// with its namespace) is not an error.
+    fn return_netdev(&self, s: &Saved, pod: Option<&Netns>) -> Result<()> {
+        let host_name = s.orig.host_ifname.as_str();
+        let cont = s.cont_ifname.as_str();
+        if let Some(pod) = pod {
+            let pod_ops = self
+                .host
+                .in_netns(pod)
+                .map_err(|e| nl("cannot open netlink in the pod's netns", &e))?;
+            match pod_ops.link(LinkId::from(cont)) {
+                Ok(_) => {
+                    pod_ops
+                        .set_up(LinkId::from(cont), false)
+                        .map_err(|e| nl(format!("cannot set {cont} down in the pod"), &e))?;
+                    let tmp = temp_netns()?;
+                    pod_ops
+                        .set_netns(LinkId::from(cont), &tmp)
+                        .map_err(|e| nl(format!("cannot move {cont} out of the pod"), &e))?;
+                    let tmp_ops = self
+                        .host
+                        .in_netns(&tmp)
+                        .map_err(|e| nl("cannot open netlink in the temporary netns", &e))?;
+                    let back = tmp_ops
+                        .rename(LinkId::from(cont), host_name)
+                        .map_err(|e| nl(format!("cannot rename {cont} back to {host_name}"), &e))
+                        .and_then(|()| {
+                            tmp_ops
+                                .set_netns(LinkId::from(host_name), &self.host_ns)
+                                .map_err(|e| nl(format!("cannot move {host_name} back to the host"), &e))
+                        });
+                    if let Err(e) = back {
+                        // Keep the VF safe in the pod rather than losing it
+                        // with the temporary namespace.
+                        let _ = tmp_ops.rename(LinkId::from(host_name), cont);
+                        let _ = tmp_ops.set_netns(LinkId::from(cont), pod);
+                        return Err(e);
+                    }
+                }
+                Err(e) if is_gone(&e) => {
+                    tracing::info!(cont, "not in the pod's netns; looking for the VF in the host");
+                }
+                Err(e) => return Err(nl(format!("cannot read {cont} in the pod"), &e)),
+            }
+        }
+        // In the host now (or it never left, or the kernel returned it).
+        let mut found = None;
+        let mut names = device::netdev_names(&self.root, &s.pci);
+        if !names.iter().any(|n| n == host_name) {
+            names.insert(0, host_name.to_owned());
+        }
+        for name in &names {
+            match self.host.link(LinkId::from(name)) {
+                Ok(l) => {
+                    // Only trust the saved host name when sysfs lists it for
+                    // this VF or it was just moved back.
+                    found = Some(l);
+                    break;
+                }
+                Err(e) if is_gone(&e) => continue,
+                Err(e) => return Err(nl(format!("cannot read link {name}"), &e)),
+            }
+        }
+        let Some(link) = found else {
+            tracing::info!(pci = %s.pci, "VF netdev not found in the host (destroyed with its namespace, or VF removed); nothing to move back");
+            return Ok(());
+        };
+        let id = LinkId::Index(link.index);
+        if link.name != host_name {
+            self.host
+                .set_up(id.clone(), false)
+                .map_err(|e| nl(format!("cannot set {} down", link.name), &e))?;
+            self.host
+                .rename(id.clone(), host_name)
+                .map_err(|e| nl(format!("cannot rename {} back to {host_name}", link.name), &e))?;
+        }
+        if let Some(mac) = s.orig.effective_mac() {
+            if link.mac != Some(mac) && !mac.is_zero() {
+                self.host
+                    .set_mac(id.clone(), mac)
+                    .map_err(|e| nl(format!("cannot restore MAC {mac} of {host_name}"), &e))?;
+            }
+        }
+        if let Some(mtu) = s.orig.mtu {
+            if link.mtu != mtu {
+                self.host
+                    .set_mtu(id, mtu)
+                    .map_err(|e| nl(format!("cannot restore MTU {mtu} of {host_name}"), &e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// DEL: idempotent; restores the VF when its allocation is still this
+    /// attachment's, releases IPAM, removes the state.
+    pub fn del(&self, env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<()> {
+        let states = StateDir::new(&conf.data_dir);
+        let (cid, ifname) = (env.container_id(), env.ifname());
+        let Some(first) = states.load(cid, ifname)? else {
+            tracing::info!(cid, ifname, "no saved state: nothing to restore");
+            if let Some(i) = &conf.ipam {
+                ipam::run(&i.kind, ipam::Step::Del, env, cid, ifname, stdin)?;
+            }
+            return Ok(());
+        };
+        let _lock = states.lock(&first.pci)?;
+        let Some(s) = states.load(cid, ifname)? else {
+            return Ok(()); // removed while we waited (a concurrent DEL or GC)
+        };
+        self.release(env, Some(stdin), conf, &states, &s)
+    }
+
+    /// Restores and forgets one attachment (DEL and GC); the VF lock is held.
+    fn release(
+        &self,
+        env: &CniEnv,
+        stdin: Option<&[u8]>,
+        conf: &NetConf,
+        states: &StateDir,
+        s: &Saved,
+    ) -> Result<()> {
+        let (cid, ifname) = (env.container_id(), env.ifname());
+        let ours = s
+            .extras
+            .as_ref()
+            .map(|x| x.netns.clone())
+            .filter(|n| !n.is_empty())
+            .or_else(|| env.netns.as_ref().map(|p| p.display().to_string()));
+        let owner = states.allocation(&s.pci)?;
+        let owned = match (&owner, &ours) {
+            (None, _) => true,
+            (Some(a), Some(o)) => a == o,
+            (Some(a), None) => !netns_alive(a),
+        };
+        let pod = ours.as_deref().filter(|p| netns_alive(p)).and_then(|p| Netns::open(p).ok());
+        let saved_bytes;
+        let ipam_stdin: &[u8] = match (stdin, conf.ipam.is_some()) {
+            (Some(b), true) => b,
+            _ => {
+                saved_bytes = serde_json::to_vec(&s.config).unwrap_or_default();
+                &saved_bytes
+            }
+        };
+        let ipam_kind = conf.ipam.as_ref().map(|i| i.kind.clone()).or_else(|| {
+            s.config
+                .get("ipam")
+                .and_then(|i| i.get("type"))
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+        });
+        if owned {
+            self.teardown(env, ipam_stdin, s, pod.as_ref(), ipam_kind.is_some(), ipam_kind.as_deref())?;
+        } else {
+            tracing::warn!(
+                pci = %s.pci,
+                owner = owner.as_deref().unwrap_or_default(),
+                "the VF now belongs to another attachment; leaving it alone"
+            );
+            if let Some(kind) = &ipam_kind {
+                ipam::run(kind, ipam::Step::Del, env, cid, ifname, ipam_stdin)?;
+            }
+        }
+        states.remove(cid, ifname)?;
+        if owned {
+            states.release(&s.pci)?;
+        }
+        Ok(())
+    }
+
+    /// CHECK: the interface is in the pod with the configured MAC and MTU,
+    /// up, with the prevResult's addresses, and the PF shows the configured
+    /// VF settings.
+    pub fn check(&self, env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<()> {
+        let states = StateDir::new(&conf.data_dir);
+        let (cid, ifname) = (env.container_id(), env.ifname());
+        let s = states.load(cid, ifname)?.ok_or_else(|| {
+            CniError::new(
+                Code::UnknownContainer,
+                format!("no attachment {cid}/{ifname}"),
+                format!("{} does not exist", states.state_path(cid, ifname).display()),
+            )
+        })?;
+        let fail = |what: String| CniError::new(Code::CheckFailed, what, "");
+        let netns_path = env.netns.clone().unwrap_or_default();
+        let pod = open_pod_netns(&netns_path)?;
+        if !s.userspace {
+            let pod_ops = self
+                .host
+                .in_netns(&pod)
+                .map_err(|e| nl("cannot open netlink in the pod's netns", &e))?;
+            let link = pod_ops
+                .link(LinkId::from(ifname))
+                .map_err(|e| fail(format!("interface {ifname} is not in the pod: {e}")))?;
+            if let Some(mac) = conf.mac {
+                if link.mac != Some(mac) {
+                    return Err(fail(format!(
+                        "{ifname} has MAC {}, expected {mac}",
+                        link.mac.map(|m| m.to_string()).unwrap_or_default()
+                    )));
+                }
+            }
+            if let Some(mtu) = conf.mtu {
+                if link.mtu != mtu {
+                    return Err(fail(format!("{ifname} has MTU {}, expected {mtu}", link.mtu)));
+                }
+            }
+            if !link.admin_up {
+                return Err(fail(format!("{ifname} is down")));
+            }
+            if let Some(prev) = &conf.prev_result {
+                let prev = CniResult::parse(prev.to_string().as_bytes(), "prevResult")?;
+                let have = crate::addressing::addresses(&pod, ifname)?;
+                for ip in &prev.ips {
+                    if !have.contains(&(ip.address, ip.prefix)) {
+                        return Err(fail(format!(
+                            "{ifname} lacks address {}/{} from prevResult",
+                            ip.address, ip.prefix
+                        )));
+                    }
+                }
+            }
+        }
+        if s.extras.as_ref().is_none_or(|x| x.pf_state_known) && !s.pf_name.is_empty() {
+            let info = self
+                .host
+                .vf(LinkId::from(&s.pf_name), s.vf_index)
+                .map_err(|e| nl(format!("cannot read VF {} of PF {}", s.vf_index, s.pf_name), &e))?;
+            for w in vf_settings::wanted(&conf.vf, if s.userspace { conf.mac } else { None }) {
+                let mut expect = info.clone();
+                expect.apply(&w);
+                if expect != info {
+                    return Err(fail(format!(
+                        "VF {} on PF {}: {} is not {}",
+                        s.vf_index,
+                        s.pf_name,
+                        w.what(),
+                        w.ip_args()
+                    )));
+                }
+            }
+        }
+        if let Some(i) = &conf.ipam {
+            ipam::run(&i.kind, ipam::Step::Check, env, cid, ifname, stdin)?;
+        }
+        Ok(())
+    }
+
+    /// GC: restores and forgets attachments of this network that are not in
+    /// `cni.dev/valid-attachments`, releasing their IPAM allocations.
+    pub fn gc(&self, env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<()> {
+        let valid = conf.valid_attachments.clone().unwrap_or_default();
+        let states = StateDir::new(&conf.data_dir);
+        let mut first_err = None;
+        for (name, path) in states.list()? {
+            let s = match states.load_path(&path) {
+                Ok(Some(s)) => s,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!("GC: skipping {}: {e}", path.display());
+                    continue;
+                }
+            };
+            if s.config.get("name").and_then(Value::as_str) != Some(conf.name.as_str()) {
+                continue;
+            }
+            let Some(cid) = name.strip_suffix(&format!("-{}", s.cont_ifname)) else {
+                continue;
+            };
+            if valid
+                .iter()
+                .any(|a| a.container_id == cid && a.ifname == s.cont_ifname)
+            {
+                continue;
+            }
+            tracing::info!(cid, ifname = %s.cont_ifname, "GC: releasing stale attachment");
+            let att_env = CniEnv {
+                container_id: Some(cid.to_owned()),
+                ifname: Some(s.cont_ifname.clone()),
+                netns: s
+                    .extras
+                    .as_ref()
+                    .map(|x| PathBuf::from(&x.netns))
+                    .filter(|p| !p.as_os_str().is_empty()),
+                ..env.clone()
+            };
+            let r = states.lock(&s.pci).and_then(|_lock| {
+                match states.load_path(&path)? {
+                    Some(s) => self.release(&att_env, None, &NetConf { ipam: None, ..conf.clone() }, &states, &s),
+                    None => Ok(()),
+                }
+            });
+            if let Err(e) = r {
+                tracing::warn!("GC of {cid}/{}: {e}", s.cont_ifname);
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Some(i) = &conf.ipam {
+            if conf.cni_version == "1.1.0" {
+                match ipam::run(&i.kind, ipam::Step::Gc, env, "", "", stdin) {
+                    Ok(_) => {}
+                    Err(e) if ipam::is_unsupported_step(&e) => {
+                        tracing::debug!("IPAM plugin does not know GC: {e}");
+                    }
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// STATUS: the state directory is writable and the IPAM plugin exists
+/// (and says it is ready, when it knows STATUS).
+pub fn status(env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<()> {
+    StateDir::new(&conf.data_dir).check_writable().map_err(|e| {
+        CniError::new(Code::NotAvailable, "the state directory is not writable", e.to_string())
+    })?;
+    if let Some(i) = &conf.ipam {
+        ipam::find_plugin(&i.kind, &env.path)
+            .map_err(|e| CniError::new(Code::NotAvailable, e.msg, e.details))?;
+        match ipam::run(&i.kind, ipam::Step::Status, env, "", "", stdin) {
+            Ok(_) => {}
+            Err(e) if ipam::is_unsupported_step(&e) => {
+                tracing::debug!("IPAM plugin does not know STATUS: {e}");
+            }
+            Err(e) => return Err(CniError::new(Code::NotAvailable, e.msg, e.details)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,534 @@
+//! Saved state, in sriov-cni's own format so a node can switch plugins in
+//! either direction with pods running.
+//!
+//! - `<dataDir>/<containerID>-<ifname>`: the network config as JSON plus
+//!   `Master` (PF name), `VFID`, `MAC`, `DPDKMode`, `HostIFNames`,
+//!   `ContIFNames` and `OrigVfState` {`HostIFName`, `SpoofChk`, `Trust`,
+//!   `AdminMAC`, `EffectiveMAC`, `Vlan`, `VlanQoS`, `VlanProto` (EtherType
+//!   as a number, 33024 = 802.1Q), `MinTxRate`, `MaxTxRate`, `LinkState`,
+//!   `MTU`}. This plugin adds one key the Go plugin ignores, `sriovRs`, with
+//!   what it needs beyond that (netns path, whether the PF-side state was
+//!   read).
+//! - `<dataDir>/pci/<pci>`: the allocation record, holding the netns path of
+//!   the attachment that holds the VF.
+//! - `<dataDir>/locks/<pci>.lock`: a per-VF `flock` held for the whole of
+//!   an ADD, DEL or GC step on that VF.
+//!
+//! Every write is atomic: a temporary file in the same directory, then
+//! `rename(2)`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sriov_host::PciAddress;
+use sriov_host::netlink::{MacAddr, VfInfo, VfLinkState, VfVlan, VlanProto};
+
+use crate::error::{Code, CniError, Result};
+
+fn io_err(what: &str, path: &Path, e: &io::Error) -> CniError {
+    CniError::new(
+        Code::Io,
+        format!("{what} {}", path.display()),
+        format!(
+            "{e} (errno {}); check that the state directory is writable (config dataDir)",
+            e.raw_os_error().unwrap_or(0)
+        ),
+    )
+}
+
+/// Writes `bytes` to `path` atomically (temp file + rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| io_err("cannot create state directory", dir, &e))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp.{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
+        std::process::id()
+    ));
+    let res = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = res {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err("cannot write state file", path, &e));
+    }
+    Ok(())
+}
+
+fn remove_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("cannot remove state file", path, &e)),
+    }
+}
+
+/// The VF's state before ADD changed it, as the Go plugin saves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct OrigVfState {
+    /// The VF netdev's name in the host.
+    #[serde(rename = "HostIFName")]
+    pub host_ifname: String,
+    /// Spoof checking.
+    #[serde(rename = "SpoofChk")]
+    pub spoofchk: bool,
+    /// Trust.
+    #[serde(rename = "Trust")]
+    pub trust: bool,
+    /// The VF MAC set on the PF (`00:00:00:00:00:00` when none).
+    #[serde(rename = "AdminMAC")]
+    pub admin_mac: String,
+    /// The VF netdev's MAC.
+    #[serde(rename = "EffectiveMAC")]
+    pub effective_mac: String,
+    /// VLAN id.
+    #[serde(rename = "Vlan")]
+    pub vlan: i64,
+    /// VLAN qos.
+    #[serde(rename = "VlanQoS")]
+    pub vlan_qos: i64,
+    /// VLAN protocol as an EtherType number (33024 = 802.1Q).
+    #[serde(rename = "VlanProto")]
+    pub vlan_proto: i64,
+    /// Min tx rate, Mbps.
+    #[serde(rename = "MinTxRate")]
+    pub min_tx_rate: i64,
+    /// Max tx rate, Mbps.
+    #[serde(rename = "MaxTxRate")]
+    pub max_tx_rate: i64,
+    /// Link state (0 auto, 1 enable, 2 disable).
+    #[serde(rename = "LinkState")]
+    pub link_state: u32,
+    /// The VF netdev's MTU.
+    #[serde(rename = "MTU", skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+}
+
+impl OrigVfState {
+    /// Fills the PF-side fields from the PF's VF info.
+    pub fn set_pf_side(&mut self, vf: &VfInfo) {
+        self.spoofchk = vf.spoofchk;
+        self.trust = vf.trust;
+        self.admin_mac = vf.mac.to_string();
+        self.vlan = vf.vlan.vlan as i64;
+        self.vlan_qos = vf.vlan.qos as i64;
+        self.vlan_proto = vf.vlan.proto.ethertype() as i64;
+        self.min_tx_rate = vf.min_tx_rate as i64;
+        self.max_tx_rate = vf.max_tx_rate as i64;
+        self.link_state = vf.link_state.as_u32();
+    }
+
+    /// The saved VLAN (802.1Q when the number is 0 or unknown).
+    pub fn vlan(&self) -> VfVlan {
+        VfVlan {
+            vlan: self.vlan.clamp(0, 4095) as u16,
+            qos: self.vlan_qos.clamp(0, 7) as u8,
+            proto: VlanProto::from_ethertype(self.vlan_proto as u16).unwrap_or_default(),
+        }
+    }
+
+    /// The saved link state.
+    pub fn link_state(&self) -> VfLinkState {
+        VfLinkState::from_u32(self.link_state).unwrap_or_default()
+    }
+
+    /// The saved admin MAC, `None` when empty or unparsable.
+    pub fn admin_mac(&self) -> Option<MacAddr> {
+        self.admin_mac.parse().ok()
+    }
+
+    /// The saved netdev MAC.
+    pub fn effective_mac(&self) -> Option<MacAddr> {
+        self.effective_mac.parse().ok()
+    }
+}
+
+/// What this plugin saves beyond the Go plugin's fields (key `sriovRs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Extras {
+    /// Format version (1).
+    pub version: u32,
+    /// `CNI_NETNS` of the attachment.
+    pub netns: String,
+    /// Whether the PF-side fields of `OrigVfState` were read from the PF
+    /// (false when the PF is not visible over netlink; then no PF-side
+    /// setting was changed either).
+    #[serde(rename = "pfStateKnown")]
+    pub pf_state_known: bool,
+    /// Whether the VF MAC was set on the PF.
+    #[serde(rename = "pfMacSet")]
+    pub pf_mac_set: bool,
+}
+
+/// The Go-compatible fields of a state file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+struct GoFields {
+    #[serde(rename = "OrigVfState")]
+    orig: OrigVfState,
+    #[serde(rename = "DPDKMode")]
+    dpdk_mode: bool,
+    #[serde(rename = "Master")]
+    master: String,
+    #[serde(rename = "MAC")]
+    mac: String,
+    #[serde(rename = "MTU")]
+    mtu: Option<u32>,
+    #[serde(rename = "VFID")]
+    vf_id: u32,
+    #[serde(rename = "ContIFNames")]
+    cont_ifnames: String,
+    #[serde(rename = "HostIFNames")]
+    host_ifnames: String,
+    #[serde(rename = "deviceID")]
+    device_id: String,
+    #[serde(rename = "sriovRs")]
+    ours: Option<Extras>,
+}
+
+/// Keys of the state file that are not part of the network config.
+const GO_KEYS: &[&str] = &[
+    "OrigVfState",
+    "DPDKMode",
+    "Master",
+    "MAC",
+    "MTU",
+    "VFID",
+    "ContIFNames",
+    "HostIFNames",
+    "sriovRs",
+];
+
+/// One attachment's saved state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Saved {
+    /// The network config of the ADD (JSON object; used again for IPAM DEL).
+    pub config: Value,
+    /// The VF.
+    pub pci: PciAddress,
+    /// The PF's netdev name (`Master`).
+    pub pf_name: String,
+    /// The VF index (`VFID`).
+    pub vf_index: u32,
+    /// Userspace-driver mode (`DPDKMode`).
+    pub userspace: bool,
+    /// The MAC ADD set (`MAC`), if any.
+    pub mac: Option<MacAddr>,
+    /// The interface name in the container (`ContIFNames`).
+    pub cont_ifname: String,
+    /// State before ADD.
+    pub orig: OrigVfState,
+    /// This plugin's extras; `None` for a file written by the Go plugin.
+    pub extras: Option<Extras>,
+}
+
+impl Saved {
+    /// Encodes as the Go plugin's cache JSON plus `sriovRs`.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut obj = match &self.config {
+            Value::Object(o) => o.clone(),
+            _ => serde_json::Map::new(),
+        };
+        let go = GoFields {
+            orig: self.orig.clone(),
+            dpdk_mode: self.userspace,
+            master: self.pf_name.clone(),
+            mac: self.mac.map(|m| m.to_string()).unwrap_or_default(),
+            mtu: None,
+            vf_id: self.vf_index,
+            cont_ifnames: self.cont_ifname.clone(),
+            host_ifnames: self.orig.host_ifname.clone(),
+            device_id: self.pci.to_string(),
+            ours: self.extras.clone(),
+        };
+        if let Value::Object(g) = serde_json::to_value(&go).expect("state serializes") {
+            for (k, v) in g {
+                if k == "MTU" && v.is_null() {
+                    continue;
+                }
+                obj.insert(k, v);
+            }
+        }
+        serde_json::to_vec(&Value::Object(obj)).expect("state serializes")
+    }
+
+    /// Decodes a state file of this plugin or of the Go plugin.
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<Saved> {
+        let bad = |d: String| {
+            CniError::new(
+                Code::State,
+                format!("cannot read saved state {}", path.display()),
+                format!("{d}; the file is damaged: restore the VF by hand and remove the file"),
+            )
+        };
+        let mut config: Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        let go: GoFields = serde_json::from_value(config.clone()).map_err(|e| bad(e.to_string()))?;
+        // Keep only the network config in `config`.
+        if let Value::Object(o) = &mut config {
+            for k in GO_KEYS {
+                o.remove(*k);
+            }
+        }
+        let pci = PciAddress::parse(&go.device_id)
+            .ok_or_else(|| bad(format!("deviceID {:?} is not a PCI address", go.device_id)))?;
+        let mut orig = go.orig;
+        if orig.mtu.is_none() {
+            orig.mtu = go.mtu;
+        }
+        if orig.host_ifname.is_empty() {
+            orig.host_ifname = go.host_ifnames.clone();
+        }
+        Ok(Saved {
+            config,
+            pci,
+            pf_name: go.master,
+            vf_index: go.vf_id,
+            userspace: go.dpdk_mode,
+            mac: go.mac.parse().ok(),
+            cont_ifname: go.cont_ifnames,
+            orig,
+            extras: go.ours,
+        })
+    }
+}
+
+/// The state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+/// A held per-VF lock; released when dropped (the fd closes).
+#[derive(Debug)]
+pub struct VfLock {
+    _file: File,
+}
+
+impl StateDir {
+    /// The state directory at `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> StateDir {
+        StateDir { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `<dir>/<containerID>-<ifname>`.
+    pub fn state_path(&self, container_id: &str, ifname: &str) -> PathBuf {
+        self.dir.join(format!("{container_id}-{ifname}"))
+    }
+
+    /// `<dir>/pci/<pci>`.
+    pub fn alloc_path(&self, pci: &PciAddress) -> PathBuf {
+        self.dir.join("pci").join(pci.to_string())
+    }
+
+    /// Takes the per-VF lock, waiting for another ADD/DEL on the VF.
+    pub fn lock(&self, pci: &PciAddress) -> Result<VfLock> {
+        let dir = self.dir.join("locks");
+        fs::create_dir_all(&dir).map_err(|e| io_err("cannot create lock directory", &dir, &e))?;
+        let path = dir.join(format!("{pci}.lock"));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_err("cannot open lock file", &path, &e))?;
+        loop {
+            // SAFETY: flock on an fd we own.
+            let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            if r == 0 {
+                break;
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(io_err("cannot lock", &path, &e));
+            }
+        }
+        Ok(VfLock { _file: file })
+    }
+
+    /// Reads an attachment's state; `None` when there is none.
+    pub fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Saved>> {
+        let path = self.state_path(container_id, ifname);
+        self.load_path(&path)
+    }
+
+    /// Reads a state file; `None` when it does not exist.
+    pub fn load_path(&self, path: &Path) -> Result<Option<Saved>> {
+        match fs::read(path) {
+            Ok(b) => Saved::from_json(&b, path).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("cannot read saved state", path, &e)),
+        }
+    }
+
+    /// Saves an attachment's state atomically.
+    pub fn save(&self, container_id: &str, ifname: &str, s: &Saved) -> Result<()> {
+        write_atomic(&self.state_path(container_id, ifname), &s.to_json())
+    }
+
+    /// Removes an attachment's state.
+    pub fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
+        remove_if_exists(&self.state_path(container_id, ifname))
+    }
+
+    /// The netns path in the VF's allocation record.
+    pub fn allocation(&self, pci: &PciAddress) -> Result<Option<String>> {
+        let path = self.alloc_path(pci);
+        match fs::read_to_string(&path) {
+            Ok(s) => Ok(Some(s.trim().to_owned())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("cannot read allocation record", &path, &e)),
+        }
+    }
+
+    /// Records that the VF is held by the attachment in `netns`.
+    pub fn allocate(&self, pci: &PciAddress, netns: &str) -> Result<()> {
+        write_atomic(&self.alloc_path(pci), netns.as_bytes())
+    }
+
+    /// Removes the VF's allocation record.
+    pub fn release(&self, pci: &PciAddress) -> Result<()> {
+        remove_if_exists(&self.alloc_path(pci))
+    }
+
+    /// All attachment state files: `(file name, path)`.
+    pub fn list(&self) -> Result<Vec<(String, PathBuf)>> {
+        let rd = match fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("cannot list state directory", &self.dir, &e)),
+        };
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !e.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            out.push((name, e.path()));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Whether the directory can be written (STATUS).
+    pub fn check_writable(&self) -> Result<()> {
+        let probe = self.dir.join(format!(".status.{}", std::process::id()));
+        write_atomic(&probe, b"ok")?;
+        remove_if_exists(&probe)
+    }
+}
+
+/// Whether a netns path still names a live network namespace.
+pub fn netns_alive(path: &str) -> bool {
+    !path.is_empty() && sriov_host::netns::Netns::open(path).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cache file as the Go sriov-cni (v2.8) writes it.
+    pub const GO_CACHE: &str = r#"{"cniVersion":"0.4.0","name":"sriov-net","type":"sriov","ipam":{"type":"host-local","subnet":"10.56.217.0/24"},"dns":{},"OrigVfState":{"HostIFName":"ens1f0v1","SpoofChk":true,"Trust":false,"AdminMAC":"00:00:00:00:00:00","EffectiveMAC":"02:53:3b:00:01:00","Vlan":0,"VlanQoS":0,"VlanProto":33024,"MinTxRate":0,"MaxTxRate":0,"LinkState":0},"DPDKMode":false,"Master":"ens1f0","MAC":"","MTU":1500,"VFID":1,"ContIFNames":"net1","HostIFNames":"ens1f0v1","deviceID":"0000:3b:01.1","vlan":100,"vlanQoS":0,"vlanProto":"802.1q","DeviceInfo":null,"spoofchk":"off","min_tx_rate":null,"max_tx_rate":null,"runtimeConfig":{},"logLevel":"info"}"#;
+
+    #[test]
+    fn reads_go_cache() {
+        let s = Saved::from_json(GO_CACHE.as_bytes(), Path::new("x")).unwrap();
+        assert_eq!(s.pf_name, "ens1f0");
+        assert_eq!(s.vf_index, 1);
+        assert_eq!(s.pci.to_string(), "0000:3b:01.1");
+        assert_eq!(s.orig.host_ifname, "ens1f0v1");
+        assert_eq!(s.orig.vlan().proto, VlanProto::Dot1Q);
+        assert_eq!(s.orig.mtu, Some(1500));
+        assert!(s.orig.spoofchk);
+        assert_eq!(s.cont_ifname, "net1");
+        assert!(s.extras.is_none());
+        assert!(s.mac.is_none());
+        assert_eq!(s.config["ipam"]["type"], "host-local");
+    }
+
+    #[test]
+    fn round_trip_and_go_keys() {
+        let mut s = Saved::from_json(GO_CACHE.as_bytes(), Path::new("x")).unwrap();
+        s.extras = Some(Extras {
+            version: 1,
+            netns: "/run/netns/p".into(),
+            pf_state_known: true,
+            pf_mac_set: false,
+        });
+        s.mac = Some("02:00:00:00:00:09".parse().unwrap());
+        let bytes = s.to_json();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["OrigVfState"]["VlanProto"], 33024);
+        assert_eq!(v["Master"], "ens1f0");
+        assert_eq!(v["VFID"], 1);
+        assert_eq!(v["MAC"], "02:00:00:00:00:09");
+        assert_eq!(v["vlan"], 100);
+        let back = Saved::from_json(&bytes, Path::new("x")).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn damaged_state_is_code_109() {
+        let e = Saved::from_json(b"{\"deviceID\":\"zz\"}", Path::new("/s/x")).unwrap_err();
+        assert_eq!(e.code, Code::State);
+        assert!(e.msg.contains("/s/x"));
+        assert!(Saved::from_json(b"garbage", Path::new("x")).is_err());
+    }
+
+    #[test]
+    fn dir_ops() {
+        let d = tempfile::tempdir().unwrap();
+        let st = StateDir::new(d.path().join("sriov"));
+        let pci: PciAddress = "0000:3b:01.1".parse().unwrap();
+        assert!(st.load("c", "net1").unwrap().is_none());
+        assert!(st.allocation(&pci).unwrap().is_none());
+        let s = Saved::from_json(GO_CACHE.as_bytes(), Path::new("x")).unwrap();
+        st.save("c", "net1", &s).unwrap();
+        st.allocate(&pci, "/run/netns/x").unwrap();
+        assert_eq!(st.load("c", "net1").unwrap().unwrap(), s);
+        assert_eq!(st.allocation(&pci).unwrap().as_deref(), Some("/run/netns/x"));
+        let names: Vec<String> = st.list().unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["c-net1"]);
+        {
+            let _l = st.lock(&pci).unwrap();
+            // A second lock on another VF does not wait.
+            let _m = st.lock(&"0000:3b:01.2".parse().unwrap()).unwrap();
+        }
+        st.check_writable().unwrap();
+        st.remove("c", "net1").unwrap();
+        st.remove("c", "net1").unwrap();
+        st.release(&pci).unwrap();
+        st.release(&pci).unwrap();
+        assert!(st.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn lock_excludes_other_holders() {
+        let d = tempfile::tempdir().unwrap();
+        let st = StateDir::new(d.path());
+        let pci: PciAddress = "0000:3b:01.1".parse().unwrap();
+        let l = st.lock(&pci).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let st2 = st.clone();
+        let t = std::thread::spawn(move || {
+            let _l = st2.lock(&pci).unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(200)).is_err());
+        drop(l);
+        rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        t.join().unwrap();
+    }
+}

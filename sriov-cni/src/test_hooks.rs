@@ -1,0 +1,39 @@
+//! Failure injection for the end-to-end tests, compiled only into debug
+//! builds (`cfg(debug_assertions)`; release binaries ignore these
+//! variables):
+//!
+//! - `SRIOV_CNI_TEST_FAIL_AFTER=<step>`: ADD returns an error right after
+//!   `<step>` (and undoes what it did, as for any failure);
+//! - `SRIOV_CNI_TEST_CRASH_AFTER=<step>`: the process kills itself with
+//!   SIGKILL right after `<step>` (nothing is undone; DEL must clean up).
+//!
+//! Steps, in ADD order: `state`, `vf-settings`, `move`, `link`, `ipam`,
+//! `addresses`.
+
+use crate::error::Result;
+
+/// Called after each ADD step.
+#[cfg(debug_assertions)]
+pub fn checkpoint(step: &str) -> Result<()> {
+    use crate::error::{Code, CniError};
+    if std::env::var("SRIOV_CNI_TEST_CRASH_AFTER").as_deref() == Ok(step) {
+        tracing::warn!(step, "test hook: killing the process");
+        // SAFETY: sending SIGKILL to ourselves.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    if std::env::var("SRIOV_CNI_TEST_FAIL_AFTER").as_deref() == Ok(step) {
+        return Err(CniError::new(
+            Code::TryAgain,
+            format!("test hook: injected failure after step {step}"),
+            "",
+        ));
+    }
+    Ok(())
+}
+
+/// Called after each ADD step (no-op in release builds).
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn checkpoint(_step: &str) -> Result<()> {
+    Ok(())
+}
