@@ -1,0 +1,257 @@
+//! What a container gets for its devices: environment variables, device
+//! nodes, and a device-info file per device.
+//!
+//! - `PCIDEVICE_<PREFIX>_<NAME>` (upper case; `.`, `/`, `-` made `_`): the
+//!   PCI addresses, comma separated.
+//! - `PCIDEVICE_<PREFIX>_<NAME>_INFO`: JSON, per address: `generic.deviceID`,
+//!   `vfio.mount`/`vfio.dev-mount`, `rdma.*`, `vhost.mount`, `tun.mount`,
+//!   `extra` (the resource's `additionalInfo`).
+//! - Device specs: vfio-pci devices get `/dev/vfio/vfio` and
+//!   `/dev/vfio/<group>`; RDMA devices their `/dev/infiniband/*` nodes;
+//!   `needVhostNet` pools `/dev/vhost-net` and `/dev/net/tun`. Paths are the
+//!   node's; they are checked under the host root.
+//! - Device-info file (device-info-spec 1.1.0), written atomically to
+//!   `<devinfo dir>/<prefix>-<name>-<pci>-device.json`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use sriov_host::HostRoot;
+
+use crate::api::{ContainerAllocateResponse, DeviceSpec};
+use crate::pools::{Pool, PoolDevice};
+
+/// The device-info-spec version written.
+pub const DEVICE_INFO_VERSION: &str = "1.1.0";
+
+/// Why an allocation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AllocateError {
+    #[error("device {id:?} is not in pool {pool} (ask for an ID from ListAndWatch)")]
+    UnknownDevice { id: String, pool: String },
+    #[error("cannot write device-info file {path}: {source} (check --devinfo-dir)")]
+    DeviceInfo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// `PCIDEVICE_<PREFIX>_<NAME>` for a full resource name.
+pub fn env_name(resource: &str) -> String {
+    let mut s = String::from("PCIDEVICE_");
+    s.extend(resource.chars().map(|c| match c {
+        '.' | '/' | '-' => '_',
+        c => c.to_ascii_uppercase(),
+    }));
+    s
+}
+
+/// `<prefix>-<name>-<pci>-device.json`.
+pub fn device_info_file(dir: &Path, prefix: &str, name: &str, pci: &str) -> PathBuf {
+    dir.join(format!("{prefix}-{name}-{pci}-device.json"))
+}
+
+/// The RDMA character devices of a function: `rdma_cm` plus its
+/// `uverbsN`, `umadN` and `issmN` (from sysfs `infiniband_verbs/` and
+/// `infiniband_mad/`), as node paths.
+pub fn rdma_char_devices(root: &HostRoot, pd: &PoolDevice) -> BTreeMap<&'static str, String> {
+    let mut out = BTreeMap::new();
+    if pd.device.rdma.is_empty() {
+        return out;
+    }
+    out.insert("rdma_cm", "/dev/infiniband/rdma_cm".to_string());
+    let dir = root.pci_device(&pd.device.address);
+    for (sub, keys) in [
+        ("infiniband_verbs", &[("uverbs", "uverbs")][..]),
+        ("infiniband_mad", &[("umad", "umad"), ("issm", "issm")][..]),
+    ] {
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        for n in names {
+            for (prefix, key) in keys {
+                if n.starts_with(prefix) && !out.contains_key(key) {
+                    out.insert(key, format!("/dev/infiniband/{n}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Where responses look for node facts and write files.
+#[derive(Debug, Clone)]
+pub struct AllocateContext {
+    pub root: HostRoot,
+    /// The device-info directory, already resolved under the host root.
+    pub devinfo_dir: PathBuf,
+}
+
+fn spec(path: &str) -> DeviceSpec {
+    DeviceSpec {
+        container_path: path.to_string(),
+        host_path: path.to_string(),
+        permissions: "rw".to_string(),
+    }
+}
+
+/// The response for one container asking for `ids` from `pool`. Nothing is
+/// written unless every ID is in the pool.
+pub fn container_response(
+    ctx: &AllocateContext,
+    pool: &Pool,
+    ids: &[String],
+) -> Result<ContainerAllocateResponse, AllocateError> {
+    let rc = &pool.config;
+    let resource = rc.resource_name();
+    let mut devices = Vec::with_capacity(ids.len());
+    for id in ids {
+        let pd = sriov_host::PciAddress::parse(id)
+            .and_then(|a| pool.devices.get(&a))
+            .ok_or_else(|| AllocateError::UnknownDevice {
+                id: id.clone(),
+                pool: resource.clone(),
+            })?;
+        devices.push(pd);
+    }
+    let need_vhost = rc.selectors.iter().any(|s| s.need_vhost_net);
+    let mut specs: Vec<DeviceSpec> = Vec::new();
+    let mut add = |p: &str| {
+        if !specs.iter().any(|s| s.host_path == p) {
+            specs.push(spec(p));
+        }
+    };
+    let mut info = serde_json::Map::new();
+    let mut addresses = Vec::with_capacity(devices.len());
+    for pd in &devices {
+        let pci = pd.device.address.to_string();
+        let mut entry = serde_json::Map::new();
+        entry.insert("generic".into(), json!({ "deviceID": pci }));
+        if pd.device.is_vfio()
+            && let Some(g) = pd.device.iommu_group
+        {
+            let dev = format!("/dev/vfio/{g}");
+            add("/dev/vfio/vfio");
+            add(&dev);
+            entry.insert(
+                "vfio".into(),
+                json!({ "mount": "/dev/vfio/vfio", "dev-mount": dev }),
+            );
+        }
+        let rdma = rdma_char_devices(&ctx.root, pd);
+        if !rdma.is_empty() {
+            for p in rdma.values() {
+                add(p);
+            }
+            let mut m: serde_json::Map<String, Value> = rdma
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            m.insert("device".into(), json!(pd.device.rdma[0]));
+            entry.insert("rdma".into(), Value::Object(m));
+        }
+        if need_vhost {
+            add("/dev/vhost-net");
+            add("/dev/net/tun");
+            entry.insert("vhost".into(), json!({ "mount": "/dev/vhost-net" }));
+            entry.insert("tun".into(), json!({ "mount": "/dev/net/tun" }));
+        }
+        let extra = rc.extra_for(&pci);
+        if !extra.is_empty() {
+            entry.insert("extra".into(), json!(extra));
+        }
+        info.insert(pci.clone(), Value::Object(entry));
+        addresses.push(pci);
+    }
+    for pd in &devices {
+        write_device_info(ctx, pool, pd, need_vhost)?;
+    }
+    let name = env_name(&resource);
+    let mut envs = std::collections::HashMap::new();
+    envs.insert(format!("{name}_INFO"), Value::Object(info).to_string());
+    envs.insert(name, addresses.join(","));
+    Ok(ContainerAllocateResponse {
+        envs,
+        mounts: Vec::new(),
+        devices: specs,
+        annotations: Default::default(),
+        cdi_devices: Vec::new(),
+    })
+}
+
+/// The device-info document of one device.
+pub fn device_info(pd: &PoolDevice, need_vhost: bool) -> Value {
+    let mut pci = serde_json::Map::new();
+    pci.insert("pci-address".into(), json!(pd.device.address.to_string()));
+    if let Some(pf) = pd.device.pf {
+        pci.insert("pf-pci-address".into(), json!(pf.to_string()));
+    }
+    if need_vhost {
+        pci.insert("vhost-net".into(), json!("/dev/vhost-net"));
+    }
+    if let Some(r) = pd.device.rdma.first() {
+        pci.insert("rdma-device".into(), json!(r));
+    }
+    json!({ "type": "pci", "version": DEVICE_INFO_VERSION, "pci": pci })
+}
+
+fn write_device_info(
+    ctx: &AllocateContext,
+    pool: &Pool,
+    pd: &PoolDevice,
+    need_vhost: bool,
+) -> Result<(), AllocateError> {
+    let rc = &pool.config;
+    let path = device_info_file(
+        &ctx.devinfo_dir,
+        &rc.prefix,
+        &rc.name,
+        &pd.device.address.to_string(),
+    );
+    let err = |source| AllocateError::DeviceInfo {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&ctx.devinfo_dir).map_err(err)?;
+    let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
+    let body = serde_json::to_vec(&device_info(pd, need_vhost)).expect("JSON value");
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&body)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_follow_upstream() {
+        assert_eq!(
+            env_name("intel.com/intel_sriov_netdevice"),
+            "PCIDEVICE_INTEL_COM_INTEL_SRIOV_NETDEVICE"
+        );
+        assert_eq!(env_name("my-vendor.io/dpdk"), "PCIDEVICE_MY_VENDOR_IO_DPDK");
+    }
+
+    #[test]
+    fn device_info_file_names() {
+        assert_eq!(
+            device_info_file(Path::new("/d"), "intel.com", "sriov", "0000:3b:02.0"),
+            PathBuf::from("/d/intel.com-sriov-0000:3b:02.0-device.json")
+        );
+    }
+}

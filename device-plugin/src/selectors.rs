@@ -1,0 +1,571 @@
+//! Selectors: which devices a resource claims.
+//!
+//! A device matches a selector set when it matches every selector given in
+//! it (an absent or empty selector matches everything). Values of one
+//! selector are alternatives (`"drivers": ["iavf", "vfio-pci"]`).
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use sriov_host::PciAddress;
+
+use crate::config::{DeviceType, canonical_keys};
+use crate::device::{Device, VdpaType};
+
+/// Why a selector set was rejected.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SelectorError {
+    #[error("selectors must be a JSON object")]
+    NotObject,
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// A PF named with an optional VF index range: `ens1f0#0-3,5` (pfNames) or
+/// `0000:3b:00.0#0-3` (rootDevices).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PfRange<T> {
+    pub pf: T,
+    /// VF indexes; `None` means all VFs (and the PF itself).
+    pub indexes: Option<BTreeSet<u32>>,
+}
+
+impl<T> PfRange<T> {
+    /// Whether a device with this PF key and VF index matches. A PF device
+    /// itself (no index) matches only without a range.
+    fn matches(&self, index: Option<u32>) -> bool {
+        match (&self.indexes, index) {
+            (None, _) => true,
+            (Some(set), Some(i)) => set.contains(&i),
+            (Some(_), None) => false,
+        }
+    }
+}
+
+/// Parses `NAME` or `NAME#RANGES` where RANGES is `0-3,5,7-9`.
+pub fn parse_pf_range(s: &str) -> Result<(String, Option<BTreeSet<u32>>), String> {
+    let (name, ranges) = match s.split_once('#') {
+        None => return Ok((s.to_string(), None)),
+        Some((n, r)) => (n, r),
+    };
+    if name.is_empty() {
+        return Err(format!("{s:?}: nothing before '#'"));
+    }
+    let mut set = BTreeSet::new();
+    for part in ranges.split(',') {
+        let part = part.trim();
+        let num = |v: &str| {
+            v.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("{s:?}: {v:?} is not a VF index"))
+        };
+        match part.split_once('-') {
+            None => {
+                set.insert(num(part)?);
+            }
+            Some((a, b)) => {
+                let (a, b) = (num(a)?, num(b)?);
+                if a > b {
+                    return Err(format!("{s:?}: range {part:?} runs backwards"));
+                }
+                if b - a > 4096 {
+                    return Err(format!("{s:?}: range {part:?} is too large"));
+                }
+                set.extend(a..=b);
+            }
+        }
+    }
+    Ok((name.to_string(), Some(set)))
+}
+
+/// One selector set, parsed and normalised.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Selectors {
+    pub vendors: Vec<u16>,
+    pub devices: Vec<u16>,
+    pub drivers: Vec<String>,
+    pub pci_addresses: Vec<PciAddress>,
+    pub acpi_indexes: Vec<u32>,
+    pub pf_names: Vec<PfRange<String>>,
+    pub root_devices: Vec<PfRange<PciAddress>>,
+    /// Lower case: `ether`, `infiniband`, or an ARPHRD number.
+    pub link_types: Vec<String>,
+    pub ddp_profiles: Vec<String>,
+    pub is_rdma: Option<bool>,
+    pub need_vhost_net: bool,
+    pub vdpa_type: Option<VdpaType>,
+    pub aux_types: Vec<String>,
+}
+
+const SELECTOR_KEYS: &[&str] = &[
+    "vendors",
+    "devices",
+    "drivers",
+    "pciAddresses",
+    "acpiIndexes",
+    "pfNames",
+    "rootDevices",
+    "linkTypes",
+    "ddpProfiles",
+    "isRdma",
+    "needVhostNet",
+    "vdpaType",
+    "auxTypes",
+];
+
+/// Selectors that apply to each device type (others are ignored with a
+/// warning, as upstream ignores them).
+fn applies(key: &str, t: DeviceType) -> bool {
+    match t {
+        DeviceType::NetDevice => key != "auxTypes",
+        DeviceType::Accelerator => matches!(
+            key,
+            "vendors" | "devices" | "drivers" | "pciAddresses" | "acpiIndexes"
+        ),
+        DeviceType::AuxNetDevice => matches!(
+            key,
+            "vendors"
+                | "devices"
+                | "drivers"
+                | "pfNames"
+                | "rootDevices"
+                | "linkTypes"
+                | "isRdma"
+                | "auxTypes"
+        ),
+    }
+}
+
+fn strings(key: &'static str, v: &Value) -> Result<Vec<String>, SelectorError> {
+    let bad = || SelectorError::Invalid {
+        key,
+        message: "must be a list of strings".into(),
+    };
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| x.as_str().map(|s| s.trim().to_string()).ok_or_else(bad))
+            .collect(),
+        _ => Err(bad()),
+    }
+}
+
+fn hex_ids(key: &'static str, v: &Value) -> Result<Vec<u16>, SelectorError> {
+    strings(key, v)?
+        .into_iter()
+        .map(|s| {
+            let h = s
+                .strip_prefix("0x")
+                .or_else(|| s.strip_prefix("0X"))
+                .unwrap_or(&s);
+            if h.is_empty() || h.len() > 4 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(SelectorError::Invalid {
+                    key,
+                    message: format!("{s:?} is not a 4-digit hex id such as \"8086\""),
+                });
+            }
+            Ok(u16::from_str_radix(h, 16).expect("checked hex"))
+        })
+        .collect()
+}
+
+fn boolean(key: &'static str, v: &Value) -> Result<Option<bool>, SelectorError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Bool(b) => Ok(Some(*b)),
+        _ => Err(SelectorError::Invalid {
+            key,
+            message: "must be true or false".into(),
+        }),
+    }
+}
+
+impl Selectors {
+    /// Parses one selector object (keys case-insensitive).
+    pub fn from_json(v: &Value, device_type: DeviceType) -> Result<Selectors, SelectorError> {
+        let Value::Object(obj) = v else {
+            return Err(SelectorError::NotObject);
+        };
+        let (f, unknown) = canonical_keys(obj, SELECTOR_KEYS);
+        for k in unknown {
+            tracing::warn!(key = %k, "unknown selector ignored");
+        }
+        let mut s = Selectors::default();
+        for (key, v) in f {
+            if !applies(key, device_type) {
+                tracing::warn!(
+                    selector = key,
+                    device_type = device_type.as_str(),
+                    "selector does not apply to this device type; ignored"
+                );
+                continue;
+            }
+            match key {
+                "vendors" => s.vendors = hex_ids(key, &v)?,
+                "devices" => s.devices = hex_ids(key, &v)?,
+                "drivers" => s.drivers = strings(key, &v)?,
+                "pciAddresses" => {
+                    s.pci_addresses = strings(key, &v)?
+                        .iter()
+                        .map(|a| {
+                            PciAddress::parse(a).ok_or_else(|| SelectorError::Invalid {
+                                key,
+                                message: format!("{a:?} is not a PCI address (0000:3b:02.0)"),
+                            })
+                        })
+                        .collect::<Result<_, _>>()?
+                }
+                "acpiIndexes" => {
+                    s.acpi_indexes = strings(key, &v)?
+                        .iter()
+                        .map(|a| {
+                            a.parse::<u32>().map_err(|_| SelectorError::Invalid {
+                                key,
+                                message: format!("{a:?} is not a number"),
+                            })
+                        })
+                        .collect::<Result<_, _>>()?
+                }
+                "pfNames" => {
+                    s.pf_names = strings(key, &v)?
+                        .iter()
+                        .map(|p| {
+                            let (pf, indexes) = parse_pf_range(p)
+                                .map_err(|message| SelectorError::Invalid { key, message })?;
+                            Ok(PfRange { pf, indexes })
+                        })
+                        .collect::<Result<_, _>>()?
+                }
+                "rootDevices" => {
+                    s.root_devices = strings(key, &v)?
+                        .iter()
+                        .map(|p| {
+                            let (pf, indexes) = parse_pf_range(p)
+                                .map_err(|message| SelectorError::Invalid { key, message })?;
+                            let pf =
+                                PciAddress::parse(&pf).ok_or_else(|| SelectorError::Invalid {
+                                    key,
+                                    message: format!("{p:?}: {pf:?} is not a PCI address"),
+                                })?;
+                            Ok(PfRange { pf, indexes })
+                        })
+                        .collect::<Result<_, _>>()?
+                }
+                "linkTypes" => {
+                    s.link_types = strings(key, &v)?
+                        .into_iter()
+                        .map(|l| l.to_ascii_lowercase())
+                        .collect()
+                }
+                "ddpProfiles" => s.ddp_profiles = strings(key, &v)?,
+                "auxTypes" => s.aux_types = strings(key, &v)?,
+                "isRdma" => s.is_rdma = boolean(key, &v)?,
+                "needVhostNet" => s.need_vhost_net = boolean(key, &v)?.unwrap_or(false),
+                "vdpaType" => {
+                    s.vdpa_type = match &v {
+                        Value::Null => None,
+                        Value::String(t) if t.is_empty() => None,
+                        Value::String(t) => {
+                            Some(VdpaType::parse(t).ok_or_else(|| SelectorError::Invalid {
+                                key,
+                                message: format!("{t:?}: use \"vhost\" or \"virtio\""),
+                            })?)
+                        }
+                        _ => {
+                            return Err(SelectorError::Invalid {
+                                key,
+                                message: "must be a string".into(),
+                            });
+                        }
+                    }
+                }
+                _ => unreachable!("canonical key {key}"),
+            }
+        }
+        Ok(s)
+    }
+
+    /// Whether a device matches every selector of this set. `env` answers
+    /// node-wide questions (vhost-net present, DDP profiles).
+    pub fn matches(&self, d: &Device, env: &MatchEnv) -> bool {
+        if !self.vendors.is_empty() && !self.vendors.contains(&d.vendor) {
+            return false;
+        }
+        if !self.devices.is_empty() && !self.devices.contains(&d.device_id) {
+            return false;
+        }
+        if !self.drivers.is_empty()
+            && !d
+                .driver
+                .as_ref()
+                .is_some_and(|drv| self.drivers.iter().any(|s| s == drv))
+        {
+            return false;
+        }
+        if !self.pci_addresses.is_empty() && !self.pci_addresses.contains(&d.address) {
+            return false;
+        }
+        if !self.acpi_indexes.is_empty()
+            && !d.acpi_index.is_some_and(|i| self.acpi_indexes.contains(&i))
+        {
+            return false;
+        }
+        if !self.pf_names.is_empty() {
+            let Some(name) = d.pf_ifname.as_deref() else {
+                return false;
+            };
+            if !self
+                .pf_names
+                .iter()
+                .any(|r| r.pf == name && r.matches(d.vf_index))
+            {
+                return false;
+            }
+        }
+        if !self.root_devices.is_empty() {
+            let root = d.pf.unwrap_or(d.address);
+            if !self
+                .root_devices
+                .iter()
+                .any(|r| r.pf == root && r.matches(d.vf_index))
+            {
+                return false;
+            }
+        }
+        if !self.link_types.is_empty() {
+            let Some(lt) = d.link_type else {
+                return false;
+            };
+            let name = lt.name();
+            let num = lt.arphrd().to_string();
+            if !self.link_types.iter().any(|l| *l == name || *l == num) {
+                return false;
+            }
+        }
+        if let Some(want) = self.is_rdma
+            && want != !d.rdma.is_empty()
+        {
+            return false;
+        }
+        if self.need_vhost_net && !env.vhost_net_present {
+            return false;
+        }
+        if let Some(t) = self.vdpa_type
+            && d.vdpa != Some(t)
+        {
+            return false;
+        }
+        if !self.ddp_profiles.is_empty() {
+            let Some(p) = env.ddp_profile_of(d) else {
+                return false;
+            };
+            if !self.ddp_profiles.iter().any(|s| s == p) {
+                return false;
+            }
+        }
+        if !self.aux_types.is_empty() {
+            // Auxiliary devices are not discovered: PCI devices have no type.
+            return false;
+        }
+        true
+    }
+}
+
+/// Node-wide facts selectors need.
+#[derive(Debug, Clone, Default)]
+pub struct MatchEnv {
+    /// `<root>/dev/vhost-net` exists.
+    pub vhost_net_present: bool,
+    /// DDP profile by PF address (none known: the plugin does not query
+    /// devlink; `ddpProfiles` selectors then match nothing).
+    pub ddp_profiles: std::collections::HashMap<PciAddress, String>,
+}
+
+impl MatchEnv {
+    fn ddp_profile_of(&self, d: &Device) -> Option<&str> {
+        self.ddp_profiles
+            .get(&d.pf.unwrap_or(d.address))
+            .map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use sriov_host::LinkType;
+
+    fn vf() -> Device {
+        Device {
+            address: "0000:3b:02.3".parse().unwrap(),
+            vendor: 0x8086,
+            device_id: 0x1889,
+            class: 0x020000,
+            driver: Some("iavf".into()),
+            numa_node: Some(0),
+            iommu_group: Some(42),
+            acpi_index: None,
+            pf: Some("0000:3b:00.0".parse().unwrap()),
+            vf_index: Some(3),
+            pf_ifname: Some("ens1f0".into()),
+            ifname: Some("ens1f0v3".into()),
+            link_type: Some(LinkType::Ether),
+            rdma: vec![],
+            vdpa: None,
+        }
+    }
+
+    fn sel(v: serde_json::Value) -> Selectors {
+        Selectors::from_json(&v, DeviceType::NetDevice).unwrap()
+    }
+
+    fn env() -> MatchEnv {
+        MatchEnv::default()
+    }
+
+    #[test]
+    fn empty_selectors_match_everything() {
+        assert!(sel(json!({})).matches(&vf(), &env()));
+    }
+
+    #[test]
+    fn ids_and_drivers() {
+        let d = vf();
+        assert!(sel(json!({"vendors":["8086"],"devices":["1889","154c"]})).matches(&d, &env()));
+        assert!(sel(json!({"vendors":["0x8086"]})).matches(&d, &env()));
+        assert!(!sel(json!({"vendors":["15b3"]})).matches(&d, &env()));
+        assert!(!sel(json!({"devices":["154c"]})).matches(&d, &env()));
+        assert!(sel(json!({"drivers":["vfio-pci","iavf"]})).matches(&d, &env()));
+        assert!(!sel(json!({"drivers":["vfio-pci"]})).matches(&d, &env()));
+        let mut unbound = vf();
+        unbound.driver = None;
+        assert!(!sel(json!({"drivers":["iavf"]})).matches(&unbound, &env()));
+    }
+
+    #[test]
+    fn addresses_and_acpi() {
+        let d = vf();
+        assert!(sel(json!({"pciAddresses":["3b:02.3"]})).matches(&d, &env()));
+        assert!(!sel(json!({"pciAddresses":["0000:3b:02.4"]})).matches(&d, &env()));
+        assert!(!sel(json!({"acpiIndexes":["101"]})).matches(&d, &env()));
+        let mut a = vf();
+        a.acpi_index = Some(101);
+        assert!(sel(json!({"acpiIndexes":["101"]})).matches(&a, &env()));
+    }
+
+    #[test]
+    fn pf_names_with_ranges() {
+        let d = vf(); // index 3
+        assert!(sel(json!({"pfNames":["ens1f0"]})).matches(&d, &env()));
+        assert!(sel(json!({"pfNames":["ens1f0#0-3,5"]})).matches(&d, &env()));
+        assert!(sel(json!({"pfNames":["ens1f0#5,3"]})).matches(&d, &env()));
+        assert!(!sel(json!({"pfNames":["ens1f0#0-2,4-7"]})).matches(&d, &env()));
+        assert!(!sel(json!({"pfNames":["ens1f1"]})).matches(&d, &env()));
+        assert!(sel(json!({"pfNames":["ens9", "ens1f0#3"]})).matches(&d, &env()));
+    }
+
+    #[test]
+    fn root_devices_with_ranges() {
+        let d = vf();
+        assert!(sel(json!({"rootDevices":["0000:3b:00.0"]})).matches(&d, &env()));
+        assert!(sel(json!({"rootDevices":["3b:00.0#2-4"]})).matches(&d, &env()));
+        assert!(!sel(json!({"rootDevices":["0000:3b:00.0#0-2"]})).matches(&d, &env()));
+        assert!(!sel(json!({"rootDevices":["0000:3b:00.1"]})).matches(&d, &env()));
+        // A PF without VFs matches its own address, but not with a range.
+        let mut pf = vf();
+        pf.address = "0000:5e:00.0".parse().unwrap();
+        pf.pf = None;
+        pf.vf_index = None;
+        assert!(sel(json!({"rootDevices":["0000:5e:00.0"]})).matches(&pf, &env()));
+        assert!(!sel(json!({"rootDevices":["0000:5e:00.0#0"]})).matches(&pf, &env()));
+    }
+
+    #[test]
+    fn range_syntax_errors() {
+        assert_eq!(
+            parse_pf_range("ens1#0-3,5").unwrap().1.unwrap(),
+            [0, 1, 2, 3, 5].into_iter().collect()
+        );
+        assert_eq!(parse_pf_range("ens1").unwrap(), ("ens1".into(), None));
+        for bad in [
+            "ens1#",
+            "ens1#a",
+            "ens1#3-1",
+            "#1",
+            "ens1#1-",
+            "ens1#0-99999",
+        ] {
+            assert!(parse_pf_range(bad).is_err(), "{bad}");
+        }
+        let e = Selectors::from_json(&json!({"rootDevices":["eth0#1"]}), DeviceType::NetDevice)
+            .unwrap_err();
+        assert!(e.to_string().starts_with("rootDevices:"), "{e}");
+    }
+
+    #[test]
+    fn link_types_rdma_vdpa() {
+        let d = vf();
+        assert!(sel(json!({"linkTypes":["ETHER"]})).matches(&d, &env()));
+        assert!(sel(json!({"linkTypes":["1"]})).matches(&d, &env()));
+        assert!(!sel(json!({"linkTypes":["infiniband"]})).matches(&d, &env()));
+        assert!(sel(json!({"isRdma":false})).matches(&d, &env()));
+        assert!(!sel(json!({"isRdma":true})).matches(&d, &env()));
+        let mut r = vf();
+        r.rdma = vec!["mlx5_3".into()];
+        assert!(sel(json!({"IsRdma":true})).matches(&r, &env()));
+        assert!(!sel(json!({"vdpaType":"vhost"})).matches(&d, &env()));
+        let mut v = vf();
+        v.vdpa = Some(VdpaType::Vhost);
+        assert!(sel(json!({"vdpaType":"vhost"})).matches(&v, &env()));
+        assert!(!sel(json!({"vdpaType":"virtio"})).matches(&v, &env()));
+        assert!(Selectors::from_json(&json!({"vdpaType":"gpu"}), DeviceType::NetDevice).is_err());
+    }
+
+    #[test]
+    fn vhost_net_and_ddp_need_the_node() {
+        let d = vf();
+        let s = sel(json!({"needVhostNet":true}));
+        assert!(!s.matches(&d, &env()));
+        let with = MatchEnv {
+            vhost_net_present: true,
+            ..Default::default()
+        };
+        assert!(s.matches(&d, &with));
+        let ddp = sel(json!({"ddpProfiles":["GTP"]}));
+        assert!(!ddp.matches(&d, &env()));
+        let mut e = MatchEnv::default();
+        e.ddp_profiles.insert(d.pf.unwrap(), "GTP".into());
+        assert!(ddp.matches(&d, &e));
+    }
+
+    #[test]
+    fn type_errors_name_the_selector() {
+        for (v, key) in [
+            (json!({"vendors":"8086"}), "vendors"),
+            (json!({"devices":["12345"]}), "devices"),
+            (json!({"isRdma":"yes"}), "isRdma"),
+            (json!({"pciAddresses":["nope"]}), "pciAddresses"),
+            (json!({"acpiIndexes":["x"]}), "acpiIndexes"),
+            (json!({"drivers":[1]}), "drivers"),
+        ] {
+            let e = Selectors::from_json(&v, DeviceType::NetDevice).unwrap_err();
+            assert!(e.to_string().starts_with(key), "{v}: {e}");
+        }
+        assert_eq!(
+            Selectors::from_json(&json!([1]), DeviceType::NetDevice).unwrap_err(),
+            SelectorError::NotObject
+        );
+    }
+
+    #[test]
+    fn accelerator_ignores_net_selectors() {
+        let s = Selectors::from_json(
+            &json!({"vendors":["8086"],"pfNames":["x"]}),
+            DeviceType::Accelerator,
+        )
+        .unwrap();
+        assert!(s.pf_names.is_empty());
+        assert_eq!(s.vendors, vec![0x8086]);
+    }
+}
