@@ -9,6 +9,7 @@ pub mod conditions;
 pub mod crd_gen;
 pub mod device_plugin_config;
 pub mod ib_network;
+pub mod manifests;
 pub mod network;
 pub mod nic_ids;
 pub mod node_policy;
