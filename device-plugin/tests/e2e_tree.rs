@@ -1,0 +1,396 @@
+//! End to end against static `sriov-sim` trees (no root needed): the plugin
+//! and a test kubelet talk over real unix sockets.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::{Harness, T, health, ids};
+use sriov_device_plugin::api::{
+    AllocateRequest, ContainerAllocateRequest, ContainerPreferredAllocationRequest, Empty,
+    PreferredAllocationRequest,
+};
+use sriov_device_plugin::test_kubelet::Watch;
+use sriov_sim::node::NodeSpec;
+
+const NODE: &str = r#"
+name: dp
+pfs:
+  - model: e810
+    address: "0000:3b:00.0"
+    ifname: ens1f0
+    numa: 0
+    vfs: 4
+    vf_drivers: {3: vfio-pci}
+  - model: e810
+    address: "0000:3b:00.1"
+    ifname: ens1f1
+    numa: 0
+  - model: cx6dx
+    address: "0000:af:00.0"
+    ifname: ens3f0np0
+    numa: 1
+    vfs: 2
+"#;
+
+const CONFIG: &str = r#"{"resourceList":[
+  {"resourceName":"intel_netdev","selectors":{"vendors":["8086"],"devices":["1889"],"drivers":["iavf"]},
+   "additionalInfo":{"*":{"token":"abc"}}},
+  {"resourceName":"intel_dpdk","selectors":[{"drivers":["vfio-pci"]}]},
+  {"resourceName":"intel_pf","selectors":{"pfNames":["ens1f1"]}},
+  {"resourceName":"mlnx_rdma","resourcePrefix":"nvidia.com","excludeTopology":true,
+   "selectors":{"Vendors":["15b3"],"IsRdma":true}},
+  {"resourceName":"unused","selectors":{"vendors":["abcd"]}}
+]}"#;
+
+fn tree() -> tempfile::TempDir {
+    let t = tempfile::Builder::new().prefix("dptree").tempdir().unwrap();
+    let spec = NodeSpec::from_yaml(NODE, "test").unwrap();
+    sriov_sim::kernel::write_static_tree(t.path(), &spec).unwrap();
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_pools_and_lists_devices() {
+    let root = tree();
+    let h = Harness::start(root.path(), CONFIG).await;
+    let ep = h.registered("intel.com/intel_netdev").await;
+    assert_eq!(ep, "intel.com_intel_netdev.sock");
+    h.registered("intel.com/intel_dpdk").await;
+    h.registered("intel.com/intel_pf").await;
+    h.registered("nvidia.com/mlnx_rdma").await;
+    let regs = h.kubelet.registrations();
+    assert!(
+        regs.iter()
+            .all(|r| r.version == "v1beta1" && r.preferred_allocation),
+        "{regs:?}"
+    );
+    assert!(
+        !regs.iter().any(|r| r.resource == "intel.com/unused"),
+        "an empty pool must not be advertised: {regs:?}"
+    );
+    assert!(!h.plugin_dir.join("intel.com_unused.sock").exists());
+
+    let mut c = h.client(&ep).await;
+    let opts = c
+        .get_device_plugin_options(Empty {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(opts.get_preferred_allocation_available);
+    assert!(!opts.pre_start_required);
+    let mut w = Watch::open(&mut c).await.unwrap();
+    let m = w.next(T).await.expect("first list");
+    assert_eq!(ids(&m), ["0000:3b:02.0", "0000:3b:02.1", "0000:3b:02.2"]);
+    for d in &m.devices {
+        assert_eq!(d.health, "Healthy");
+        assert_eq!(d.topology.as_ref().unwrap().nodes[0].id, 0);
+    }
+
+    // the vfio VF is in the dpdk pool; the PF with VFs is offered nowhere
+    let mut c = h.client("intel.com_intel_dpdk.sock").await;
+    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    assert_eq!(ids(&m), ["0000:3b:02.3"]);
+    // the PF without VFs is offered
+    let mut c = h.client("intel.com_intel_pf.sock").await;
+    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    assert_eq!(ids(&m), ["0000:3b:00.1"]);
+    // excludeTopology: no NUMA
+    let mut c = h.client("nvidia.com_mlnx_rdma.sock").await;
+    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    assert_eq!(ids(&m).len(), 2);
+    assert!(m.devices.iter().all(|d| d.topology.is_none()), "{m:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allocate_answers_env_devices_and_writes_device_info() {
+    let root = tree();
+    let h = Harness::start(root.path(), CONFIG).await;
+    let ep = h.registered("intel.com/intel_dpdk").await;
+    let mut c = h.client(&ep).await;
+    let r = c
+        .allocate(AllocateRequest {
+            container_requests: vec![ContainerAllocateRequest {
+                devices_ids: vec!["0000:3b:02.3".into()],
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let cr = &r.container_responses[0];
+    assert_eq!(
+        cr.envs
+            .get("PCIDEVICE_INTEL_COM_INTEL_DPDK")
+            .map(String::as_str),
+        Some("0000:3b:02.3")
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&cr.envs["PCIDEVICE_INTEL_COM_INTEL_DPDK_INFO"]).unwrap();
+    let group = std::fs::read_link(
+        root.path()
+            .join("sys/bus/pci/devices/0000:3b:02.3/iommu_group"),
+    )
+    .unwrap()
+    .file_name()
+    .unwrap()
+    .to_str()
+    .unwrap()
+    .to_string();
+    let dev = format!("/dev/vfio/{group}");
+    assert_eq!(info["0000:3b:02.3"]["generic"]["deviceID"], "0000:3b:02.3");
+    assert_eq!(info["0000:3b:02.3"]["vfio"]["mount"], "/dev/vfio/vfio");
+    assert_eq!(info["0000:3b:02.3"]["vfio"]["dev-mount"], dev.as_str());
+    let paths: Vec<(&str, &str, &str)> = cr
+        .devices
+        .iter()
+        .map(|d| {
+            (
+                d.host_path.as_str(),
+                d.container_path.as_str(),
+                d.permissions.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("/dev/vfio/vfio", "/dev/vfio/vfio", "rw"),
+            (dev.as_str(), dev.as_str(), "rw")
+        ]
+    );
+    let f = h
+        .devinfo_dir
+        .join("intel.com-intel_dpdk-0000:3b:02.3-device.json");
+    let di: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+    assert_eq!(di["type"], "pci");
+    assert_eq!(di["version"], "1.1.0");
+    assert_eq!(di["pci"]["pci-address"], "0000:3b:02.3");
+    assert_eq!(di["pci"]["pf-pci-address"], "0000:3b:00.0");
+
+    // netdevice pool: two devices, extra info, no device specs
+    let mut c = h.client("intel.com_intel_netdev.sock").await;
+    let r = c
+        .allocate(AllocateRequest {
+            container_requests: vec![ContainerAllocateRequest {
+                devices_ids: vec!["0000:3b:02.0".into(), "0000:3b:02.2".into()],
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let cr = &r.container_responses[0];
+    assert_eq!(
+        cr.envs["PCIDEVICE_INTEL_COM_INTEL_NETDEV"],
+        "0000:3b:02.0,0000:3b:02.2"
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&cr.envs["PCIDEVICE_INTEL_COM_INTEL_NETDEV_INFO"]).unwrap();
+    assert_eq!(info["0000:3b:02.2"]["extra"]["token"], "abc");
+    assert!(info["0000:3b:02.2"].get("vfio").is_none());
+    assert!(cr.devices.is_empty());
+
+    // RDMA pool: rdma device named in the info and the device-info file
+    let mut c = h.client("nvidia.com_mlnx_rdma.sock").await;
+    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    let id = m.devices[0].id.clone();
+    let r = c
+        .allocate(AllocateRequest {
+            container_requests: vec![ContainerAllocateRequest {
+                devices_ids: vec![id.clone()],
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let cr = &r.container_responses[0];
+    let info: serde_json::Value =
+        serde_json::from_str(&cr.envs["PCIDEVICE_NVIDIA_COM_MLNX_RDMA_INFO"]).unwrap();
+    let rdma = info[&id]["rdma"]["device"].as_str().unwrap().to_string();
+    assert!(rdma.starts_with("mlx5_"), "{info}");
+    assert!(
+        cr.devices
+            .iter()
+            .any(|d| d.host_path == "/dev/infiniband/rdma_cm")
+    );
+    let di: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            h.devinfo_dir
+                .join(format!("nvidia.com-mlnx_rdma-{id}-device.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(di["pci"]["rdma-device"], rdma.as_str());
+
+    // unknown ID: InvalidArgument, nothing written
+    let mut c = h.client("intel.com_intel_netdev.sock").await;
+    let e = c
+        .allocate(AllocateRequest {
+            container_requests: vec![ContainerAllocateRequest {
+                devices_ids: vec!["0000:3b:02.1".into(), "0000:99:00.0".into()],
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("0000:99:00.0"), "{e}");
+    assert!(
+        !h.devinfo_dir
+            .join("intel.com-intel_netdev-0000:3b:02.1-device.json")
+            .exists()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preferred_allocation_spreads_and_honours_must_include() {
+    let root = tree();
+    let h = Harness::start(root.path(), CONFIG).await;
+    let ep = h.registered("intel.com/intel_netdev").await;
+    let mut c = h.client(&ep).await;
+    let all: Vec<String> = ["0000:3b:02.0", "0000:3b:02.1", "0000:3b:02.2"]
+        .map(String::from)
+        .to_vec();
+    let r = c
+        .get_preferred_allocation(PreferredAllocationRequest {
+            container_requests: vec![ContainerPreferredAllocationRequest {
+                available_device_i_ds: all.clone(),
+                must_include_device_i_ds: vec!["0000:3b:02.2".into()],
+                allocation_size: 2,
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.container_responses[0].device_i_ds,
+        ["0000:3b:02.2", "0000:3b:02.0"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_flips_on_pf_carrier_loss_and_back() {
+    let root = tree();
+    let h = Harness::start(root.path(), CONFIG).await;
+    let ep = h.registered("intel.com/intel_netdev").await;
+    let mut c = h.client(&ep).await;
+    let mut w = Watch::open(&mut c).await.unwrap();
+    let m = w.next(T).await.unwrap();
+    assert!(m.devices.iter().all(|d| d.health == "Healthy"));
+    let carrier = root.path().join("sys/class/net/ens1f0/carrier");
+    std::fs::write(&carrier, "0\n").unwrap();
+    let m = w
+        .until(T, |m| m.devices.iter().all(|d| d.health == "Unhealthy"))
+        .await
+        .unwrap_or_else(|| panic!("no Unhealthy list after carrier loss"));
+    assert_eq!(m.devices.len(), 3);
+    std::fs::write(&carrier, "1\n").unwrap();
+    w.until(T, |m| m.devices.iter().all(|d| d.health == "Healthy"))
+        .await
+        .expect("Healthy again after carrier is back");
+    // a pool on another PF was never affected
+    let mut c = h.client("intel.com_intel_pf.sock").await;
+    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    assert_eq!(health(&m), [("0000:3b:00.1".into(), "Healthy".into())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubelet_restart_re_registers_within_a_second() {
+    let root = tree();
+    let mut h = Harness::start(root.path(), CONFIG).await;
+    h.registered("intel.com/intel_netdev").await;
+    h.registered("nvidia.com/mlnx_rdma").await;
+    h.kubelet.clear();
+    let t = std::time::Instant::now();
+    h.kubelet.restart().await.unwrap();
+    for r in [
+        "intel.com/intel_netdev",
+        "intel.com/intel_dpdk",
+        "intel.com/intel_pf",
+        "nvidia.com/mlnx_rdma",
+    ] {
+        let reg = h
+            .kubelet
+            .wait_for(Duration::from_secs(1), |x| x.resource == r)
+            .await
+            .unwrap_or_else(|| panic!("{r} not re-registered within 1 s"));
+        assert!(reg.at.duration_since(t) < Duration::from_secs(1));
+    }
+    // the sockets the kubelet deleted are served again
+    let mut c = h.client("intel.com_intel_netdev.sock").await;
+    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    assert_eq!(ids(&m).len(), 3);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_reload_updates_pools_and_bad_config_keeps_them() {
+    let root = tree();
+    let mut h = Harness::start(root.path(), CONFIG).await;
+    let ep = h.registered("intel.com/intel_netdev").await;
+    let mut c = h.client(&ep).await;
+    let mut w = Watch::open(&mut c).await.unwrap();
+    assert_eq!(ids(&w.next(T).await.unwrap()).len(), 3);
+    let mut dpdk = h.client("intel.com_intel_dpdk.sock").await;
+    let mut wd = Watch::open(&mut dpdk).await.unwrap();
+    assert_eq!(ids(&wd.next(T).await.unwrap()), ["0000:3b:02.3"]);
+
+    // a bad config: nothing changes
+    h.config
+        .update(r#"{"resourceList":[{"resourceName":"x","deviceType":"gpu","selectors":{}}]}"#);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        h.status
+            .config_errors
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert!(w.next(Duration::from_millis(200)).await.is_none());
+    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    assert_eq!(ids(&m).len(), 3, "pool kept after a bad config");
+
+    // a good config: the netdev pool narrows in place (pfNames range), the
+    // dpdk pool is removed (its stream gets an empty list), a new one starts
+    h.kubelet.clear();
+    h.config.update(
+        r#"{"resourceList":[
+          {"resourceName":"intel_netdev","selectors":{"pfNames":["ens1f0#0-1"],"drivers":["iavf"]}},
+          {"resourceName":"intel_rest","selectors":{"rootDevices":["0000:3b:00.0#2-3"]}}
+        ]}"#,
+    );
+    let m = w
+        .until(T, |m| m.devices.len() == 2)
+        .await
+        .expect("narrowed");
+    assert_eq!(ids(&m), ["0000:3b:02.0", "0000:3b:02.1"]);
+    let m = wd.next(T).await.expect("removed pool sends an empty list");
+    assert!(m.devices.is_empty());
+    h.registered("intel.com/intel_rest").await;
+    let mut c2 = h.client("intel.com_intel_rest.sock").await;
+    let m = Watch::open(&mut c2).await.unwrap().next(T).await.unwrap();
+    assert_eq!(ids(&m), ["0000:3b:02.2", "0000:3b:02.3"]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!h.plugin_dir.join("intel.com_intel_dpdk.sock").exists());
+
+    // shutdown removes sockets and keeps device-info files
+    let r = c2
+        .allocate(AllocateRequest {
+            container_requests: vec![ContainerAllocateRequest {
+                devices_ids: vec!["0000:3b:02.2".into()],
+            }],
+        })
+        .await;
+    assert!(r.is_ok());
+    h.stop().await;
+    let socks: Vec<_> = std::fs::read_dir(&h.plugin_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "kubelet.sock")
+        .collect();
+    assert!(socks.is_empty(), "sockets left: {socks:?}");
+    assert!(
+        h.devinfo_dir
+            .join("intel.com-intel_rest-0000:3b:02.2-device.json")
+            .exists()
+    );
+}

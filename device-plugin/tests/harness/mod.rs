@@ -1,0 +1,173 @@
+//! Shared end-to-end harness: a plugin (the library's `Manager`) running
+//! against a host root, a test kubelet in a temp dir, and a config dir laid
+//! out like a mounted ConfigMap (`config.json -> ..data/config.json`,
+//! `..data -> ..<generation>`), so updates are symlink swaps.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sriov_device_plugin::api::device_plugin_client::DevicePluginClient;
+use sriov_device_plugin::manager::{Manager, Options, Status};
+use sriov_device_plugin::preferred::AllocationPolicy;
+use sriov_device_plugin::test_kubelet::TestKubelet;
+use sriov_host::HostRoot;
+use tokio::sync::oneshot;
+
+pub const T: Duration = Duration::from_secs(5);
+
+/// A ConfigMap-like config directory.
+pub struct ConfigDir {
+    pub dir: PathBuf,
+    generation: u32,
+}
+
+impl ConfigDir {
+    pub fn new(dir: &Path, text: &str) -> ConfigDir {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut c = ConfigDir {
+            dir: dir.to_path_buf(),
+            generation: 0,
+        };
+        c.update(text);
+        std::os::unix::fs::symlink("..data/config.json", dir.join("config.json")).unwrap();
+        c
+    }
+
+    /// The path the plugin reads.
+    pub fn file(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+
+    /// Writes a new generation and swaps `..data` to it atomically.
+    pub fn update(&mut self, text: &str) {
+        self.generation += 1;
+        let g = format!("..gen_{}", self.generation);
+        std::fs::create_dir_all(self.dir.join(&g)).unwrap();
+        std::fs::write(self.dir.join(&g).join("config.json"), text).unwrap();
+        let tmp = self.dir.join("..data_tmp");
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&g, &tmp).unwrap();
+        std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
+    }
+}
+
+/// A running plugin and test kubelet.
+pub struct Harness {
+    pub tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub plugin_dir: PathBuf,
+    pub devinfo_dir: PathBuf,
+    pub config: ConfigDir,
+    pub kubelet: TestKubelet,
+    pub status: std::sync::Arc<Status>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Harness {
+    /// Starts a test kubelet, then the plugin against `root`.
+    pub async fn start(root: &Path, config: &str) -> Harness {
+        Self::start_with(root, config, Duration::from_millis(100)).await
+    }
+
+    pub async fn start_with(root: &Path, config: &str, health: Duration) -> Harness {
+        let tmp = tempfile::Builder::new().prefix("dp").tempdir().unwrap();
+        let plugin_dir = tmp.path().join("kp");
+        std::fs::create_dir_all(&plugin_dir).unwrap();
+        let devinfo_dir = tmp.path().join("devinfo");
+        let cfg = ConfigDir::new(&tmp.path().join("cfg"), config);
+        let kubelet = TestKubelet::start(&plugin_dir).unwrap();
+        let opts = Options {
+            config_file: cfg.file(),
+            resource_prefix: "intel.com".into(),
+            plugin_dir: plugin_dir.clone(),
+            devinfo_dir: devinfo_dir.clone(),
+            root: HostRoot::new(root),
+            policy: AllocationPolicy::Spread,
+            resync_interval: Duration::from_secs(30),
+            health_interval: health,
+            uevents: true,
+        };
+        let m = Manager::new(opts).expect("plugin starts");
+        let status = m.status();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            m.run(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("plugin runs");
+        });
+        Harness {
+            tmp,
+            root: root.to_path_buf(),
+            plugin_dir,
+            devinfo_dir,
+            config: cfg,
+            kubelet,
+            status,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Waits for `resource` to register; returns its endpoint.
+    pub async fn registered(&self, resource: &str) -> String {
+        self.kubelet
+            .wait_for(T, |r| r.resource == resource)
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "{resource} did not register; got {:?}",
+                    self.kubelet.registrations()
+                )
+            })
+            .endpoint
+    }
+
+    pub async fn client(&self, endpoint: &str) -> DevicePluginClient<tonic::transport::Channel> {
+        self.kubelet
+            .client(endpoint)
+            .await
+            .expect("connect to plugin")
+    }
+
+    /// Stops the plugin (as on SIGTERM) and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(T, t)
+                .await
+                .expect("plugin stops in time")
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// IDs of a ListAndWatch message.
+pub fn ids(m: &sriov_device_plugin::api::ListAndWatchResponse) -> Vec<String> {
+    m.devices.iter().map(|d| d.id.clone()).collect()
+}
+
+/// (ID, health) pairs of a ListAndWatch message.
+pub fn health(m: &sriov_device_plugin::api::ListAndWatchResponse) -> Vec<(String, String)> {
+    m.devices
+        .iter()
+        .map(|d| (d.id.clone(), d.health.clone()))
+        .collect()
+}
