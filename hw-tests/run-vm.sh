@@ -25,11 +25,11 @@
 #   SRIOV_HW_KERNEL_PKG  Debian kernel meta package (default linux-image-amd64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH:/usr/sbin:/sbin"
+export PATH="${HOME:-/root}/.cargo/bin:$PATH:/usr/sbin:/sbin"
 
 TIMEOUT="${SRIOV_HW_TIMEOUT:-300}"
 KERNEL_META="${SRIOV_HW_KERNEL_PKG:-linux-image-amd64}"
-CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/sriov-rs/hw"
+CACHE="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/sriov-rs/hw"
 # Modules the guest loads, in this order (with their dependencies). A module
 # that a newer kernel builds in or merged (vfio_virqfd into vfio) is skipped.
 MODULES=(igb igbvf vfio vfio_iommu_type1 vfio_virqfd vfio-pci-core vfio-pci veth)
