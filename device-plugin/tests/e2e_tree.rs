@@ -394,3 +394,38 @@ async fn config_reload_updates_pools_and_bad_config_keeps_them() {
             .exists()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vfio_device_unhealthy_while_its_group_node_is_missing() {
+    let root = tree();
+    let h = Harness::start(root.path(), CONFIG).await;
+    let ep = h.registered("intel.com/intel_dpdk").await;
+    let mut c = h.client(&ep).await;
+    let mut w = Watch::open(&mut c).await.unwrap();
+    assert_eq!(
+        health(&w.next(T).await.unwrap()),
+        [("0000:3b:02.3".into(), "Healthy".into())]
+    );
+    let group = std::fs::read_link(
+        root.path()
+            .join("sys/bus/pci/devices/0000:3b:02.3/iommu_group"),
+    )
+    .unwrap();
+    let node = root
+        .path()
+        .join("dev/vfio")
+        .join(group.file_name().unwrap());
+    let saved = node.with_extension("saved");
+    std::fs::rename(&node, &saved).unwrap();
+    w.until(T, |m| {
+        health(m) == [("0000:3b:02.3".into(), "Unhealthy".into())]
+    })
+    .await
+    .expect("Unhealthy without /dev/vfio/<group>");
+    std::fs::rename(&saved, &node).unwrap();
+    w.until(T, |m| {
+        health(m) == [("0000:3b:02.3".into(), "Healthy".into())]
+    })
+    .await
+    .expect("Healthy again");
+}

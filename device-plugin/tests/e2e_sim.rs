@@ -1,0 +1,168 @@
+//! End to end against a FUSE-mounted simulated node (root, FUSE): the
+//! simulated kernel creates VFs and rebinds drivers, the plugin hears the
+//! uevents and updates its pools over ListAndWatch.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::{Harness, T, health, ids};
+use sriov_device_plugin::api::{AllocateRequest, ContainerAllocateRequest};
+use sriov_device_plugin::test_kubelet::Watch;
+use sriov_host::{BindOptions, HostRoot, PciAddress};
+use sriov_sim::lanes::{self, Lane};
+use sriov_sim::{SimNode, SimOptions};
+
+const CONFIG: &str = r#"{"resourceList":[
+  {"resourceName":"intel_netdev","selectors":{"vendors":["8086"],"drivers":["iavf"]}},
+  {"resourceName":"intel_dpdk","selectors":{"vendors":["8086"],"drivers":["vfio-pci"]}}
+]}"#;
+
+fn set_numvfs(root: &std::path::Path, pf: &str, n: u32) {
+    sriov_host::sriov::set_num_vfs(
+        &HostRoot::new(root),
+        &pf.parse().unwrap(),
+        n,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescans_when_vfs_appear_and_when_one_moves_to_vfio() {
+    if !lanes::require(
+        "rescans_when_vfs_appear_and_when_one_moves_to_vfio",
+        &[Lane::Fuse],
+    ) {
+        return;
+    }
+    let sim = SimNode::start("mixed", SimOptions::default()).unwrap();
+    let root = sim.root().to_path_buf();
+    let h = Harness::start_with(&root, CONFIG, Duration::from_secs(60)).await;
+    let ep = h.registered("intel.com/intel_netdev").await;
+    let mut c = h.client(&ep).await;
+    let mut w = Watch::open(&mut c).await.unwrap();
+    // mixed: 4 iavf VFs on 3b:00.0; 3b:00.1 and 5e:00.0 have no VFs and
+    // no driver match (ice, i40e)
+    let m = w.next(T).await.unwrap();
+    assert_eq!(
+        ids(&m),
+        [
+            "0000:3b:02.0",
+            "0000:3b:02.1",
+            "0000:3b:02.2",
+            "0000:3b:02.3"
+        ]
+    );
+
+    // the simulated kernel creates 2 VFs on 3b:00.1: uevents -> rescan
+    let t = std::time::Instant::now();
+    let blocking_root = root.clone();
+    tokio::task::spawn_blocking(move || set_numvfs(&blocking_root, "0000:3b:00.1", 2))
+        .await
+        .unwrap();
+    let m = w
+        .until(T, |m| m.devices.len() == 6)
+        .await
+        .expect("new VFs listed");
+    eprintln!("VFs listed {:?} after the numvfs write", t.elapsed());
+    assert!(ids(&m).iter().filter(|i| i.starts_with("0000:3b:")).count() == 6);
+
+    // rebind one VF to vfio-pci: it leaves the netdev pool and the dpdk
+    // pool appears with it
+    let vf: PciAddress = "0000:3b:02.1".parse().unwrap();
+    let r2 = root.clone();
+    tokio::task::spawn_blocking(move || {
+        sriov_host::driver::bind(
+            &HostRoot::new(&r2),
+            &vf,
+            "vfio-pci",
+            &BindOptions::default(),
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    let m = w
+        .until(T, |m| m.devices.len() == 5)
+        .await
+        .expect("VF left the netdev pool");
+    assert!(!ids(&m).contains(&"0000:3b:02.1".to_string()));
+    h.registered("intel.com/intel_dpdk").await;
+    let mut d = h.client("intel.com_intel_dpdk.sock").await;
+    let m = Watch::open(&mut d).await.unwrap().next(T).await.unwrap();
+    assert_eq!(health(&m), [("0000:3b:02.1".into(), "Healthy".into())]);
+    let r = d
+        .allocate(AllocateRequest {
+            container_requests: vec![ContainerAllocateRequest {
+                devices_ids: vec!["0000:3b:02.1".into()],
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let dev = &r.container_responses[0].devices[1].host_path;
+    assert!(dev.starts_with("/dev/vfio/"), "{dev}");
+    assert!(root.join(dev.trim_start_matches('/')).exists());
+
+    // VFs removed: the rescan drops them
+    let r3 = root.clone();
+    tokio::task::spawn_blocking(move || set_numvfs(&r3, "0000:3b:00.1", 0))
+        .await
+        .unwrap();
+    w.until(T, |m| m.devices.len() == 3)
+        .await
+        .expect("removed VFs dropped");
+    drop(h);
+    drop(sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbound_vfio_device_stays_listed_unhealthy_until_rebound() {
+    if !lanes::require(
+        "unbound_vfio_device_stays_listed_unhealthy_until_rebound",
+        &[Lane::Fuse],
+    ) {
+        return;
+    }
+    let sim = SimNode::start("mixed", SimOptions::default()).unwrap();
+    let root = sim.root().to_path_buf();
+    let vf: PciAddress = "0000:3b:02.0".parse().unwrap();
+    let r = root.clone();
+    tokio::task::spawn_blocking(move || {
+        sriov_host::driver::bind(&HostRoot::new(&r), &vf, "vfio-pci", &BindOptions::default())
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let h = Harness::start_with(&root, CONFIG, Duration::from_millis(100)).await;
+    let ep = h.registered("intel.com/intel_dpdk").await;
+    let mut c = h.client(&ep).await;
+    let mut w = Watch::open(&mut c).await.unwrap();
+    let m = w.next(T).await.unwrap();
+    assert_eq!(health(&m), [("0000:3b:02.0".into(), "Healthy".into())]);
+    // unbinding by hand (no new driver): the device stays listed in its
+    // pool as Unhealthy (its driver changed away from vfio-pci)
+    let unbind = root.join("sys/bus/pci/drivers/vfio-pci/unbind");
+    tokio::task::spawn_blocking(move || std::fs::write(unbind, "0000:3b:02.0").unwrap())
+        .await
+        .unwrap();
+    let m = w
+        .until(T, |m| m.devices.iter().all(|d| d.health == "Unhealthy"))
+        .await
+        .expect("Unhealthy after unbind");
+    assert_eq!(ids(&m), ["0000:3b:02.0"]);
+    // bound back: Healthy again
+    let r = root.clone();
+    tokio::task::spawn_blocking(move || {
+        sriov_host::driver::bind(&HostRoot::new(&r), &vf, "vfio-pci", &BindOptions::default())
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    w.until(T, |m| m.devices.iter().all(|d| d.health == "Healthy"))
+        .await
+        .expect("Healthy after rebinding");
+    drop(h);
+    drop(sim);
+}
