@@ -125,6 +125,28 @@ fn build(root: &std::path::Path) {
             );
             n.phys_port_name = None;
             t.add_netdev(&vf, &n).expect("vf netdev");
+            uevent(root, &t, &vf, 0x8086, 0x1889, "iavf");
         }
+        uevent(root, &t, &pf, 0x8086, 0x1593, "ice");
     }
+}
+
+/// The function's `uevent`, as the kernel shows it (the scan reads the ids
+/// from it in one read).
+fn uevent(
+    root: &std::path::Path,
+    t: &SysfsTree<sriov_sim::tree::DiskSink>,
+    address: &str,
+    vendor: u16,
+    device: u16,
+    driver: &str,
+) {
+    let dir = root.join(t.device_dir(address).expect("device dir"));
+    let text = format!(
+        "DRIVER={driver}\nPCI_CLASS=20000\nPCI_ID={vendor:04X}:{device:04X}\n\
+         PCI_SUBSYS_ID={vendor:04X}:0000\nPCI_SLOT_NAME={address}\n\
+         MODALIAS=pci:v{:08X}d{:08X}sv{:08X}sd00000000bc02sc00i00\n",
+        vendor, device, vendor
+    );
+    std::fs::write(dir.join("uevent"), text).expect("uevent");
 }

@@ -95,7 +95,7 @@ pub(crate) fn child(path: &Path, name: &str) -> PathBuf {
     path.join(name)
 }
 
-/// A directory opened once (`O_PATH`), whose entries are then opened
+/// A directory opened once, whose entries are then opened
 /// relative to it (`openat`, `readlinkat`): reading the ~20 attributes of a
 /// function walks one path component each instead of the whole path through
 /// the `bus/pci/devices` link. Paths are kept for error messages.
@@ -120,7 +120,7 @@ impl Dir {
         let fd = unsafe {
             libc::open(
                 c.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
             )
         };
         Self::from_raw(fd, path.to_path_buf())
@@ -152,7 +152,7 @@ impl Dir {
             libc::openat(
                 self.raw(),
                 c.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
             )
         };
         Self::from_raw(fd, self.path.join(name))
@@ -227,64 +227,69 @@ impl Dir {
         Ok(std::str::from_utf8(last).ok().map(str::to_string))
     }
 
-    /// Sorted entry names (without `.` and `..`); empty when the
-    /// subdirectory `name` does not exist.
-    pub(crate) fn names_in(&self, name: &str) -> Result<Vec<String>> {
-        let c = cstr(name).map_err(|source| Error::Read {
-            path: self.child_path(name),
-            source,
-        })?;
-        // SAFETY: valid dirfd and NUL-terminated name.
-        let fd = unsafe {
-            libc::openat(
-                self.raw(),
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            let e = io::Error::last_os_error();
-            if is_absent(&e) || e.raw_os_error() == Some(libc::ENOTDIR) {
-                return Ok(Vec::new());
-            }
-            return Err(Error::Read {
-                path: self.child_path(name),
-                source: e,
-            });
-        }
-        // SAFETY: `fd` is a fresh directory fd; fdopendir takes ownership and
-        // closedir below closes it.
-        let dir = unsafe { libc::fdopendir(fd) };
-        if dir.is_null() {
-            let e = io::Error::last_os_error();
-            // SAFETY: fdopendir failed, so `fd` is still ours to close.
-            unsafe { libc::close(fd) };
-            return Err(Error::Read {
-                path: self.child_path(name),
-                source: e,
-            });
-        }
+    /// Sorted entry names (without `.` and `..`) of this directory, read
+    /// with `getdents64` on the directory's own fd. Call once per `Dir`.
+    pub(crate) fn names(&self) -> Result<Vec<String>> {
+        let mut buf = vec![0u64; 1024]; // 8 KiB, 8-byte aligned
         let mut out = Vec::new();
         loop {
-            // SAFETY: `dir` is a valid DIR* until closedir.
-            let ent = unsafe { libc::readdir64(dir) };
-            if ent.is_null() {
+            // SAFETY: valid fd; the buffer is writable for its whole length.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    self.raw(),
+                    buf.as_mut_ptr(),
+                    buf.len() * 8,
+                )
+            };
+            if n < 0 {
+                return Err(Error::Read {
+                    path: self.path.clone(),
+                    source: io::Error::last_os_error(),
+                });
+            }
+            if n == 0 {
                 break;
             }
-            // SAFETY: d_name is a NUL-terminated string inside *ent.
-            let n = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) };
-            let n = n.to_bytes();
-            if n == b"." || n == b".." {
-                continue;
-            }
-            if let Ok(s) = std::str::from_utf8(n) {
-                out.push(s.to_string());
+            // SAFETY: the kernel wrote `n` bytes of the buffer.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n as usize) };
+            let mut off = 0usize;
+            // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
+            while off + 19 <= bytes.len() {
+                let reclen = u16::from_ne_bytes([bytes[off + 16], bytes[off + 17]]) as usize;
+                if reclen == 0 || off + reclen > bytes.len() {
+                    break;
+                }
+                let name = &bytes[off + 19..off + reclen];
+                let name = &name[..name.iter().position(|b| *b == 0).unwrap_or(name.len())];
+                if name != b"."
+                    && name != b".."
+                    && let Ok(s) = std::str::from_utf8(name)
+                {
+                    out.push(s.to_string());
+                }
+                off += reclen;
             }
         }
-        // SAFETY: `dir` is valid and closed exactly once.
-        unsafe { libc::closedir(dir) };
         out.sort();
         Ok(out)
+    }
+
+    /// The subdirectory `name` and its entry names; `None` when it does not
+    /// exist (or is not a directory).
+    pub(crate) fn listing(&self, name: &str) -> Result<Option<(Dir, Vec<String>)>> {
+        match self.sub(name) {
+            Ok(d) => {
+                let names = d.names()?;
+                Ok(Some((d, names)))
+            }
+            Err(e) if is_absent(&e) || e.raw_os_error() == Some(libc::ENOTDIR) => Ok(None),
+            Err(source) => Err(Error::Read {
+                path: self.child_path(name),
+                source,
+            }),
+        }
     }
 }
 

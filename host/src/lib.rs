@@ -3,7 +3,7 @@
 //!
 //! - Sysfs model (PCI functions, SR-IOV PFs and VFs, drivers, IOMMU groups,
 //!   NUMA, netdevs, RDMA devices) and checked writes: [`root`], [`pci`],
-//!   [`sriov`], [`netdev`], [`driver`], [`scan`], [`routes`].
+//!   [`sriov`], [`netdev`], [`driver`], [`mod@scan`], [`routes`].
 //! - Netlink (VF settings on a PF, link moves, renames): [`netlink`].
 //! - Network namespaces on a dedicated thread: [`netns`].
 //! - Kernel uevents: [`uevent`].

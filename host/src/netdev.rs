@@ -198,19 +198,8 @@ fn open_netdev(path: &Path) -> Result<Option<Dir>> {
 /// The netdevs under a function directory's `net/`, by name; vanished ones
 /// are skipped.
 pub(crate) fn read_netdevs_of(function: &Dir) -> Result<Vec<Netdev>> {
-    let names = function.names_in("net")?;
-    if names.is_empty() {
+    let Some((net, names)) = function.listing("net")? else {
         return Ok(Vec::new());
-    }
-    let net = match function.sub("net") {
-        Ok(d) => d,
-        Err(e) if is_absent(&e) => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(Error::Read {
-                path: function.child_path("net"),
-                source,
-            });
-        }
     };
     let mut out = Vec::with_capacity(names.len());
     for name in names {

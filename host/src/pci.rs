@@ -238,25 +238,40 @@ pub(crate) fn read_raw(path: &Path, address: PciAddress) -> Result<Option<RawFun
             });
         }
     };
-    let id = |name: &str| dir.opt_parsed(name, "a 16-bit hex id", attr::parse_hex_u16);
-    let Some(vendor) = id("vendor")? else {
-        return Ok(None);
+    // `uevent` carries the ids in one read (PCI_CLASS, PCI_ID,
+    // PCI_SUBSYS_ID); without it (a minimal tree) the single files are read.
+    let ids = match dir.opt("uevent")? {
+        Some(u) => ids_from_uevent(&u),
+        None => None,
     };
-    let Some(device) = id("device")? else {
-        return Ok(None);
+    let ids = match ids {
+        Some(ids) => ids,
+        None => {
+            let id = |name: &str| dir.opt_parsed(name, "a 16-bit hex id", attr::parse_hex_u16);
+            let Some(vendor) = id("vendor")? else {
+                return Ok(None);
+            };
+            let Some(device) = id("device")? else {
+                return Ok(None);
+            };
+            let Some(class) = dir.opt_parsed("class", "a hex class code", attr::parse_hex_u32)?
+            else {
+                return Ok(None);
+            };
+            Ids {
+                vendor,
+                device,
+                class,
+                subsystem: id("subsystem_vendor")?.zip(id("subsystem_device")?),
+            }
+        }
     };
-    let Some(class) = dir.opt_parsed("class", "a hex class code", attr::parse_hex_u32)? else {
-        return Ok(None);
-    };
-    let subsystem_vendor = id("subsystem_vendor")?;
-    let subsystem_device = id("subsystem_device")?;
     let numa_node = dir
         .opt_parsed("numa_node", "a NUMA node number", |v| v.parse::<i64>().ok())?
         .and_then(|n| u32::try_from(n).ok());
     let driver_override = dir
         .opt("driver_override")?
         .filter(|v| v != "(null)" && !v.is_empty());
-    let acpi_index = dir.opt_parsed("acpi_index", "an ACPI index", |v| v.parse::<u32>().ok())?;
     let driver = dir.link_name("driver")?;
     let iommu_group = match dir.link_name("iommu_group")? {
         None => None,
@@ -270,17 +285,28 @@ pub(crate) fn read_raw(path: &Path, address: PciAddress) -> Result<Option<RawFun
         .link_name("physfn")?
         .as_deref()
         .and_then(PciAddress::parse);
-    let sriov = crate::sriov::read_capability(&dir)?;
+    // A VF is never a PF and has no firmware (ACPI) index.
+    let (acpi_index, sriov) = if physfn.is_some() {
+        (None, None)
+    } else {
+        (
+            dir.opt_parsed("acpi_index", "an ACPI index", |v| v.parse::<u32>().ok())?,
+            crate::sriov::read_capability(&dir)?,
+        )
+    };
     let netdevs = crate::netdev::read_netdevs_of(&dir)?;
-    let rdma = dir.names_in("infiniband")?;
+    let rdma = dir
+        .listing("infiniband")?
+        .map(|(_, names)| names)
+        .unwrap_or_default();
     Ok(Some(RawFunction {
         function: PciFunction {
             address,
-            vendor,
-            device,
-            class,
-            subsystem_vendor,
-            subsystem_device,
+            vendor: ids.vendor,
+            device: ids.device,
+            class: ids.class,
+            subsystem_vendor: ids.subsystem.map(|s| s.0),
+            subsystem_device: ids.subsystem.map(|s| s.1),
             driver,
             driver_override,
             numa_node,
@@ -293,6 +319,41 @@ pub(crate) fn read_raw(path: &Path, address: PciAddress) -> Result<Option<RawFun
         },
         physfn,
     }))
+}
+
+struct Ids {
+    vendor: u16,
+    device: u16,
+    class: u32,
+    subsystem: Option<(u16, u16)>,
+}
+
+/// The ids in a PCI device's `uevent` (`PCI_CLASS=20000`,
+/// `PCI_ID=8086:1889`, `PCI_SUBSYS_ID=8086:0000`); `None` unless all are
+/// there.
+fn ids_from_uevent(uevent: &str) -> Option<Ids> {
+    let mut class = None;
+    let mut id = None;
+    let mut subsystem = None;
+    let pair = |v: &str| {
+        let (a, b) = v.split_once(':')?;
+        Some((attr::parse_hex_u16(a)?, attr::parse_hex_u16(b)?))
+    };
+    for line in uevent.lines() {
+        match line.split_once('=') {
+            Some(("PCI_CLASS", v)) => class = attr::parse_hex_u32(v),
+            Some(("PCI_ID", v)) => id = pair(v),
+            Some(("PCI_SUBSYS_ID", v)) => subsystem = pair(v),
+            _ => {}
+        }
+    }
+    let (vendor, device) = id?;
+    Some(Ids {
+        vendor,
+        device,
+        class: class?,
+        subsystem: Some(subsystem?),
+    })
 }
 
 /// Sorted entry names of a directory; empty when it does not exist.

@@ -1,9 +1,9 @@
 //! A whole-node scan: every PCI function under
 //! `<root>/sys/bus/pci/devices`, with SR-IOV relations resolved.
 //!
-//! Functions are read independently (in parallel on machines with several
-//! cores), then each VF gets its index from its PF's `virtfnN` links, which
-//! were read once with the PF. A device that vanishes while the scan runs —
+//! Functions are read independently (on 8 to 16 threads for large nodes),
+//! then each VF gets its index from its PF's `virtfnN` links, which were
+//! read once with the PF. A device that vanishes while the scan runs —
 //! its link dangles, its directory or `vendor` is gone, or its PF no longer
 //! lists it — is skipped, not an error.
 
@@ -105,6 +105,9 @@ impl Node {
 /// Below this many functions a scan runs on the calling thread only.
 const PARALLEL_THRESHOLD: usize = 64;
 
+/// Threads of a large scan, at least (more on machines with more cores).
+const SCAN_THREADS: usize = 8;
+
 /// Scans every PCI function of the node. Fails only when
 /// `<root>/sys/bus/pci/devices` cannot be listed. Vanished devices are
 /// skipped silently; a device that cannot be read (an I/O error, a malformed
@@ -127,11 +130,13 @@ pub fn scan(root: &HostRoot) -> Result<Node> {
     }
     addresses.sort();
 
+    // Reads of some attributes block in the driver (`speed` asks the NIC's
+    // firmware on some drivers), so a scan uses more threads than cores.
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .min(8);
-    let raws: Vec<RawFunction> = if threads <= 1 || addresses.len() < PARALLEL_THRESHOLD {
+        .clamp(SCAN_THREADS, 2 * SCAN_THREADS);
+    let raws: Vec<RawFunction> = if addresses.len() < PARALLEL_THRESHOLD {
         read_all(root, &addresses)?
     } else {
         let chunk = addresses.len().div_ceil(threads);

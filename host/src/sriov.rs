@@ -63,7 +63,7 @@ pub(crate) fn read_capability(dir: &Dir) -> Result<Option<SriovCapability>> {
         _ => None,
     })?;
     let mut vfs = Vec::new();
-    for name in dir.names_in(".")? {
+    for name in dir.names()? {
         let Some(index) = name
             .strip_prefix("virtfn")
             .and_then(|i| i.parse::<u32>().ok())

@@ -2,7 +2,7 @@
 
 mod fake_kernel;
 
-use fake_kernel::{TestNode, add_e810_vf, e810_caps, mixed_node};
+use fake_kernel::{TestNode, add_e810_vf, add_uevents, e810_caps, mixed_node};
 use sriov_host::netdev::{self, LinkType, OperState};
 use sriov_host::pci::{self, PciAddress, PciFunction};
 use sriov_host::root::HostRoot;
@@ -333,4 +333,34 @@ fn a_large_node_scans_in_parallel_with_the_same_result() {
             .enumerate()
             .all(|(i, v)| v.vf.unwrap().index == i as u32)
     );
+}
+
+#[test]
+fn ids_from_uevent_match_the_single_files() {
+    let node = mixed_node();
+    let plain = scan(&node.root()).unwrap();
+    add_uevents(&node);
+    assert!(
+        node.path()
+            .join("sys/bus/pci/devices/0000:3b:02.0/uevent")
+            .exists()
+    );
+    // Remove the single id files of one VF: its ids must now come from uevent.
+    let vf = node.dev_dir("0000:3b:02.0");
+    for f in [
+        "vendor",
+        "device",
+        "class",
+        "subsystem_vendor",
+        "subsystem_device",
+    ] {
+        std::fs::remove_file(vf.join(f)).unwrap();
+    }
+    let with_uevent = scan(&node.root()).unwrap();
+    assert_eq!(with_uevent, plain);
+    let ib = with_uevent.get(&a("af:00.0")).unwrap();
+    assert_eq!(ib.class, 0x020700);
+    // A uevent without the ids (another bus's layout) falls back to the files.
+    std::fs::write(node.dev_dir("0000:3b:00.1").join("uevent"), "DRIVER=ice\n").unwrap();
+    assert_eq!(scan(&node.root()).unwrap(), plain);
 }

@@ -315,3 +315,36 @@ pub fn binding_kernel(node: &TestNode, default_driver: &'static str) -> Arc<Reco
         }
     })
 }
+
+/// Writes each function's `uevent` as the kernel shows it (PCI_CLASS,
+/// PCI_ID, PCI_SUBSYS_ID, PCI_SLOT_NAME, MODALIAS, and DRIVER when bound),
+/// from the function's own id files.
+pub fn add_uevents(node: &TestNode) {
+    let devs = node.path().join("sys/bus/pci/devices");
+    for e in std::fs::read_dir(&devs).unwrap() {
+        let e = e.unwrap();
+        let dir = e.path();
+        if !dir.exists() {
+            continue;
+        }
+        let hex = |f: &str| {
+            let v = std::fs::read_to_string(dir.join(f)).unwrap();
+            u32::from_str_radix(v.trim().trim_start_matches("0x"), 16).unwrap()
+        };
+        let (v, d, c) = (hex("vendor"), hex("device"), hex("class"));
+        let (sv, sd) = (hex("subsystem_vendor"), hex("subsystem_device"));
+        let name = e.file_name().to_string_lossy().to_string();
+        let mut u = String::new();
+        if let Ok(t) = std::fs::read_link(dir.join("driver")) {
+            u += &format!("DRIVER={}\n", t.file_name().unwrap().to_string_lossy());
+        }
+        u += &format!(
+            "PCI_CLASS={c:X}\nPCI_ID={v:04X}:{d:04X}\nPCI_SUBSYS_ID={sv:04X}:{sd:04X}\n\
+             PCI_SLOT_NAME={name}\nMODALIAS=pci:v{v:08X}d{d:08X}sv{sv:08X}sd{sd:08X}bc{:02X}sc{:02X}i{:02X}\n",
+            c >> 16,
+            (c >> 8) & 0xff,
+            c & 0xff
+        );
+        std::fs::write(dir.join("uevent"), u).unwrap();
+    }
+}
