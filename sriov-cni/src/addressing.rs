@@ -13,7 +13,7 @@ use rtnetlink::packet_route::address::AddressAttribute;
 use sriov_host::netlink::MacAddr;
 use sriov_host::netns::Netns;
 
-use crate::error::{Code, CniError, Result};
+use crate::error::{CniError, Code, Result};
 use crate::result::CniResult;
 
 fn addr_err(msg: String, e: impl std::fmt::Display) -> CniError {
@@ -38,7 +38,13 @@ fn with_handle<T: Send>(
                 f(handle).await
             })
         })
-        .map_err(|e| CniError::new(Code::Netns, "cannot enter the pod network namespace", e.to_string()))?
+        .map_err(|e| {
+            CniError::new(
+                Code::Netns,
+                "cannot enter the pod network namespace",
+                e.to_string(),
+            )
+        })?
 }
 
 async fn link_index(h: &rtnetlink::Handle, ifname: &str) -> Result<u32> {
@@ -50,7 +56,12 @@ async fn link_index(h: &rtnetlink::Handle, ifname: &str) -> Result<u32> {
         .try_next()
         .await
         .map_err(|e| addr_err(format!("cannot find interface {ifname} in the pod"), e))?
-        .ok_or_else(|| addr_err(format!("cannot find interface {ifname} in the pod"), "no such link"))?;
+        .ok_or_else(|| {
+            addr_err(
+                format!("cannot find interface {ifname} in the pod"),
+                "no such link",
+            )
+        })?;
     Ok(msg.header.index)
 }
 
@@ -73,7 +84,10 @@ pub fn configure(netns: &Netns, ifname: &str, mac: Option<MacAddr>, res: &CniRes
                 .await
                 .map_err(|e| {
                     addr_err(
-                        format!("cannot add address {}/{} to {ifname} in the pod", ip.address, ip.prefix),
+                        format!(
+                            "cannot add address {}/{} to {ifname} in the pod",
+                            ip.address, ip.prefix
+                        ),
                         e,
                     )
                 })?;
@@ -87,24 +101,34 @@ pub fn configure(netns: &Netns, ifname: &str, mac: Option<MacAddr>, res: &CniRes
             let gw = r.gw.or(if r.dst.is_ipv4() { v4gw } else { v6gw });
             let mut b = RouteMessageBuilder::<IpAddr>::new()
                 .destination_prefix(r.dst, r.dst_prefix)
-                .map_err(|e| addr_err(format!("bad route {}/{}", r.dst, r.dst_prefix), format!("{e:?}")))?
+                .map_err(|e| {
+                    addr_err(
+                        format!("bad route {}/{}", r.dst, r.dst_prefix),
+                        format!("{e:?}"),
+                    )
+                })?
                 .output_interface(index);
             if let Some(g) = gw {
                 b = b
                     .gateway(g)
                     .map_err(|e| addr_err(format!("bad gateway {g}"), format!("{e:?}")))?;
             }
-            h.route().add(b.build()).replace().execute().await.map_err(|e| {
-                addr_err(
-                    format!(
-                        "cannot add route {}/{}{} on {ifname} in the pod",
-                        r.dst,
-                        r.dst_prefix,
-                        gw.map(|g| format!(" via {g}")).unwrap_or_default()
-                    ),
-                    e,
-                )
-            })?;
+            h.route()
+                .add(b.build())
+                .replace()
+                .execute()
+                .await
+                .map_err(|e| {
+                    addr_err(
+                        format!(
+                            "cannot add route {}/{}{} on {ifname} in the pod",
+                            r.dst,
+                            r.dst_prefix,
+                            gw.map(|g| format!(" via {g}")).unwrap_or_default()
+                        ),
+                        e,
+                    )
+                })?;
         }
         Ok((index, res.ips.iter().map(|i| i.address).collect::<Vec<_>>()))
     })?;
@@ -155,7 +179,13 @@ pub fn addresses(netns: &Netns, ifname: &str) -> Result<Vec<(IpAddr, u8)>> {
 fn send_garp(ifindex: u32, mac: MacAddr, ip: Ipv4Addr) -> std::io::Result<()> {
     let proto = (libc::ETH_P_ARP as u16).to_be();
     // SAFETY: plain socket syscalls on an fd owned here.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, proto as i32) };
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            proto as i32,
+        )
+    };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -197,7 +227,13 @@ fn send_garp(ifindex: u32, mac: MacAddr, ip: Ipv4Addr) -> std::io::Result<()> {
 /// `ifindex` (override flag, target link-layer address option).
 fn send_unsolicited_na(ifindex: u32, mac: MacAddr, ip: Ipv6Addr) -> std::io::Result<()> {
     // SAFETY: plain socket syscalls on an fd owned here.
-    let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_ICMPV6) };
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET6,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_ICMPV6,
+        )
+    };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use sriov_host::PciAddress;
 use sriov_host::netlink::{MacAddr, VfLinkState, VfSetting, VfVlan, VlanProto};
 
-use crate::error::{Code, CniError, Result};
+use crate::error::{CniError, Code, Result};
 
 /// CNI spec versions this plugin accepts in `cniVersion`, oldest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
@@ -187,14 +187,14 @@ fn on_off(field: &str, v: &str) -> Result<bool> {
     match v {
         "on" => Ok(true),
         "off" => Ok(false),
-        _ => Err(bad(format!("{field} {v:?} is invalid: use \"on\" or \"off\""))),
+        _ => Err(bad(format!(
+            "{field} {v:?} is invalid: use \"on\" or \"off\""
+        ))),
     }
 }
 
 fn unicast_mac(field: &str, s: &str) -> Result<MacAddr> {
-    let mac: MacAddr = s
-        .parse()
-        .map_err(|e| bad(format!("{field}: {e}")))?;
+    let mac: MacAddr = s.parse().map_err(|e| bad(format!("{field}: {e}")))?;
     if mac.is_zero() || mac.0[0] & 1 == 1 {
         return Err(bad(format!(
             "{field} {s:?} is not a unicast address (zero or multicast)"
@@ -207,7 +207,11 @@ impl NetConf {
     /// Parses and validates `stdin`. `cni_args_mac` is CNI_ARGS `MAC`.
     pub fn parse(stdin: &[u8], cni_args_mac: Option<&str>) -> Result<NetConf> {
         let raw_value: Value = serde_json::from_slice(stdin).map_err(|e| {
-            CniError::new(Code::Decode, "cannot decode the network configuration on stdin", e.to_string())
+            CniError::new(
+                Code::Decode,
+                "cannot decode the network configuration on stdin",
+                e.to_string(),
+            )
         })?;
         if !raw_value.is_object() {
             return Err(CniError::new(
@@ -217,7 +221,11 @@ impl NetConf {
             ));
         }
         let raw: RawConf = serde_json::from_value(raw_value.clone()).map_err(|e| {
-            CniError::new(Code::Decode, "cannot decode the network configuration on stdin", e.to_string())
+            CniError::new(
+                Code::Decode,
+                "cannot decode the network configuration on stdin",
+                e.to_string(),
+            )
         })?;
         if raw.cni_version.is_empty() {
             return Err(bad("cniVersion is missing".into()));
@@ -253,7 +261,10 @@ impl NetConf {
         };
         let proto = match &raw.vlan_proto {
             None => None,
-            Some(p) => Some(p.parse::<VlanProto>().map_err(|e| bad(format!("vlanProto: {e}")))?),
+            Some(p) => Some(
+                p.parse::<VlanProto>()
+                    .map_err(|e| bad(format!("vlanProto: {e}")))?,
+            ),
         };
         if vlan.is_none() && (qos.is_some() || proto.is_some()) {
             return Err(bad(
@@ -277,10 +288,17 @@ impl NetConf {
             .as_deref()
             .map(|v| on_off("spoofchk", v))
             .transpose()?;
-        let trust = raw.trust.as_deref().map(|v| on_off("trust", v)).transpose()?;
+        let trust = raw
+            .trust
+            .as_deref()
+            .map(|v| on_off("trust", v))
+            .transpose()?;
         let link_state = match raw.link_state.as_deref() {
             None => None,
-            Some(s) => Some(s.parse::<VfLinkState>().map_err(|e| bad(format!("link_state: {e}")))?),
+            Some(s) => Some(
+                s.parse::<VfLinkState>()
+                    .map_err(|e| bad(format!("link_state: {e}")))?,
+            ),
         };
         let rate_of = |field: &str, v: Option<i64>| -> Result<Option<u32>> {
             match v {
@@ -291,12 +309,13 @@ impl NetConf {
         };
         let min = rate_of("min_tx_rate", raw.min_tx_rate)?;
         let max = rate_of("max_tx_rate", raw.max_tx_rate)?;
-        if let (Some(mi), Some(ma)) = (min, max) {
-            if ma != 0 && mi > ma {
-                return Err(bad(format!(
-                    "min_tx_rate {mi} is above max_tx_rate {ma}; min must be <= max (max 0 = unlimited)"
-                )));
-            }
+        if let (Some(mi), Some(ma)) = (min, max)
+            && ma != 0
+            && mi > ma
+        {
+            return Err(bad(format!(
+                "min_tx_rate {mi} is above max_tx_rate {ma}; min must be <= max (max 0 = unlimited)"
+            )));
         }
         let rate = match (min, max) {
             (None, None) => None,
@@ -353,15 +372,15 @@ impl NetConf {
             ));
         }
 
-        if let Some(l) = &raw.log_level {
-            if !matches!(
+        if let Some(l) = &raw.log_level
+            && !matches!(
                 l.to_ascii_lowercase().as_str(),
                 "panic" | "error" | "warning" | "warn" | "info" | "debug" | "trace"
-            ) {
-                return Err(bad(format!(
-                    "logLevel {l:?} is invalid: use panic, error, warning, info or debug"
-                )));
-            }
+            )
+        {
+            return Err(bad(format!(
+                "logLevel {l:?} is invalid: use panic, error, warning, info or debug"
+            )));
         }
         let data_dir = match raw.data_dir.as_deref() {
             None | Some("") => PathBuf::from(DEFAULT_DATA_DIR),
@@ -401,7 +420,9 @@ pub fn parse_cidr(s: &str) -> std::result::Result<(IpAddr, u8), String> {
         .split_once('/')
         .ok_or_else(|| format!("{s:?} is not an address/prefix-length"))?;
     let ip: IpAddr = ip.parse().map_err(|_| format!("{s:?}: bad address"))?;
-    let len: u8 = len.parse().map_err(|_| format!("{s:?}: bad prefix length"))?;
+    let len: u8 = len
+        .parse()
+        .map_err(|_| format!("{s:?}: bad prefix length"))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     if len > max {
         return Err(format!("{s:?}: prefix length above {max}"));
@@ -417,7 +438,8 @@ mod tests {
         NetConf::parse(j.as_bytes(), None)
     }
 
-    const BASE: &str = r#""cniVersion":"1.0.0","name":"n","type":"sriov","deviceID":"0000:3b:02.0""#;
+    const BASE: &str =
+        r#""cniVersion":"1.0.0","name":"n","type":"sriov","deviceID":"0000:3b:02.0""#;
 
     fn with(extra: &str) -> Result<NetConf> {
         if extra.is_empty() {
@@ -525,7 +547,10 @@ mod tests {
         assert_eq!(e.code, Code::IncompatibleVersion);
         let e = with(r#""runtimeConfig":{"ips":["10.0.0.1/24"]}"#).unwrap_err();
         assert_eq!(e.code, Code::UnsupportedField);
-        assert_eq!(peek_version(b"{\"cniVersion\":\"0.4.0\"}").as_deref(), Some("0.4.0"));
+        assert_eq!(
+            peek_version(b"{\"cniVersion\":\"0.4.0\"}").as_deref(),
+            Some("0.4.0")
+        );
     }
 
     #[test]

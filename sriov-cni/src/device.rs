@@ -5,7 +5,7 @@ use sriov_host::driver::DriverKind;
 use sriov_host::error::Error as HostError;
 use sriov_host::{HostRoot, PciAddress, PciFunction};
 
-use crate::error::{Code, CniError, Result};
+use crate::error::{CniError, Code, Result};
 
 /// How the VF is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +42,11 @@ fn sysfs_err(pci: &PciAddress, e: HostError) -> CniError {
             format!("PCI device {pci} does not exist on this node"),
             format!("{e}; check deviceID (the device plugin's allocation) and SRIOV_HOST_ROOT"),
         ),
-        other => CniError::new(Code::Sysfs, format!("cannot read PCI device {pci}"), other.to_string()),
+        other => CniError::new(
+            Code::Sysfs,
+            format!("cannot read PCI device {pci}"),
+            other.to_string(),
+        ),
     }
 }
 

@@ -78,13 +78,11 @@ impl CniArgs {
         let ignore = pairs
             .get("IgnoreUnknown")
             .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true"));
-        if !ignore {
-            if let Some(k) = pairs.keys().find(|k| !KNOWN_ARGS.contains(&k.as_str())) {
-                return Err(CniError::env(format!(
-                    "CNI_ARGS: unknown key {k:?}; known keys are {}; add IgnoreUnknown=1 to ignore others",
-                    KNOWN_ARGS.join(", ")
-                )));
-            }
+        if !ignore && let Some(k) = pairs.keys().find(|k| !KNOWN_ARGS.contains(&k.as_str())) {
+            return Err(CniError::env(format!(
+                "CNI_ARGS: unknown key {k:?}; known keys are {}; add IgnoreUnknown=1 to ignore others",
+                KNOWN_ARGS.join(", ")
+            )));
         }
         Ok(CniArgs { pairs })
     }
@@ -175,16 +173,17 @@ impl CniEnv {
                 )));
             }
         }
-        if let Some(name) = &self.ifname {
-            if name.len() > 15
+        if let Some(name) = &self.ifname
+            && (name.len() > 15
                 || name == "."
                 || name == ".."
-                || name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
-            {
-                return Err(CniError::env(format!(
-                    "CNI_IFNAME {name:?} is not a valid interface name (at most 15 bytes, no '/', ':' or spaces)"
-                )));
-            }
+                || name
+                    .chars()
+                    .any(|c| c == '/' || c == ':' || c.is_whitespace()))
+        {
+            return Err(CniError::env(format!(
+                "CNI_IFNAME {name:?} is not a valid interface name (at most 15 bytes, no '/', ':' or spaces)"
+            )));
         }
         Ok(())
     }
@@ -251,10 +250,7 @@ mod tests {
     fn cni_args_ignore_unknown() {
         let a = CniArgs::parse("K8S_POD_NAME=p;K8S_POD_NAMESPACE=ns").unwrap();
         assert_eq!(a.get("K8S_POD_NAME"), Some("p"));
-        assert_eq!(
-            CniArgs::parse("FOO=1").unwrap_err().code,
-            Code::InvalidEnv
-        );
+        assert_eq!(CniArgs::parse("FOO=1").unwrap_err().code, Code::InvalidEnv);
         assert!(CniArgs::parse("IgnoreUnknown=1;FOO=1").is_ok());
         assert!(CniArgs::parse("IgnoreUnknown=true;FOO=1").is_ok());
         assert!(CniArgs::parse("IgnoreUnknown=0;FOO=1").is_err());

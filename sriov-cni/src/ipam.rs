@@ -14,7 +14,7 @@ use std::process::{Command as Proc, Stdio};
 use serde_json::Value;
 
 use crate::env::CniEnv;
-use crate::error::{Code, CniError, Result};
+use crate::error::{CniError, Code, Result};
 use crate::result::CniResult;
 
 /// The CNI step to delegate.
@@ -30,6 +30,8 @@ pub enum Step {
     Status,
     /// `GC`.
     Gc,
+    /// `VERSION`.
+    Version,
 }
 
 impl Step {
@@ -40,6 +42,7 @@ impl Step {
             Step::Check => "CHECK",
             Step::Status => "STATUS",
             Step::Gc => "GC",
+            Step::Version => "VERSION",
         }
     }
 }
@@ -104,9 +107,9 @@ fn run_once(
         .collect();
     cmd.env("CNI_ARGS", args.join(";"));
     let what = format!("IPAM plugin {}", plugin.display());
-    let mut child = cmd.spawn().map_err(|e| {
-        CniError::new(Code::Ipam, format!("cannot run {what}"), e.to_string())
-    })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| CniError::new(Code::Ipam, format!("cannot run {what}"), e.to_string()))?;
     {
         let mut sin = child.stdin.take().expect("piped");
         // A plugin that exits without reading stdin closes the pipe: ignore.
@@ -162,13 +165,16 @@ pub fn run(
 ) -> Result<Vec<u8>> {
     let plugin = find_plugin(kind, &env.path)?;
     let mut answer = run_once(&plugin, step, env, container_id, ifname, stdin)?;
-    if let Err(e) = &answer {
-        if e.code == 1 && crate::config::peek_version(stdin).as_deref() == Some("1.1.0") {
-            if let Some(older) = with_version(stdin, "1.0.0") {
-                tracing::debug!(plugin = kind, "IPAM plugin refused cniVersion 1.1.0; retrying as 1.0.0");
-                answer = run_once(&plugin, step, env, container_id, ifname, &older)?;
-            }
-        }
+    if let Err(e) = &answer
+        && e.code == 1
+        && crate::config::peek_version(stdin).as_deref() == Some("1.1.0")
+        && let Some(older) = with_version(stdin, "1.0.0")
+    {
+        tracing::debug!(
+            plugin = kind,
+            "IPAM plugin refused cniVersion 1.1.0; retrying as 1.0.0"
+        );
+        answer = run_once(&plugin, step, env, container_id, ifname, &older)?;
     }
     answer.map_err(|e| {
         // Pass the spec's codes through (the runtime may act on "try
@@ -179,7 +185,12 @@ pub fn run(
         };
         CniError::new(
             code,
-            format!("IPAM plugin {kind} {} failed (code {}): {}", step.as_str(), e.code, e.msg),
+            format!(
+                "IPAM plugin {kind} {} failed (code {}): {}",
+                step.as_str(),
+                e.code,
+                e.msg
+            ),
             e.details,
         )
     })
@@ -187,7 +198,14 @@ pub fn run(
 
 /// Runs IPAM ADD and parses its result.
 pub fn add(kind: &str, env: &CniEnv, stdin: &[u8]) -> Result<CniResult> {
-    let out = run(kind, Step::Add, env, env.container_id(), env.ifname(), stdin)?;
+    let out = run(
+        kind,
+        Step::Add,
+        env,
+        env.container_id(),
+        env.ifname(),
+        stdin,
+    )?;
     let r = CniResult::parse(&out, &format!("the result of IPAM plugin {kind}"))?;
     if r.ips.is_empty() {
         return Err(CniError::new(
@@ -199,10 +217,21 @@ pub fn add(kind: &str, env: &CniEnv, stdin: &[u8]) -> Result<CniResult> {
     Ok(r)
 }
 
-/// Whether an IPAM error means the plugin does not know this step (an
-/// older plugin asked for STATUS or GC).
-pub fn is_unsupported_step(e: &CniError) -> bool {
-    e.msg.contains("(code 1)") || e.msg.contains("(code 4)")
+/// Whether IPAM plugin `kind` lists `version` in its VERSION answer
+/// (Debian's 1.1.1 plugins stop at 1.0.0, so they get no STATUS or GC).
+pub fn supports_version(kind: &str, env: &CniEnv, version: &str) -> bool {
+    let Ok(plugin) = find_plugin(kind, &env.path) else {
+        return false;
+    };
+    let stdin = format!("{{\"cniVersion\":\"{version}\"}}");
+    match run_once(&plugin, Step::Version, env, "", "", stdin.as_bytes()) {
+        Ok(Ok(out)) => serde_json::from_slice::<Value>(&out)
+            .ok()
+            .and_then(|v| v.get("supportedVersions").cloned())
+            .and_then(|v| v.as_array().cloned())
+            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(version))),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use sriov_host::netns::Netns;
 use crate::config::{NetConf, VfSettings};
 use crate::device::{self, Mode, Vf};
 use crate::env::CniEnv;
-use crate::error::{Code, CniError, Result};
+use crate::error::{CniError, Code, Result};
 use crate::ipam;
 use crate::result::{CniResult, Interface};
 use crate::state::{Extras, OrigVfState, Saved, StateDir, netns_alive};
@@ -56,19 +56,32 @@ pub fn temp_netns() -> Result<Netns> {
                 )
             })?;
             Netns::current().map_err(|e| {
-                CniError::new(Code::Netns, "cannot open the temporary network namespace", e.to_string())
+                CniError::new(
+                    Code::Netns,
+                    "cannot open the temporary network namespace",
+                    e.to_string(),
+                )
             })
         })
         .map_err(|e| CniError::new(Code::Netns, "cannot start a thread", e.to_string()))?
         .join()
-        .unwrap_or_else(|_| Err(CniError::new(Code::Netns, "temporary netns thread panicked", "")))
+        .unwrap_or_else(|_| {
+            Err(CniError::new(
+                Code::Netns,
+                "temporary netns thread panicked",
+                "",
+            ))
+        })
 }
 
 fn open_pod_netns(path: &Path) -> Result<Netns> {
     Netns::open(path).map_err(|e| {
         CniError::new(
             Code::UnknownContainer,
-            format!("cannot open the container's network namespace {}", path.display()),
+            format!(
+                "cannot open the container's network namespace {}",
+                path.display()
+            ),
             e.to_string(),
         )
     })
@@ -104,7 +117,11 @@ impl Plugin {
             root: HostRoot::from_env(),
             host,
             host_ns: Netns::current().map_err(|e| {
-                CniError::new(Code::Netns, "cannot open the host network namespace", e.to_string())
+                CniError::new(
+                    Code::Netns,
+                    "cannot open the host network namespace",
+                    e.to_string(),
+                )
             })?,
         })
     }
@@ -126,7 +143,10 @@ impl Plugin {
         if let Some(existing) = states.load(cid, ifname)? {
             return Err(CniError::new(
                 Code::VfInUse,
-                format!("attachment {cid}/{ifname} already exists (VF {})", existing.pci),
+                format!(
+                    "attachment {cid}/{ifname} already exists (VF {})",
+                    existing.pci
+                ),
                 format!(
                     "state file {} exists; DEL the attachment first",
                     states.state_path(cid, ifname).display()
@@ -168,7 +188,12 @@ impl Plugin {
         } else {
             self.host
                 .vf(LinkId::from(&vf.pf_name), vf.index)
-                .map_err(|e| nl(format!("cannot read VF {} state from PF {}", vf.index, vf.pf_name), &e))
+                .map_err(|e| {
+                    nl(
+                        format!("cannot read VF {} state from PF {}", vf.index, vf.pf_name),
+                        &e,
+                    )
+                })
         };
         let pf_state_known = match pf_state {
             Ok(info) => {
@@ -179,7 +204,9 @@ impl Plugin {
                 if !conf.vf.is_empty() || (vf.mode == Mode::Userspace && conf.mac.is_some()) {
                     return Err(e);
                 }
-                tracing::warn!("{e}; continuing without PF-side state (no PF-side setting is configured)");
+                tracing::warn!(
+                    "{e}; continuing without PF-side state (no PF-side setting is configured)"
+                );
                 false
             }
         };
@@ -206,12 +233,28 @@ impl Plugin {
         }
 
         let mut ipam_done = false;
-        let res = self.add_steps(env, conf, stdin, &vf, &saved, &pod, &wanted_pf, &mut ipam_done);
+        let res = self.add_steps(
+            env,
+            conf,
+            stdin,
+            &vf,
+            &saved,
+            &pod,
+            &wanted_pf,
+            &mut ipam_done,
+        );
         match res {
             Ok(r) => Ok(r),
             Err(e) => {
                 tracing::warn!("ADD failed, undoing: {e}");
-                let undo = self.teardown(env, stdin, &saved, Some(&pod), ipam_done, conf.ipam.as_ref().map(|i| i.kind.as_str()));
+                let undo = self.teardown(
+                    env,
+                    stdin,
+                    &saved,
+                    Some(&pod),
+                    ipam_done,
+                    conf.ipam.as_ref().map(|i| i.kind.as_str()),
+                );
                 match undo {
                     Ok(()) => {
                         let _ = states.remove(cid, ifname);
@@ -242,7 +285,10 @@ impl Plugin {
         }
         Err(CniError::new(
             Code::VfNetdevMissing,
-            format!("VF {} has no network interface in the host network namespace", vf.pci),
+            format!(
+                "VF {} has no network interface in the host network namespace",
+                vf.pci
+            ),
             format!(
                 "sysfs shows {:?}; the VF is probably in another pod's network namespace, or its driver has no netdev",
                 vf.netdevs
@@ -265,7 +311,13 @@ impl Plugin {
         checkpoint("state")?;
         let pf_known = saved.extras.as_ref().is_some_and(|x| x.pf_state_known);
         if pf_known {
-            vf_settings::apply(self.host.as_ref(), &vf.pf_name, vf.index, wanted_pf, &saved.orig)?;
+            vf_settings::apply(
+                self.host.as_ref(),
+                &vf.pf_name,
+                vf.index,
+                wanted_pf,
+                &saved.orig,
+            )?;
         }
         checkpoint("vf-settings")?;
         let ifname = env.ifname();
@@ -283,18 +335,31 @@ impl Plugin {
                 .map_err(|e| nl(format!("cannot set VF netdev {host_name} down"), &e))?;
             self.host
                 .set_netns(LinkId::from(host_name), &tmp)
-                .map_err(|e| nl(format!("cannot move VF netdev {host_name} to a temporary netns"), &e))?;
+                .map_err(|e| {
+                    nl(
+                        format!("cannot move VF netdev {host_name} to a temporary netns"),
+                        &e,
+                    )
+                })?;
             let tmp_ops = self
                 .host
                 .in_netns(&tmp)
                 .map_err(|e| nl("cannot open netlink in the temporary netns", &e))?;
             let moved = tmp_ops
                 .rename(LinkId::from(host_name), ifname)
-                .map_err(|e| nl(format!("cannot rename VF netdev {host_name} to {ifname}"), &e))
+                .map_err(|e| {
+                    nl(
+                        format!("cannot rename VF netdev {host_name} to {ifname}"),
+                        &e,
+                    )
+                })
                 .and_then(|()| {
                     tmp_ops.set_netns(LinkId::from(ifname), pod).map_err(|e| {
                         nl(
-                            format!("cannot move VF netdev {ifname} into {}", pod.path().display()),
+                            format!(
+                                "cannot move VF netdev {ifname} into {}",
+                                pod.path().display()
+                            ),
                             &e,
                         )
                     })
@@ -374,21 +439,33 @@ impl Plugin {
         ipam: Option<&str>,
     ) -> Result<()> {
         let mut first_err: Option<CniError> = None;
-        if ipam_done {
-            if let Some(kind) = ipam {
-                if let Err(e) = ipam::run(kind, ipam::Step::Del, env, env.container_id(), env.ifname(), stdin) {
-                    first_err.get_or_insert(e);
-                }
-            }
+        if ipam_done
+            && let Some(kind) = ipam
+            && let Err(e) = ipam::run(
+                kind,
+                ipam::Step::Del,
+                env,
+                env.container_id(),
+                env.ifname(),
+                stdin,
+            )
+        {
+            first_err.get_or_insert(e);
         }
-        if !s.userspace {
-            if let Err(e) = self.return_netdev(s, pod) {
-                first_err.get_or_insert(e);
-            }
+        if !s.userspace
+            && let Err(e) = self.return_netdev(s, pod)
+        {
+            first_err.get_or_insert(e);
         }
         if !s.pf_name.is_empty() {
             let applied = applied_settings(s);
-            if let Err(e) = vf_settings::restore(self.host.as_ref(), &s.pf_name, s.vf_index, &applied, &s.orig) {
+            if let Err(e) = vf_settings::restore(
+                self.host.as_ref(),
+                &s.pf_name,
+                s.vf_index,
+                &applied,
+                &s.orig,
+            ) {
                 first_err.get_or_insert(e);
             }
         }
@@ -426,7 +503,9 @@ impl Plugin {
                         .and_then(|()| {
                             tmp_ops
                                 .set_netns(LinkId::from(host_name), &self.host_ns)
-                                .map_err(|e| nl(format!("cannot move {host_name} back to the host"), &e))
+                                .map_err(|e| {
+                                    nl(format!("cannot move {host_name} back to the host"), &e)
+                                })
                         });
                     if let Err(e) = back {
                         // Keep the VF safe in the pod rather than losing it
@@ -437,7 +516,10 @@ impl Plugin {
                     }
                 }
                 Err(e) if is_gone(&e) => {
-                    tracing::info!(cont, "not in the pod's netns; looking for the VF in the host");
+                    tracing::info!(
+                        cont,
+                        "not in the pod's netns; looking for the VF in the host"
+                    );
                 }
                 Err(e) => return Err(nl(format!("cannot read {cont} in the pod"), &e)),
             }
@@ -469,23 +551,27 @@ impl Plugin {
             self.host
                 .set_up(id.clone(), false)
                 .map_err(|e| nl(format!("cannot set {} down", link.name), &e))?;
+            self.host.rename(id.clone(), host_name).map_err(|e| {
+                nl(
+                    format!("cannot rename {} back to {host_name}", link.name),
+                    &e,
+                )
+            })?;
+        }
+        if let Some(mac) = s.orig.effective_mac()
+            && link.mac != Some(mac)
+            && !mac.is_zero()
+        {
             self.host
-                .rename(id.clone(), host_name)
-                .map_err(|e| nl(format!("cannot rename {} back to {host_name}", link.name), &e))?;
+                .set_mac(id.clone(), mac)
+                .map_err(|e| nl(format!("cannot restore MAC {mac} of {host_name}"), &e))?;
         }
-        if let Some(mac) = s.orig.effective_mac() {
-            if link.mac != Some(mac) && !mac.is_zero() {
-                self.host
-                    .set_mac(id.clone(), mac)
-                    .map_err(|e| nl(format!("cannot restore MAC {mac} of {host_name}"), &e))?;
-            }
-        }
-        if let Some(mtu) = s.orig.mtu {
-            if link.mtu != mtu {
-                self.host
-                    .set_mtu(id, mtu)
-                    .map_err(|e| nl(format!("cannot restore MTU {mtu} of {host_name}"), &e))?;
-            }
+        if let Some(mtu) = s.orig.mtu
+            && link.mtu != mtu
+        {
+            self.host
+                .set_mtu(id, mtu)
+                .map_err(|e| nl(format!("cannot restore MTU {mtu} of {host_name}"), &e))?;
         }
         Ok(())
     }
@@ -531,7 +617,10 @@ impl Plugin {
             (Some(a), Some(o)) => a == o,
             (Some(a), None) => !netns_alive(a),
         };
-        let pod = ours.as_deref().filter(|p| netns_alive(p)).and_then(|p| Netns::open(p).ok());
+        let pod = ours
+            .as_deref()
+            .filter(|p| netns_alive(p))
+            .and_then(|p| Netns::open(p).ok());
         let saved_bytes;
         let ipam_stdin: &[u8] = match (stdin, conf.ipam.is_some()) {
             (Some(b), true) => b,
@@ -549,7 +638,14 @@ impl Plugin {
                 .map(str::to_owned)
         });
         if owned {
-            self.teardown(env, ipam_stdin, s, pod.as_ref(), ipam_kind.is_some(), ipam_kind.as_deref())?;
+            self.teardown(
+                env,
+                ipam_stdin,
+                s,
+                pod.as_ref(),
+                ipam_kind.is_some(),
+                ipam_kind.as_deref(),
+            )?;
         } else {
             tracing::warn!(
                 pci = %s.pci,
@@ -577,7 +673,10 @@ impl Plugin {
             CniError::new(
                 Code::UnknownContainer,
                 format!("no attachment {cid}/{ifname}"),
-                format!("{} does not exist", states.state_path(cid, ifname).display()),
+                format!(
+                    "{} does not exist",
+                    states.state_path(cid, ifname).display()
+                ),
             )
         })?;
         let fail = |what: String| CniError::new(Code::CheckFailed, what, "");
@@ -591,18 +690,21 @@ impl Plugin {
             let link = pod_ops
                 .link(LinkId::from(ifname))
                 .map_err(|e| fail(format!("interface {ifname} is not in the pod: {e}")))?;
-            if let Some(mac) = conf.mac {
-                if link.mac != Some(mac) {
-                    return Err(fail(format!(
-                        "{ifname} has MAC {}, expected {mac}",
-                        link.mac.map(|m| m.to_string()).unwrap_or_default()
-                    )));
-                }
+            if let Some(mac) = conf.mac
+                && link.mac != Some(mac)
+            {
+                return Err(fail(format!(
+                    "{ifname} has MAC {}, expected {mac}",
+                    link.mac.map(|m| m.to_string()).unwrap_or_default()
+                )));
             }
-            if let Some(mtu) = conf.mtu {
-                if link.mtu != mtu {
-                    return Err(fail(format!("{ifname} has MTU {}, expected {mtu}", link.mtu)));
-                }
+            if let Some(mtu) = conf.mtu
+                && link.mtu != mtu
+            {
+                return Err(fail(format!(
+                    "{ifname} has MTU {}, expected {mtu}",
+                    link.mtu
+                )));
             }
             if !link.admin_up {
                 return Err(fail(format!("{ifname} is down")));
@@ -624,7 +726,12 @@ impl Plugin {
             let info = self
                 .host
                 .vf(LinkId::from(&s.pf_name), s.vf_index)
-                .map_err(|e| nl(format!("cannot read VF {} of PF {}", s.vf_index, s.pf_name), &e))?;
+                .map_err(|e| {
+                    nl(
+                        format!("cannot read VF {} of PF {}", s.vf_index, s.pf_name),
+                        &e,
+                    )
+                })?;
             for w in vf_settings::wanted(&conf.vf, if s.userspace { conf.mac } else { None }) {
                 let mut expect = info.clone();
                 expect.apply(&w);
@@ -683,29 +790,32 @@ impl Plugin {
                     .filter(|p| !p.as_os_str().is_empty()),
                 ..env.clone()
             };
-            let r = states.lock(&s.pci).and_then(|_lock| {
-                match states.load_path(&path)? {
-                    Some(s) => self.release(&att_env, None, &NetConf { ipam: None, ..conf.clone() }, &states, &s),
+            let r = states
+                .lock(&s.pci)
+                .and_then(|_lock| match states.load_path(&path)? {
+                    Some(s) => self.release(
+                        &att_env,
+                        None,
+                        &NetConf {
+                            ipam: None,
+                            ..conf.clone()
+                        },
+                        &states,
+                        &s,
+                    ),
                     None => Ok(()),
-                }
-            });
+                });
             if let Err(e) = r {
                 tracing::warn!("GC of {cid}/{}: {e}", s.cont_ifname);
                 first_err.get_or_insert(e);
             }
         }
-        if let Some(i) = &conf.ipam {
-            if conf.cni_version == "1.1.0" {
-                match ipam::run(&i.kind, ipam::Step::Gc, env, "", "", stdin) {
-                    Ok(_) => {}
-                    Err(e) if ipam::is_unsupported_step(&e) => {
-                        tracing::debug!("IPAM plugin does not know GC: {e}");
-                    }
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
-                }
-            }
+        if let Some(i) = &conf.ipam
+            && conf.cni_version == "1.1.0"
+            && ipam::supports_version(&i.kind, env, "1.1.0")
+            && let Err(e) = ipam::run(&i.kind, ipam::Step::Gc, env, "", "", stdin)
+        {
+            first_err.get_or_insert(e);
         }
         first_err.map_or(Ok(()), Err)
     }
@@ -714,18 +824,26 @@ impl Plugin {
 /// STATUS: the state directory is writable and the IPAM plugin exists
 /// (and says it is ready, when it knows STATUS).
 pub fn status(env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<()> {
-    StateDir::new(&conf.data_dir).check_writable().map_err(|e| {
-        CniError::new(Code::NotAvailable, "the state directory is not writable", e.to_string())
-    })?;
+    StateDir::new(&conf.data_dir)
+        .check_writable()
+        .map_err(|e| {
+            CniError::new(
+                Code::NotAvailable,
+                "the state directory is not writable",
+                e.to_string(),
+            )
+        })?;
     if let Some(i) = &conf.ipam {
         ipam::find_plugin(&i.kind, &env.path)
             .map_err(|e| CniError::new(Code::NotAvailable, e.msg, e.details))?;
-        match ipam::run(&i.kind, ipam::Step::Status, env, "", "", stdin) {
-            Ok(_) => {}
-            Err(e) if ipam::is_unsupported_step(&e) => {
-                tracing::debug!("IPAM plugin does not know STATUS: {e}");
-            }
-            Err(e) => return Err(CniError::new(Code::NotAvailable, e.msg, e.details)),
+        if ipam::supports_version(&i.kind, env, "1.1.0") {
+            ipam::run(&i.kind, ipam::Step::Status, env, "", "", stdin)
+                .map_err(|e| CniError::new(Code::NotAvailable, e.msg, e.details))?;
+        } else {
+            tracing::debug!(
+                "IPAM plugin {} predates STATUS (no 1.1.0 support); not asked",
+                i.kind
+            );
         }
     }
     Ok(())

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::config::parse_cidr;
-use crate::error::{Code, CniError, Result};
+use crate::error::{CniError, Code, Result};
 
 /// An interface in a result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -90,7 +90,11 @@ pub struct CniResult {
 }
 
 fn decode_err(what: &str, detail: impl std::fmt::Display) -> CniError {
-    CniError::new(Code::Decode, format!("cannot decode {what}"), detail.to_string())
+    CniError::new(
+        Code::Decode,
+        format!("cannot decode {what}"),
+        detail.to_string(),
+    )
 }
 
 impl CniResult {
@@ -111,7 +115,10 @@ impl CniResult {
                 let (address, prefix) = parse_cidr(addr).map_err(|e| decode_err(what, e))?;
                 let gateway = match ip.get("gateway").and_then(Value::as_str) {
                     None | Some("") => None,
-                    Some(g) => Some(g.parse().map_err(|_| decode_err(what, format!("bad gateway {g:?}")))?),
+                    Some(g) => Some(
+                        g.parse()
+                            .map_err(|_| decode_err(what, format!("bad gateway {g:?}")))?,
+                    ),
                 };
                 let interface = ip
                     .get("interface")
@@ -134,7 +141,10 @@ impl CniResult {
                 let (dst, dst_prefix) = parse_cidr(dst).map_err(|e| decode_err(what, e))?;
                 let gw = match r.get("gw").and_then(Value::as_str) {
                     None | Some("") => None,
-                    Some(g) => Some(g.parse().map_err(|_| decode_err(what, format!("bad gw {g:?}")))?),
+                    Some(g) => Some(
+                        g.parse()
+                            .map_err(|_| decode_err(what, format!("bad gw {g:?}")))?,
+                    ),
                 };
                 out.routes.push(Route {
                     dst,

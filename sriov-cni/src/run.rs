@@ -138,7 +138,10 @@ mod tests {
         assert_eq!(out.code, 0);
         let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(v["cniVersion"], "0.4.0");
-        assert_eq!(v["supportedVersions"].as_array().unwrap().len(), SUPPORTED_VERSIONS.len());
+        assert_eq!(
+            v["supportedVersions"].as_array().unwrap().len(),
+            SUPPORTED_VERSIONS.len()
+        );
         let out = run(
             CniEnv::from_lookup(|k| (k == "CNI_COMMAND").then(|| "VERSION".to_owned())),
             b"",
@@ -149,7 +152,11 @@ mod tests {
 
     #[test]
     fn env_and_config_errors_are_json() {
-        let out = run(CniEnv::from_lookup(|_| None), b"{\"cniVersion\":\"0.4.0\"}", nolink);
+        let out = run(
+            CniEnv::from_lookup(|_| None),
+            b"{\"cniVersion\":\"0.4.0\"}",
+            nolink,
+        );
         assert_eq!(out.code, 1);
         let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(v["code"], 4);
@@ -186,7 +193,13 @@ mod tests {
             d.path().display()
         );
         let out = run(env(), conf.as_bytes(), nolink);
-        assert_eq!(out, Output { stdout: String::new(), code: 0 });
+        assert_eq!(
+            out,
+            Output {
+                stdout: String::new(),
+                code: 0
+            }
+        );
         let conf = format!(
             r#"{{"cniVersion":"1.1.0","name":"n","type":"sriov","dataDir":"{}","ipam":{{"type":"host-local"}}}}"#,
             d.path().display()

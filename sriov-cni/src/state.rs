@@ -27,7 +27,7 @@ use serde_json::Value;
 use sriov_host::PciAddress;
 use sriov_host::netlink::{MacAddr, VfInfo, VfLinkState, VfVlan, VlanProto};
 
-use crate::error::{Code, CniError, Result};
+use crate::error::{CniError, Code, Result};
 
 fn io_err(what: &str, path: &Path, e: &io::Error) -> CniError {
     CniError::new(
@@ -270,7 +270,8 @@ impl Saved {
             )
         };
         let mut config: Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
-        let go: GoFields = serde_json::from_value(config.clone()).map_err(|e| bad(e.to_string()))?;
+        let go: GoFields =
+            serde_json::from_value(config.clone()).map_err(|e| bad(e.to_string()))?;
         // Keep only the network config in `config`.
         if let Value::Object(o) = &mut config {
             for k in GO_KEYS {
@@ -498,7 +499,10 @@ mod tests {
         st.save("c", "net1", &s).unwrap();
         st.allocate(&pci, "/run/netns/x").unwrap();
         assert_eq!(st.load("c", "net1").unwrap().unwrap(), s);
-        assert_eq!(st.allocation(&pci).unwrap().as_deref(), Some("/run/netns/x"));
+        assert_eq!(
+            st.allocation(&pci).unwrap().as_deref(),
+            Some("/run/netns/x")
+        );
         let names: Vec<String> = st.list().unwrap().into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, vec!["c-net1"]);
         {
@@ -526,7 +530,10 @@ mod tests {
             let _l = st2.lock(&pci).unwrap();
             tx.send(()).unwrap();
         });
-        assert!(rx.recv_timeout(std::time::Duration::from_millis(200)).is_err());
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(200))
+                .is_err()
+        );
         drop(l);
         rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
         t.join().unwrap();

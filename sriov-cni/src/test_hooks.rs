@@ -15,7 +15,7 @@ use crate::error::Result;
 /// Called after each ADD step.
 #[cfg(debug_assertions)]
 pub fn checkpoint(step: &str) -> Result<()> {
-    use crate::error::{Code, CniError};
+    use crate::error::{CniError, Code};
     if std::env::var("SRIOV_CNI_TEST_CRASH_AFTER").as_deref() == Ok(step) {
         tracing::warn!(step, "test hook: killing the process");
         // SAFETY: sending SIGKILL to ourselves.

@@ -13,11 +13,21 @@ use crate::state::OrigVfState;
 /// form `ip link` uses (`IFLA_VF_VLAN`), retries with `IFLA_VF_VLAN_LIST`.
 pub fn set_one(link: &dyn LinkOps, pf: &str, vf: u32, s: VfSetting) -> Result<(), NetlinkError> {
     match link.set_vf(LinkId::from(pf), vf, &[s]) {
-        Err(e) if matches!(s, VfSetting::Vlan(v) if v.proto == sriov_host::netlink::VlanProto::Dot1Q)
-            && matches!(e.errno(), Some(Errno::EINVAL | Errno::EOPNOTSUPP | Errno::EPROTONOSUPPORT)) =>
+        Err(e)
+            if matches!(s, VfSetting::Vlan(v) if v.proto == sriov_host::netlink::VlanProto::Dot1Q)
+                && matches!(
+                    e.errno(),
+                    Some(Errno::EINVAL | Errno::EOPNOTSUPP | Errno::EPROTONOSUPPORT)
+                ) =>
         {
-            let VfSetting::Vlan(v) = s else { unreachable!() };
-            tracing::debug!(pf, vf, "VLAN rejected in IFLA_VF_VLAN form ({e}); retrying as IFLA_VF_VLAN_LIST");
+            let VfSetting::Vlan(v) = s else {
+                unreachable!()
+            };
+            tracing::debug!(
+                pf,
+                vf,
+                "VLAN rejected in IFLA_VF_VLAN form ({e}); retrying as IFLA_VF_VLAN_LIST"
+            );
             link.set_vf(LinkId::from(pf), vf, &[VfSetting::VlanList(v)])
                 .map_err(|_| e)
         }
@@ -69,7 +79,11 @@ pub fn apply(
                 }
             }
             return Err(CniError::netlink(
-                format!("cannot set {} ({}) for VF {vf} on PF {pf}", s.what(), s.ip_args()),
+                format!(
+                    "cannot set {} ({}) for VF {vf} on PF {pf}",
+                    s.what(),
+                    s.ip_args()
+                ),
                 &e,
             ));
         }
@@ -99,7 +113,11 @@ pub fn restore(
             Err(e) => {
                 tracing::warn!("cannot restore {}: {e}", back.what());
                 first_err.get_or_insert(CniError::netlink(
-                    format!("cannot restore {} ({}) for VF {vf} on PF {pf}", back.what(), back.ip_args()),
+                    format!(
+                        "cannot restore {} ({}) for VF {vf} on PF {pf}",
+                        back.what(),
+                        back.ip_args()
+                    ),
                     &e,
                 ));
             }
@@ -112,7 +130,9 @@ pub fn restore(
 mod tests {
     use super::*;
     use crate::error::Code;
-    use sriov_host::netlink::{Call, Failure, RecordingLinkOps, VfInfo, VfLinkState, VfVlan, VlanProto};
+    use sriov_host::netlink::{
+        Call, Failure, RecordingLinkOps, VfInfo, VfLinkState, VfVlan, VlanProto,
+    };
 
     fn fake() -> RecordingLinkOps {
         let f = RecordingLinkOps::new();
@@ -236,7 +256,9 @@ mod tests {
         );
         assert_eq!(f.vf_state("pf0", 2).unwrap().vlan.vlan, 42);
         // 802.1ad has no fallback: the error is returned
-        f.fail(Failure::vf_setting(Errno::EPROTONOSUPPORT, |s| matches!(s, VfSetting::Vlan(_))));
+        f.fail(Failure::vf_setting(Errno::EPROTONOSUPPORT, |s| {
+            matches!(s, VfSetting::Vlan(_))
+        }));
         let ad = VfSettings {
             vlan: Some(VfVlan {
                 vlan: 5,
@@ -257,7 +279,9 @@ mod tests {
         // no such PF: NotFound (ENODEV) is fine
         restore(&f, "gone0", 1, &[VfSetting::Trust(true)], &orig).unwrap();
         let f = fake();
-        f.fail(Failure::vf_setting(Errno::EBUSY, |s| matches!(s, VfSetting::Trust(_))));
+        f.fail(Failure::vf_setting(Errno::EBUSY, |s| {
+            matches!(s, VfSetting::Trust(_))
+        }));
         let e = restore(
             &f,
             "pf0",
