@@ -95,4 +95,24 @@ fn main() {
         "  echo 0 > sriov_numvfs:                       {:?}",
         median(remove)
     );
+
+    // A large node: 16 E810 ports with 128 VFs each (2064 functions).
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let spec = sriov_sim::node::NodeSpec::resolve("scale:16:128").expect("scale node");
+    let t = Instant::now();
+    sriov_sim::kernel::write_static_tree(tmp.path(), &spec).expect("static tree");
+    let static_tree = t.elapsed();
+    let t = Instant::now();
+    let sim = SimNode::start(spec, SimOptions::default()).expect("mount");
+    let big_mount = t.elapsed();
+    let t = Instant::now();
+    let n = std::fs::read_dir(sim.root().join("sys/bus/pci/devices"))
+        .expect("devices")
+        .count();
+    let list = t.elapsed();
+    drop(sim);
+    println!("scale:16:128 ({n} functions)");
+    println!("  sriov-sim tree (static, on disk):            {static_tree:?}");
+    println!("  mount (boot + FUSE):                         {big_mount:?}");
+    println!("  list bus/pci/devices through the mount:      {list:?}");
 }
