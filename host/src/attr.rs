@@ -320,6 +320,32 @@ mod tests {
     }
 
     #[test]
+    fn directory_listings_span_several_getdents_calls() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut want: Vec<String> = (0..600)
+            .map(|i| format!("virtfn{i}-with-a-rather-long-name-{i:04}"))
+            .collect();
+        for n in &want {
+            std::fs::write(tmp.path().join(n), "").unwrap();
+        }
+        std::fs::create_dir(tmp.path().join("net")).unwrap();
+        want.push("net".into());
+        want.sort();
+        let dir = Dir::open(tmp.path()).unwrap();
+        assert_eq!(dir.names().unwrap(), want);
+        let (_, empty) = dir.listing("net").unwrap().unwrap();
+        assert!(empty.is_empty());
+        assert!(dir.listing("missing").unwrap().is_none());
+        let file = want.iter().find(|n| n.starts_with("virtfn")).unwrap();
+        assert!(
+            dir.listing(file).unwrap().is_none(),
+            "a file is not a listing"
+        );
+        assert_eq!(dir.opt(file).unwrap(), None, "an empty attribute is None");
+        assert_eq!(dir.link_name("missing").unwrap(), None);
+    }
+
+    #[test]
     fn long_attributes_are_read_whole() {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("a");
