@@ -6,7 +6,8 @@
 //! (any file name), and the simulator sends every uevent, as one datagram in
 //! the kernel's format (`ACTION@DEVPATH\0ACTION=...\0DEVPATH=...\0...`), to
 //! every socket in that directory. Sockets nobody reads any more (connection
-//! refused) are skipped.
+//! refused) are skipped; a listener whose queue is full loses the event (as
+//! a slow netlink listener does) rather than blocking the simulator.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -77,10 +78,11 @@ impl UeventSender {
     pub fn new(root: &Path) -> std::io::Result<Self> {
         let dir = root.join(UEVENT_DIR);
         std::fs::create_dir_all(&dir)?;
-        Ok(Self {
-            dir,
-            socket: UnixDatagram::unbound()?,
-        })
+        let socket = UnixDatagram::unbound()?;
+        // A listener that stops reading loses events (as with the kernel's
+        // netlink, ENOBUFS) instead of blocking the simulated kernel.
+        socket.set_nonblocking(true)?;
+        Ok(Self { dir, socket })
     }
 
     /// The directory listeners bind their sockets in.
@@ -175,6 +177,25 @@ mod tests {
         assert_eq!(parts[3], "SUBSYSTEM=pci");
         assert_eq!(parts.last().unwrap(), &"SEQNUM=7");
         assert_eq!(e.get("PCI_SLOT_NAME").unwrap(), "0000:3b:02.0");
+    }
+
+    #[test]
+    fn a_full_listener_loses_events_without_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let _l = UeventListener::bind(tmp.path(), "slow").unwrap();
+        let s = UeventSender::new(tmp.path()).unwrap();
+        let e = Uevent {
+            action: "add".into(),
+            devpath: "/devices/x".into(),
+            subsystem: "pci".into(),
+            vars: vec![("PAD".into(), "x".repeat(1000))],
+            seqnum: 1,
+        };
+        let sent: usize = (0..10_000).map(|_| s.send(&e)).sum();
+        assert!(
+            sent < 10_000,
+            "the queue filled up and later sends were dropped"
+        );
     }
 
     #[test]
