@@ -328,6 +328,11 @@ fn bind_unbind_override_and_vfio() {
         write(&driver_dir(root, "vfio-pci").join("remove_id"), "8086 1889"),
         Err(libc::ENODEV)
     );
+    // An override longer than a page: EINVAL.
+    assert_eq!(
+        write(&d.join("driver_override"), &"x".repeat(5000)),
+        Err(libc::EINVAL)
+    );
     // An override naming a hardware driver that cannot drive the device:
     // matched, but its probe fails (ENODEV) and the device stays unbound.
     echo(vf, &driver_dir(root, "vfio-pci").join("unbind")).unwrap();
