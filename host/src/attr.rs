@@ -103,6 +103,8 @@ pub(crate) fn child(path: &Path, name: &str) -> PathBuf {
 pub(crate) struct Dir {
     fd: std::os::fd::OwnedFd,
     path: PathBuf,
+    /// Whether the fd's directory offset has moved (a listing was read).
+    listed: std::cell::Cell<bool>,
 }
 
 fn cstr(name: &str) -> io::Result<std::ffi::CString> {
@@ -132,7 +134,11 @@ impl Dir {
         }
         // SAFETY: `fd` was just returned by open/openat and is not shared.
         let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        Ok(Dir { fd, path })
+        Ok(Dir {
+            fd,
+            path,
+            listed: std::cell::Cell::new(false),
+        })
     }
 
     fn raw(&self) -> libc::c_int {
@@ -228,8 +234,17 @@ impl Dir {
     }
 
     /// Sorted entry names (without `.` and `..`) of this directory, read
-    /// with `getdents64` on the directory's own fd. Call once per `Dir`.
+    /// with `getdents64` on the directory's own fd.
     pub(crate) fn names(&self) -> Result<Vec<String>> {
+        if self.listed.replace(true) {
+            // SAFETY: valid fd; rewinds the directory stream.
+            if unsafe { libc::lseek(self.raw(), 0, libc::SEEK_SET) } < 0 {
+                return Err(Error::Read {
+                    path: self.path.clone(),
+                    source: io::Error::last_os_error(),
+                });
+            }
+        }
         let mut buf = vec![0u64; 1024]; // 8 KiB, 8-byte aligned
         let mut out = Vec::new();
         loop {
@@ -333,6 +348,7 @@ mod tests {
         want.sort();
         let dir = Dir::open(tmp.path()).unwrap();
         assert_eq!(dir.names().unwrap(), want);
+        assert_eq!(dir.names().unwrap(), want, "a second listing rewinds");
         let (_, empty) = dir.listing("net").unwrap().unwrap();
         assert!(empty.is_empty());
         assert!(dir.listing("missing").unwrap().is_none());

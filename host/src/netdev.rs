@@ -242,15 +242,24 @@ pub fn pci_address_of(root: &HostRoot, name: &str) -> Result<PciAddress> {
         }
         Err(source) => return Err(Error::Read { path: link, source }),
     };
-    // .../<function>/net/<name>
-    let parent = target
+    // .../<function>/net/<name>, or .../<function>/virtioN/net/<name>
+    let owner = target
         .parent()
         .filter(|p| p.file_name().is_some_and(|n| n == "net"))
-        .and_then(Path::parent)
-        .and_then(Path::file_name)
-        .and_then(|n| n.to_str())
-        .and_then(PciAddress::parse);
-    parent.ok_or(Error::NotPciInterface {
+        .and_then(Path::parent);
+    let name_of = |p: Option<&Path>| {
+        p.and_then(Path::file_name)
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+    };
+    let address = match name_of(owner) {
+        Some(n) if n.starts_with("virtio") => {
+            name_of(owner.and_then(Path::parent)).and_then(|p| PciAddress::parse(&p))
+        }
+        Some(n) => PciAddress::parse(&n),
+        None => None,
+    };
+    address.ok_or(Error::NotPciInterface {
         name: name.to_string(),
         path: link,
         target,

@@ -116,6 +116,10 @@ impl<'de> Deserialize<'de> for PciAddress {
 /// controller class is `0x02xxxx`.
 pub const CLASS_NETWORK: u8 = 0x02;
 
+/// Red Hat / virtio PCI vendor id; virtio-net netdevs live under
+/// `<function>/virtioN/net/`.
+const VIRTIO_VENDOR: u16 = 0x1af4;
+
 /// One PCI function as sysfs shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PciFunction {
@@ -142,7 +146,8 @@ pub struct PciFunction {
     pub sriov: Option<SriovCapability>,
     /// Present on a VF: its PF and index.
     pub vf: Option<VfInfo>,
-    /// Network interfaces under `net/`, by name.
+    /// Network interfaces under `net/` (for virtio-net, `virtioN/net/`), by
+    /// name.
     pub netdevs: Vec<Netdev>,
     /// RDMA devices under `infiniband/`, by name.
     pub rdma: Vec<String>,
@@ -294,7 +299,17 @@ pub(crate) fn read_raw(path: &Path, address: PciAddress) -> Result<Option<RawFun
             crate::sriov::read_capability(&dir)?,
         )
     };
-    let netdevs = crate::netdev::read_netdevs_of(&dir)?;
+    let mut netdevs = crate::netdev::read_netdevs_of(&dir)?;
+    if netdevs.is_empty() && ids.vendor == VIRTIO_VENDOR {
+        // virtio-net: the netdev hangs off the virtio device, `virtioN/net/`.
+        for name in dir.names()? {
+            if name.starts_with("virtio")
+                && let Ok(sub) = dir.sub(&name)
+            {
+                netdevs.extend(crate::netdev::read_netdevs_of(&sub)?);
+            }
+        }
+    }
     let rdma = dir
         .listing("infiniband")?
         .map(|(_, names)| names)

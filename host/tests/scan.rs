@@ -364,3 +364,38 @@ fn ids_from_uevent_match_the_single_files() {
     std::fs::write(node.dev_dir("0000:3b:00.1").join("uevent"), "DRIVER=ice\n").unwrap();
     assert_eq!(scan(&node.root()).unwrap(), plain);
 }
+
+#[test]
+fn a_virtio_net_interface_belongs_to_its_pci_function() {
+    let node = mixed_node();
+    node.with(|t| {
+        let mut f = sriov_sim::tree::PciFunction::ethernet("0000:00:03.0", 0x1af4, 0x1000);
+        f.parent = "pci0000:00".into();
+        t.add_function(&f).unwrap();
+        t.bind("0000:00:03.0", "virtio-pci").unwrap();
+    });
+    // The kernel puts the netdev under the virtio device:
+    // .../0000:00:03.0/virtio0/net/eth0, class/net/eth0 -> ../../devices/.../virtio0/net/eth0
+    let vdir = node.dev_dir("0000:00:03.0").join("virtio0/net/eth0");
+    std::fs::create_dir_all(&vdir).unwrap();
+    for (f, v) in [
+        ("type", "1"),
+        ("address", "52:54:00:12:34:56"),
+        ("operstate", "up"),
+        ("mtu", "1500"),
+    ] {
+        std::fs::write(vdir.join(f), format!("{v}\n")).unwrap();
+    }
+    std::os::unix::fs::symlink(
+        "../../devices/pci0000:00/0000:00:03.0/virtio0/net/eth0",
+        node.path().join("sys/class/net/eth0"),
+    )
+    .unwrap();
+    let root = node.root();
+    assert_eq!(netdev::pci_address_of(&root, "eth0").unwrap(), a("00:03.0"));
+    let n = scan(&root).unwrap();
+    let f = n.get(&a("00:03.0")).unwrap();
+    assert_eq!(f.netdevs.len(), 1);
+    assert_eq!(f.netdevs[0].name, "eth0");
+    assert_eq!(n.by_ifname("eth0").unwrap().address, a("00:03.0"));
+}
