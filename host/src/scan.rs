@@ -108,7 +108,8 @@ const PARALLEL_THRESHOLD: usize = 64;
 /// Threads of a large scan, at least (more on machines with more cores).
 const SCAN_THREADS: usize = 8;
 
-/// Scans every PCI function of the node. Fails only when
+/// Scans every PCI function of the node (blocking file I/O on several
+/// threads: from async code, call it inside `spawn_blocking`). Fails only when
 /// `<root>/sys/bus/pci/devices` cannot be listed. Vanished devices are
 /// skipped silently; a device that cannot be read (an I/O error, a malformed
 /// attribute) is skipped with a warning in the log.
