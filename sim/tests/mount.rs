@@ -460,12 +460,12 @@ fn fault_injection_enomem_delay_and_late_vfs() {
         assert_eq!(read(&p), "0");
     }
     {
-        let (_guard, sim) = start(fault_node("{numvfs_delay_ms: 400}"), SimOptions::default());
+        let (_guard, sim) = start(fault_node("{numvfs_delay_ms: 1000}"), SimOptions::default());
         let p = dev(sim.root(), "0000:3b:00.0").join("sriov_numvfs");
         let t = Instant::now();
         echo("2", &p).unwrap();
         assert!(
-            t.elapsed() >= Duration::from_millis(400),
+            t.elapsed() >= Duration::from_millis(1000),
             "{:?}",
             t.elapsed()
         );
@@ -476,16 +476,15 @@ fn fault_injection_enomem_delay_and_late_vfs() {
             write(&dev(&root, "0000:3b:00.0").join("sriov_numvfs"), "0")
         });
         std::thread::sleep(Duration::from_millis(50));
-        let t = Instant::now();
         read(&dev(sim.root(), "0000:3b:00.0").join("vendor"));
         assert!(
-            t.elapsed() < Duration::from_millis(300),
-            "reads are not blocked"
+            !writer.is_finished(),
+            "a read completes while the delayed write still waits"
         );
         assert_eq!(writer.join().unwrap(), Ok(()));
     }
     {
-        let (_guard, sim) = start(fault_node("{vfs_late_ms: 300}"), SimOptions::default());
+        let (_guard, sim) = start(fault_node("{vfs_late_ms: 1000}"), SimOptions::default());
         let pf = dev(sim.root(), "0000:3b:00.0");
         echo("3", &pf.join("sriov_numvfs")).unwrap();
         assert_eq!(read(&pf.join("sriov_numvfs")), "3");
