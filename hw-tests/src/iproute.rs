@@ -99,3 +99,39 @@ pub fn link_exists(netns: Option<&str>, ifname: &str) -> bool {
     args.extend(["link", "show", "dev", ifname]);
     ip(&args).is_ok()
 }
+
+/// Sets a link administratively up; on drop, sets it down again (and
+/// flushes its addresses) when it was down before.
+#[derive(Debug)]
+pub struct LinkUpGuard {
+    ifname: String,
+    was_up: bool,
+}
+
+impl LinkUpGuard {
+    /// `ip link set dev IFNAME up`, remembering whether it was up.
+    pub fn new(ifname: &str) -> Result<LinkUpGuard, HwError> {
+        let flags = crate::sysfs::read(format!("/sys/class/net/{ifname}/flags"))?;
+        let flags = u32::from_str_radix(flags.trim_start_matches("0x"), 16).map_err(|e| {
+            HwError::Parse {
+                what: format!("/sys/class/net/{ifname}/flags"),
+                detail: format!("{flags:?}: {e}"),
+            }
+        })?;
+        ip(&["link", "set", "dev", ifname, "up"])?;
+        Ok(LinkUpGuard {
+            ifname: ifname.to_string(),
+            was_up: flags & 1 == 1,
+        })
+    }
+}
+
+impl Drop for LinkUpGuard {
+    fn drop(&mut self) {
+        if !self.was_up {
+            // The link may be gone already (a VF unbound or removed).
+            let _ = ip(&["addr", "flush", "dev", &self.ifname]);
+            let _ = ip(&["link", "set", "dev", &self.ifname, "down"]);
+        }
+    }
+}

@@ -157,8 +157,8 @@ fn dpdk_bind_refuses_an_up_interface_with_routes_and_unknown_drivers() {
     // Up with an address (so a route): unbind is refused without --force.
     // The VF's link follows the PF's, so the PF goes up for this (and back
     // down after). TEST-NET-1 on the VF: nothing is sent anywhere.
-    let _pf_up = LinkUpGuard::new(&pf.ifname);
-    let _vf_up = LinkUpGuard::new(&ifname);
+    let _pf_up = iproute::LinkUpGuard::new(&pf.ifname).unwrap();
+    let _vf_up = iproute::LinkUpGuard::new(&ifname).unwrap();
     iproute::ip(&["addr", "add", "192.0.2.10/24", "dev", &ifname]).unwrap();
     let up = wait_for("the VF's operstate up", 15.0, || {
         (sysfs::read(format!("/sys/class/net/{ifname}/operstate")).ok()? == "up").then_some(())
@@ -188,26 +188,4 @@ fn dpdk_bind_refuses_an_up_interface_with_routes_and_unknown_drivers() {
     assert_eq!(sysfs::driver(&vf), None);
     sysfs::override_bind(&vf, None).unwrap();
     assert_eq!(sysfs::driver(&vf).as_deref(), Some(driver.as_str()));
-}
-
-/// Sets a link up, and down again on drop (when it was down before).
-struct LinkUpGuard(String, bool);
-
-impl LinkUpGuard {
-    fn new(ifname: &str) -> LinkUpGuard {
-        let flags = sysfs::read(format!("/sys/class/net/{ifname}/flags")).unwrap();
-        let was_up = u32::from_str_radix(flags.trim_start_matches("0x"), 16).unwrap() & 1 == 1;
-        iproute::ip(&["link", "set", "dev", ifname, "up"]).unwrap();
-        LinkUpGuard(ifname.to_string(), was_up)
-    }
-}
-
-impl Drop for LinkUpGuard {
-    fn drop(&mut self) {
-        if !self.1 {
-            // The VF may be gone already (unbound): ignore errors.
-            let _ = iproute::ip(&["addr", "flush", "dev", &self.0]);
-            let _ = iproute::ip(&["link", "set", "dev", &self.0, "down"]);
-        }
-    }
 }

@@ -1,0 +1,145 @@
+//! The device plugin's pools and health on real VFs: which VFs a config's
+//! selectors pick, health following the PF's carrier, and a VF moving from
+//! the netdevice pool to the vfio-pci pool when its driver changes.
+
+use std::time::Duration;
+
+use sriov_device_plugin::config::Config;
+use sriov_device_plugin::device::candidates;
+use sriov_device_plugin::pools::{self, Pools};
+use sriov_device_plugin::selectors::MatchEnv;
+use sriov_host::{HostRoot, PciAddress, driver, scan};
+use sriov_hw_tests::{NumVfsGuard, iproute, pf, sysfs, wait_for};
+
+const NETDEV: &str = "intel.com/hw_netdev";
+const VFIO: &str = "intel.com/hw_vfio";
+
+fn addr(pci: &str) -> PciAddress {
+    PciAddress::parse(pci).unwrap()
+}
+
+fn build(root: &HostRoot, config: &Config, previous: &Pools) -> Pools {
+    let node = scan(root).unwrap();
+    let devices = candidates(root, &node);
+    pools::build(root, config, &devices, &MatchEnv::default(), previous)
+}
+
+fn members(pools: &Pools, name: &str) -> Vec<PciAddress> {
+    pools
+        .get(name)
+        .map(|p| p.devices.keys().copied().collect())
+        .unwrap_or_default()
+}
+
+fn carrier_up(ifname: &str) -> bool {
+    sysfs::read(format!("/sys/class/net/{ifname}/carrier")).is_ok_and(|c| c == "1")
+}
+
+#[test]
+fn device_plugin_pools_and_health_on_real_vfs() {
+    let Some(pf) = pf("device_plugin_pools_and_health_on_real_vfs") else {
+        return;
+    };
+    let root = HostRoot::new("/");
+    if !driver::driver_loaded(&root, "vfio-pci") {
+        let _ = std::process::Command::new("modprobe")
+            .arg("vfio-pci")
+            .status();
+    }
+    let _restore = NumVfsGuard::new(&pf).unwrap();
+    pf.set_numvfs(0).unwrap();
+    pf.set_numvfs(pf.totalvfs.min(3)).unwrap();
+    let vfs: Vec<String> = pf.vf_pcis();
+    assert!(vfs.len() >= 3, "{vfs:?}");
+    let kernel = wait_for("VF 0 driver", 10.0, || sysfs::driver(&vfs[0])).unwrap();
+    for i in 0..3 {
+        pf.wait_vf_netdev(i).unwrap();
+    }
+    let config = Config::parse(
+        &format!(
+            r#"{{"resourceList": [
+                {{"resourceName": "hw_netdev",
+                  "selectors": {{"pfNames": ["{pf}#0-1"], "drivers": ["{kernel}"]}}}},
+                {{"resourceName": "hw_vfio", "deviceType": "netDevice",
+                  "selectors": {{"pfNames": ["{pf}"], "drivers": ["vfio-pci"]}}}}
+            ]}}"#,
+            pf = pf.ifname
+        ),
+        "hw-test config",
+        "intel.com",
+    )
+    .unwrap();
+
+    // The PF's link up: the VFs are healthy.
+    let pf_up = iproute::LinkUpGuard::new(&pf.ifname).unwrap();
+    if wait_for("PF carrier", 15.0, || carrier_up(&pf.ifname).then_some(())).is_err() {
+        if pf.driver == "igb" {
+            panic!("{}: no carrier after link up in the VM", pf.ifname);
+        }
+        eprintln!(
+            "SKIP device_plugin_pools_and_health_on_real_vfs: {} has no carrier",
+            pf.ifname
+        );
+        return;
+    }
+    let mut pools = build(&root, &config, &Pools::new());
+    assert_eq!(
+        members(&pools, NETDEV),
+        vec![addr(&vfs[0]), addr(&vfs[1])],
+        "{pools:?}"
+    );
+    assert!(
+        !pools.contains_key(VFIO),
+        "an empty pool was made: {pools:?}"
+    );
+    let netdev = &pools[NETDEV];
+    assert_eq!(netdev.healthy_count(), 2, "{netdev:?}");
+    let d0 = &netdev.devices[&addr(&vfs[0])].device;
+    assert_eq!(d0.pf, Some(addr(&pf.pci)));
+    assert_eq!(d0.vf_index, Some(0));
+    assert_eq!(d0.pf_ifname.as_deref(), Some(pf.ifname.as_str()));
+    assert_eq!(d0.ifname, sysfs::netdevs(&vfs[0]).into_iter().next());
+    assert_eq!(d0.driver.as_deref(), Some(kernel.as_str()));
+
+    // PF down: every VF of the pool unhealthy, saying why.
+    iproute::ip(&["link", "set", "dev", &pf.ifname, "down"]).unwrap();
+    let changed = pools::recheck(&root, &mut pools);
+    assert_eq!(changed, vec![NETDEV.to_string()]);
+    for d in pools[NETDEV].devices.values() {
+        let why = d
+            .unhealthy
+            .as_deref()
+            .unwrap_or_else(|| panic!("healthy with PF down: {d:?}"));
+        assert!(why.contains(&pf.ifname), "{why}");
+    }
+    // Up again: healthy again once the carrier is back.
+    iproute::ip(&["link", "set", "dev", &pf.ifname, "up"]).unwrap();
+    wait_for("healthy VFs after PF up", 15.0, || {
+        pools::recheck(&root, &mut pools);
+        (pools[NETDEV].healthy_count() == 2).then_some(())
+    })
+    .unwrap();
+
+    // VF 1 to vfio-pci: unhealthy in its pool at once, then in the vfio pool.
+    let vf1 = addr(&vfs[1]);
+    driver::bind(&root, &vf1, "vfio-pci", &driver::BindOptions::default()).unwrap();
+    pools::recheck(&root, &mut pools);
+    let why = pools[NETDEV].devices[&vf1]
+        .unhealthy
+        .clone()
+        .expect("VF 1 still healthy");
+    assert!(why.contains("vfio-pci"), "{why}");
+    let pools = build(&root, &config, &pools);
+    assert_eq!(members(&pools, NETDEV), vec![addr(&vfs[0])], "{pools:?}");
+    assert_eq!(members(&pools, VFIO), vec![vf1], "{pools:?}");
+    let v = &pools[VFIO].devices[&vf1];
+    assert!(v.healthy(), "{v:?}");
+    assert!(v.device.is_vfio());
+    assert_eq!(
+        v.device.iommu_group.map(|g| g.to_string()),
+        sysfs::iommu_group(&vfs[1])
+    );
+
+    driver::bind_default(&root, &vf1, Duration::from_secs(10)).unwrap();
+    drop(pf_up);
+}
