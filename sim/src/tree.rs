@@ -48,12 +48,17 @@ pub trait TreeSink {
 #[derive(Debug, Clone)]
 pub struct DiskSink {
     root: PathBuf,
+    /// Directories known to exist (saves a syscall per file).
+    dirs: std::collections::HashSet<PathBuf>,
 }
 
 impl DiskSink {
     /// A sink writing under `root` (the host root, not `root/sys`).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            dirs: Default::default(),
+        }
     }
 
     /// The host root this sink writes under.
@@ -64,39 +69,85 @@ impl DiskSink {
     fn full(&self, path: &str) -> PathBuf {
         self.root.join(path)
     }
+
+    fn ensure_parent(&mut self, full: &Path) -> io::Result<()> {
+        if let Some(parent) = full.parent()
+            && !self.dirs.contains(parent)
+        {
+            std::fs::create_dir_all(parent)?;
+            self.dirs.insert(parent.to_path_buf());
+        }
+        Ok(())
+    }
+}
+
+/// The process umask, read once from `/proc/self/status` (022 if unknown).
+fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Umask:"))
+                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            })
+            .unwrap_or(0o022)
+    })
 }
 
 impl TreeSink for DiskSink {
     fn mkdir_all(&mut self, path: &str) -> io::Result<()> {
-        std::fs::create_dir_all(self.full(path))
+        let full = self.full(path);
+        if !self.dirs.contains(&full) {
+            std::fs::create_dir_all(&full)?;
+            self.dirs.insert(full);
+        }
+        Ok(())
     }
 
     fn write_file(&mut self, path: &str, content: &str, writable: bool) -> io::Result<()> {
-        use std::os::unix::fs::PermissionsExt;
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let full = self.full(path);
-        if let Some(parent) = full.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&full, content)?;
+        self.ensure_parent(&full)?;
         let mode = if writable { 0o644 } else { 0o444 };
-        std::fs::set_permissions(&full, std::fs::Permissions::from_mode(mode))
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&full)
+        {
+            Ok(mut f) => {
+                f.write_all(content.as_bytes())?;
+                if mode & umask() != 0 {
+                    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                std::fs::write(&full, content)?;
+                std::fs::set_permissions(&full, std::fs::Permissions::from_mode(mode))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn symlink(&mut self, path: &str, target: &str) -> io::Result<()> {
         let full = self.full(path);
-        if let Some(parent) = full.parent() {
-            std::fs::create_dir_all(parent)?;
+        self.ensure_parent(&full)?;
+        match std::os::unix::fs::symlink(target, &full) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                std::fs::remove_file(&full)?;
+                std::os::unix::fs::symlink(target, full)
+            }
+            other => other,
         }
-        match std::fs::symlink_metadata(&full) {
-            Ok(_) => std::fs::remove_file(&full)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        std::os::unix::fs::symlink(target, full)
     }
 
     fn remove_all(&mut self, path: &str) -> io::Result<()> {
         let full = self.full(path);
+        self.dirs.retain(|d| !d.starts_with(&full));
         let res = match std::fs::symlink_metadata(&full) {
             Ok(m) if m.is_dir() => std::fs::remove_dir_all(&full),
             Ok(_) => std::fs::remove_file(&full),
@@ -665,6 +716,41 @@ mod tests {
             "0000:01:10.2"
         );
         assert_eq!(vf_address("0000:ff:1f.7", 1, 1, 0), None);
+    }
+
+    #[test]
+    fn disk_sink_modes_rewrites_and_relinks() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = DiskSink::new(tmp.path());
+        s.write_file("sys/a/ro", "1\n", false).unwrap();
+        s.write_file("sys/a/rw", "1\n", true).unwrap();
+        let mode = |p: &str| {
+            std::fs::metadata(tmp.path().join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("sys/a/ro"), 0o444);
+        assert_eq!(mode("sys/a/rw"), 0o644);
+        s.write_file("sys/a/rw", "2\n", true).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("sys/a/rw")).unwrap(),
+            "2\n"
+        );
+        s.symlink("sys/l", "a/ro").unwrap();
+        s.symlink("sys/l", "a/rw").unwrap();
+        assert_eq!(
+            std::fs::read_link(tmp.path().join("sys/l"))
+                .unwrap()
+                .to_str(),
+            Some("a/rw")
+        );
+        // A removed directory is recreated on the next write under it.
+        s.remove_all("sys/a").unwrap();
+        s.write_file("sys/a/b/c", "x", true).unwrap();
+        assert!(tmp.path().join("sys/a/b/c").exists());
     }
 
     #[test]
