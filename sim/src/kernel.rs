@@ -1284,6 +1284,76 @@ mod tests {
         assert_eq!(groups, 6 + 4 + 2);
     }
 
+    /// The kernel semantics without FUSE (runs without root).
+    #[test]
+    fn store_semantics_and_errnos_in_memory() {
+        use crate::memfs::MemFs;
+        let mut k = SimKernel::boot(MemFs::new(), NodeSpec::mixed(), None).unwrap();
+        let pf = k.funcs["0000:3b:00.1"].dir.clone();
+        let numvfs = format!("{pf}/sriov_numvfs");
+        let errno = |r: Result<StoreEffect, StoreError>| r.unwrap_err().errno;
+        assert_eq!(errno(k.store(&numvfs, "x")), libc::EINVAL);
+        assert_eq!(errno(k.store(&numvfs, "129")), libc::ERANGE);
+        assert_eq!(errno(k.store(&numvfs, "70000")), libc::EINVAL);
+        assert_eq!(k.store(&numvfs, "2\n").unwrap(), StoreEffect::Done);
+        assert_eq!(errno(k.store(&numvfs, "3")), libc::EBUSY);
+        assert_eq!(k.driver_of("0000:3b:12.1"), Some("iavf"));
+        let events: Vec<String> = k
+            .take_events()
+            .iter()
+            .map(|e| format!("{} {}", e.action, e.subsystem))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                "add pci",
+                "add net",
+                "bind pci",
+                "add pci",
+                "add net",
+                "bind pci",
+                "change pci"
+            ]
+        );
+        let fs = k.sink().clone();
+        assert!(fs.resolve("sys/class/net/ens1f1v1").is_some());
+        let bind = "sys/bus/pci/drivers/vfio-pci/bind";
+        assert_eq!(errno(k.store(bind, "0000:3b:12.0")), libc::ENODEV);
+        let vf_dir = k.funcs["0000:3b:12.0"].dir.clone();
+        k.store(&format!("{vf_dir}/driver_override"), "vfio-pci\n")
+            .unwrap();
+        assert_eq!(errno(k.store(bind, "0000:3b:12.0")), libc::EBUSY);
+        k.store("sys/bus/pci/drivers/iavf/unbind", "0000:3b:12.0")
+            .unwrap();
+        k.store(bind, "0000:3b:12.0").unwrap();
+        let g = k.funcs["0000:3b:12.0"].group.unwrap();
+        assert!(k.sink().resolve(&format!("dev/vfio/{g}")).is_some());
+        assert!(k.sink().resolve("sys/class/net/ens1f1v0").is_none());
+        k.store(&numvfs, "0").unwrap();
+        assert!(k.sink().resolve(&format!("dev/vfio/{g}")).is_none());
+        assert!(k.sink().resolve(&vf_dir).is_none());
+        assert_eq!(
+            errno(k.store(&format!("{pf}/vendor"), "1")),
+            libc::EOPNOTSUPP
+        );
+        // Without a PF driver: ENOENT.
+        k.store("sys/bus/pci/drivers/ice/unbind", "0000:3b:00.1")
+            .unwrap();
+        assert_eq!(errno(k.store(&numvfs, "1")), libc::ENOENT);
+    }
+
+    /// The YAML example in docs/simulator.md is a valid node.
+    #[test]
+    fn the_documented_yaml_example_parses() {
+        let doc = include_str!("../../docs/simulator.md");
+        let start = doc.find("```yaml\n").expect("a yaml block") + 8;
+        let end = start + doc[start..].find("```").unwrap();
+        let spec = NodeSpec::from_yaml(&doc[start..end], "docs/simulator.md").unwrap();
+        assert_eq!(spec.pfs[0].vf_drivers[&1], "vfio-pci");
+        let tmp = tempfile::tempdir().unwrap();
+        write_static_tree(tmp.path(), &spec).unwrap();
+    }
+
     #[test]
     fn vf_drivers_per_index_bind_vfio() {
         let yaml = "pfs: [{model: e810, address: '0000:3b:00.0', ifname: p0, vfs: 2, vf_drivers: {1: vfio-pci}}]";
