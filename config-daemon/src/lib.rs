@@ -1,0 +1,18 @@
+//! The per-node SR-IOV config daemon: applies a node's desired state
+//! (`SriovNetworkNodeState` spec, or policies in standalone mode) to its
+//! sysfs and reports what the node has.
+//!
+//! - [`policies`]: the standalone mode's policy file and node labels.
+//! - [`discover`]: a host scan as `SriovNetworkNodeState` status.
+//! - [`plan`]: per PF, only the steps that differ, and whether they disrupt pods.
+//! - [`apply`]: PFs in parallel, checked writes, bounded waits.
+//! - [`journal`]: which PFs this daemon configured, the step in progress.
+//! - [`standalone`]: one standalone run.
+
+pub mod apply;
+pub mod discover;
+pub mod journal;
+pub mod plan;
+pub mod policies;
+pub mod standalone;
+pub mod table;

@@ -1,0 +1,177 @@
+//! `sriov-config-daemon`: applies SR-IOV configuration to this node.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use sriov_config_daemon::apply::ApplyOptions;
+use sriov_config_daemon::policies::parse_node_labels;
+use sriov_config_daemon::standalone::{RunReport, StandaloneConfig, run_once};
+use sriov_host::HostRoot;
+
+/// Applies SR-IOV configuration (VF counts, VF drivers, MTUs) to this node
+/// and reports its NICs.
+#[derive(Parser, Debug)]
+#[command(name = "sriov-config-daemon", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Standalone: apply SriovNetworkNodePolicy objects from a YAML file.
+    Apply(ApplyArgs),
+    /// Print the node's SR-IOV PFs and VFs as a table.
+    Show(ShowArgs),
+}
+
+#[derive(Args, Debug)]
+struct ShowArgs {
+    /// Root under which /sys and /dev are resolved.
+    #[arg(long, env = "SRIOV_HOST_ROOT", default_value = "/")]
+    host_root: PathBuf,
+    /// Print the SriovNetworkNodeState status interfaces as JSON instead.
+    #[arg(long)]
+    json: bool,
+}
+
+fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
+    let root = HostRoot::new(&args.host_root);
+    let node = sriov_config_daemon::discover::scan_node(&root)
+        .with_context(|| format!("scanning the node under {}", args.host_root.display()))?;
+    let ifaces = sriov_config_daemon::discover::interfaces(&node);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&ifaces)?);
+    } else {
+        print!("{}", sriov_config_daemon::table::render(&ifaces));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+struct CommonArgs {
+    /// Root under which /sys and /dev are resolved.
+    #[arg(long, env = "SRIOV_HOST_ROOT", default_value = "/")]
+    host_root: PathBuf,
+    /// Journal of the PFs this daemon configured.
+    #[arg(long, default_value = "/var/lib/sriov-config-daemon")]
+    state_dir: PathBuf,
+    /// Seconds the kernel may take to create or remove a PF's VFs.
+    #[arg(long, default_value_t = 60.0)]
+    vf_timeout: f64,
+    /// Seconds a driver may take to bind one VF.
+    #[arg(long, default_value_t = 10.0)]
+    bind_timeout: f64,
+}
+
+#[derive(Args, Debug)]
+struct ApplyArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// YAML stream of SriovNetworkNodePolicy objects.
+    #[arg(long, short = 'p')]
+    policies: PathBuf,
+    /// This node's labels, matched against the policies' nodeSelector.
+    #[arg(long, default_value = "")]
+    node_labels: String,
+    /// Node name for the reported SriovNetworkNodeState (default: hostname).
+    #[arg(long, env = "NODE_NAME")]
+    node_name: Option<String>,
+    /// Print the plan, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print JSON instead of YAML.
+    #[arg(long)]
+    json: bool,
+    /// Write the device plugin config for this node here.
+    #[arg(long)]
+    device_plugin_config: Option<PathBuf>,
+    /// Also apply steps that remove or rebind VFs held by pods.
+    #[arg(long)]
+    allow_disruption: bool,
+    /// Apply once and exit (the default; for boot-time use before the kubelet).
+    #[arg(long)]
+    once: bool,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn print_report(report: &RunReport, dry_run: bool, json: bool) -> anyhow::Result<()> {
+    if dry_run {
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report.plan)?);
+        } else {
+            print!("{}", report.plan.render());
+        }
+        for c in &report.conflicts {
+            eprintln!("conflict: {c}");
+        }
+        return Ok(());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report.state)?);
+    } else {
+        print!(
+            "{}",
+            serde_saphyr::to_string(&report.state).context("rendering the node state as YAML")?
+        );
+    }
+    Ok(())
+}
+
+fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    let labels = parse_node_labels(&args.node_labels)?;
+    let cfg = StandaloneConfig {
+        host_root: HostRoot::new(&args.common.host_root),
+        policies: args.policies.clone(),
+        node_name: args.node_name.clone().unwrap_or_else(hostname),
+        node_labels: labels,
+        dry_run: args.dry_run,
+        device_plugin_config: args.device_plugin_config.clone(),
+        state_dir: args.common.state_dir.clone(),
+        apply: ApplyOptions {
+            vf_timeout: Duration::from_secs_f64(args.common.vf_timeout),
+            bind_timeout: Duration::from_secs_f64(args.common.bind_timeout),
+        },
+        allow_disruption: args.allow_disruption,
+    };
+    let _ = args.once;
+    let report = run_once(&cfg)?;
+    print_report(&report, args.dry_run, args.json)?;
+    if report.failed() {
+        eprintln!("sync failed: {}", report.error_text());
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SRIOV_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Apply(a) => apply(a),
+        Command::Show(a) => show(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
