@@ -104,13 +104,20 @@ if [ ! -s "$WORK/tests.tsv" ]; then
   exit 1
 fi
 
-DPDK_BIND=""
-if cargo metadata --no-deps --format-version 1 |
-  jq -e '.packages[].targets[] | select(.name == "dpdk-bind" and (.kind | index("bin")))' >/dev/null; then
-  say "building dpdk-bind"
-  DPDK_BIND="$(cargo build -p dpdk-bind --bin dpdk-bind --message-format=json-render-diagnostics |
-    jq -r 'select(.reason == "compiler-artifact" and .executable != null and .target.name == "dpdk-bind") | .executable' | tail -n1)"
-fi
+# The workspace binaries the tests run: package, binary, the guest's env var.
+BINARIES=("dpdk-bind dpdk-bind SRIOV_HW_DPDK_BIND" "sriov-cni sriov SRIOV_HW_SRIOV_CNI")
+cargo metadata --no-deps --format-version 1 >"$WORK/metadata.json"
+: >"$WORK/bins.tsv"
+for entry in "${BINARIES[@]}"; do
+  read -r package bin var <<<"$entry"
+  jq -e --arg p "$package" --arg b "$bin" \
+    '.packages[] | select(.name == $p) | .targets[] | select(.name == $b and (.kind | index("bin")))' \
+    "$WORK/metadata.json" >/dev/null || continue
+  say "building $bin ($package)"
+  exe="$(cargo build -p "$package" --bin "$bin" --message-format=json-render-diagnostics |
+    jq -r --arg b "$bin" 'select(.reason == "compiler-artifact" and .executable != null and .target.name == $b) | .executable' | tail -n1)"
+  printf '%s\t%s\t%s\n' "$bin" "$exe" "$var" >>"$WORK/bins.tsv"
+done
 
 # ---- 2. kernel and modules (cached) ---------------------------------------
 # The newest complete kernel in the cache, if any.
@@ -239,7 +246,11 @@ copy_exe() {
 }
 copy_exe "$(command -v ip)" /bin/ip
 copy_exe "$(command -v strace)" /bin/strace
-[ -n "$DPDK_BIND" ] && copy_exe "$DPDK_BIND" /bin/dpdk-bind
+guest_env=""
+while IFS=$'\t' read -r bin exe var; do
+  copy_exe "$exe" "/bin/$bin"
+  guest_env="$guest_env $var=/bin/$bin"
+done <"$WORK/bins.tsv"
 while IFS=$'\t' read -r name exe; do
   copy_exe "$exe" "/hw/$name"
 done <"$WORK/tests.tsv"
@@ -282,7 +293,7 @@ done
 set -- \$pfs
 export SRIOV_HW_PF="\${1:-}" SRIOV_HW_PF2="\${2:-}" SRIOV_HW_REQUIRED=1
 export SRIOV_REQUIRE_LANES=root,netns
-[ -x /bin/dpdk-bind ] && export SRIOV_HW_DPDK_BIND=/bin/dpdk-bind
+${guest_env:+export$guest_env}
 echo "hw-guest: PFs \$SRIOV_HW_PF \$SRIOV_HW_PF2"
 
 status=0
@@ -305,7 +316,7 @@ poweroff -f
 EOF
 chmod +x "$R/init"
 (cd "$R" && find . -print0 | cpio --null -o -H newc --quiet) >"$WORK/initrd"
-say "initramfs $(du -m "$WORK/initrd" | cut -f1) MB, $(wc -l <"$WORK/tests.tsv") test binaries${DPDK_BIND:+, dpdk-bind}"
+say "initramfs $(du -m "$WORK/initrd" | cut -f1) MB, $(wc -l <"$WORK/tests.tsv") test binaries, $(cut -f1 "$WORK/bins.tsv" | tr '\n' ' ')"
 
 # ---- 4. boot --------------------------------------------------------------
 say "booting QEMU (TCG, 2 igb PFs, timeout ${TIMEOUT}s)"

@@ -9,16 +9,7 @@ use crate::HwError;
 /// test binaries in cargo's target directory (`target/<profile>/dpdk-bind`,
 /// built by `cargo build -p dpdk-bind`), else on `PATH`.
 pub fn binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("SRIOV_HW_DPDK_BIND").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().ok()?;
-    // target/<profile>/deps/<test> → target/<profile>/dpdk-bind
-    let beside = exe.parent()?.parent()?.join("dpdk-bind");
-    if beside.is_file() {
-        return Some(beside);
-    }
-    sriov_sim::lanes::find_in_path("dpdk-bind")
+    crate::project_binary("SRIOV_HW_DPDK_BIND", "dpdk-bind")
 }
 
 /// Runs `dpdk-bind ARGS...` and returns its output, whatever the exit

@@ -80,6 +80,23 @@ pub fn wait_for<T>(
     }
 }
 
+/// A binary of this workspace the tests run: the path in env var `var`,
+/// else `name` next to the test binaries in cargo's target directory
+/// (`target/<profile>/<name>`, there after `cargo build -p <crate>`), else
+/// `name` on `PATH`.
+pub fn project_binary(var: &str, name: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let beside = exe.parent()?.parent()?.join(name);
+    if beside.is_file() {
+        return Some(beside);
+    }
+    sriov_sim::lanes::find_in_path(name)
+}
+
 /// A name unique to this process and call, for netns and interfaces
 /// (at most 15 bytes, the kernel's interface name limit).
 pub fn unique_name(prefix: &str) -> String {

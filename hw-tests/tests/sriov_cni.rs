@@ -1,0 +1,137 @@
+//! The `sriov` CNI plugin on a real PF: ADD moves a VF netdev into the pod's
+//! network namespace and applies the VF settings on the PF; DEL brings the
+//! netdev back under its name and restores the PF's VF settings.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+use sriov_hw_tests::{NumVfsGuard, iproute, netns::NetnsGuard, pf, project_binary, sysfs};
+
+fn binary(test: &str) -> Option<PathBuf> {
+    match project_binary("SRIOV_HW_SRIOV_CNI", "sriov") {
+        Some(b) => Some(b),
+        None if std::env::var("SRIOV_HW_REQUIRED").is_ok_and(|v| v == "1") => {
+            panic!(
+                "{test}: no sriov CNI binary (set SRIOV_HW_SRIOV_CNI or cargo build -p sriov-cni)"
+            )
+        }
+        None => {
+            eprintln!("SKIP {test}: no sriov CNI binary (cargo build -p sriov-cni)");
+            None
+        }
+    }
+}
+
+/// Runs the plugin; returns its exit code and its stdout as JSON.
+fn cni(bin: &Path, cmd: &str, cid: &str, netns: &Path, conf: &Value) -> (i32, Value) {
+    let mut child = Command::new(bin)
+        .env("CNI_COMMAND", cmd)
+        .env("CNI_CONTAINERID", cid)
+        .env("CNI_NETNS", netns)
+        .env("CNI_IFNAME", "net1")
+        .env("CNI_PATH", "/usr/lib/cni:/opt/cni/bin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(conf.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!(
+        "{cmd}: exit {:?}\nstdout: {stdout}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-9), v)
+}
+
+/// A temporary directory for the plugin's state, removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn cni_add_del_moves_the_vf_and_restores_its_settings() {
+    let test = "cni_add_del_moves_the_vf_and_restores_its_settings";
+    let Some(pf) = pf(test) else {
+        return;
+    };
+    let Some(bin) = binary(test) else {
+        return;
+    };
+    let _restore = NumVfsGuard::new(&pf).unwrap();
+    pf.set_numvfs(0).unwrap();
+    pf.set_numvfs(pf.totalvfs.min(2)).unwrap();
+    let vf = pf.vf_pci(0).unwrap();
+    let name = pf.wait_vf_netdev(0).unwrap();
+    let netdev_mac = sysfs::read(format!("/sys/class/net/{name}/address")).unwrap();
+    let before = iproute::vfs(&pf.ifname).unwrap().remove(0);
+    let ns = NetnsGuard::new("hwcni").unwrap();
+    let state = TempDir(std::env::temp_dir().join(sriov_hw_tests::unique_name("hwcni")));
+    let cid = sriov_hw_tests::unique_name("hwcni");
+    let conf = json!({
+        "cniVersion": "1.0.0",
+        "name": "hw-sriov",
+        "type": "sriov",
+        "deviceID": vf,
+        "vlan": 100,
+        "vlanQoS": 3,
+        "mac": "02:11:22:33:44:66",
+        "spoofchk": "off",
+        "trust": "on",
+        "dataDir": state.0,
+    });
+
+    let (code, res) = cni(&bin, "ADD", &cid, &ns.path(), &conf);
+    assert_eq!(code, 0, "ADD failed: {res}");
+    let ifs = res["interfaces"].as_array().cloned().unwrap_or_default();
+    let net1 = ifs
+        .iter()
+        .find(|i| i["name"] == "net1")
+        .unwrap_or_else(|| panic!("no net1 in the result: {res}"));
+    assert_eq!(net1["mac"], "02:11:22:33:44:66", "{res}");
+    assert_eq!(
+        net1["sandbox"].as_str(),
+        Some(ns.path().to_str().unwrap()),
+        "{res}"
+    );
+    // In the pod's netns as net1 with the MAC; gone from the host.
+    let shown = iproute::ip(&["-n", ns.name(), "link", "show", "dev", "net1"]).unwrap();
+    assert!(shown.contains("02:11:22:33:44:66"), "{shown}");
+    assert!(!iproute::link_exists(None, &name));
+    // The settings on the PF.
+    let vf0 = iproute::vfs(&pf.ifname).unwrap().remove(0);
+    assert_eq!(vf0.mac, "02:11:22:33:44:66");
+    assert_eq!((vf0.vlan, vf0.qos), (100, 3));
+    assert_eq!((vf0.spoofchk, vf0.trust), (Some(false), Some(true)));
+
+    let (code, res) = cni(&bin, "DEL", &cid, &ns.path(), &conf);
+    assert_eq!(code, 0, "DEL failed: {res}");
+    // Back in the host netns under its old name, with its old MAC.
+    assert!(iproute::link_exists(None, &name), "{name} not back");
+    assert!(!iproute::link_exists(Some(ns.name()), "net1"));
+    assert_eq!(sysfs::netdevs(&vf), vec![name.clone()]);
+    assert_eq!(
+        sysfs::read(format!("/sys/class/net/{name}/address")).unwrap(),
+        netdev_mac
+    );
+    // The PF's VF settings as before.
+    let after = iproute::vfs(&pf.ifname).unwrap().remove(0);
+    assert_eq!(after, before);
+    // A second DEL is a no-op success.
+    let (code, res) = cni(&bin, "DEL", &cid, &ns.path(), &conf);
+    assert_eq!(code, 0, "second DEL failed: {res}");
+}
