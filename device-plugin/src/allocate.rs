@@ -10,7 +10,8 @@
 //!   `/dev/vfio/<group>`; RDMA devices their `/dev/infiniband/*` nodes;
 //!   `needVhostNet` pools `/dev/vhost-net` and `/dev/net/tun`. Paths are the
 //!   node's; they are checked under the host root.
-//! - Device-info file (device-info-spec 1.1.0), written atomically to
+//! - Device-info file (device-info-spec 1.1.0), written atomically (temp
+//!   file and rename; the directory is a tmpfs on nodes, so no fsync) to
 //!   `<devinfo dir>/<prefix>-<name>-<pci>-device.json`.
 
 use std::collections::BTreeMap;
@@ -31,6 +32,11 @@ pub const DEVICE_INFO_VERSION: &str = "1.1.0";
 pub enum AllocateError {
     #[error("device {id:?} is not in pool {pool} (ask for an ID from ListAndWatch)")]
     UnknownDevice { id: String, pool: String },
+    #[error("cannot write CDI spec in {dir}: {source}")]
+    CdiSpec {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write device-info file {path}: {source} (check --devinfo-dir)")]
     DeviceInfo {
         path: PathBuf,
@@ -92,6 +98,25 @@ pub struct AllocateContext {
     pub root: HostRoot,
     /// The device-info directory, already resolved under the host root.
     pub devinfo_dir: PathBuf,
+    /// CDI mode: the CDI spec directory (resolved under the host root).
+    pub cdi_dir: Option<PathBuf>,
+}
+
+/// The device nodes (node paths) one device needs in a container.
+pub fn device_nodes(ctx: &AllocateContext, need_vhost: bool, pd: &PoolDevice) -> Vec<String> {
+    let mut out = Vec::new();
+    if pd.device.is_vfio()
+        && let Some(g) = pd.device.iommu_group
+    {
+        out.push("/dev/vfio/vfio".to_string());
+        out.push(format!("/dev/vfio/{g}"));
+    }
+    out.extend(rdma_char_devices(&ctx.root, pd).into_values());
+    if need_vhost {
+        out.push("/dev/vhost-net".to_string());
+        out.push("/dev/net/tun".to_string());
+    }
+    out
 }
 
 fn spec(path: &str) -> DeviceSpec {
@@ -123,11 +148,13 @@ pub fn container_response(
     }
     let need_vhost = rc.selectors.iter().any(|s| s.need_vhost_net);
     let mut specs: Vec<DeviceSpec> = Vec::new();
-    let mut add = |p: &str| {
-        if !specs.iter().any(|s| s.host_path == p) {
-            specs.push(spec(p));
+    for pd in &devices {
+        for p in device_nodes(ctx, need_vhost, pd) {
+            if !specs.iter().any(|s| s.host_path == p) {
+                specs.push(spec(&p));
+            }
         }
-    };
+    }
     let mut info = serde_json::Map::new();
     let mut addresses = Vec::with_capacity(devices.len());
     for pd in &devices {
@@ -138,8 +165,6 @@ pub fn container_response(
             && let Some(g) = pd.device.iommu_group
         {
             let dev = format!("/dev/vfio/{g}");
-            add("/dev/vfio/vfio");
-            add(&dev);
             entry.insert(
                 "vfio".into(),
                 json!({ "mount": "/dev/vfio/vfio", "dev-mount": dev }),
@@ -147,9 +172,6 @@ pub fn container_response(
         }
         let rdma = rdma_char_devices(&ctx.root, pd);
         if !rdma.is_empty() {
-            for p in rdma.values() {
-                add(p);
-            }
             let mut m: serde_json::Map<String, Value> = rdma
                 .iter()
                 .map(|(k, v)| (k.to_string(), json!(v)))
@@ -158,8 +180,6 @@ pub fn container_response(
             entry.insert("rdma".into(), Value::Object(m));
         }
         if need_vhost {
-            add("/dev/vhost-net");
-            add("/dev/net/tun");
             entry.insert("vhost".into(), json!({ "mount": "/dev/vhost-net" }));
             entry.insert("tun".into(), json!({ "mount": "/dev/net/tun" }));
         }
@@ -173,6 +193,21 @@ pub fn container_response(
     for pd in &devices {
         write_device_info(ctx, pool, pd, need_vhost)?;
     }
+    let mut cdi_devices = Vec::new();
+    if let Some(dir) = &ctx.cdi_dir {
+        let spec = crate::cdi::spec(pool, |pd| device_nodes(ctx, need_vhost, pd));
+        crate::cdi::write_spec(dir, pool, &spec).map_err(|source| AllocateError::CdiSpec {
+            dir: dir.clone(),
+            source,
+        })?;
+        cdi_devices = devices
+            .iter()
+            .map(|pd| crate::api::CdiDevice {
+                name: crate::cdi::device_name(&rc.prefix, pd),
+            })
+            .collect();
+        specs.clear();
+    }
     let name = env_name(&resource);
     let mut envs = std::collections::HashMap::new();
     envs.insert(format!("{name}_INFO"), Value::Object(info).to_string());
@@ -182,7 +217,7 @@ pub fn container_response(
         mounts: Vec::new(),
         devices: specs,
         annotations: Default::default(),
-        cdi_devices: Vec::new(),
+        cdi_devices,
     })
 }
 
@@ -225,7 +260,6 @@ fn write_device_info(
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&body)?;
-        f.sync_all()?;
         std::fs::rename(&tmp, &path)
     };
     write().map_err(|e| {

@@ -9,6 +9,7 @@
 //!   preferred allocations.
 
 pub mod allocate;
+pub mod cdi;
 pub mod config;
 pub mod device;
 pub mod kubelet;

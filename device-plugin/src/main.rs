@@ -13,7 +13,11 @@ use sriov_host::HostRoot;
 /// accelerators) from the upstream config file, kept current on uevents,
 /// config edits and kubelet restarts, with per-device health.
 #[derive(Parser, Debug)]
-#[command(version, about, max_term_width = 100)]
+#[command(
+    version,
+    about = "Kubelet device plugin for SR-IOV NICs: pools from the upstream config, live health.",
+    max_term_width = 100
+)]
 struct Args {
     /// Config file (upstream format); watched for changes.
     #[arg(long, default_value = "/etc/pcidp/config.json")]
@@ -21,13 +25,13 @@ struct Args {
     /// Resource prefix for entries without resourcePrefix.
     #[arg(long, default_value = "intel.com")]
     resource_prefix: String,
-    /// Kubelet device plugin directory (sockets); under the host root.
+    /// Kubelet socket dir, under the host root.
     #[arg(long, default_value = "/var/lib/kubelet/device-plugins")]
     device_plugin_dir: PathBuf,
-    /// Device-info file directory; under the host root.
+    /// Device-info dir, under the host root.
     #[arg(long, default_value = "/var/run/k8s.cni.cncf.io/devinfo/dp")]
     devinfo_dir: PathBuf,
-    /// The node's root (sysfs, /dev, and the two directories above).
+    /// Node root (sysfs, /dev, the dirs above).
     #[arg(long, env = "SRIOV_HOST_ROOT", default_value = "/")]
     host_root: PathBuf,
     /// Serve /healthz and /metrics on this address (e.g. 127.0.0.1:9808).
@@ -36,6 +40,12 @@ struct Args {
     /// Preferred allocation across PFs: spread or pack.
     #[arg(long, default_value = "spread")]
     allocation_policy: AllocationPolicy,
+    /// Answer Allocate with CDI device names; write CDI specs to --cdi-dir.
+    #[arg(long)]
+    use_cdi: bool,
+    /// CDI spec dir (--use-cdi), under the host root.
+    #[arg(long, default_value = "/var/run/cdi")]
+    cdi_dir: PathBuf,
     /// Seconds between full rescans (uevents trigger rescans too).
     #[arg(long, default_value_t = 60)]
     resync_seconds: u64,
@@ -59,6 +69,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let root = HostRoot::new(&args.host_root);
+    let cdi_dir = args.use_cdi.then(|| under(&root, &args.cdi_dir));
     let opts = Options {
         config_file: args.config_file.clone(),
         resource_prefix: args.resource_prefix.clone(),
@@ -69,6 +80,7 @@ fn main() -> anyhow::Result<()> {
         resync_interval: Duration::from_secs(args.resync_seconds.max(1)),
         health_interval: Duration::from_millis(args.health_interval_ms.max(50)),
         uevents: true,
+        cdi_dir,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

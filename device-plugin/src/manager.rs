@@ -49,6 +49,8 @@ pub struct Options {
     pub health_interval: Duration,
     /// Listen for uevents.
     pub uevents: bool,
+    /// CDI mode: write CDI specs here and answer with CDI device names.
+    pub cdi_dir: Option<PathBuf>,
 }
 
 /// Why the plugin could not start.
@@ -150,6 +152,7 @@ impl Manager {
         let ctx = Arc::new(AllocateContext {
             root: opts.root.clone(),
             devinfo_dir: opts.devinfo_dir.clone(),
+            cdi_dir: opts.cdi_dir.clone(),
         });
         Ok(Manager {
             opts,

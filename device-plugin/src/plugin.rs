@@ -200,7 +200,8 @@ impl DevicePlugin for PoolService {
                         crate::allocate::AllocateError::UnknownDevice { .. } => {
                             Status::invalid_argument(e.to_string())
                         }
-                        crate::allocate::AllocateError::DeviceInfo { .. } => {
+                        crate::allocate::AllocateError::DeviceInfo { .. }
+                        | crate::allocate::AllocateError::CdiSpec { .. } => {
                             Status::internal(e.to_string())
                         }
                     });

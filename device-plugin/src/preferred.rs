@@ -15,6 +15,9 @@ use sriov_host::PciAddress;
 
 use crate::pools::Pool;
 
+/// A device and its PF.
+type Candidate = (PciAddress, Option<PciAddress>);
+
 /// How to choose among PFs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AllocationPolicy {
@@ -56,7 +59,7 @@ pub fn preferred(
         return out;
     }
     // Candidates: available, healthy, pooled, not already chosen.
-    let mut by_numa: BTreeMap<Option<u32>, Vec<(PciAddress, Option<PciAddress>)>> = BTreeMap::new();
+    let mut by_numa: BTreeMap<Option<u32>, Vec<Candidate>> = BTreeMap::new();
     for id in available {
         if out.contains(id) {
             continue;
@@ -78,10 +81,9 @@ pub fn preferred(
         .filter_map(|id| PciAddress::parse(id).and_then(|a| pool.devices.get(&a)))
         .map(|pd| pd.device.numa_node)
         .next();
-    let mut nodes: Vec<(Option<u32>, Vec<(PciAddress, Option<PciAddress>)>)> =
-        by_numa.into_iter().collect();
+    let mut nodes: Vec<(Option<u32>, Vec<Candidate>)> = by_numa.into_iter().collect();
     // Most devices first; address order among equals (stable).
-    nodes.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    nodes.sort_by_key(|n| std::cmp::Reverse(n.1.len()));
     let fits = |n: &Option<u32>, v: &Vec<_>| home.is_none_or(|h| h == *n) && v.len() >= need;
     if let Some(i) = nodes.iter().position(|(n, v)| fits(n, v)).or_else(|| {
         // the home node cannot supply all: any node that can
@@ -101,11 +103,7 @@ pub fn preferred(
 }
 
 /// Picks `n` devices from one NUMA node's list by PF policy.
-fn pick(
-    devs: Vec<(PciAddress, Option<PciAddress>)>,
-    n: usize,
-    policy: AllocationPolicy,
-) -> Vec<PciAddress> {
+fn pick(devs: Vec<Candidate>, n: usize, policy: AllocationPolicy) -> Vec<PciAddress> {
     let mut by_pf: BTreeMap<Option<PciAddress>, Vec<PciAddress>> = BTreeMap::new();
     for (a, pf) in devs {
         by_pf.entry(pf).or_default().push(a);
@@ -117,7 +115,7 @@ fn pick(
             v
         })
         .collect();
-    groups.sort_by(|a, b| b.len().cmp(&a.len()));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.len()));
     let mut out = Vec::with_capacity(n);
     match policy {
         AllocationPolicy::Pack => {

@@ -344,7 +344,7 @@ impl Selectors {
             }
         }
         if let Some(want) = self.is_rdma
-            && want != !d.rdma.is_empty()
+            && want == d.rdma.is_empty()
         {
             return false;
         }

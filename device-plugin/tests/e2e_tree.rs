@@ -429,3 +429,41 @@ async fn vfio_device_unhealthy_while_its_group_node_is_missing() {
     .await
     .expect("Healthy again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdi_mode_answers_cdi_names_and_writes_the_spec() {
+    let root = tree();
+    let cdi = root.path().join("cdi");
+    let c2 = cdi.clone();
+    let h = Harness::start_custom(root.path(), CONFIG, move |o| o.cdi_dir = Some(c2)).await;
+    let ep = h.registered("intel.com/intel_dpdk").await;
+    let mut c = h.client(&ep).await;
+    let r = c
+        .allocate(AllocateRequest {
+            container_requests: vec![ContainerAllocateRequest {
+                devices_ids: vec!["0000:3b:02.3".into()],
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let cr = &r.container_responses[0];
+    assert!(cr.devices.is_empty(), "CDI mode: no device specs");
+    assert_eq!(cr.cdi_devices.len(), 1);
+    assert_eq!(cr.cdi_devices[0].name, "intel.com/net-pci=0000:3b:02.3");
+    assert_eq!(cr.envs["PCIDEVICE_INTEL_COM_INTEL_DPDK"], "0000:3b:02.3");
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cdi.join("intel.com-intel_dpdk.json")).unwrap())
+            .unwrap();
+    assert_eq!(spec["kind"], "intel.com/net-pci");
+    let dev = &spec["devices"][0];
+    assert_eq!(dev["name"], "0000:3b:02.3");
+    let nodes: Vec<&str> = dev["containerEdits"]["deviceNodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes[0], "/dev/vfio/vfio");
+    assert!(nodes[1].starts_with("/dev/vfio/"));
+}

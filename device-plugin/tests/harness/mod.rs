@@ -73,6 +73,15 @@ impl Harness {
     }
 
     pub async fn start_with(root: &Path, config: &str, health: Duration) -> Harness {
+        Self::start_custom(root, config, |o| o.health_interval = health).await
+    }
+
+    /// Starts with options adjusted by `tweak`.
+    pub async fn start_custom(
+        root: &Path,
+        config: &str,
+        tweak: impl FnOnce(&mut Options),
+    ) -> Harness {
         let tmp = tempfile::Builder::new().prefix("dp").tempdir().unwrap();
         let plugin_dir = tmp.path().join("kp");
         std::fs::create_dir_all(&plugin_dir).unwrap();
@@ -87,9 +96,12 @@ impl Harness {
             root: HostRoot::new(root),
             policy: AllocationPolicy::Spread,
             resync_interval: Duration::from_secs(30),
-            health_interval: health,
+            health_interval: Duration::from_millis(100),
             uevents: true,
+            cdi_dir: None,
         };
+        let mut opts = opts;
+        tweak(&mut opts);
         let m = Manager::new(opts).expect("plugin starts");
         let status = m.status();
         let (tx, rx) = oneshot::channel::<()>();
