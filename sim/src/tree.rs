@@ -70,6 +70,14 @@ impl DiskSink {
         self.root.join(path)
     }
 
+    /// Drops the cached parent of `full` and creates it again.
+    fn forget_parent(&mut self, full: &Path) -> io::Result<()> {
+        if let Some(parent) = full.parent() {
+            self.dirs.retain(|d| !parent.starts_with(d));
+        }
+        self.ensure_parent(full)
+    }
+
     fn ensure_parent(&mut self, full: &Path) -> io::Result<()> {
         if let Some(parent) = full.parent()
             && !self.dirs.contains(parent)
@@ -99,10 +107,8 @@ fn umask() -> u32 {
 impl TreeSink for DiskSink {
     fn mkdir_all(&mut self, path: &str) -> io::Result<()> {
         let full = self.full(path);
-        if !self.dirs.contains(&full) {
-            std::fs::create_dir_all(&full)?;
-            self.dirs.insert(full);
-        }
+        std::fs::create_dir_all(&full)?;
+        self.dirs.insert(full);
         Ok(())
     }
 
@@ -112,12 +118,22 @@ impl TreeSink for DiskSink {
         let full = self.full(path);
         self.ensure_parent(&full)?;
         let mode = if writable { 0o644 } else { 0o444 };
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&full)
-        {
+        let create = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&full)
+        };
+        let created = match create() {
+            // A cached directory was removed behind our back: recreate it.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.forget_parent(&full)?;
+                create()
+            }
+            other => other,
+        };
+        match created {
             Ok(mut f) => {
                 f.write_all(content.as_bytes())?;
                 if mode & umask() != 0 {
@@ -136,7 +152,12 @@ impl TreeSink for DiskSink {
     fn symlink(&mut self, path: &str, target: &str) -> io::Result<()> {
         let full = self.full(path);
         self.ensure_parent(&full)?;
-        match std::os::unix::fs::symlink(target, &full) {
+        let mut res = std::os::unix::fs::symlink(target, &full);
+        if matches!(&res, Err(e) if e.kind() == io::ErrorKind::NotFound) {
+            self.forget_parent(&full)?;
+            res = std::os::unix::fs::symlink(target, &full);
+        }
+        match res {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 std::fs::remove_file(&full)?;
                 std::os::unix::fs::symlink(target, full)
@@ -747,10 +768,17 @@ mod tests {
                 .to_str(),
             Some("a/rw")
         );
-        // A removed directory is recreated on the next write under it.
+        // A removed directory is recreated on the next write under it,
+        // also when something else removed it.
         s.remove_all("sys/a").unwrap();
         s.write_file("sys/a/b/c", "x", true).unwrap();
         assert!(tmp.path().join("sys/a/b/c").exists());
+        std::fs::remove_dir_all(tmp.path().join("sys/a")).unwrap();
+        s.write_file("sys/a/b/d", "x", true).unwrap();
+        s.symlink("sys/a/b/e", "d").unwrap();
+        std::fs::remove_dir_all(tmp.path().join("sys/a")).unwrap();
+        s.symlink("sys/a/b/e", "d").unwrap();
+        assert!(tmp.path().join("sys/a/b/e").is_symlink());
     }
 
     #[test]
