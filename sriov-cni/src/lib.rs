@@ -8,7 +8,7 @@
 //! - [`state`]: saved state, allocation records, per-VF locks.
 //! - [`device`]: the VF under the host root; [`vf_settings`]: PF-side VF
 //!   settings; [`addressing`]: addresses and routes in the pod; [`ipam`]:
-//!   IPAM delegation.
+//!   IPAM delegation; [`link_move`]: namespace moves in one request.
 //! - [`plugin`]: ADD, DEL, CHECK, STATUS, GC; [`run`]: one invocation.
 //!
 //! See `docs/cni.md`.
@@ -19,6 +19,7 @@ pub mod device;
 pub mod env;
 pub mod error;
 pub mod ipam;
+pub mod link_move;
 pub mod plugin;
 pub mod result;
 pub mod run;

@@ -17,6 +17,7 @@ use crate::device::{self, Mode, Vf};
 use crate::env::CniEnv;
 use crate::error::{CniError, Code, Result};
 use crate::ipam;
+use crate::link_move::{self, MoveRequest};
 use crate::result::{CniResult, Interface};
 use crate::state::{Extras, OrigVfState, Saved, StateDir, netns_alive};
 use crate::test_hooks::checkpoint;
@@ -40,38 +41,6 @@ fn nl(msg: impl Into<String>, e: &NetlinkError) -> CniError {
 
 fn is_gone(e: &NetlinkError) -> bool {
     matches!(e, NetlinkError::NotFound { .. }) || e.errno() == Some(nix::errno::Errno::ENODEV)
-}
-
-/// Creates an anonymous network namespace, alive while the returned
-/// handle is open (a thread unshares, opens its namespace and exits).
-pub fn temp_netns() -> Result<Netns> {
-    std::thread::Builder::new()
-        .name("tmp-netns".into())
-        .spawn(|| -> Result<Netns> {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
-                CniError::new(
-                    Code::Netns,
-                    "cannot create a temporary network namespace",
-                    format!("unshare(CLONE_NEWNET): {e}; the plugin needs CAP_SYS_ADMIN"),
-                )
-            })?;
-            Netns::current().map_err(|e| {
-                CniError::new(
-                    Code::Netns,
-                    "cannot open the temporary network namespace",
-                    e.to_string(),
-                )
-            })
-        })
-        .map_err(|e| CniError::new(Code::Netns, "cannot start a thread", e.to_string()))?
-        .join()
-        .unwrap_or_else(|_| {
-            Err(CniError::new(
-                Code::Netns,
-                "temporary netns thread panicked",
-                "",
-            ))
-        })
 }
 
 fn open_pod_netns(path: &Path) -> Result<Netns> {
@@ -132,6 +101,7 @@ impl Plugin {
             CniError::config("deviceID is missing: set it in the config or runtimeConfig (Multus passes the device plugin's allocation)")
         })?;
         let vf = device::resolve(&self.root, &pci)?;
+        tracing::debug!(?vf, "resolved");
         let netns_path = env.netns.clone().unwrap_or_default();
         let pod = open_pod_netns(&netns_path)?;
         if let Some(i) = &conf.ipam {
@@ -226,6 +196,7 @@ impl Plugin {
                 pf_mac_set: pf_state_known && conf.mac.is_some(),
             }),
         };
+        tracing::debug!("read VF state");
         states.save(cid, ifname, &saved)?;
         if let Err(e) = states.allocate(&pci, &netns_path.display().to_string()) {
             let _ = states.remove(cid, ifname);
@@ -329,70 +300,48 @@ impl Plugin {
         };
         if vf.mode == Mode::Netdev {
             let host_name = &saved.orig.host_ifname;
-            let tmp = temp_netns()?;
-            self.host
-                .set_up(LinkId::from(host_name), false)
-                .map_err(|e| nl(format!("cannot set VF netdev {host_name} down"), &e))?;
-            self.host
-                .set_netns(LinkId::from(host_name), &tmp)
-                .map_err(|e| {
-                    nl(
-                        format!("cannot move VF netdev {host_name} to a temporary netns"),
-                        &e,
-                    )
-                })?;
-            let tmp_ops = self
+            let host_index = self
                 .host
-                .in_netns(&tmp)
-                .map_err(|e| nl("cannot open netlink in the temporary netns", &e))?;
-            let moved = tmp_ops
-                .rename(LinkId::from(host_name), ifname)
-                .map_err(|e| {
-                    nl(
-                        format!("cannot rename VF netdev {host_name} to {ifname}"),
-                        &e,
-                    )
-                })
-                .and_then(|()| {
-                    tmp_ops.set_netns(LinkId::from(ifname), pod).map_err(|e| {
-                        nl(
-                            format!(
-                                "cannot move VF netdev {ifname} into {}",
-                                pod.path().display()
-                            ),
-                            &e,
-                        )
-                    })
-                });
-            if let Err(e) = moved {
-                // Put it back on the host before the temporary netns goes.
-                let _ = tmp_ops.rename(LinkId::from(ifname), host_name);
-                let _ = tmp_ops.set_netns(LinkId::from(host_name), &self.host_ns);
-                return Err(e);
-            }
-            drop(tmp_ops);
-            drop(tmp);
-            checkpoint("move")?;
+                .link(LinkId::from(host_name))
+                .map_err(|e| nl(format!("cannot read VF netdev {host_name}"), &e))?
+                .index;
             let pod_ops = self
                 .host
                 .in_netns(pod)
                 .map_err(|e| nl("cannot open netlink in the pod's netns", &e))?;
-            let id = LinkId::from(ifname);
-            if let Some(mac) = conf.mac {
-                pod_ops
-                    .set_mac(id.clone(), mac)
-                    .map_err(|e| nl(format!("cannot set MAC {mac} on {ifname}"), &e))?;
+            if pod_ops.link(LinkId::from(ifname)).is_ok() {
+                return Err(CniError::new(
+                    Code::Netlink,
+                    format!(
+                        "interface {ifname} already exists in {}",
+                        pod.path().display()
+                    ),
+                    "EEXIST: pick another CNI_IFNAME or remove that interface",
+                ));
             }
-            if let Some(mtu) = conf.mtu {
-                pod_ops
-                    .set_mtu(id.clone(), mtu)
-                    .map_err(|e| nl(format!("cannot set MTU {mtu} on {ifname}"), &e))?;
+            let req = MoveRequest {
+                index: host_index,
+                to: pod,
+                name: ifname,
+                mac: conf.mac,
+                mtu: conf.mtu,
+                up: true,
+            };
+            if let Err(e) = link_move::move_link(None, &req) {
+                return Err(CniError::new(
+                    if e.errno == 0 {
+                        Code::Netns
+                    } else {
+                        Code::Netlink
+                    },
+                    format!("cannot move VF netdev {host_name} into the pod as {ifname}"),
+                    e.msg,
+                ));
             }
-            pod_ops
-                .set_up(id.clone(), true)
-                .map_err(|e| nl(format!("cannot set {ifname} up"), &e))?;
+            tracing::debug!("moved into the pod");
+            checkpoint("move")?;
             let link = pod_ops
-                .link(id)
+                .link(LinkId::from(ifname))
                 .map_err(|e| nl(format!("cannot read {ifname}"), &e))?;
             iface.mac = link.mac.map(|m| m.to_string()).unwrap_or_default();
             iface.mtu = Some(link.mtu);
@@ -485,35 +434,30 @@ impl Plugin {
                 .in_netns(pod)
                 .map_err(|e| nl("cannot open netlink in the pod's netns", &e))?;
             match pod_ops.link(LinkId::from(cont)) {
-                Ok(_) => {
-                    pod_ops
-                        .set_up(LinkId::from(cont), false)
-                        .map_err(|e| nl(format!("cannot set {cont} down in the pod"), &e))?;
-                    let tmp = temp_netns()?;
-                    pod_ops
-                        .set_netns(LinkId::from(cont), &tmp)
-                        .map_err(|e| nl(format!("cannot move {cont} out of the pod"), &e))?;
-                    let tmp_ops = self
-                        .host
-                        .in_netns(&tmp)
-                        .map_err(|e| nl("cannot open netlink in the temporary netns", &e))?;
-                    let back = tmp_ops
-                        .rename(LinkId::from(cont), host_name)
-                        .map_err(|e| nl(format!("cannot rename {cont} back to {host_name}"), &e))
-                        .and_then(|()| {
-                            tmp_ops
-                                .set_netns(LinkId::from(host_name), &self.host_ns)
-                                .map_err(|e| {
-                                    nl(format!("cannot move {host_name} back to the host"), &e)
-                                })
-                        });
-                    if let Err(e) = back {
-                        // Keep the VF safe in the pod rather than losing it
-                        // with the temporary namespace.
-                        let _ = tmp_ops.rename(LinkId::from(host_name), cont);
-                        let _ = tmp_ops.set_netns(LinkId::from(cont), pod);
-                        return Err(e);
-                    }
+                Ok(l) => {
+                    let mac = s
+                        .orig
+                        .effective_mac()
+                        .filter(|m| !m.is_zero() && l.mac != Some(*m));
+                    let mtu = s.orig.mtu.filter(|m| *m != l.mtu);
+                    let req = MoveRequest {
+                        index: l.index,
+                        to: &self.host_ns,
+                        name: host_name,
+                        mac,
+                        mtu,
+                        up: false,
+                    };
+                    link_move::move_link(Some(pod), &req).map_err(|e| {
+                        CniError::new(
+                            Code::Netlink,
+                            format!("cannot move {cont} back to the host as {host_name}"),
+                            format!(
+                                "{}; the VF stays in the pod; free the name {host_name} on the host and retry DEL",
+                                e.msg
+                            ),
+                        )
+                    })?;
                 }
                 Err(e) if is_gone(&e) => {
                     tracing::info!(

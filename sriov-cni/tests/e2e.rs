@@ -693,3 +693,45 @@ fn gc_releases_attachments_not_listed() {
     let (code, _) = w.cni("DEL", "keep", Some(&ns1), &conf);
     assert_eq!(code, 0);
 }
+
+#[test]
+fn del_finds_a_vf_the_kernel_returned_under_its_pod_name() {
+    let Some(mut w) = World::new("del_finds_a_vf_the_kernel_returned_under_its_pod_name") else {
+        return;
+    };
+    let ns = w.netns("k");
+    let vfname = w.vf_name(1);
+    let before = host().link(LinkId::from(&vfname)).unwrap();
+    let conf = w.conf(1, json!({"mac": "02:00:00:00:bb:01"}));
+    let (code, res) = w.cni("ADD", "ctr-k", Some(&ns), &conf);
+    assert_eq!(code, 0, "{res}");
+    // What the kernel does to a physical VF when the pod's netns dies: it
+    // comes back to the host under its pod name (done by hand: a veth
+    // would be destroyed with the namespace).
+    let nsname = ns.file_name().unwrap().to_str().unwrap().to_owned();
+    for args in [
+        vec!["-n", &nsname, "link", "set", "net1", "down"],
+        vec!["-n", &nsname, "link", "set", "net1", "netns", "1"],
+    ] {
+        assert!(
+            Command::new("ip").args(&args).status().unwrap().success(),
+            "{args:?}"
+        );
+    }
+    w.drop_netns(&ns);
+    let net = w
+        .sim
+        .root()
+        .join(format!("sys/bus/pci/devices/{}/net/net1", w.vf(1)));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while !net.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(net.exists(), "sysfs lists the VF as net1");
+    let (code, out) = w.cni("DEL", "ctr-k", Some(&ns), &conf);
+    assert_eq!(code, 0, "{out}");
+    let after = host().link(LinkId::from(&vfname)).expect("renamed back");
+    assert_eq!((after.mac, after.mtu), (before.mac, before.mtu));
+    assert!(host().link(LinkId::from("net1")).is_err());
+    assert!(w.state_files().is_empty());
+}

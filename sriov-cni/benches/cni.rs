@@ -1,0 +1,204 @@
+//! ADD+DEL wall time of the `sriov` plugin beside Debian's `host-device`
+//! plugin doing the same work: move a veth-backed VF of a simulated node
+//! into a network namespace and back, both run as a child process with the
+//! CNI environment and the config on stdin. Prints the median of each, and
+//! their ratio, without IPAM and with `host-local`.
+//!
+//! `cargo bench -p sriov-cni --bench cni` (root, FUSE, netns,
+//! containernetworking-plugins in /usr/lib/cni). Rounds: `CNI_BENCH_ROUNDS`
+//! (default 25).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sriov_host::netns::NamedNetns;
+use sriov_sim::lanes::Lane;
+use sriov_sim::node::NodeSpec;
+use sriov_sim::{SimNode, SimOptions};
+
+const CNI_PATH: &str = "/usr/lib/cni";
+const PF_PCI: &str = "0000:3b:00.0";
+
+fn invoke(bin: &Path, cmd: &str, netns: &Path, root: &Path, conf: &Value) -> Duration {
+    let t = Instant::now();
+    let mut child = Command::new(bin)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CNI_COMMAND", cmd)
+        .env("CNI_CONTAINERID", "bench")
+        .env("CNI_IFNAME", "net1")
+        .env("CNI_NETNS", netns)
+        .env("CNI_PATH", CNI_PATH)
+        .env("SRIOV_HOST_ROOT", root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("plugin starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(conf.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let took = t.elapsed();
+    assert!(
+        out.status.success(),
+        "{} {cmd} failed: {}{}",
+        bin.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Waits (untimed) until the simulated sysfs lists the VF's netdev again:
+/// the simulator follows moves and renames with up to a second's delay (a
+/// real sysfs has none), and `sriov` finds the netdev through sysfs.
+fn settle(sysfs_net: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !sysfs_net.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        sysfs_net.exists(),
+        "{} did not come back",
+        sysfs_net.display()
+    );
+}
+
+fn measure(
+    bin: &Path,
+    netns: &Path,
+    root: &Path,
+    conf: &Value,
+    rounds: usize,
+    sysfs_net: &Path,
+) -> Duration {
+    // warm-up (page cache, first netns setup)
+    for _ in 0..2 {
+        settle(sysfs_net);
+        invoke(bin, "ADD", netns, root, conf);
+        invoke(bin, "DEL", netns, root, conf);
+    }
+    let mut v = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        settle(sysfs_net);
+        let a = invoke(bin, "ADD", netns, root, conf);
+        let d = invoke(bin, "DEL", netns, root, conf);
+        v.push(a + d);
+    }
+    median(v)
+}
+
+fn main() {
+    for lane in [Lane::Fuse, Lane::Netns] {
+        if let Err(why) = lane.available() {
+            println!("cni bench skipped: {why}");
+            return;
+        }
+    }
+    let host_device = Path::new(CNI_PATH).join("host-device");
+    if !host_device.exists() {
+        println!(
+            "cni bench skipped: {} missing (apt-get install containernetworking-plugins)",
+            host_device.display()
+        );
+        return;
+    }
+    let rounds: usize = std::env::var("CNI_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(25);
+    // Built with the bench profile (release) for this run.
+    let sriov = PathBuf::from(env!("CARGO_BIN_EXE_sriov"));
+    let tag = format!("{:x}", std::process::id() & 0xff_ffff);
+    let pf = format!("b{tag}");
+    let yaml = format!(
+        "name: bench\npfs:\n  - model: e810\n    address: \"{PF_PCI}\"\n    ifname: {pf}\n    vfs: 1\n"
+    );
+    let sim = SimNode::start(
+        NodeSpec::from_yaml(&yaml, "bench").unwrap(),
+        SimOptions {
+            veth: true,
+            root: None,
+        },
+    )
+    .expect("simulated node");
+    let vf_pci = std::fs::read_link(
+        sim.root()
+            .join(format!("sys/bus/pci/devices/{PF_PCI}/virtfn0")),
+    )
+    .unwrap()
+    .file_name()
+    .unwrap()
+    .to_string_lossy()
+    .into_owned();
+    let vf_name = format!("{pf}v0");
+    let sysfs_net = sim
+        .root()
+        .join(format!("sys/bus/pci/devices/{vf_pci}/net/{vf_name}"));
+    let ns = NamedNetns::create(&format!("cnibench{tag}")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let ipam = |n: &str| json!({"type": "host-local", "subnet": "10.78.0.0/24", "dataDir": tmp.path().join(n)});
+    let sriov_conf = |with_ipam: bool| {
+        let mut c = json!({"cniVersion": "1.0.0", "name": "bench", "type": "sriov",
+            "deviceID": vf_pci, "dataDir": tmp.path().join("state")});
+        if with_ipam {
+            c["ipam"] = ipam("ipam-sriov");
+        }
+        c
+    };
+    let hd_conf = |with_ipam: bool| {
+        let mut c = json!({"cniVersion": "1.0.0", "name": "bench", "type": "host-device",
+            "device": vf_name});
+        if with_ipam {
+            c["ipam"] = ipam("ipam-hd");
+        }
+        c
+    };
+    println!(
+        "ADD+DEL of one veth-backed VF into a netns and back, median of {rounds} rounds (release build):"
+    );
+    println!(
+        "{:<14} {:>14} {:>14} {:>8}",
+        "", "sriov", "host-device", "ratio"
+    );
+    for with_ipam in [false, true] {
+        let ours = measure(
+            &sriov,
+            ns.path(),
+            sim.root(),
+            &sriov_conf(with_ipam),
+            rounds,
+            &sysfs_net,
+        );
+        let theirs = measure(
+            &host_device,
+            ns.path(),
+            sim.root(),
+            &hd_conf(with_ipam),
+            rounds,
+            &sysfs_net,
+        );
+        let ratio = ours.as_secs_f64() / theirs.as_secs_f64();
+        println!(
+            "{:<14} {:>11.2} ms {:>11.2} ms {:>8.2}",
+            if with_ipam { "host-local" } else { "no IPAM" },
+            ours.as_secs_f64() * 1e3,
+            theirs.as_secs_f64() * 1e3,
+            ratio
+        );
+    }
+    drop(ns);
+    drop(sim);
+}
