@@ -72,7 +72,7 @@ async fn link_index(h: &rtnetlink::Handle, ifname: &str) -> Result<u32> {
 pub fn configure(netns: &Netns, ifname: &str, mac: Option<MacAddr>, res: &CniResult) -> Result<()> {
     let res = res.clone();
     let ifname = ifname.to_owned();
-    let announce = with_handle(netns, async move |h| {
+    with_handle(netns, async move |h| {
         let index = link_index(&h, &ifname).await?;
         let mut v4gw = None;
         let mut v6gw = None;
@@ -130,23 +130,20 @@ pub fn configure(netns: &Netns, ifname: &str, mac: Option<MacAddr>, res: &CniRes
                     )
                 })?;
         }
-        Ok((index, res.ips.iter().map(|i| i.address).collect::<Vec<_>>()))
-    })?;
-    let (index, addrs) = announce;
-    if let Some(mac) = mac {
-        let _ = netns.run(|| {
-            for a in addrs {
-                let r = match a {
+        // Announce, still on the namespace's thread.
+        if let Some(mac) = mac {
+            for ip in &res.ips {
+                let r = match ip.address {
                     IpAddr::V4(v4) => send_garp(index, mac, v4),
                     IpAddr::V6(v6) => send_unsolicited_na(index, mac, v6),
                 };
                 if let Err(e) = r {
-                    tracing::warn!(address = %a, "cannot announce address: {e}");
+                    tracing::warn!(address = %ip.address, "cannot announce address: {e}");
                 }
             }
-        });
-    }
-    Ok(())
+        }
+        Ok(())
+    })
 }
 
 /// The addresses (with prefix) on `ifname` in `netns`.

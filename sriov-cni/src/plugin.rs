@@ -359,6 +359,7 @@ impl Plugin {
         };
         if let Some(i) = &conf.ipam {
             let r = ipam::add(&i.kind, env, stdin)?;
+            tracing::debug!("IPAM done");
             *ipam_done = true;
             checkpoint("ipam")?;
             result.ips = r.ips;
@@ -371,6 +372,7 @@ impl Plugin {
                 let mac = result.interfaces[0].mac.parse().ok();
                 crate::addressing::configure(pod, ifname, mac, &result)?;
             }
+            tracing::debug!("addresses configured");
             checkpoint("addresses")?;
         }
         Ok(result)
@@ -406,6 +408,7 @@ impl Plugin {
         {
             first_err.get_or_insert(e);
         }
+        tracing::debug!("netdev returned");
         if !s.pf_name.is_empty() {
             let applied = applied_settings(s);
             if let Err(e) = vf_settings::restore(
