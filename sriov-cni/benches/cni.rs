@@ -46,6 +46,14 @@ fn invoke(bin: &Path, cmd: &str, netns: &Path, root: &Path, conf: &Value) -> Dur
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let took = t.elapsed();
+    if std::env::var_os("CNI_BENCH_TRACE").is_some() {
+        eprintln!(
+            "{} {cmd} {:?}\n{}",
+            bin.display(),
+            took,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     assert!(
         out.status.success(),
         "{} {cmd} failed: {}{}",
@@ -153,6 +161,9 @@ fn main() {
     let sriov_conf = |with_ipam: bool| {
         let mut c = json!({"cniVersion": "1.0.0", "name": "bench", "type": "sriov",
             "deviceID": vf_pci, "dataDir": tmp.path().join("state")});
+        if std::env::var_os("CNI_BENCH_TRACE").is_some() {
+            c["logLevel"] = json!("debug");
+        }
         if with_ipam {
             c["ipam"] = ipam("ipam-sriov");
         }

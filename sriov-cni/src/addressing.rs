@@ -1,16 +1,16 @@
 //! Addresses and routes inside the pod's network namespace (what the Go
-//! `ipam.ConfigureIface` does), gratuitous ARP / unsolicited neighbour
-//! advertisements, and reading addresses back for CHECK.
+//! `ipam.ConfigureIface` does), announcements (gratuitous ARP /
+//! unsolicited neighbour advertisements, sent by the kernel), and reading
+//! addresses back for CHECK.
 //!
 //! Everything runs on a fresh thread inside the namespace
 //! ([`Netns::run`]) with its own route netlink socket.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use futures::TryStreamExt;
 use rtnetlink::RouteMessageBuilder;
 use rtnetlink::packet_route::address::AddressAttribute;
-use sriov_host::netlink::MacAddr;
 use sriov_host::netns::Netns;
 
 use crate::error::{CniError, Code, Result};
@@ -65,14 +65,15 @@ async fn link_index(h: &rtnetlink::Handle, ifname: &str) -> Result<u32> {
     Ok(msg.header.index)
 }
 
-/// Adds the result's addresses and routes to `ifname` in `netns` (the link
-/// must be up), then announces the addresses (gratuitous ARP for IPv4,
-/// unsolicited neighbour advertisement for IPv6; failures to announce are
-/// logged, not errors).
-pub fn configure(netns: &Netns, ifname: &str, mac: Option<MacAddr>, res: &CniResult) -> Result<()> {
+/// Adds the result's addresses to `ifname` in `netns` (best while it is
+/// down), has the kernel announce them when the link comes up (gratuitous
+/// ARP via `arp_notify`, unsolicited NA via `ndisc_notify`), sets it up,
+/// then adds the routes.
+pub fn configure(netns: &Netns, ifname: &str, res: &CniResult) -> Result<()> {
     let res = res.clone();
     let ifname = ifname.to_owned();
     with_handle(netns, async move |h| {
+        tracing::debug!("in the pod's netns");
         let index = link_index(&h, &ifname).await?;
         let mut v4gw = None;
         let mut v6gw = None;
@@ -97,6 +98,32 @@ pub fn configure(netns: &Netns, ifname: &str, mac: Option<MacAddr>, res: &CniRes
                 _ => {}
             }
         }
+        tracing::debug!("addresses added");
+        // The kernel announces the addresses when the link comes up:
+        // gratuitous ARP for every IPv4 address (arp_notify), unsolicited
+        // NA for IPv6 ones once DAD completes (ndisc_notify). A userspace
+        // AF_PACKET socket would cost an RCU grace period on close.
+        for (path, what) in [
+            (
+                format!("/proc/sys/net/ipv4/conf/{ifname}/arp_notify"),
+                "arp_notify",
+            ),
+            (
+                format!("/proc/sys/net/ipv6/conf/{ifname}/ndisc_notify"),
+                "ndisc_notify",
+            ),
+        ] {
+            if let Err(e) = std::fs::write(&path, "1") {
+                tracing::warn!(
+                    "cannot enable {what} ({path}): {e}; addresses will not be announced"
+                );
+            }
+        }
+        h.link()
+            .set(rtnetlink::LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(|e| addr_err(format!("cannot set {ifname} up in the pod"), e))?;
         for r in &res.routes {
             let gw = r.gw.or(if r.dst.is_ipv4() { v4gw } else { v6gw });
             let mut b = RouteMessageBuilder::<IpAddr>::new()
@@ -130,18 +157,7 @@ pub fn configure(netns: &Netns, ifname: &str, mac: Option<MacAddr>, res: &CniRes
                     )
                 })?;
         }
-        // Announce, still on the namespace's thread.
-        if let Some(mac) = mac {
-            for ip in &res.ips {
-                let r = match ip.address {
-                    IpAddr::V4(v4) => send_garp(index, mac, v4),
-                    IpAddr::V6(v6) => send_unsolicited_na(index, mac, v6),
-                };
-                if let Err(e) = r {
-                    tracing::warn!(address = %ip.address, "cannot announce address: {e}");
-                }
-            }
-        }
+        tracing::debug!("routes added");
         Ok(())
     })
 }
@@ -169,112 +185,4 @@ pub fn addresses(netns: &Netns, ifname: &str) -> Result<Vec<(IpAddr, u8)>> {
         }
         Ok(out)
     })
-}
-
-/// Sends one gratuitous ARP request (sender = target = `ip`) on `ifindex`
-/// of the calling thread's namespace.
-fn send_garp(ifindex: u32, mac: MacAddr, ip: Ipv4Addr) -> std::io::Result<()> {
-    let proto = (libc::ETH_P_ARP as u16).to_be();
-    // SAFETY: plain socket syscalls on an fd owned here.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            proto as i32,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let mut pkt = Vec::with_capacity(28);
-    pkt.extend_from_slice(&1u16.to_be_bytes()); // Ethernet
-    pkt.extend_from_slice(&0x0800u16.to_be_bytes()); // IPv4
-    pkt.push(6);
-    pkt.push(4);
-    pkt.extend_from_slice(&1u16.to_be_bytes()); // request
-    pkt.extend_from_slice(&mac.0);
-    pkt.extend_from_slice(&ip.octets());
-    pkt.extend_from_slice(&[0; 6]);
-    pkt.extend_from_slice(&ip.octets());
-    // SAFETY: zeroed sockaddr_ll is valid; fields set below.
-    let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sa.sll_family = libc::AF_PACKET as u16;
-    sa.sll_protocol = proto;
-    sa.sll_ifindex = ifindex as i32;
-    sa.sll_halen = 6;
-    sa.sll_addr[..6].copy_from_slice(&[0xff; 6]);
-    // SAFETY: buffer and address are valid for the call.
-    let r = unsafe {
-        libc::sendto(
-            fd,
-            pkt.as_ptr().cast(),
-            pkt.len(),
-            0,
-            (&sa as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        )
-    };
-    let err = std::io::Error::last_os_error();
-    // SAFETY: closing our fd.
-    unsafe { libc::close(fd) };
-    if r < 0 { Err(err) } else { Ok(()) }
-}
-
-/// Sends one unsolicited neighbour advertisement for `ip` to ff02::1 on
-/// `ifindex` (override flag, target link-layer address option).
-fn send_unsolicited_na(ifindex: u32, mac: MacAddr, ip: Ipv6Addr) -> std::io::Result<()> {
-    // SAFETY: plain socket syscalls on an fd owned here.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_INET6,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::IPPROTO_ICMPV6,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let hops: libc::c_int = 255;
-    // SAFETY: valid option value pointers.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_IPV6,
-            libc::IPV6_MULTICAST_HOPS,
-            (&hops as *const libc::c_int).cast(),
-            4,
-        );
-        let idx = ifindex as libc::c_int;
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_IPV6,
-            libc::IPV6_MULTICAST_IF,
-            (&idx as *const libc::c_int).cast(),
-            4,
-        );
-    }
-    let mut pkt = vec![136u8, 0, 0, 0, 0x20, 0, 0, 0]; // NA, override
-    pkt.extend_from_slice(&ip.octets());
-    pkt.extend_from_slice(&[2, 1]); // target link-layer address, 8 bytes
-    pkt.extend_from_slice(&mac.0);
-    // SAFETY: zeroed sockaddr_in6 is valid; fields set below.
-    let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-    sa.sin6_family = libc::AF_INET6 as u16;
-    sa.sin6_addr.s6_addr = "ff02::1".parse::<Ipv6Addr>().expect("literal").octets();
-    sa.sin6_scope_id = ifindex;
-    // SAFETY: buffer and address are valid for the call.
-    let r = unsafe {
-        libc::sendto(
-            fd,
-            pkt.as_ptr().cast(),
-            pkt.len(),
-            0,
-            (&sa as *const libc::sockaddr_in6).cast(),
-            std::mem::size_of::<libc::sockaddr_in6>() as u32,
-        )
-    };
-    let err = std::io::Error::last_os_error();
-    // SAFETY: closing our fd.
-    unsafe { libc::close(fd) };
-    if r < 0 { Err(err) } else { Ok(()) }
 }

@@ -325,7 +325,9 @@ impl Plugin {
                 name: ifname,
                 mac: conf.mac,
                 mtu: conf.mtu,
-                up: true,
+                // With IPAM the link comes up after its addresses are set,
+                // so the kernel announces them.
+                up: conf.ipam.is_none(),
             };
             if let Err(e) = link_move::move_link(None, &req) {
                 return Err(CniError::new(
@@ -369,8 +371,7 @@ impl Plugin {
             result.routes = r.routes;
             result.dns = r.dns;
             if vf.mode == Mode::Netdev {
-                let mac = result.interfaces[0].mac.parse().ok();
-                crate::addressing::configure(pod, ifname, mac, &result)?;
+                crate::addressing::configure(pod, ifname, &result)?;
             }
             tracing::debug!("addresses configured");
             checkpoint("addresses")?;

@@ -299,6 +299,19 @@ fn add_check_del_round_trip_with_host_local() {
         routes(&ns)
     );
     assert!(host().link(LinkId::from(&vfname)).is_err());
+    // the kernel announces the addresses (gratuitous ARP, unsolicited NA)
+    let nsname = ns.file_name().unwrap().to_str().unwrap().to_owned();
+    let notify = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &nsname,
+            "cat",
+            "/proc/sys/net/ipv4/conf/net1/arp_notify",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&notify.stdout).trim(), "1");
     assert_eq!(w.state_files(), vec!["ctr-a-net1"]);
     assert_eq!(w.alloc(0).as_deref(), Some(ns.to_str().unwrap()));
 
