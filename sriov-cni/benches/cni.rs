@@ -210,6 +210,31 @@ fn main() {
             ratio
         );
     }
+    // The kernel's share: the same move and rename, one request each way,
+    // by iproute2 (a small C program).
+    let nsname = ns.name().to_owned();
+    let me = std::process::id().to_string();
+    let ip = |args: &[&str]| {
+        let t = Instant::now();
+        let st = Command::new("ip").args(args).status().unwrap();
+        assert!(st.success(), "ip {args:?}");
+        t.elapsed()
+    };
+    let mut v = Vec::new();
+    for _ in 0..rounds {
+        settle(&sysfs_net);
+        let a = ip(&[
+            "link", "set", "dev", &vf_name, "netns", &nsname, "name", "net1",
+        ]);
+        let d = ip(&[
+            "-n", &nsname, "link", "set", "dev", "net1", "netns", &me, "name", &vf_name,
+        ]);
+        v.push(a + d);
+    }
+    println!(
+        "kernel floor: `ip link set DEV netns NS name NAME` there and back: {:.2} ms (median)",
+        median(v).as_secs_f64() * 1e3
+    );
     drop(ns);
     drop(sim);
 }
