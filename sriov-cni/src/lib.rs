@@ -3,7 +3,7 @@
 //! applies VF settings on the PF, delegates IPAM, and restores everything on
 //! DEL. A drop-in for the Go sriov-cni: same config, same state files.
 //!
-//! - [`env`]: the CNI environment; [`config`]: the network config;
+//! - [`env`](mod@env): the CNI environment; [`config`]: the network config;
 //!   [`result`]: results per spec version; [`error`]: error codes.
 //! - [`state`]: saved state, allocation records, per-VF locks.
 //! - [`device`]: the VF under the host root; [`vf_settings`]: PF-side VF
