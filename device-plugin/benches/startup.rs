@@ -7,6 +7,9 @@
 //! - Allocate latency of one device, 2,000 calls (target p99 < 1 ms);
 //! - the process's RSS with 1,024 VFs pooled (target < 15 MB).
 //!
+//! Device-info files are written to a tmpfs (`/dev/shm`), as on a node
+//! (`/var/run`).
+//!
 //! `cargo bench -p sriov-device-plugin --bench startup`
 
 use std::path::Path;
@@ -117,6 +120,41 @@ async fn one_run(
     (startup, more)
 }
 
+/// The plugin's own Allocate work (response, INFO JSON, device-info file)
+/// in process, without gRPC and the client: per-call latencies, sorted.
+fn in_process_allocate(root: &Path, devinfo: &Path) -> (Vec<Duration>, Duration) {
+    use sriov_device_plugin::{allocate, config::Config, device, pools, selectors::MatchEnv};
+    let host = sriov_host::HostRoot::new(root);
+    let t = Instant::now();
+    let node = sriov_host::scan(&host).unwrap();
+    let scan = t.elapsed();
+    let cfg = Config::parse(CONFIG, "bench", "intel.com").unwrap();
+    let devs = device::candidates(&host, &node);
+    let p = pools::build(
+        &host,
+        &cfg,
+        &devs,
+        &MatchEnv::default(),
+        &pools::Pools::new(),
+    );
+    let pool = &p["intel.com/pool_c"];
+    let ctx = allocate::AllocateContext {
+        root: host.clone(),
+        devinfo_dir: devinfo.to_path_buf(),
+        cdi_dir: None,
+    };
+    let ids: Vec<String> = pool.devices.keys().map(|a| a.to_string()).collect();
+    let mut lat = Vec::with_capacity(2000);
+    for i in 0..2000 {
+        let one = [ids[i % ids.len()].clone()];
+        let t = Instant::now();
+        allocate::container_response(&ctx, pool, &one).unwrap();
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    (lat, scan)
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -130,6 +168,16 @@ fn main() {
     let root = tmp.path().join("r");
     let spec = sriov_sim::node::NodeSpec::scale(8, 128).unwrap();
     sriov_sim::kernel::write_static_tree(&root, &spec).unwrap();
+    // Device-info files go to /var/run on a node, a tmpfs: keep them on
+    // one here too (ext4 flushes data when a rename replaces a file).
+    let shm = tempfile::Builder::new()
+        .prefix("dpbench-devinfo")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    for d in ["devinfo", "devinfo-inproc"] {
+        std::fs::create_dir_all(shm.path().join(d)).unwrap();
+        std::os::unix::fs::symlink(shm.path().join(d), root.join(d)).unwrap();
+    }
     let config = tmp.path().join("config.json");
     std::fs::write(&config, CONFIG).unwrap();
     rt.block_on(async {
@@ -159,6 +207,17 @@ fn main() {
             pct(0.50).as_secs_f64() * 1e6,
             pct(0.99).as_secs_f64() * 1e6,
             lat[lat.len() - 1].as_secs_f64() * 1e6
+        );
+        let (own, scan) = in_process_allocate(&root, &root.join("devinfo-inproc"));
+        let p = |v: &[Duration], q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
+        println!(
+            "  of which the plugin's own work (in process, no gRPC): p50 {:.0} us, p99 {:.0} us",
+            p(&own, 0.50).as_secs_f64() * 1e6,
+            p(&own, 0.99).as_secs_f64() * 1e6
+        );
+        println!(
+            "host scan of the node alone (sriov_host::scan, in process): {:.1} ms",
+            scan.as_secs_f64() * 1e3
         );
         println!(
             "RSS with 1,024 VFs pooled: {:.1} MB (target < 15 MB)",
