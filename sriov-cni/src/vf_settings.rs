@@ -92,8 +92,9 @@ pub fn apply(
 }
 
 /// Restores the settings in `applied` to `orig`, in reverse order. A PF
-/// that is gone (ENODEV) is not an error; any other failure is returned
-/// after trying every setting.
+/// that is gone (ENODEV) and a setting the driver does not support
+/// (EOPNOTSUPP: it cannot have been changed) are not errors; any other
+/// failure is returned after trying every setting.
 pub fn restore(
     link: &dyn LinkOps,
     pf: &str,
@@ -109,6 +110,13 @@ pub fn restore(
             Err(e) if e.errno() == Some(Errno::ENODEV) => {
                 tracing::info!(pf, "PF is gone; nothing to restore");
                 return Ok(());
+            }
+            Err(e) if e.is_not_supported() => {
+                // A setting the driver cannot do was never changed.
+                tracing::debug!(
+                    "{} not supported by the driver; nothing to restore",
+                    back.what()
+                );
             }
             Err(e) => {
                 tracing::warn!("cannot restore {}: {e}", back.what());

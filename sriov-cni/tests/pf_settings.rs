@@ -1,0 +1,195 @@
+//! PF-side VF settings through the whole plugin (ADD, CHECK, DEL, undo,
+//! Go cache files), with `RecordingLinkOps` as the PF and a static
+//! simulated sysfs tree; the VF is on vfio-pci (userspace mode), so nothing
+//! moves between namespaces and no root is needed.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use nix::errno::Errno;
+use serde_json::{Value, json};
+use sriov_cni::config::NetConf;
+use sriov_cni::env::{CniArgs, CniEnv, Command};
+use sriov_cni::error::Code;
+use sriov_cni::plugin::Plugin;
+use sriov_host::netlink::{
+    Call, Failure, LinkOps, RecordingLinkOps, VfInfo, VfLinkState, VfSetting,
+};
+use sriov_host::netns::Netns;
+use sriov_host::{HostRoot, PciAddress};
+use sriov_sim::node::NodeSpec;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    state: tempfile::TempDir,
+    fake: RecordingLinkOps,
+    plugin: Plugin,
+    vf: PciAddress,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: t\npfs:\n  - model: e810\n    address: \"0000:3b:00.0\"\n    ifname: ens1f0\n    vfs: 4\n    vf_drivers: {2: vfio-pci}\n";
+    sriov_sim::kernel::write_static_tree(dir.path(), &NodeSpec::from_yaml(yaml, "t").unwrap())
+        .unwrap();
+    let root = HostRoot::new(dir.path());
+    let l = std::fs::read_link(
+        root.pci_device(&"0000:3b:00.0".parse().unwrap())
+            .join("virtfn2"),
+    )
+    .unwrap();
+    let vf = PciAddress::parse(&l.file_name().unwrap().to_string_lossy()).unwrap();
+    let fake = RecordingLinkOps::new();
+    fake.add_pf("ens1f0", "b4:96:91:00:3b:00".parse().unwrap(), 4);
+    let plugin = Plugin {
+        root,
+        host: Arc::new(fake.clone()),
+        host_ns: Netns::current().unwrap(),
+    };
+    Setup {
+        _dir: dir,
+        state: tempfile::tempdir().unwrap(),
+        fake,
+        plugin,
+        vf,
+    }
+}
+
+fn env(cmd: Command, cid: &str) -> CniEnv {
+    CniEnv {
+        command: cmd,
+        container_id: Some(cid.into()),
+        netns: Some("/proc/self/ns/net".into()),
+        ifname: Some("net1".into()),
+        args: CniArgs::default(),
+        path: vec![],
+    }
+}
+
+fn conf(s: &Setup, extra: Value) -> (NetConf, Vec<u8>) {
+    let mut c = json!({"cniVersion": "1.0.0", "name": "n", "type": "sriov",
+        "deviceID": s.vf.to_string(), "dataDir": s.state.path()});
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    let bytes = serde_json::to_vec(&c).unwrap();
+    (NetConf::parse(&bytes, None).unwrap(), bytes)
+}
+
+fn files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().unwrap().is_file())
+        .count()
+}
+
+#[test]
+fn add_applies_configured_settings_check_sees_them_del_restores() {
+    let s = setup();
+    let (c, b) = conf(
+        &s,
+        json!({"vlan": 100, "vlanQoS": 2, "spoofchk": "off", "trust": "on",
+               "link_state": "enable", "max_tx_rate": 500, "mac": "02:00:00:00:00:42"}),
+    );
+    let r = s.plugin.add(&env(Command::Add, "c1"), &c, &b).unwrap();
+    assert_eq!(r.interfaces[0].pci_id, s.vf.to_string());
+    assert_eq!(r.interfaces[0].mac, "02:00:00:00:00:42");
+    let st = s.fake.vf_state("ens1f0", 2).unwrap();
+    assert_eq!((st.vlan.vlan, st.vlan.qos), (100, 2));
+    assert!(!st.spoofchk && st.trust);
+    assert_eq!(st.link_state, VfLinkState::Enable);
+    assert_eq!((st.min_tx_rate, st.max_tx_rate), (0, 500));
+    assert_eq!(st.mac.to_string(), "02:00:00:00:00:42");
+    // one request per setting, only for the configured ones
+    let sets = s
+        .fake
+        .changes()
+        .into_iter()
+        .filter(|c| matches!(c, Call::SetVf { vf: 2, .. }))
+        .count();
+    assert_eq!(sets, 6);
+    s.plugin.check(&env(Command::Check, "c1"), &c, &b).unwrap();
+    // CHECK notices a drift
+    s.fake
+        .set_vf_trust("ens1f0".into(), 2, false)
+        .map_err(|e| e.to_string())
+        .unwrap();
+    let e = s
+        .plugin
+        .check(&env(Command::Check, "c1"), &c, &b)
+        .unwrap_err();
+    assert_eq!(e.code, Code::CheckFailed);
+    assert!(e.msg.contains("VF trust"), "{e}");
+    // DEL restores every setting
+    s.plugin.del(&env(Command::Del, "c1"), &c, &b).unwrap();
+    assert_eq!(s.fake.vf_state("ens1f0", 2).unwrap(), VfInfo::fresh(2));
+    assert_eq!(files(s.state.path()), 0);
+    // other VFs untouched
+    assert_eq!(s.fake.vf_state("ens1f0", 1).unwrap(), VfInfo::fresh(1));
+}
+
+#[test]
+fn unsupported_setting_fails_with_104_and_changes_nothing() {
+    let s = setup();
+    s.fake.fail(Failure::vf_setting(Errno::EOPNOTSUPP, |v| {
+        matches!(v, VfSetting::LinkState(_))
+    }));
+    let (c, b) = conf(
+        &s,
+        json!({"vlan": 7, "trust": "on", "link_state": "disable"}),
+    );
+    let e = s.plugin.add(&env(Command::Add, "c2"), &c, &b).unwrap_err();
+    assert_eq!(e.code, Code::VfSettingUnsupported);
+    assert!(e.msg.contains("VF link state"), "{e}");
+    assert_eq!(s.fake.vf_state("ens1f0", 2).unwrap(), VfInfo::fresh(2));
+    assert_eq!(files(s.state.path()), 0);
+    assert!(!s.state.path().join("pci").join(s.vf.to_string()).exists());
+}
+
+#[test]
+fn del_of_a_go_cache_file_restores_pf_side_settings() {
+    let s = setup();
+    // The Go plugin's ADD: vlan 100, spoofchk off, trust on, MAC set.
+    for set in [
+        VfSetting::Vlan(sriov_host::netlink::VfVlan::new(100)),
+        VfSetting::SpoofCheck(false),
+        VfSetting::Trust(true),
+        VfSetting::Mac("02:00:00:00:00:77".parse().unwrap()),
+    ] {
+        s.fake.set_vf("ens1f0".into(), 2, &[set]).unwrap();
+    }
+    let cache = json!({
+        "cniVersion": "0.4.0", "name": "n", "type": "sriov",
+        "OrigVfState": {"HostIFName": "", "SpoofChk": true, "Trust": false,
+            "AdminMAC": "00:00:00:00:00:00", "EffectiveMAC": "", "Vlan": 0, "VlanQoS": 0,
+            "VlanProto": 33024, "MinTxRate": 0, "MaxTxRate": 0, "LinkState": 0},
+        "DPDKMode": true, "Master": "ens1f0", "MAC": "02:00:00:00:00:77", "VFID": 2,
+        "ContIFNames": "net1", "HostIFNames": "", "deviceID": s.vf.to_string(),
+        "vlan": 100, "spoofchk": "off", "trust": "on", "DeviceInfo": null
+    });
+    std::fs::write(s.state.path().join("go1-net1"), cache.to_string()).unwrap();
+    std::fs::create_dir_all(s.state.path().join("pci")).unwrap();
+    std::fs::write(
+        s.state.path().join("pci").join(s.vf.to_string()),
+        "/proc/self/ns/net",
+    )
+    .unwrap();
+    let (c, b) = conf(&s, json!({}));
+    s.plugin.del(&env(Command::Del, "go1"), &c, &b).unwrap();
+    assert_eq!(s.fake.vf_state("ens1f0", 2).unwrap(), VfInfo::fresh(2));
+    assert_eq!(files(s.state.path()), 0);
+}
+
+#[test]
+fn vf_in_use_by_a_live_netns_is_refused() {
+    let s = setup();
+    let (c, b) = conf(&s, json!({"trust": "on"}));
+    s.plugin.add(&env(Command::Add, "a"), &c, &b).unwrap();
+    let e = s.plugin.add(&env(Command::Add, "b"), &c, &b).unwrap_err();
+    assert_eq!(e.code, Code::VfInUse);
+    let e = s.plugin.add(&env(Command::Add, "a"), &c, &b).unwrap_err();
+    assert_eq!(e.code, Code::VfInUse, "same attachment twice");
+    s.plugin.del(&env(Command::Del, "a"), &c, &b).unwrap();
+    assert_eq!(s.fake.vf_state("ens1f0", 2).unwrap(), VfInfo::fresh(2));
+}
