@@ -24,8 +24,11 @@ pub struct VethBackend {
     peers: BTreeMap<String, String>,
     /// VF-side name as created -> its last known name here.
     current: BTreeMap<String, String>,
-    counter: u32,
 }
+
+/// Peer-name counter shared by every backend in the process, so that two
+/// simulated nodes in one test binary never pick the same peer name.
+static PEER_COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl VethBackend {
     /// A backend that has created nothing yet.
@@ -39,9 +42,9 @@ impl VethBackend {
     }
 
     fn peer_name(&mut self) -> String {
-        self.counter += 1;
+        let n = PEER_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         // pid < 2^22 (6 hex digits) + counter: "sv" + 6 + "x" + up to 6.
-        format!("sv{:x}x{:x}", std::process::id() & 0xff_ffff, self.counter)
+        format!("sv{:x}x{:x}", std::process::id() & 0xff_ffff, n)
     }
 }
 
@@ -205,5 +208,9 @@ mod tests {
         let c = b.peer_name();
         assert_ne!(a, c);
         assert!(a.len() <= 15 && c.len() <= 15, "{a} {c}");
+        // A second backend in the same process never reuses a name.
+        let mut other = VethBackend::new();
+        let d = other.peer_name();
+        assert!(d != a && d != c, "{d} repeats {a} or {c}");
     }
 }
