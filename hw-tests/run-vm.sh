@@ -105,7 +105,8 @@ if [ ! -s "$WORK/tests.tsv" ]; then
 fi
 
 # The workspace binaries the tests run: package, binary, the guest's env var.
-BINARIES=("dpdk-bind dpdk-bind SRIOV_HW_DPDK_BIND" "sriov-cni sriov SRIOV_HW_SRIOV_CNI")
+BINARIES=("dpdk-bind dpdk-bind SRIOV_HW_DPDK_BIND" "sriov-cni sriov SRIOV_HW_SRIOV_CNI"
+  "sriov-config-daemon sriov-config-daemon SRIOV_HW_CONFIG_DAEMON")
 cargo metadata --no-deps --format-version 1 >"$WORK/metadata.json"
 : >"$WORK/bins.tsv"
 for entry in "${BINARIES[@]}"; do
@@ -245,7 +246,6 @@ copy_exe() {
   done
 }
 copy_exe "$(command -v ip)" /bin/ip
-copy_exe "$(command -v strace)" /bin/strace
 guest_env=""
 while IFS=$'\t' read -r bin exe var; do
   copy_exe "$exe" "/bin/$bin"

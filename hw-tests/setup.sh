@@ -7,7 +7,7 @@
 #   cpio             packs the initramfs
 #   kmod             depmod for the extracted kernel modules
 #   xz-utils zstd    decompress kernel modules for busybox's insmod
-#   strace iproute2  `ip` (and strace) inside the guest
+#   iproute2         `ip` inside the guest (VF settings, netns)
 #   jq binutils      the runner reads cargo's JSON; objcopy strips debug info
 # Safe to run again: it only changes what is missing.
 set -euo pipefail
@@ -104,7 +104,7 @@ EOF
   fi
 fi
 
-PACKAGES=(busybox-static cpio kmod xz-utils zstd strace iproute2 jq binutils)
+PACKAGES=(busybox-static cpio kmod xz-utils zstd iproute2 jq binutils)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
