@@ -129,7 +129,7 @@ fn in_process_allocate(root: &Path, devinfo: &Path) -> (Vec<Duration>, Duration)
     let node = sriov_host::scan(&host).unwrap();
     let scan = t.elapsed();
     let cfg = Config::parse(CONFIG, "bench", "intel.com").unwrap();
-    let devs = device::candidates(&host, &node);
+    let devs = device::candidates(&host, &node, false);
     let p = pools::build(
         &host,
         &cfg,

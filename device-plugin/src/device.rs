@@ -115,7 +115,7 @@ fn read_vdpa(root: &HostRoot, address: &PciAddress) -> Option<VdpaType> {
     None
 }
 
-fn device_of(root: &HostRoot, node: &Node, f: &PciFunction) -> Device {
+fn device_of(root: &HostRoot, node: &Node, f: &PciFunction, want_vdpa: bool) -> Device {
     let pf = f.vf.map(|v| node.get(&v.pf)).unwrap_or(None);
     let own_netdev = f.primary_netdev();
     let pf_netdev = match pf {
@@ -137,7 +137,7 @@ fn device_of(root: &HostRoot, node: &Node, f: &PciFunction) -> Device {
         ifname: own_netdev.map(|n| n.name.clone()),
         link_type: own_netdev.or(pf_netdev).map(|n| n.link_type),
         rdma: f.rdma.clone(),
-        vdpa: if f.is_vf() {
+        vdpa: if want_vdpa && f.is_vf() {
             read_vdpa(root, &f.address)
         } else {
             None
@@ -145,8 +145,10 @@ fn device_of(root: &HostRoot, node: &Node, f: &PciFunction) -> Device {
     }
 }
 
-/// The devices a node offers, in address order.
-pub fn candidates(root: &HostRoot, node: &Node) -> Vec<Device> {
+/// The devices a node offers, in address order. `want_vdpa`: read each
+/// VF's vDPA type (only `vdpaType` selectors need it; it costs a directory
+/// listing per VF).
+pub fn candidates(root: &HostRoot, node: &Node, want_vdpa: bool) -> Vec<Device> {
     let default_if = default_route_ifname(root);
     let mut out = Vec::new();
     for f in node.functions() {
@@ -166,7 +168,7 @@ pub fn candidates(root: &HostRoot, node: &Node) -> Vec<Device> {
             tracing::debug!(address = %f.address, ifname = %d, "carries the default route; not offered");
             continue;
         }
-        out.push(device_of(root, node, f));
+        out.push(device_of(root, node, f, want_vdpa));
     }
     out
 }

@@ -115,7 +115,11 @@ fn scan_pools(
     previous: &Pools,
 ) -> Result<Pools, sriov_host::error::Error> {
     let node = sriov_host::scan(root)?;
-    let devices = crate::device::candidates(root, &node);
+    let want_vdpa = config
+        .resources
+        .iter()
+        .any(|r| r.selectors.iter().any(|s| s.vdpa_type.is_some()));
+    let devices = crate::device::candidates(root, &node, want_vdpa);
     let env = MatchEnv {
         vhost_net_present: root.dev("vhost-net").exists(),
         ..Default::default()
