@@ -16,3 +16,4 @@ pub mod plan;
 pub mod policies;
 pub mod standalone;
 pub mod table;
+pub mod watch;

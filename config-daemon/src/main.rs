@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use sriov_config_daemon::apply::ApplyOptions;
 use sriov_config_daemon::policies::parse_node_labels;
-use sriov_config_daemon::standalone::{RunReport, StandaloneConfig, run_once};
+use sriov_config_daemon::standalone::{RunReport, StandaloneConfig, WatchOptions, run_once};
+use sriov_config_daemon::watch::watch;
 use sriov_host::HostRoot;
 
 /// Applies SR-IOV configuration (VF counts, VF drivers, MTUs) to this node
@@ -93,8 +94,15 @@ struct ApplyArgs {
     #[arg(long)]
     allow_disruption: bool,
     /// Apply once and exit (the default; for boot-time use before the kubelet).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     once: bool,
+    /// Keep going: re-apply on policy file changes, on drift (uevents) and
+    /// every --resync-interval; one line per run on stdout.
+    #[arg(long)]
+    watch: bool,
+    /// Seconds between periodic re-checks in --watch mode.
+    #[arg(long, default_value_t = 30.0)]
+    resync_interval: f64,
 }
 
 fn hostname() -> String {
@@ -144,7 +152,32 @@ fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         },
         allow_disruption: args.allow_disruption,
     };
-    let _ = args.once;
+    if args.watch {
+        let opts = WatchOptions {
+            resync: Duration::from_secs_f64(args.resync_interval),
+            ..Default::default()
+        };
+        watch(&cfg, &opts, |trigger, result| match result {
+            Ok(r) => {
+                let steps: usize = r.plan.pfs.iter().map(|p| p.steps.len()).sum();
+                let status = r
+                    .state
+                    .status
+                    .as_ref()
+                    .map(|s| s.sync_status.clone())
+                    .unwrap_or_default();
+                println!(
+                    "trigger={trigger:?} steps={steps} syncStatus={status}{}",
+                    if r.failed() {
+                        format!(" lastSyncError={:?}", r.error_text())
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            Err(e) => println!("trigger={trigger:?} error={:?}", e.to_string()),
+        });
+    }
     let report = run_once(&cfg)?;
     print_report(&report, args.dry_run, args.json)?;
     if report.failed() {
