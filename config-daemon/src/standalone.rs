@@ -155,7 +155,7 @@ pub fn run_with(
         tracing::warn!("{c}");
     }
     let mut plan = plan_node(root, &merge.interfaces, &node, &journal.configured());
-    if !cfg.allow_disruption {
+    if !cfg.allow_disruption && !cfg.dry_run {
         refuse_disruptive(&mut plan);
     }
     let nics = NicIdList::builtin();

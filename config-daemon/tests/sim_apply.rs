@@ -481,3 +481,39 @@ pfs:
     // The original VF count was recorded before the crash.
     assert!(text.contains("\"originalNumVfs\": 2"), "{text}");
 }
+
+#[test]
+fn rebinding_a_vf_held_by_a_pod_is_refused_unless_allowed() {
+    if !lanes::require(
+        "rebinding_a_vf_held_by_a_pod_is_refused_unless_allowed",
+        &[Lane::Fuse],
+    ) {
+        return;
+    }
+    let env = Env::start("mixed");
+    env.run(&policies(8, 4, "vfio-pci", None));
+    // The device plugin gave VF 5 (vfio-pci group) to a pod.
+    let held = env.vf_addr(PF, 5);
+    let devinfo = env.root().join("var/run/k8s.cni.cncf.io/devinfo/dp");
+    std::fs::create_dir_all(&devinfo).unwrap();
+    std::fs::write(
+        devinfo.join(format!("openshift.io-other-{held}-device.json")),
+        "{}",
+    )
+    .unwrap();
+    let to_netdev = policies(8, 4, "netdevice", None);
+    let mut dry = env.cfg(&to_netdev);
+    dry.dry_run = true;
+    let r = run_once(&dry).unwrap();
+    assert!(r.plan.disruptive(), "{}", r.plan.render());
+    let r = env.run(&to_netdev);
+    let (s, e) = sync_status(&r);
+    assert_eq!(s, "Failed");
+    assert!(e.contains(&held) && e.contains("--allow-disruption"), "{e}");
+    assert_eq!(env.vf_driver(PF, 5).as_deref(), Some("vfio-pci"));
+    let mut allow = env.cfg(&to_netdev);
+    allow.allow_disruption = true;
+    let r = run_once(&allow).unwrap();
+    assert_eq!(sync_status(&r).0, "Succeeded", "{}", r.error_text());
+    assert_eq!(env.vf_driver(PF, 5).as_deref(), Some("iavf"));
+}
