@@ -33,7 +33,8 @@ section() { printf '\n== %s\n' "$*"; }
 
 mode=fuse
 why=
-if [[ $(id -u) -ne 0 ]]; then why="not running as root"
+if [[ -n "${SRIOV_DEMO_NO_FUSE:-}" ]]; then why="SRIOV_DEMO_NO_FUSE is set"
+elif [[ $(id -u) -ne 0 ]]; then why="not running as root"
 elif [[ ! -e /dev/fuse ]]; then why="/dev/fuse is missing"
 elif ! command -v fusermount3 >/dev/null; then why="fusermount3 is not installed (apt-get install fuse3)"
 fi
