@@ -91,33 +91,45 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---- 1. test binaries -----------------------------------------------------
+# Built for the whole workspace (not `-p`), so features unify as in
+# `cargo test --workspace` and the build that `make test` ran first is reused.
 say "building the hw-tests binaries"
-cargo test -p sriov-hw-tests --no-run --message-format=json-render-diagnostics >"$WORK/build.json"
+cargo test --workspace --no-run --message-format=json-render-diagnostics >"$WORK/build.json"
 # name<TAB>path for every test executable of the hw-tests package
 jq -r 'select(.reason == "compiler-artifact" and .profile.test == true
               and .executable != null
               and (.target.kind | index("test") or index("lib")))
-       | select(.package_id | test("hw-tests"))
+       | select(.package_id | test("sriov-hw-tests"))
        | "\(.target.name)\t\(.executable)"' "$WORK/build.json" | sort -u >"$WORK/tests.tsv"
 if [ ! -s "$WORK/tests.tsv" ]; then
   echo "hw-tests: FAIL: cargo built no hw-tests test binaries" >&2
   exit 1
 fi
 
-# The workspace binaries the tests run: package, binary, the guest's env var.
-BINARIES=("dpdk-bind dpdk-bind SRIOV_HW_DPDK_BIND" "sriov-cni sriov SRIOV_HW_SRIOV_CNI"
-  "sriov-config-daemon sriov-config-daemon SRIOV_HW_CONFIG_DAEMON")
-cargo metadata --no-deps --format-version 1 >"$WORK/metadata.json"
+# The workspace binaries the tests run: binary name, the guest's env var.
+BINARIES=("dpdk-bind SRIOV_HW_DPDK_BIND" "sriov SRIOV_HW_SRIOV_CNI"
+  "sriov-config-daemon SRIOV_HW_CONFIG_DAEMON")
+# `cargo test` built them for the integration tests that run them; build
+# them only when it did not.
+find_bin() {
+  jq -r --arg b "$1" 'select(.reason == "compiler-artifact" and .executable != null
+      and .profile.test == false and .target.name == $b and (.target.kind | index("bin")))
+      | .executable' "$2" | tail -n1
+}
 : >"$WORK/bins.tsv"
 for entry in "${BINARIES[@]}"; do
-  read -r package bin var <<<"$entry"
-  jq -e --arg p "$package" --arg b "$bin" \
-    '.packages[] | select(.name == $p) | .targets[] | select(.name == $b and (.kind | index("bin")))' \
-    "$WORK/metadata.json" >/dev/null || continue
-  say "building $bin ($package)"
-  exe="$(cargo build -p "$package" --bin "$bin" --message-format=json-render-diagnostics |
-    jq -r --arg b "$bin" 'select(.reason == "compiler-artifact" and .executable != null and .target.name == $b) | .executable' | tail -n1)"
-  printf '%s\t%s\t%s\n' "$bin" "$exe" "$var" >>"$WORK/bins.tsv"
+  read -r bin var <<<"$entry"
+  exe="$(find_bin "$bin" "$WORK/build.json")"
+  if [ -z "$exe" ]; then
+    [ -f "$WORK/bins.json" ] || {
+      say "building the workspace binaries"
+      cargo build --workspace --bins --message-format=json-render-diagnostics >"$WORK/bins.json"
+    }
+    exe="$(find_bin "$bin" "$WORK/bins.json")"
+  fi
+  if [ -n "$exe" ]; then
+    printf '%s\t%s\t%s\n' "$bin" "$exe" "$var" >>"$WORK/bins.tsv"
+  fi
 done
 
 # ---- 2. kernel and modules (cached) ---------------------------------------
