@@ -20,7 +20,8 @@ fn addr(pci: &str) -> PciAddress {
 
 fn build(root: &HostRoot, config: &Config, previous: &Pools) -> Pools {
     let node = scan(root).unwrap();
-    let devices = candidates(root, &node);
+    // No resource here selects on vdpaType, so vDPA types need not be read.
+    let devices = candidates(root, &node, false);
     pools::build(root, config, &devices, &MatchEnv::default(), previous)
 }
 
