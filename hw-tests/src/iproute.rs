@@ -89,6 +89,23 @@ pub fn vfs(pf: &str) -> Result<Vec<IpVf>, HwError> {
         .collect()
 }
 
+/// Checks that the text form of `ip link show dev PF` has a `vf N` line
+/// containing every string in `want` (e.g. `"vlan 100"`, `"trust on"`), and
+/// returns that line. Panics with the whole output otherwise.
+pub fn assert_vf_line(pf: &str, vf: u32, want: &[&str]) -> String {
+    let text = ip(&["link", "show", "dev", pf]).expect("ip link show");
+    let prefix = format!("vf {vf} ");
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no `vf {vf}` line in:\n{text}"))
+        .to_string();
+    for w in want {
+        assert!(line.contains(w), "`{w}` missing from `{line}`");
+    }
+    line
+}
+
 /// Whether a link of this name exists in the current network namespace (or
 /// in the named one).
 pub fn link_exists(netns: Option<&str>, ifname: &str) -> bool {

@@ -80,20 +80,17 @@ fn vf_settings_through_netlink_match_the_kernel_and_ip() {
     assert!(!vf0.spoofchk);
     assert!(vf0.trust);
     let after = assert_same_as_ip(&nl, &pf.ifname);
-    let text = iproute::ip(&["link", "show", "dev", &pf.ifname]).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("vf 0 "))
-        .unwrap_or_else(|| panic!("no `vf 0` line in:\n{text}"));
-    for want in [
-        "02:11:22:33:44:55",
-        "vlan 100",
-        "qos 3",
-        "spoof checking off",
-        "trust on",
-    ] {
-        assert!(line.contains(want), "`{want}` missing from `{line}`");
-    }
+    iproute::assert_vf_line(
+        &pf.ifname,
+        0,
+        &[
+            "02:11:22:33:44:55",
+            "vlan 100",
+            "qos 3",
+            "spoof checking off",
+            "trust on",
+        ],
+    );
     // Only VF 0 changed.
     if before.len() > 1 {
         assert_eq!(after[1], before[1], "VF 1 changed");

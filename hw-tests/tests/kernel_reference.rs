@@ -143,20 +143,17 @@ fn ip_link_vf_settings_show_in_ip_link_show() {
     assert_eq!(vf0.spoofchk, Some(false));
     assert_eq!(vf0.trust, Some(true));
     // The plain text form says the same.
-    let text = iproute::ip(&["link", "show", "dev", &pf.ifname]).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("vf 0 "))
-        .unwrap_or_else(|| panic!("no `vf 0` line in:\n{text}"));
-    for want in [
-        "02:11:22:33:44:55",
-        "vlan 100",
-        "qos 3",
-        "spoof checking off",
-        "trust on",
-    ] {
-        assert!(line.contains(want), "`{want}` missing from `{line}`");
-    }
+    iproute::assert_vf_line(
+        &pf.ifname,
+        0,
+        &[
+            "02:11:22:33:44:55",
+            "vlan 100",
+            "qos 3",
+            "spoof checking off",
+            "trust on",
+        ],
+    );
     // The other VF is untouched.
     if let Some(vf1) = vfs.iter().find(|v| v.vf == 1) {
         assert_eq!((vf1.vlan, vf1.qos, vf1.trust), (0, 0, Some(false)));
