@@ -15,8 +15,8 @@ use sriov_host::uevent::{self, UeventSocket};
 
 use crate::standalone::{RunReport, StandaloneConfig, StandaloneError, WatchOptions, run_once};
 
-/// Where uevents come from.
-enum Source {
+/// Where uevents come from (also used by the Kubernetes mode's drift trigger).
+pub enum Source {
     Kernel(Box<UeventSocket>),
     Socket { sock: UnixDatagram, path: PathBuf },
     None,
@@ -34,7 +34,9 @@ impl Drop for Source {
 pub const SIM_UEVENT_DIR: &str = "run/sriov-sim/uevents";
 
 impl Source {
-    fn open(root: &Path) -> Source {
+    /// Listens under a host root (kernel socket for `/`, the simulator's
+    /// socket directory when present, else nothing).
+    pub fn open(root: &Path) -> Source {
         let sim_dir = root.join(SIM_UEVENT_DIR);
         if sim_dir.is_dir() {
             let path = sim_dir.join(format!("sriov-config-daemon-{}", std::process::id()));
@@ -57,7 +59,7 @@ impl Source {
     }
 
     /// Waits up to `timeout` for a uevent about a PCI function or a netdev.
-    fn relevant_event(&mut self, timeout: Duration) -> bool {
+    pub fn relevant_event(&mut self, timeout: Duration) -> bool {
         let relevant = |e: &uevent::Uevent| matches!(e.get("SUBSYSTEM"), Some("pci") | Some("net"));
         match self {
             Source::Kernel(s) => matches!(s.recv(Some(timeout)), Ok(Some(e)) if relevant(&e)),
@@ -77,7 +79,7 @@ impl Source {
     }
 
     /// Drops queued events; true when one of them was relevant.
-    fn drain(&mut self) -> bool {
+    pub fn drain(&mut self) -> bool {
         let mut any = false;
         while self.relevant_event(Duration::from_millis(1)) {
             any = true;
