@@ -76,7 +76,7 @@ impl fmt::Display for MergeConflict {
                 winner_range,
             } => write!(
                 f,
-                "policy {} lost VFs {range} on PF {pf} to policy {} (VFs {winner_range}), which comes first by priority and name; give the policies disjoint pfNames ranges",
+                "policy {} lost VFs {range} on PF {pf} to policy {} (VFs {winner_range}), which wins (lower priority number; on equal priority the name that sorts later); give the policies disjoint pfNames ranges",
                 self.policy, self.winner
             ),
             ConflictReason::SameResourceName(name) => write!(
@@ -120,8 +120,12 @@ pub fn node_selected(
         .all(|(k, v)| node_labels.get(k) == Some(v))
 }
 
-/// The policies that apply to a node, in merge order: priority (lower number
-/// first), then name. The deprecated `default` policy is skipped.
+/// The policies that apply to a node, in merge order (winner first): priority
+/// (lower number first), then, for equal priority, the name that sorts LATER
+/// first. That is the upstream operator's order: it applies policies sorted by
+/// priority number descending and name ascending, and a later application
+/// overrides an earlier one, so among equal priorities the greatest name wins.
+/// The deprecated `default` policy is skipped.
 pub fn policies_for_node<'a>(
     policies: &'a [SriovNetworkNodePolicy],
     node_labels: &BTreeMap<String, String>,
@@ -134,7 +138,7 @@ pub fn policies_for_node<'a>(
         a.spec
             .effective_priority()
             .cmp(&b.spec.effective_priority())
-            .then_with(|| a.name_any().cmp(&b.name_any()))
+            .then_with(|| b.name_any().cmp(&a.name_any()))
     });
     selected
 }

@@ -129,7 +129,8 @@ fn order_is_priority_then_name_and_skips_unselected_nodes() {
         .iter()
         .map(|p| p.metadata.name.clone().unwrap())
         .collect();
-    assert_eq!(order, ["a", "c", "b"]);
+    // Equal priority: the later name comes first (wins), as upstream.
+    assert_eq!(order, ["c", "a", "b"]);
 }
 
 #[test]
@@ -198,7 +199,7 @@ fn conflicts_are_won_by_priority_then_name_and_reported() {
                 vec![g("high", "0-3", "rh", "netdevice")],
             )],
             vec![
-                "policy low lost VFs 2-7 on PF ens1f0 (0000:86:00.0) to policy high (VFs 0-3), which comes first by priority and name; give the policies disjoint pfNames ranges",
+                "policy low lost VFs 2-7 on PF ens1f0 (0000:86:00.0) to policy high (VFs 0-3), which wins (lower priority number; on equal priority the name that sorts later); give the policies disjoint pfNames ranges",
             ],
         ),
         (
@@ -211,10 +212,10 @@ fn conflicts_are_won_by_priority_then_name_and_reported() {
                 "0000:86:00.0".into(),
                 4,
                 0,
-                vec![g("alpha", "0-3", "ra", "netdevice")],
+                vec![g("zeta", "0-3", "rz", "netdevice")],
             )],
             vec![
-                "policy zeta lost VFs 0-3 on PF ens1f0 (0000:86:00.0) to policy alpha (VFs 0-3), which comes first by priority and name; give the policies disjoint pfNames ranges",
+                "policy alpha lost VFs 0-3 on PF ens1f0 (0000:86:00.0) to policy zeta (VFs 0-3), which wins (lower priority number; on equal priority the name that sorts later); give the policies disjoint pfNames ranges",
             ],
         ),
         (
@@ -254,7 +255,7 @@ fn conflicts_are_won_by_priority_then_name_and_reported() {
                 ),
             ],
             vec![
-                "policy all-intel lost VFs 0-3 on PF ens1f0 (0000:86:00.0) to policy range (VFs 0-3), which comes first by priority and name; give the policies disjoint pfNames ranges",
+                "policy all-intel lost VFs 0-3 on PF ens1f0 (0000:86:00.0) to policy range (VFs 0-3), which wins (lower priority number; on equal priority the name that sorts later); give the policies disjoint pfNames ranges",
             ],
         ),
         (
