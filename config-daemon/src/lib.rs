@@ -8,10 +8,15 @@
 //! - [`apply`]: PFs in parallel, checked writes, bounded waits.
 //! - [`journal`]: which PFs this daemon configured, the step in progress.
 //! - [`standalone`]: one standalone run.
+//! - [`k8s`]: the Kubernetes mode (node state watch, status, drain handshake).
+//! - [`metrics`] and [`http`]: `/healthz`, `/readyz`, `/metrics`.
 
 pub mod apply;
 pub mod discover;
+pub mod http;
 pub mod journal;
+pub mod k8s;
+pub mod metrics;
 pub mod plan;
 pub mod policies;
 pub mod standalone;

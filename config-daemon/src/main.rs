@@ -1,12 +1,16 @@
 //! `sriov-config-daemon`: applies SR-IOV configuration to this node.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use sriov_config_daemon::apply::ApplyOptions;
+use sriov_config_daemon::k8s::{Daemon, K8sConfig};
+use sriov_config_daemon::metrics::{Metrics, RunSample};
 use sriov_config_daemon::policies::parse_node_labels;
 use sriov_config_daemon::standalone::{RunReport, StandaloneConfig, WatchOptions, run_once};
 use sriov_config_daemon::watch::watch;
@@ -23,6 +27,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Kubernetes: keep this node matching its SriovNetworkNodeState.
+    Run(RunArgs),
     /// Standalone: apply SriovNetworkNodePolicy objects from a YAML file.
     Apply(ApplyArgs),
     /// Print the node's SR-IOV PFs and VFs as a table.
@@ -103,6 +109,72 @@ struct ApplyArgs {
     /// Seconds between periodic re-checks in --watch mode.
     #[arg(long, default_value_t = 30.0)]
     resync_interval: f64,
+    /// With --watch: serve /healthz, /readyz and /metrics here (e.g. 127.0.0.1:9110).
+    #[arg(long, requires = "watch")]
+    metrics_addr: Option<SocketAddr>,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// This node's name; its SriovNetworkNodeState has the same name.
+    #[arg(long, env = "NODE_NAME")]
+    node_name: String,
+    /// Namespace of the node states and the SriovOperatorConfig.
+    #[arg(long, env = "NAMESPACE", default_value = "sriov-network-operator")]
+    namespace: String,
+    /// Serve /healthz, /readyz and /metrics here (e.g. 0.0.0.0:9110); off by default.
+    #[arg(long, env = "SRIOV_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// Seconds between periodic re-checks of the node (drift).
+    #[arg(long, default_value_t = 30.0)]
+    resync_interval: f64,
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut cfg = K8sConfig::new(
+        &args.node_name,
+        HostRoot::new(&args.common.host_root),
+        args.common.state_dir.clone(),
+    );
+    cfg.namespace = args.namespace.clone();
+    cfg.apply = ApplyOptions {
+        vf_timeout: Duration::from_secs_f64(args.common.vf_timeout),
+        bind_timeout: Duration::from_secs_f64(args.common.bind_timeout),
+    };
+    cfg.resync = Duration::from_secs_f64(args.resync_interval);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let metrics = Arc::new(Metrics::new());
+        if let Some(addr) = args.metrics_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on --metrics-addr {addr}"))?;
+            tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+            tokio::spawn(sriov_config_daemon::http::serve(listener, metrics.clone()));
+        }
+        let client = kube::Client::try_default().await.context(
+            "connecting to the API server (in-cluster service account or KUBECONFIG)",
+        )?;
+        let daemon = Daemon::new(client, cfg, metrics);
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("stopping");
+        };
+        daemon.run(shutdown).await?;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn hostname() -> String {
@@ -157,8 +229,25 @@ fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             resync: Duration::from_secs_f64(args.resync_interval),
             ..Default::default()
         };
+        let metrics = Arc::new(Metrics::new());
+        if let Some(addr) = args.metrics_addr {
+            let bound = sriov_config_daemon::http::spawn_server_thread(addr, metrics.clone())
+                .with_context(|| format!("listening on --metrics-addr {addr}"))?;
+            tracing::info!(addr = %bound, "serving /healthz, /readyz and /metrics");
+        }
         watch(&cfg, &opts, |trigger, result| match result {
             Ok(r) => {
+                let steps: usize = r.outcomes.iter().map(|o| o.steps_done).sum();
+                metrics.record_run(&RunSample {
+                    duration: Duration::from_secs_f64(r.apply_seconds),
+                    steps: steps as u64,
+                    failed_pfs: r.outcomes.iter().filter(|o| o.result.is_err()).count() as u64,
+                    drift_repaired: !matches!(
+                        trigger,
+                        sriov_config_daemon::watch::Trigger::Start
+                            | sriov_config_daemon::watch::Trigger::PolicyFile
+                    ) && !r.plan.is_empty(),
+                });
                 let steps: usize = r.plan.pfs.iter().map(|p| p.steps.len()).sum();
                 let status = r
                     .state
@@ -166,6 +255,7 @@ fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
                     .as_ref()
                     .map(|s| s.sync_status.clone())
                     .unwrap_or_default();
+                metrics.set_sync_status(&status);
                 println!(
                     "trigger={trigger:?} steps={steps} syncStatus={status}{}",
                     if r.failed() {
@@ -175,7 +265,10 @@ fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
                     }
                 );
             }
-            Err(e) => println!("trigger={trigger:?} error={:?}", e.to_string()),
+            Err(e) => {
+                metrics.set_sync_status("Failed");
+                println!("trigger={trigger:?} error={:?}", e.to_string())
+            }
         });
     }
     let report = run_once(&cfg)?;
@@ -197,6 +290,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(a) => run(a),
         Command::Apply(a) => apply(a),
         Command::Show(a) => show(a),
     };
