@@ -2,17 +2,22 @@
 //! nodes, and a device-info file per device.
 //!
 //! - `PCIDEVICE_<PREFIX>_<NAME>` (upper case; `.`, `/`, `-` made `_`): the
-//!   PCI addresses, comma separated.
+//!   device IDs (PCI addresses; auxiliary device names such as
+//!   `mlx5_core.sf.4` for `auxNetDevice` pools), comma separated.
 //! - `PCIDEVICE_<PREFIX>_<NAME>_INFO`: JSON, per address: `generic.deviceID`,
 //!   `vfio.mount`/`vfio.dev-mount`, `rdma.*`, `vhost.mount`, `tun.mount`,
-//!   `extra` (the resource's `additionalInfo`).
+//!   `vdpa.mount` (vhost vDPA), `extra` (the resource's `additionalInfo`,
+//!   looked up by the PCI address, for an auxiliary device its parent's).
 //! - Device specs: vfio-pci devices get `/dev/vfio/vfio` and
 //!   `/dev/vfio/<group>`; RDMA devices their `/dev/infiniband/*` nodes;
-//!   `needVhostNet` pools `/dev/vhost-net` and `/dev/net/tun`. Paths are the
-//!   node's; they are checked under the host root.
+//!   `needVhostNet` pools `/dev/vhost-net` and `/dev/net/tun`; vhost vDPA
+//!   devices (`vdpaType: vhost` pools) their `/dev/vhost-vdpa-N` (`mrw`).
+//!   Paths are the node's.
 //! - Device-info file (device-info-spec 1.1.0), written atomically (temp
 //!   file and rename; the directory is a tmpfs on nodes, so no fsync) to
-//!   `<devinfo dir>/<prefix>-<name>-<pci>-device.json`.
+//!   `<devinfo dir>/<prefix>-<name>-<pci>-device.json`: type `pci`, or
+//!   `vdpa` for a VF with a vDPA device (in a `vdpaType` pool). Auxiliary
+//!   devices get none, as upstream.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -68,7 +73,7 @@ pub fn rdma_char_devices(root: &HostRoot, pd: &PoolDevice) -> BTreeMap<&'static 
         return out;
     }
     out.insert("rdma_cm", "/dev/infiniband/rdma_cm".to_string());
-    let dir = root.pci_device(&pd.device.address);
+    let dir = pd.device.sysfs_dir(root);
     for (sub, keys) in [
         ("infiniband_verbs", &[("uverbs", "uverbs")][..]),
         ("infiniband_mad", &[("umad", "umad"), ("issm", "issm")][..]),
@@ -116,14 +121,36 @@ pub fn device_nodes(ctx: &AllocateContext, need_vhost: bool, pd: &PoolDevice) ->
         out.push("/dev/vhost-net".to_string());
         out.push("/dev/net/tun".to_string());
     }
+    if let Some(p) = vhost_vdpa_path(pd) {
+        out.push(p.to_string());
+    }
     out
+}
+
+/// The `/dev/vhost-vdpa-N` of a device bound to vhost_vdpa.
+fn vhost_vdpa_path(pd: &PoolDevice) -> Option<&str> {
+    pd.device
+        .vdpa
+        .as_ref()
+        .filter(|v| v.kind == crate::device::VdpaType::Vhost)
+        .and_then(|v| v.vhost_path.as_deref())
+}
+
+/// The cgroup permissions of a device node: `mrw` for vhost-vdpa (as
+/// upstream), else `rw`.
+pub fn permissions(path: &str) -> &'static str {
+    if path.starts_with("/dev/vhost-vdpa-") {
+        "mrw"
+    } else {
+        "rw"
+    }
 }
 
 fn spec(path: &str) -> DeviceSpec {
     DeviceSpec {
         container_path: path.to_string(),
         host_path: path.to_string(),
-        permissions: "rw".to_string(),
+        permissions: permissions(path).to_string(),
     }
 }
 
@@ -138,7 +165,7 @@ pub fn container_response(
     let resource = rc.resource_name();
     let mut devices = Vec::with_capacity(ids.len());
     for id in ids {
-        let pd = sriov_host::PciAddress::parse(id)
+        let pd = crate::device::DeviceId::parse(id)
             .and_then(|a| pool.devices.get(&a))
             .ok_or_else(|| AllocateError::UnknownDevice {
                 id: id.clone(),
@@ -159,8 +186,9 @@ pub fn container_response(
     let mut addresses = Vec::with_capacity(devices.len());
     for pd in &devices {
         let pci = pd.device.address.to_string();
+        let id = pd.device.id().to_string();
         let mut entry = serde_json::Map::new();
-        entry.insert("generic".into(), json!({ "deviceID": pci }));
+        entry.insert("generic".into(), json!({ "deviceID": id }));
         if pd.device.is_vfio()
             && let Some(g) = pd.device.iommu_group
         {
@@ -183,14 +211,17 @@ pub fn container_response(
             entry.insert("vhost".into(), json!({ "mount": "/dev/vhost-net" }));
             entry.insert("tun".into(), json!({ "mount": "/dev/net/tun" }));
         }
+        if let Some(p) = vhost_vdpa_path(pd) {
+            entry.insert("vdpa".into(), json!({ "mount": p }));
+        }
         let extra = rc.extra_for(&pci);
         if !extra.is_empty() {
             entry.insert("extra".into(), json!(extra));
         }
-        info.insert(pci.clone(), Value::Object(entry));
-        addresses.push(pci);
+        info.insert(id.clone(), Value::Object(entry));
+        addresses.push(id);
     }
-    for pd in &devices {
+    for pd in devices.iter().filter(|pd| pd.device.aux.is_none()) {
         write_device_info(ctx, pool, pd, need_vhost)?;
     }
     let mut cdi_devices = Vec::new();
@@ -203,7 +234,7 @@ pub fn container_response(
         cdi_devices = devices
             .iter()
             .map(|pd| crate::api::CdiDevice {
-                name: crate::cdi::device_name(&rc.prefix, pd),
+                name: crate::cdi::device_name(&rc.prefix, rc.device_type, pd),
             })
             .collect();
         specs.clear();
@@ -221,8 +252,23 @@ pub fn container_response(
     })
 }
 
-/// The device-info document of one device.
+/// The device-info document of one device: type `vdpa` for a device with
+/// a vDPA device (as upstream: `parent-device` is the vDPA device's name,
+/// `driver` `vhost`/`virtio`, `path` its `/dev/vhost-vdpa-N`), else `pci`.
 pub fn device_info(pd: &PoolDevice, need_vhost: bool) -> Value {
+    if let Some(v) = &pd.device.vdpa {
+        let mut vdpa = serde_json::Map::new();
+        vdpa.insert("parent-device".into(), json!(v.name));
+        vdpa.insert("driver".into(), json!(v.kind.as_str()));
+        if let Some(p) = &v.vhost_path {
+            vdpa.insert("path".into(), json!(p));
+        }
+        vdpa.insert("pci-address".into(), json!(pd.device.address.to_string()));
+        if let Some(pf) = pd.device.pf {
+            vdpa.insert("pf-pci-address".into(), json!(pf.to_string()));
+        }
+        return json!({ "type": "vdpa", "version": DEVICE_INFO_VERSION, "vdpa": vdpa });
+    }
     let mut pci = serde_json::Map::new();
     pci.insert("pci-address".into(), json!(pd.device.address.to_string()));
     if let Some(pf) = pd.device.pf {

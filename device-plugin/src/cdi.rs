@@ -1,5 +1,6 @@
 //! CDI mode (`--use-cdi`): instead of device specs, Allocate answers with
-//! CDI device names (`<prefix>/net-pci=<pci address>`), and a CDI spec file
+//! CDI device names (`<prefix>/net-pci=<pci address>`; for `auxNetDevice`
+//! pools `<prefix>/net-sf=<aux device>`, as upstream), and a CDI spec file
 //! per pool, `<cdi dir>/<prefix>-<name>.json` (default dir `/var/run/cdi`
 //! under the host root), tells the runtime which device nodes each name
 //! stands for. The spec is rewritten (atomically) before each Allocate
@@ -10,19 +11,24 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use crate::config::DeviceType;
 use crate::pools::{Pool, PoolDevice};
 
 /// The CDI spec version written.
 pub const CDI_VERSION: &str = "0.6.0";
 
-/// The CDI kind of a pool: `<prefix>/net-pci`.
-pub fn kind(prefix: &str) -> String {
-    format!("{prefix}/net-pci")
+/// The CDI kind of a pool: `<prefix>/net-pci`, `<prefix>/net-sf` for
+/// auxiliary devices.
+pub fn kind(prefix: &str, t: DeviceType) -> String {
+    match t {
+        DeviceType::AuxNetDevice => format!("{prefix}/net-sf"),
+        _ => format!("{prefix}/net-pci"),
+    }
 }
 
 /// The fully qualified CDI name of a device.
-pub fn device_name(prefix: &str, pd: &PoolDevice) -> String {
-    format!("{}={}", kind(prefix), pd.device.address)
+pub fn device_name(prefix: &str, t: DeviceType, pd: &PoolDevice) -> String {
+    format!("{}={}", kind(prefix, t), pd.device.id())
 }
 
 /// The spec file of a pool.
@@ -39,17 +45,20 @@ pub fn spec(pool: &Pool, paths: impl Fn(&PoolDevice) -> Vec<String>) -> Value {
         .map(|pd| {
             let nodes: Vec<Value> = paths(pd)
                 .into_iter()
-                .map(|p| json!({ "path": p, "permissions": "rw" }))
+                .map(|p| {
+                    let perm = crate::allocate::permissions(&p);
+                    json!({ "path": p, "permissions": perm })
+                })
                 .collect();
             json!({
-                "name": pd.device.address.to_string(),
+                "name": pd.device.id().to_string(),
                 "containerEdits": { "deviceNodes": nodes }
             })
         })
         .collect();
     json!({
         "cdiVersion": CDI_VERSION,
-        "kind": kind(&pool.config.prefix),
+        "kind": kind(&pool.config.prefix, pool.config.device_type),
         "devices": devices,
     })
 }

@@ -34,8 +34,8 @@ pub enum DeviceType {
     NetDevice,
     /// Processing accelerators (PCI class 0x12).
     Accelerator,
-    /// Auxiliary network devices (sub-functions). Accepted in the config;
-    /// this plugin finds no such devices yet.
+    /// Auxiliary network devices: scalable functions on the auxiliary bus
+    /// (`mlx5_core.sf.4`); the device ID is the auxiliary device's name.
     AuxNetDevice,
 }
 
@@ -330,6 +330,22 @@ fn parse_resource(
             index,
             source,
         })?;
+        if device_type == DeviceType::AuxNetDevice {
+            // as upstream's auxNetDevice ValidConfig: auxTypes is required,
+            // and only scalable functions are supported
+            if s.aux_types.is_empty() {
+                return Err(err(
+                    &entry,
+                    format!("selectors[{index}]: auxNetDevice needs \"auxTypes\": [\"sf\"]"),
+                ));
+            }
+            if let Some(t) = s.aux_types.iter().find(|t| *t != "sf") {
+                return Err(err(
+                    &entry,
+                    format!("selectors[{index}]: auxTypes {t:?} is not supported: only \"sf\""),
+                ));
+            }
+        }
         selectors.push(s);
     }
     let additional_info = match f.get("additionalInfo") {

@@ -4,34 +4,78 @@
 //! VFs; and processing accelerators (class 0x12). Not offered: a PF with VFs
 //! enabled, and a PF whose netdev carries the node's default route.
 
-use std::path::Path;
-
 use sriov_host::{HostRoot, LinkType, Node, PciAddress, PciFunction};
 
 /// PCI base class of processing accelerators.
 pub const CLASS_ACCELERATOR: u8 = 0x12;
 
 /// The vDPA flavour of a device (`vdpaType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum VdpaType {
-    /// Bound to `vhost_vdpa`: `/dev/vhost-vdpa-N`.
-    Vhost,
-    /// Bound to `virtio_vdpa`: a virtio netdev.
-    Virtio,
+pub type VdpaType = sriov_host::vdpa::VdpaDriver;
+
+/// Parses a `vdpaType` value: `vhost` or `virtio` (any case).
+pub fn parse_vdpa_type(s: &str) -> Option<VdpaType> {
+    match s.to_ascii_lowercase().as_str() {
+        "vhost" => Some(VdpaType::Vhost),
+        "virtio" => Some(VdpaType::Virtio),
+        _ => None,
+    }
 }
 
-impl VdpaType {
-    /// `vhost` or `virtio` (any case).
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "vhost" => Some(VdpaType::Vhost),
-            "virtio" => Some(VdpaType::Virtio),
-            _ => None,
+/// What the kubelet calls a device: a PCI address, or for an auxiliary
+/// device (a scalable function) its name on the auxiliary bus
+/// (`mlx5_core.sf.4`), as upstream.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DeviceId {
+    Pci(PciAddress),
+    Aux(String),
+}
+
+impl DeviceId {
+    /// A PCI address (short form accepted) or an auxiliary device name.
+    pub fn parse(s: &str) -> Option<DeviceId> {
+        if let Some(a) = PciAddress::parse(s) {
+            return Some(DeviceId::Pci(a));
+        }
+        sriov_host::auxiliary::parse_name(s).map(|_| DeviceId::Aux(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceId::Pci(a) => write!(f, "{a}"),
+            DeviceId::Aux(n) => f.write_str(n),
         }
     }
 }
 
+/// The auxiliary-device part of an offered device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuxInfo {
+    /// `mlx5_core.sf.4`.
+    pub name: String,
+    /// `sf`.
+    pub aux_type: String,
+    /// The SF number (`sfnum`).
+    pub sfnum: Option<u32>,
+}
+
+/// The vDPA device of a VF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VdpaInfo {
+    /// `vdpa0`.
+    pub name: String,
+    pub kind: VdpaType,
+    /// vhost: `/dev/vhost-vdpa-N` (node path).
+    pub vhost_path: Option<String>,
+}
+
 /// One offered device.
+///
+/// An auxiliary device (deviceType `auxNetDevice`) carries the PCI facts of
+/// its parent function (`address`, ids, driver, NUMA), `pf` = the parent,
+/// `vf_index` = its `sfnum` (so `#` ranges of `pfNames`/`rootDevices` select
+/// SF numbers, as upstream), and its own netdev and RDMA devices.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
     pub address: PciAddress,
@@ -43,7 +87,7 @@ pub struct Device {
     pub iommu_group: Option<u32>,
     /// The device's `acpi_index`, else its PF's.
     pub acpi_index: Option<u32>,
-    /// The PF of a VF.
+    /// The PF of a VF (the parent of an auxiliary device).
     pub pf: Option<PciAddress>,
     pub vf_index: Option<u32>,
     /// The PF's netdev name (for a PF without VFs: its own).
@@ -55,10 +99,35 @@ pub struct Device {
     pub link_type: Option<LinkType>,
     /// RDMA devices (`mlx5_3`).
     pub rdma: Vec<String>,
-    pub vdpa: Option<VdpaType>,
+    /// The vDPA device (read only when a resource selects on `vdpaType`).
+    pub vdpa: Option<VdpaInfo>,
+    /// Set for auxiliary devices.
+    pub aux: Option<AuxInfo>,
 }
 
 impl Device {
+    /// The ID the kubelet sees.
+    pub fn id(&self) -> DeviceId {
+        match &self.aux {
+            Some(a) => DeviceId::Aux(a.name.clone()),
+            None => DeviceId::Pci(self.address),
+        }
+    }
+
+    /// The device's sysfs directory (the auxiliary device's for an
+    /// auxiliary device).
+    pub fn sysfs_dir(&self, root: &HostRoot) -> std::path::PathBuf {
+        match &self.aux {
+            Some(a) => sriov_host::auxiliary::device_path(root, &a.name),
+            None => root.pci_device(&self.address),
+        }
+    }
+
+    /// The vDPA type, if it has a vDPA device.
+    pub fn vdpa_type(&self) -> Option<VdpaType> {
+        self.vdpa.as_ref().map(|v| v.kind)
+    }
+
     fn base_class(&self) -> u8 {
         (self.class >> 16) as u8
     }
@@ -90,29 +159,18 @@ pub fn default_route_ifname(root: &HostRoot) -> Option<String> {
     })
 }
 
-/// The vDPA type of a function: a `vdpaN` child whose driver is
+/// The vDPA device of a function: the first `vdpaN` child bound to
 /// `vhost_vdpa` or `virtio_vdpa`.
-fn read_vdpa(root: &HostRoot, address: &PciAddress) -> Option<VdpaType> {
-    let dir = root.pci_device(address);
-    let entries = std::fs::read_dir(&dir).ok()?;
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !name.starts_with("vdpa") || !name[4..].bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let drv = std::fs::read_link(dir.join(name).join("driver")).ok();
-        match drv
-            .as_deref()
-            .and_then(Path::file_name)
-            .and_then(|n| n.to_str())
-        {
-            Some("vhost_vdpa") => return Some(VdpaType::Vhost),
-            Some("virtio_vdpa") => return Some(VdpaType::Virtio),
-            _ => {}
-        }
-    }
-    None
+fn read_vdpa(root: &HostRoot, address: &PciAddress) -> Option<VdpaInfo> {
+    sriov_host::vdpa::devices_of(root, address)
+        .into_iter()
+        .find_map(|v| {
+            Some(VdpaInfo {
+                kind: v.driver?,
+                vhost_path: v.vhost_path(),
+                name: v.name,
+            })
+        })
 }
 
 fn device_of(root: &HostRoot, node: &Node, f: &PciFunction, want_vdpa: bool) -> Device {
@@ -142,6 +200,7 @@ fn device_of(root: &HostRoot, node: &Node, f: &PciFunction, want_vdpa: bool) -> 
         } else {
             None
         },
+        aux: None,
     }
 }
 
@@ -171,4 +230,55 @@ pub fn candidates(root: &HostRoot, node: &Node, want_vdpa: bool) -> Vec<Device> 
         out.push(device_of(root, node, f, want_vdpa));
     }
     out
+}
+
+/// The auxiliary devices of the node's network functions (deviceType
+/// `auxNetDevice`), as upstream finds them: every auxiliary child of a
+/// network function that has a netdev (`mlx5_core.sf.4`, but also
+/// `mlx5_core.eth.0`; `auxTypes` tells them apart), in function then name
+/// order. Each carries its parent's PCI facts; see [`Device`].
+pub fn aux_candidates(root: &HostRoot, node: &Node) -> Vec<Device> {
+    let mut out = Vec::new();
+    for f in node.functions() {
+        if !f.is_network() || f.netdevs.is_empty() {
+            continue;
+        }
+        for a in sriov_host::auxiliary::devices_of(root, &f.address) {
+            let parent_netdev = f.primary_netdev();
+            let ifname = a.netdevs.first().cloned();
+            let link_type = ifname
+                .as_deref()
+                .and_then(|n| read_link_type(root, n))
+                .or(parent_netdev.map(|n| n.link_type));
+            out.push(Device {
+                address: f.address,
+                vendor: f.vendor,
+                device_id: f.device,
+                class: f.class,
+                driver: f.driver.clone(),
+                numa_node: f.numa_node,
+                iommu_group: None,
+                acpi_index: f.acpi_index,
+                pf: Some(f.address),
+                vf_index: a.sfnum,
+                pf_ifname: parent_netdev.map(|n| n.name.clone()),
+                ifname,
+                link_type,
+                rdma: a.rdma.clone(),
+                vdpa: None,
+                aux: Some(AuxInfo {
+                    name: a.name,
+                    aux_type: a.aux_type,
+                    sfnum: a.sfnum,
+                }),
+            });
+        }
+    }
+    out
+}
+
+fn read_link_type(root: &HostRoot, ifname: &str) -> Option<LinkType> {
+    let t = std::fs::read_to_string(root.class_net(ifname).join("type")).ok()?;
+    let n: u16 = t.trim().parse().ok()?;
+    Some(LinkType::from_arphrd(n))
 }

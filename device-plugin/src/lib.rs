@@ -11,6 +11,7 @@
 pub mod allocate;
 pub mod cdi;
 pub mod config;
+pub mod ddp;
 pub mod device;
 pub mod kubelet;
 pub mod manager;

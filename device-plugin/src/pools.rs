@@ -5,15 +5,25 @@
 //! no pool. A device that was in a pool and now matches no resource at all,
 //! but still exists (its driver was changed by hand, or is being changed),
 //! stays in its pool as Unhealthy until it matches something again.
+//!
+//! A device that vanished (a VF removed by lowering `sriov_numvfs`, an SF
+//! deleted) is first kept in its pool as Unhealthy, so the kubelet hears
+//! about it over ListAndWatch, and dropped once it has been gone for
+//! [`VANISHED_GRACE`] (at the next rescan or health check after that).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use sriov_host::{HostRoot, PciAddress};
+use sriov_host::HostRoot;
 
 use crate::config::{Config, DeviceType, ResourceConfig};
-use crate::device::Device;
+use crate::device::{Device, DeviceId};
 use crate::selectors::MatchEnv;
+
+/// How long a vanished device stays listed as Unhealthy before it is
+/// dropped from its pool.
+pub const VANISHED_GRACE: Duration = Duration::from_secs(1);
 
 /// A device in a pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +31,9 @@ pub struct PoolDevice {
     pub device: Device,
     /// `None` when healthy, else why not.
     pub unhealthy: Option<String>,
+    /// When the device was first seen gone (it is dropped
+    /// [`VANISHED_GRACE`] later).
+    pub vanished_at: Option<Instant>,
 }
 
 impl PoolDevice {
@@ -34,12 +47,12 @@ impl PoolDevice {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pool {
     pub config: Arc<ResourceConfig>,
-    pub devices: BTreeMap<PciAddress, PoolDevice>,
+    pub devices: BTreeMap<DeviceId, PoolDevice>,
 }
 
 impl Pool {
     /// What the kubelet sees: (ID, healthy, NUMA node) per device.
-    pub fn kubelet_view(&self) -> Vec<(PciAddress, bool, Option<u32>)> {
+    pub fn kubelet_view(&self) -> Vec<(DeviceId, bool, Option<u32>)> {
         self.devices
             .values()
             .map(|d| {
@@ -48,7 +61,7 @@ impl Pool {
                 } else {
                     d.device.numa_node
                 };
-                (d.device.address, d.healthy(), numa)
+                (d.device.id(), d.healthy(), numa)
             })
             .collect()
     }
@@ -64,10 +77,44 @@ pub type Pools = BTreeMap<String, Pool>;
 
 fn accepts(t: DeviceType, d: &Device) -> bool {
     match t {
-        DeviceType::NetDevice => d.is_network(),
-        DeviceType::Accelerator => d.is_accelerator(),
-        DeviceType::AuxNetDevice => false,
+        DeviceType::NetDevice => d.aux.is_none() && d.is_network(),
+        DeviceType::Accelerator => d.aux.is_none() && d.is_accelerator(),
+        DeviceType::AuxNetDevice => d.aux.is_some(),
     }
+}
+
+/// What a scan of `node` offers `config`: the candidate PCI devices (with
+/// vDPA types when a resource selects on `vdpaType`), the auxiliary devices
+/// when a resource has deviceType `auxNetDevice`, and the node facts
+/// selectors need (vhost-net, DDP profiles when a resource selects on
+/// `ddpProfiles`).
+pub fn discover(
+    root: &HostRoot,
+    config: &Config,
+    node: &sriov_host::Node,
+) -> (Vec<Device>, MatchEnv) {
+    let any_selector = |f: &dyn Fn(&crate::selectors::Selectors) -> bool| {
+        config.resources.iter().any(|r| r.selectors.iter().any(f))
+    };
+    let want_vdpa = any_selector(&|s| s.vdpa_type.is_some());
+    let mut devices = crate::device::candidates(root, node, want_vdpa);
+    if config
+        .resources
+        .iter()
+        .any(|r| r.device_type == DeviceType::AuxNetDevice)
+    {
+        devices.extend(crate::device::aux_candidates(root, node));
+    }
+    let ddp_profiles = if any_selector(&|s| !s.ddp_profiles.is_empty()) {
+        crate::ddp::profiles(&crate::ddp::DdpTool::from_env(), node)
+    } else {
+        Default::default()
+    };
+    let env = MatchEnv {
+        vhost_net_present: root.dev("vhost-net").exists(),
+        ddp_profiles,
+    };
+    (devices, env)
 }
 
 /// The first resource claiming `d`.
@@ -82,7 +129,8 @@ pub fn claim<'a>(
 }
 
 /// Builds the pools of `config` from `devices`; `previous` keeps devices
-/// that matched before and now match nothing (see the module docs).
+/// that matched before and now match nothing, and devices that vanished
+/// less than [`VANISHED_GRACE`] ago (see the module docs).
 pub fn build(
     root: &HostRoot,
     config: &Config,
@@ -102,19 +150,21 @@ pub fn build(
         })
         .collect();
     let mut pools: Pools = BTreeMap::new();
-    let mut was_in: HashMap<PciAddress, &str> = HashMap::new();
+    let mut was_in: HashMap<DeviceId, &str> = HashMap::new();
     for (name, p) in previous {
         for a in p.devices.keys() {
-            was_in.insert(*a, name.as_str());
+            was_in.insert(a.clone(), name.as_str());
         }
     }
     let mut carrier = CarrierCache::default();
+    let now = Instant::now();
     for d in devices {
+        let id = d.id();
         let (rc, sticky) = match claim(&resources, d, env) {
             Some(rc) => (rc, false),
             None => {
                 let Some(rc) = was_in
-                    .get(&d.address)
+                    .get(&id)
                     .and_then(|name| resources.iter().find(|r| r.resource_name() == *name))
                 else {
                     continue;
@@ -137,12 +187,48 @@ pub fn build(
             })
             .devices
             .insert(
-                d.address,
+                id,
                 PoolDevice {
                     device: d.clone(),
                     unhealthy,
+                    vanished_at: None,
                 },
             );
+    }
+    // Devices gone from the scan: listed Unhealthy for a grace period
+    // first, so the kubelet stops handing them out before they disappear.
+    for (name, p) in previous {
+        let Some(rc) = resources.iter().find(|r| r.resource_name() == *name) else {
+            continue;
+        };
+        for (id, pd) in &p.devices {
+            if pools.values().any(|q| q.devices.contains_key(id)) {
+                continue;
+            }
+            let since = pd.vanished_at.unwrap_or(now);
+            if now.duration_since(since) >= VANISHED_GRACE {
+                tracing::info!(pool = %name, device = %id, "vanished device dropped");
+                continue;
+            }
+            if pd.vanished_at.is_none() {
+                tracing::warn!(pool = %name, device = %id, "device vanished; listed Unhealthy until dropped");
+            }
+            pools
+                .entry(name.clone())
+                .or_insert_with(|| Pool {
+                    config: rc.clone(),
+                    devices: BTreeMap::new(),
+                })
+                .devices
+                .insert(
+                    id.clone(),
+                    PoolDevice {
+                        device: pd.device.clone(),
+                        unhealthy: Some("device vanished".into()),
+                        vanished_at: Some(since),
+                    },
+                );
+        }
     }
     pools
 }
@@ -190,6 +276,11 @@ pub fn check_health(root: &HostRoot, d: &Device, carrier: &mut CarrierCache) -> 
     if std::fs::symlink_metadata(&dir).is_err() || !dir.join("vendor").exists() {
         return Some("device vanished".into());
     }
+    if let Some(a) = &d.aux
+        && !sriov_host::auxiliary::exists(root, &a.name)
+    {
+        return Some("device vanished".into());
+    }
     let driver = std::fs::read_link(dir.join("driver"))
         .ok()
         .and_then(|t| t.file_name().and_then(|n| n.to_str()).map(str::to_string));
@@ -215,11 +306,29 @@ pub fn check_health(root: &HostRoot, d: &Device, carrier: &mut CarrierCache) -> 
     None
 }
 
-/// Re-checks the health of every device of every pool in place; returns
-/// the names of the pools whose health changed.
+/// Re-checks the health of every device of every pool in place, and drops
+/// devices that vanished more than [`VANISHED_GRACE`] ago (a pool left
+/// empty is removed); returns the names of the pools that changed.
 pub fn recheck(root: &HostRoot, pools: &mut Pools) -> Vec<String> {
     let mut carrier = CarrierCache::default();
     let mut changed = Vec::new();
+    let now = Instant::now();
+    for (name, pool) in pools.iter_mut() {
+        let before = pool.devices.len();
+        pool.devices.retain(|id, pd| {
+            let keep = pd
+                .vanished_at
+                .is_none_or(|t| now.duration_since(t) < VANISHED_GRACE);
+            if !keep {
+                tracing::info!(pool = %name, device = %id, "vanished device dropped");
+            }
+            keep
+        });
+        if pool.devices.len() != before {
+            changed.push(name.clone());
+        }
+    }
+    pools.retain(|_, p| !p.devices.is_empty());
     for (name, pool) in pools.iter_mut() {
         let selected: Vec<&str> = pool
             .config
@@ -229,6 +338,9 @@ pub fn recheck(root: &HostRoot, pools: &mut Pools) -> Vec<String> {
             .collect();
         let mut any = false;
         for pd in pool.devices.values_mut() {
+            if pd.vanished_at.is_some() {
+                continue;
+            }
             let mut now = check_health(root, &pd.device, &mut carrier);
             // A sticky device (its driver left the pool's selection) stays
             // unhealthy until a rescan finds it matching again.
@@ -255,7 +367,7 @@ pub fn recheck(root: &HostRoot, pools: &mut Pools) -> Vec<String> {
                 any = true;
             }
         }
-        if any {
+        if any && !changed.contains(name) {
             changed.push(name.clone());
         }
     }

@@ -13,10 +13,11 @@ use std::collections::BTreeMap;
 
 use sriov_host::PciAddress;
 
+use crate::device::DeviceId;
 use crate::pools::Pool;
 
-/// A device and its PF.
-type Candidate = (PciAddress, Option<PciAddress>);
+/// A device and its PF (for an auxiliary device: its parent).
+type Candidate = (DeviceId, Option<PciAddress>);
 
 /// How to choose among PFs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,7 +65,7 @@ pub fn preferred(
         if out.contains(id) {
             continue;
         }
-        let Some(pd) = PciAddress::parse(id).and_then(|a| pool.devices.get(&a)) else {
+        let Some(pd) = DeviceId::parse(id).and_then(|a| pool.devices.get(&a)) else {
             continue;
         };
         if !pd.healthy() {
@@ -73,12 +74,12 @@ pub fn preferred(
         by_numa
             .entry(pd.device.numa_node)
             .or_default()
-            .push((pd.device.address, pd.device.pf));
+            .push((pd.device.id(), pd.device.pf));
     }
     let need = size - out.len();
     let home: Option<Option<u32>> = must_include
         .iter()
-        .filter_map(|id| PciAddress::parse(id).and_then(|a| pool.devices.get(&a)))
+        .filter_map(|id| DeviceId::parse(id).and_then(|a| pool.devices.get(&a)))
         .map(|pd| pd.device.numa_node)
         .next();
     let mut nodes: Vec<(Option<u32>, Vec<Candidate>)> = by_numa.into_iter().collect();
@@ -103,12 +104,12 @@ pub fn preferred(
 }
 
 /// Picks `n` devices from one NUMA node's list by PF policy.
-fn pick(devs: Vec<Candidate>, n: usize, policy: AllocationPolicy) -> Vec<PciAddress> {
-    let mut by_pf: BTreeMap<Option<PciAddress>, Vec<PciAddress>> = BTreeMap::new();
+fn pick(devs: Vec<Candidate>, n: usize, policy: AllocationPolicy) -> Vec<DeviceId> {
+    let mut by_pf: BTreeMap<Option<PciAddress>, Vec<DeviceId>> = BTreeMap::new();
     for (a, pf) in devs {
         by_pf.entry(pf).or_default().push(a);
     }
-    let mut groups: Vec<Vec<PciAddress>> = by_pf
+    let mut groups: Vec<Vec<DeviceId>> = by_pf
         .into_values()
         .map(|mut v| {
             v.sort();
@@ -135,7 +136,7 @@ fn pick(devs: Vec<Candidate>, n: usize, policy: AllocationPolicy) -> Vec<PciAddr
             }
         }
         AllocationPolicy::Spread => {
-            let mut iters: Vec<std::vec::IntoIter<PciAddress>> =
+            let mut iters: Vec<std::vec::IntoIter<DeviceId>> =
                 groups.into_iter().map(Vec::into_iter).collect();
             while out.len() < n {
                 let mut progressed = false;
@@ -179,7 +180,7 @@ mod tests {
             for i in 0..n {
                 let a = PciAddress::new(0, bus, dev, i).unwrap();
                 devices.insert(
-                    a,
+                    DeviceId::Pci(a),
                     PoolDevice {
                         device: Device {
                             address: a,
@@ -197,8 +198,10 @@ mod tests {
                             link_type: None,
                             rdma: vec![],
                             vdpa: None,
+                            aux: None,
                         },
                         unhealthy: None,
+                        vanished_at: None,
                     },
                 );
             }
@@ -274,7 +277,7 @@ mod tests {
     fn unhealthy_and_unknown_are_skipped() {
         let mut p = pool();
         let a: PciAddress = "0000:3b:0a.0".parse().unwrap();
-        p.devices.get_mut(&a).unwrap().unhealthy = Some("x".into());
+        p.devices.get_mut(&DeviceId::Pci(a)).unwrap().unhealthy = Some("x".into());
         let avail = vec![
             "0000:3b:0a.0".to_string(),
             "0000:3b:0a.1".to_string(),

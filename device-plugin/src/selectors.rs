@@ -10,7 +10,7 @@ use serde_json::Value;
 use sriov_host::PciAddress;
 
 use crate::config::{DeviceType, canonical_keys};
-use crate::device::{Device, VdpaType};
+use crate::device::{Device, VdpaType, parse_vdpa_type};
 
 /// Why a selector set was rejected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -267,7 +267,7 @@ impl Selectors {
                         Value::Null => None,
                         Value::String(t) if t.is_empty() => None,
                         Value::String(t) => {
-                            Some(VdpaType::parse(t).ok_or_else(|| SelectorError::Invalid {
+                            Some(parse_vdpa_type(t).ok_or_else(|| SelectorError::Invalid {
                                 key,
                                 message: format!("{t:?}: use \"vhost\" or \"virtio\""),
                             })?)
@@ -352,7 +352,7 @@ impl Selectors {
             return false;
         }
         if let Some(t) = self.vdpa_type
-            && d.vdpa != Some(t)
+            && d.vdpa_type() != Some(t)
         {
             return false;
         }
@@ -364,8 +364,12 @@ impl Selectors {
                 return false;
             }
         }
-        if !self.aux_types.is_empty() {
-            // Auxiliary devices are not discovered: PCI devices have no type.
+        if !self.aux_types.is_empty()
+            && !d
+                .aux
+                .as_ref()
+                .is_some_and(|a| self.aux_types.contains(&a.aux_type))
+        {
             return false;
         }
         true
@@ -377,8 +381,8 @@ impl Selectors {
 pub struct MatchEnv {
     /// `<root>/dev/vhost-net` exists.
     pub vhost_net_present: bool,
-    /// DDP profile by PF address (none known: the plugin does not query
-    /// devlink; `ddpProfiles` selectors then match nothing).
+    /// The DDP profile of each PF that has one (filled only when a
+    /// resource selects on `ddpProfiles`; see [`crate::ddp`]).
     pub ddp_profiles: std::collections::HashMap<PciAddress, String>,
 }
 
@@ -413,6 +417,7 @@ mod tests {
             link_type: Some(LinkType::Ether),
             rdma: vec![],
             vdpa: None,
+            aux: None,
         }
     }
 
@@ -516,7 +521,11 @@ mod tests {
         assert!(sel(json!({"IsRdma":true})).matches(&r, &env()));
         assert!(!sel(json!({"vdpaType":"vhost"})).matches(&d, &env()));
         let mut v = vf();
-        v.vdpa = Some(VdpaType::Vhost);
+        v.vdpa = Some(crate::device::VdpaInfo {
+            name: "vdpa0".into(),
+            kind: VdpaType::Vhost,
+            vhost_path: Some("/dev/vhost-vdpa-0".into()),
+        });
         assert!(sel(json!({"vdpaType":"vhost"})).matches(&v, &env()));
         assert!(!sel(json!({"vdpaType":"virtio"})).matches(&v, &env()));
         assert!(Selectors::from_json(&json!({"vdpaType":"gpu"}), DeviceType::NetDevice).is_err());
@@ -556,6 +565,30 @@ mod tests {
             Selectors::from_json(&json!([1]), DeviceType::NetDevice).unwrap_err(),
             SelectorError::NotObject
         );
+    }
+
+    #[test]
+    fn aux_types_match_auxiliary_devices_only() {
+        let s = Selectors::from_json(
+            &json!({"auxTypes":["sf"],"pfNames":["ens1f0#88-90"]}),
+            DeviceType::AuxNetDevice,
+        )
+        .unwrap();
+        assert!(!s.matches(&vf(), &env()), "a PCI device has no aux type");
+        let mut sf = vf();
+        sf.aux = Some(crate::device::AuxInfo {
+            name: "mlx5_core.sf.4".into(),
+            aux_type: "sf".into(),
+            sfnum: Some(88),
+        });
+        sf.vf_index = Some(88);
+        assert!(s.matches(&sf, &env()));
+        sf.vf_index = Some(91);
+        assert!(!s.matches(&sf, &env()), "sfnum outside the range");
+        let mut eth = sf.clone();
+        eth.vf_index = Some(88);
+        eth.aux.as_mut().unwrap().aux_type = "eth".into();
+        assert!(!s.matches(&eth, &env()));
     }
 
     #[test]

@@ -131,7 +131,10 @@ pub fn spawn_dir_watch(
 
 /// Subsystems whose uevents can change pools.
 fn relevant(subsystem: &str) -> bool {
-    matches!(subsystem, "pci" | "net" | "infiniband" | "vfio" | "vdpa")
+    matches!(
+        subsystem,
+        "pci" | "net" | "infiniband" | "vfio" | "vdpa" | "auxiliary"
+    )
 }
 
 /// The simulator's uevent directory under a host root, when present.

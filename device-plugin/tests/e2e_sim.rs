@@ -105,14 +105,26 @@ async fn rescans_when_vfs_appear_and_when_one_moves_to_vfio() {
     assert!(dev.starts_with("/dev/vfio/"), "{dev}");
     assert!(root.join(dev.trim_start_matches('/')).exists());
 
-    // VFs removed: the rescan drops them
+    // VFs removed: the uevent rescan lists them Unhealthy (they are
+    // dropped after a grace, at a health check: see
+    // vanished_vfs_are_unhealthy_then_dropped)
     let r3 = root.clone();
     tokio::task::spawn_blocking(move || set_numvfs(&r3, "0000:3b:00.1", 0))
         .await
         .unwrap();
-    w.until(T, |m| m.devices.len() == 3)
+    let m = w
+        .until(T, |m| {
+            m.devices.iter().filter(|d| d.health == "Unhealthy").count() == 2
+        })
         .await
-        .expect("removed VFs dropped");
+        .expect("removed VFs listed Unhealthy");
+    assert!(
+        m.devices
+            .iter()
+            .filter(|d| d.health == "Unhealthy")
+            .all(|d| d.id.starts_with("0000:3b:12.")),
+        "{m:?}"
+    );
     drop(h);
     drop(sim);
 }
@@ -163,6 +175,84 @@ async fn unbound_vfio_device_stays_listed_unhealthy_until_rebound() {
     w.until(T, |m| m.devices.iter().all(|d| d.health == "Healthy"))
         .await
         .expect("Healthy after rebinding");
+    drop(h);
+    drop(sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vanished_vfs_are_unhealthy_then_dropped() {
+    if !lanes::require("vanished_vfs_are_unhealthy_then_dropped", &[Lane::Fuse]) {
+        return;
+    }
+    // iavf VFs and ice PFs without VFs, so the pool never empties
+    const CFG: &str = r#"{"resourceList":[
+      {"resourceName":"intel_netdev","selectors":{"vendors":["8086"],"drivers":["iavf","ice"]}}
+    ]}"#;
+    let sim = SimNode::start("mixed", SimOptions::default()).unwrap();
+    let root = sim.root().to_path_buf();
+    let h = Harness::start_with(&root, CFG, Duration::from_millis(200)).await;
+    let ep = h.registered("intel.com/intel_netdev").await;
+    let mut c = h.client(&ep).await;
+    let mut w = Watch::open(&mut c).await.unwrap();
+    let m = w.next(T).await.unwrap();
+    let vfs = [
+        "0000:3b:02.0",
+        "0000:3b:02.1",
+        "0000:3b:02.2",
+        "0000:3b:02.3",
+    ];
+    let mut want: Vec<&str> = vfs.to_vec();
+    want.push("0000:3b:00.1");
+    want.sort();
+    assert_eq!(ids(&m), want);
+    // VFs removed: each is reported Unhealthy over ListAndWatch before it
+    // is dropped; the PF without VFs joins the pool
+    let r = root.clone();
+    tokio::task::spawn_blocking(move || set_numvfs(&r, "0000:3b:00.0", 0))
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    let m = w
+        .until(T, |m| {
+            vfs.iter().all(|v| {
+                m.devices
+                    .iter()
+                    .any(|d| d.id == *v && d.health == "Unhealthy")
+            })
+        })
+        .await
+        .expect("vanished VFs listed Unhealthy");
+    eprintln!("Unhealthy after {:?}: {:?}", t.elapsed(), health(&m));
+    let m = w
+        .until(T, |m| {
+            !m.devices.iter().any(|d| vfs.contains(&d.id.as_str()))
+        })
+        .await
+        .expect("vanished VFs dropped after the grace");
+    let gone = t.elapsed();
+    assert!(
+        gone >= sriov_device_plugin::pools::VANISHED_GRACE - Duration::from_millis(300),
+        "dropped after {gone:?}: {m:?}"
+    );
+    assert_eq!(
+        health(&m),
+        [
+            ("0000:3b:00.0".into(), "Healthy".into()),
+            ("0000:3b:00.1".into(), "Healthy".into())
+        ]
+    );
+    // VFs back: listed Healthy; the PF (no longer offered) goes the same way
+    let r = root.clone();
+    tokio::task::spawn_blocking(move || set_numvfs(&r, "0000:3b:00.0", 2))
+        .await
+        .unwrap();
+    let m = w
+        .until(T, |m| {
+            ids(m) == ["0000:3b:00.1", "0000:3b:02.0", "0000:3b:02.1"]
+        })
+        .await
+        .expect("new VFs listed, the PF dropped");
+    assert!(m.devices.iter().all(|d| d.health == "Healthy"), "{m:?}");
     drop(h);
     drop(sim);
 }

@@ -2,14 +2,17 @@
 //! root (default `/`, `--host-root` / `SRIOV_HOST_ROOT`).
 //!
 //! - Sysfs model (PCI functions, SR-IOV PFs and VFs, drivers, IOMMU groups,
-//!   NUMA, netdevs, RDMA devices) and checked writes: [`root`], [`pci`],
-//!   [`sriov`], [`netdev`], [`driver`], [`mod@scan`], [`routes`].
+//!   NUMA, netdevs, RDMA devices, auxiliary and vDPA devices)
+//!   and checked writes: [`root`], [`pci`],
+//!   [`sriov`], [`netdev`], [`driver`], [`mod@scan`], [`routes`],
+//!   [`auxiliary`], [`vdpa`].
 //! - Netlink (VF settings on a PF, link moves, renames): [`netlink`].
 //! - Network namespaces on a dedicated thread: [`netns`].
 //! - Kernel uevents: [`uevent`].
 
 // sysfs model and writes
 mod attr;
+pub mod auxiliary;
 pub mod driver;
 pub mod error;
 pub mod netdev;
@@ -18,6 +21,7 @@ pub mod root;
 pub mod routes;
 pub mod scan;
 pub mod sriov;
+pub mod vdpa;
 
 pub use driver::{BindOptions, BindOutcome, DriverKind, DriverState};
 pub use netdev::{LinkType, Netdev, OperState};

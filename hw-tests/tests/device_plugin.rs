@@ -5,9 +5,8 @@
 use std::time::Duration;
 
 use sriov_device_plugin::config::Config;
-use sriov_device_plugin::device::candidates;
+use sriov_device_plugin::device::DeviceId;
 use sriov_device_plugin::pools::{self, Pools};
-use sriov_device_plugin::selectors::MatchEnv;
 use sriov_host::{HostRoot, PciAddress, driver, scan};
 use sriov_hw_tests::{NumVfsGuard, iproute, pf, sysfs, wait_for};
 
@@ -18,17 +17,28 @@ fn addr(pci: &str) -> PciAddress {
     PciAddress::parse(pci).unwrap()
 }
 
+fn id(pci: &str) -> DeviceId {
+    DeviceId::Pci(addr(pci))
+}
+
 fn build(root: &HostRoot, config: &Config, previous: &Pools) -> Pools {
     let node = scan(root).unwrap();
-    // No resource here selects on vdpaType, so vDPA types need not be read.
-    let devices = candidates(root, &node, false);
-    pools::build(root, config, &devices, &MatchEnv::default(), previous)
+    let (devices, env) = pools::discover(root, config, &node);
+    pools::build(root, config, &devices, &env, previous)
 }
 
 fn members(pools: &Pools, name: &str) -> Vec<PciAddress> {
     pools
         .get(name)
-        .map(|p| p.devices.keys().copied().collect())
+        .map(|p| {
+            p.devices
+                .keys()
+                .filter_map(|k| match k {
+                    DeviceId::Pci(a) => Some(*a),
+                    DeviceId::Aux(_) => None,
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -95,7 +105,7 @@ fn device_plugin_pools_and_health_on_real_vfs() {
     );
     let netdev = &pools[NETDEV];
     assert_eq!(netdev.healthy_count(), 2, "{netdev:?}");
-    let d0 = &netdev.devices[&addr(&vfs[0])].device;
+    let d0 = &netdev.devices[&id(&vfs[0])].device;
     assert_eq!(d0.pf, Some(addr(&pf.pci)));
     assert_eq!(d0.vf_index, Some(0));
     assert_eq!(d0.pf_ifname.as_deref(), Some(pf.ifname.as_str()));
@@ -125,7 +135,7 @@ fn device_plugin_pools_and_health_on_real_vfs() {
     let vf1 = addr(&vfs[1]);
     driver::bind(&root, &vf1, "vfio-pci", &driver::BindOptions::default()).unwrap();
     pools::recheck(&root, &mut pools);
-    let why = pools[NETDEV].devices[&vf1]
+    let why = pools[NETDEV].devices[&DeviceId::Pci(vf1)]
         .unhealthy
         .clone()
         .expect("VF 1 still healthy");
@@ -133,7 +143,7 @@ fn device_plugin_pools_and_health_on_real_vfs() {
     let pools = build(&root, &config, &pools);
     assert_eq!(members(&pools, NETDEV), vec![addr(&vfs[0])], "{pools:?}");
     assert_eq!(members(&pools, VFIO), vec![vf1], "{pools:?}");
-    let v = &pools[VFIO].devices[&vf1];
+    let v = &pools[VFIO].devices[&DeviceId::Pci(vf1)];
     assert!(v.healthy(), "{v:?}");
     assert!(v.device.is_vfio());
     assert_eq!(

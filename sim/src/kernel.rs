@@ -118,6 +118,24 @@ struct Func {
     netdev: Option<NetdevState>,
     rdma: Option<String>,
     dir: String,
+    /// Child devices on other buses (auxiliary SFs, vDPA), created by the
+    /// driver's probe and removed by its remove.
+    children: Vec<ChildDev>,
+}
+
+/// A child device of a function on another bus: an auxiliary device
+/// (`mlx5_core.sf.2`) or a vDPA device (`vdpa0`).
+#[derive(Debug, Clone)]
+struct ChildDev {
+    /// `auxiliary` or `vdpa`.
+    bus: &'static str,
+    name: String,
+    dir: String,
+    driver: String,
+    /// Its netdev (subdir of the function is the child's name).
+    netdev: Option<String>,
+    /// A device node it created under `dev/` (`vhost-vdpa-0`).
+    devnode: Option<String>,
 }
 
 /// The simulated kernel state over a sysfs tree.
@@ -133,6 +151,9 @@ pub struct SimKernel<S: TreeSink> {
     next_group: u32,
     next_ifindex: u32,
     next_rdma: u32,
+    /// Next auxiliary device id (the kernel's per-driver IDA).
+    next_adev: u32,
+    next_vdpa: u32,
     vfio_groups: BTreeSet<u32>,
     seqnum: u64,
     events: Vec<Uevent>,
@@ -225,6 +246,8 @@ impl<S: TreeSink> SimKernel<S> {
             free_groups: BTreeSet::new(),
             next_ifindex: 2,
             next_rdma: 0,
+            next_adev: 0,
+            next_vdpa: 0,
             vfio_groups: BTreeSet::new(),
             seqnum: 0,
             events: Vec::new(),
@@ -746,6 +769,7 @@ impl<S: TreeSink> SimKernel<S> {
                 netdev: None,
                 rdma: None,
                 dir,
+                children: Vec::new(),
             },
         );
         Ok(())
@@ -851,6 +875,7 @@ impl<S: TreeSink> SimKernel<S> {
                 netdev: None,
                 rdma: None,
                 dir: dir.clone(),
+                children: Vec::new(),
             };
             let vars = self.pci_vars(&vf, &func, None);
             self.funcs.insert(vf.clone(), func);
@@ -1009,6 +1034,7 @@ impl<S: TreeSink> SimKernel<S> {
                 );
                 f.rdma = Some(rdma);
             }
+            self.add_children(addr, &mut f, &path)?;
         }
         if driver == VFIO_PCI
             && let Some(g) = f.group
@@ -1026,6 +1052,205 @@ impl<S: TreeSink> SimKernel<S> {
         let dir = f.dir.clone();
         self.funcs.insert(addr.to_string(), f);
         self.emit("bind", Self::devpath(&dir), "pci", vars);
+        Ok(())
+    }
+
+    /// A netdev driver's probe of `addr` creates its child devices: an mlx5
+    /// PF with `sfs` gets its Ethernet auxiliary device and its scalable
+    /// functions (each with a netdev), a VF listed in its PF's `vdpa` its
+    /// vDPA device.
+    fn add_children(&mut self, addr: &str, f: &mut Func, path: &str) -> Result<(), StoreError> {
+        match f.kind.clone() {
+            Kind::Pf { spec, .. } => {
+                let ps = self.spec.pfs[spec].clone();
+                if ps.sfs == 0 || f.model.pf_driver != "mlx5_core" {
+                    return Ok(());
+                }
+                let eth = format!("mlx5_core.eth.{}", self.next_adev);
+                self.next_adev += 1;
+                let c = self
+                    .add_child(addr, f, "auxiliary", &eth, "mlx5_core.eth", &[])
+                    .map_err(|e| eio(path, e))?;
+                f.children.push(c);
+                // udev names SF netdevs after the PF's slot name plus
+                // s<sfnum>: ens3f0np0 -> ens3f0s0
+                let base = match ps.ifname.rfind("np") {
+                    Some(i) if ps.ifname[i + 2..].bytes().all(|b| b.is_ascii_digit()) => {
+                        &ps.ifname[..i]
+                    }
+                    _ => ps.ifname.as_str(),
+                };
+                for sfnum in 0..ps.sfs {
+                    let name = format!("mlx5_core.sf.{}", self.next_adev);
+                    self.next_adev += 1;
+                    let mut c = self
+                        .add_child(
+                            addr,
+                            f,
+                            "auxiliary",
+                            &name,
+                            "mlx5_core.sf",
+                            &[("sfnum", format!("{sfnum}\n"))],
+                        )
+                        .map_err(|e| eio(path, e))?;
+                    let ifname = format!("{base}s{sfnum}");
+                    let ifindex = self.next_ifindex;
+                    self.next_ifindex += 1;
+                    let mut nd = Netdev::ethernet(&ifname, &catalog::vf_mac(&name), ifindex);
+                    nd.speed = Some(f.model.speed);
+                    nd.operstate = "down".into();
+                    nd.carrier = None;
+                    self.tree
+                        .add_netdev_under(addr, &name, &nd)
+                        .map_err(|e| eio(path, e))?;
+                    self.emit(
+                        "add",
+                        Self::devpath(&format!("{}/net/{ifname}", c.dir)),
+                        "net",
+                        vec![
+                            ("INTERFACE".into(), ifname.clone()),
+                            ("IFINDEX".into(), ifindex.to_string()),
+                        ],
+                    );
+                    c.netdev = Some(ifname);
+                    f.children.push(c);
+                }
+            }
+            Kind::Vf { pf, index } => {
+                let Kind::Pf { spec, .. } = self.funcs[&pf].kind else {
+                    return Ok(());
+                };
+                let Some(t) = self.spec.pfs[spec].vdpa.get(&index).cloned() else {
+                    return Ok(());
+                };
+                let n = self.next_vdpa;
+                self.next_vdpa += 1;
+                let name = format!("vdpa{n}");
+                let driver = if t == "vhost" {
+                    "vhost_vdpa"
+                } else {
+                    "virtio_vdpa"
+                };
+                let mut c = self
+                    .add_child(addr, f, "vdpa", &name, driver, &[])
+                    .map_err(|e| eio(path, e))?;
+                let sink = self.tree.sink();
+                let io = |e| eio(path, e);
+                if t == "vhost" {
+                    // the vhost-vdpa char device (major 511 is dynamic on a
+                    // real node)
+                    let vd = format!("vhost-vdpa-{n}");
+                    sink.mkdir_all(&format!("{}/{vd}", c.dir)).map_err(io)?;
+                    sink.write_file(&format!("{}/{vd}/dev", c.dir), &format!("511:{n}\n"), false)
+                        .map_err(io)?;
+                    sink.write_file(&format!("dev/{vd}"), "", true)
+                        .map_err(io)?;
+                    c.devnode = Some(vd);
+                } else {
+                    sink.mkdir_all(&format!("{}/virtio{}", c.dir, n + 1))
+                        .map_err(io)?;
+                }
+                f.children.push(c);
+            }
+        }
+        Ok(())
+    }
+
+    /// Lays out a child device `name` of function `addr` on `bus`, bound to
+    /// `driver`: its directory with `files`, `subsystem` and `driver`
+    /// links, the bus's `devices/<name>` link and the driver's link back;
+    /// emits its add and bind uevents.
+    fn add_child(
+        &mut self,
+        addr: &str,
+        f: &Func,
+        bus: &'static str,
+        name: &str,
+        driver: &str,
+        files: &[(&str, String)],
+    ) -> io::Result<ChildDev> {
+        let _ = addr;
+        let dir = format!("{}/{name}", f.dir);
+        let bdir = format!("sys/bus/{bus}");
+        let ddir = format!("{bdir}/drivers/{driver}");
+        let sink = self.tree.sink();
+        sink.mkdir_all(&dir)?;
+        sink.mkdir_all(&format!("{bdir}/devices"))?;
+        sink.mkdir_all(&ddir)?;
+        for (n, content) in files {
+            sink.write_file(&format!("{dir}/{n}"), content, false)?;
+        }
+        sink.write_file(
+            &format!("{dir}/uevent"),
+            &format!("DRIVER={driver}\n"),
+            true,
+        )?;
+        sink.symlink(
+            &format!("{dir}/subsystem"),
+            &crate::tree::relative(&dir, &bdir),
+        )?;
+        sink.symlink(
+            &format!("{bdir}/devices/{name}"),
+            &crate::tree::relative(&format!("{bdir}/devices"), &dir),
+        )?;
+        sink.symlink(
+            &format!("{dir}/driver"),
+            &crate::tree::relative(&dir, &ddir),
+        )?;
+        sink.symlink(
+            &format!("{ddir}/{name}"),
+            &crate::tree::relative(&ddir, &dir),
+        )?;
+        self.emit("add", Self::devpath(&dir), bus, vec![]);
+        self.emit(
+            "bind",
+            Self::devpath(&dir),
+            bus,
+            vec![("DRIVER".into(), driver.to_string())],
+        );
+        Ok(ChildDev {
+            bus,
+            name: name.to_string(),
+            dir,
+            driver: driver.to_string(),
+            netdev: None,
+            devnode: None,
+        })
+    }
+
+    /// The driver's remove deletes the child devices, newest first.
+    fn remove_children(&mut self, addr: &str, f: &mut Func, path: &str) -> Result<(), StoreError> {
+        while let Some(c) = f.children.pop() {
+            let io = |e| eio(path, e);
+            if let Some(nd) = &c.netdev {
+                self.tree
+                    .remove_netdev_under(addr, &c.name, nd)
+                    .map_err(io)?;
+                self.emit(
+                    "remove",
+                    Self::devpath(&format!("{}/net/{nd}", c.dir)),
+                    "net",
+                    vec![("INTERFACE".into(), nd.clone())],
+                );
+            }
+            let bdir = format!("sys/bus/{}", c.bus);
+            let sink = self.tree.sink();
+            if let Some(d) = &c.devnode {
+                sink.remove_all(&format!("dev/{d}")).map_err(io)?;
+            }
+            sink.remove_all(&format!("{bdir}/drivers/{}/{}", c.driver, c.name))
+                .map_err(io)?;
+            sink.remove_all(&format!("{bdir}/devices/{}", c.name))
+                .map_err(io)?;
+            sink.remove_all(&c.dir).map_err(io)?;
+            self.emit(
+                "unbind",
+                Self::devpath(&c.dir),
+                c.bus,
+                vec![("DRIVER".into(), c.driver.clone())],
+            );
+            self.emit("remove", Self::devpath(&c.dir), c.bus, vec![]);
+        }
         Ok(())
     }
 
@@ -1121,6 +1346,7 @@ impl<S: TreeSink> SimKernel<S> {
             self.disable_vfs(addr).map_err(|e| eio(&path, e))?;
         }
         let mut f = self.funcs[addr].clone();
+        self.remove_children(addr, &mut f, &path)?;
         if let Some(rdma) = f.rdma.take() {
             self.emit(
                 "remove",
@@ -1220,7 +1446,11 @@ pub fn write_static_tree(root: &std::path::Path, spec: &NodeSpec) -> io::Result<
     drop(k);
     let proc_net = root.join("proc/net");
     std::fs::create_dir_all(&proc_net)?;
-    std::fs::write(proc_net.join("route"), proc_net_route(spec))
+    std::fs::write(proc_net.join("route"), proc_net_route(spec))?;
+    if spec.pfs.iter().any(|p| p.ddp_profile.is_some()) {
+        crate::ddptool::write(root, spec)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,7 +8,10 @@
 //!   does (real symlinks for `driver`, `physfn`, `virtfnN`, `iommu_group`,
 //!   `bus/pci/devices`, `class/net`), into any [`tree::TreeSink`].
 //! - [`kernel`]: the simulated kernel (SR-IOV, driver binding, netdevs,
-//!   vfio) with the kernel's errnos, over any sink.
+//!   vfio, scalable functions on the auxiliary bus, vDPA devices) with the
+//!   kernel's errnos, over any sink.
+//! - [`ddptool`]: a stand-in for Intel's `ddptool` reporting the PFs' DDP
+//!   profiles.
 //! - [`memfs`] and [`fuse`]: the in-memory filesystem the kernel writes to
 //!   and its FUSE server; [`mount`]: [`mount::SimNode`], a mounted node for
 //!   tests.
@@ -18,6 +21,7 @@
 //!   decide to run or skip, and how CI turns a skip into a failure.
 
 pub mod catalog;
+pub mod ddptool;
 pub mod fuse;
 pub mod kernel;
 pub mod lanes;

@@ -153,6 +153,14 @@ impl SimNode {
             source,
         })?;
         created.push(route);
+        if spec.pfs.iter().any(|p| p.ddp_profile.is_some()) {
+            mkdirs(&root.join("run/sriov-sim"), &mut created)?;
+            let tool = crate::ddptool::write(&root, &spec).map_err(|source| SimError::Prepare {
+                path: root.join(crate::ddptool::DDPTOOL_PATH),
+                source,
+            })?;
+            created.push(tool);
+        }
         mkdirs(&root.join(crate::uevent::UEVENT_DIR), &mut created)?;
         let uevents = UeventSender::new(&root).map_err(|source| SimError::Prepare {
             path: root.join(crate::uevent::UEVENT_DIR),

@@ -60,6 +60,19 @@ pub struct PfSpec {
     /// Fault injection.
     #[serde(default)]
     pub faults: Faults,
+    /// Scalable functions (mlx5 models only): auxiliary devices
+    /// `mlx5_core.sf.<id>` with `sfnum` 0..sfs, created while the PF is
+    /// bound to its driver. Default 0.
+    #[serde(default)]
+    pub sfs: u32,
+    /// vDPA devices on VFs: VF index -> `vhost` or `virtio` (the vDPA bus
+    /// driver), created while the VF is bound to the model's VF driver.
+    #[serde(default)]
+    pub vdpa: BTreeMap<u32, String>,
+    /// The DDP profile loaded on the PF (i40e/ice models only), as Intel's
+    /// `ddptool` reports it; see `docs/simulator.md`.
+    #[serde(default)]
+    pub ddp_profile: Option<String>,
 }
 
 /// Faults injected into a PF's `sriov_numvfs` writes.
@@ -183,6 +196,9 @@ impl NodeSpec {
             mtu: 1500,
             totalvfs: None,
             faults: Faults::default(),
+            sfs: 0,
+            vdpa: BTreeMap::new(),
+            ddp_profile: None,
         };
         NodeSpec {
             name: "mixed".into(),
@@ -228,6 +244,9 @@ impl NodeSpec {
                     mtu: 1500,
                     totalvfs: None,
                     faults: Faults::default(),
+                    sfs: 0,
+                    vdpa: BTreeMap::new(),
+                    ddp_profile: None,
                 }
             })
             .collect();
@@ -304,6 +323,38 @@ impl NodeSpec {
                 return Err(invalid(format!(
                     "PF {}: its {total} VFs do not fit below bus ff",
                     pf.address
+                )));
+            }
+            if pf.sfs > 0 && nic.pf_driver != "mlx5_core" {
+                return Err(invalid(format!(
+                    "PF {}: sfs needs an mlx5 model (cx6dx), not {}",
+                    pf.address, nic.name
+                )));
+            }
+            if pf.sfs > 1000 {
+                return Err(invalid(format!(
+                    "PF {}: sfs {} is more than 1000",
+                    pf.address, pf.sfs
+                )));
+            }
+            for (idx, t) in &pf.vdpa {
+                if *idx >= pf.vfs {
+                    return Err(invalid(format!(
+                        "PF {}: vdpa names VF {idx} but only {} VFs are enabled",
+                        pf.address, pf.vfs
+                    )));
+                }
+                if t != "vhost" && t != "virtio" {
+                    return Err(invalid(format!(
+                        "PF {}: vdpa type {t:?} of VF {idx}: use vhost or virtio",
+                        pf.address
+                    )));
+                }
+            }
+            if pf.ddp_profile.is_some() && !matches!(nic.pf_driver, "i40e" | "ice") {
+                return Err(invalid(format!(
+                    "PF {}: ddp_profile needs an Intel i40e/ice model (e810, x710), not {}",
+                    pf.address, nic.name
                 )));
             }
             for idx in pf.vf_drivers.keys() {
@@ -386,6 +437,23 @@ pfs:
         assert_eq!(n.pfs[0].faults.numvfs_delay_ms, 50);
         assert!(n.iommu);
         assert_eq!(n.pfs[1].numa, -1);
+        assert_eq!(n.pfs[0].sfs, 0, "old YAML stays valid");
+    }
+
+    #[test]
+    fn parses_sfs_vdpa_and_ddp() {
+        let yaml = r#"
+pfs:
+  - {model: cx6dx, address: "0000:af:00.0", ifname: ens3f0np0, vfs: 2, sfs: 3, vdpa: {0: vhost, 1: virtio}}
+  - {model: x710, address: "0000:5e:00.0", ifname: ens2f0, ddp_profile: "GTPv1-C/U IPv4/IPv6 payload"}
+"#;
+        let n = NodeSpec::from_yaml(yaml, "test").unwrap();
+        assert_eq!(n.pfs[0].sfs, 3);
+        assert_eq!(n.pfs[0].vdpa[&1], "virtio");
+        assert_eq!(
+            n.pfs[1].ddp_profile.as_deref(),
+            Some("GTPv1-C/U IPv4/IPv6 payload")
+        );
     }
 
     #[test]
@@ -397,6 +465,10 @@ pfs:
             "pfs: [{model: virtio, address: '0000:3b:00.0', ifname: a, vfs: 1}]",
             "pfs: [{model: e810, address: '0000:3b:00.0', ifname: a, color: red}]",
             "pfs: [{model: e810, address: '0000:3b:00.0', ifname: a}, {model: e810, address: '0000:3b:00.0', ifname: b}]",
+            "pfs: [{model: e810, address: '0000:3b:00.0', ifname: a, sfs: 2}]",
+            "pfs: [{model: cx6dx, address: '0000:3b:00.0', ifname: a, vfs: 1, vdpa: {1: vhost}}]",
+            "pfs: [{model: cx6dx, address: '0000:3b:00.0', ifname: a, vfs: 1, vdpa: {0: gpu}}]",
+            "pfs: [{model: cx6dx, address: '0000:3b:00.0', ifname: a, ddp_profile: x}]",
         ];
         for y in bad {
             assert!(NodeSpec::from_yaml(y, "test").is_err(), "{y}");
