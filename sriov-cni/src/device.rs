@@ -1,6 +1,12 @@
 //! The VF named by `deviceID`, resolved under the host root: its PF, index,
 //! driver mode and netdev names.
 
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat, readlinkat};
+use nix::sys::stat::Mode as FileMode;
 use sriov_host::driver::DriverKind;
 use sriov_host::error::Error as HostError;
 use sriov_host::{HostRoot, PciAddress};
@@ -64,15 +70,92 @@ pub fn netdev_names(root: &HostRoot, pci: &PciAddress) -> Vec<String> {
     v
 }
 
-fn link_name(path: &std::path::Path) -> Option<String> {
-    std::fs::read_link(path)
-        .ok()?
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
+/// A sysfs device directory opened once (`O_PATH`), read with `*at` calls
+/// relative to it. `/sys/bus/pci/devices/<pci>` is a symlink; walking it
+/// for every attribute costs a symlink resolution each time (a request to
+/// the daemon on the simulator's FUSE sysfs, which does not cache
+/// symlinks), so the directory is resolved once and the PF's directory is
+/// reached through the VF's `physfn` target, relative to the VF's real
+/// directory, as the kernel itself resolves that link.
+struct DevDir {
+    fd: OwnedFd,
+    path: PathBuf,
 }
 
-fn read_u32(path: &std::path::Path) -> Option<u32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+impl DevDir {
+    fn open(path: PathBuf) -> std::io::Result<DevDir> {
+        let fd = openat(
+            AT_FDCWD,
+            &path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            FileMode::empty(),
+        )?;
+        Ok(DevDir { fd, path })
+    }
+
+    /// A directory relative to this one (a relative symlink target such as
+    /// `../0000:3b:00.0`).
+    fn open_rel(&self, rel: &Path) -> std::io::Result<DevDir> {
+        let fd = openat(
+            &self.fd,
+            rel,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            FileMode::empty(),
+        )?;
+        Ok(DevDir {
+            fd,
+            path: self.path.join(rel),
+        })
+    }
+
+    fn link_target(&self, name: &str) -> Option<PathBuf> {
+        readlinkat(&self.fd, name).ok().map(PathBuf::from)
+    }
+
+    fn link_name(&self, name: &str) -> Option<String> {
+        self.link_target(name)?
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        nix::sys::stat::fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
+    }
+
+    fn read_u32(&self, name: &str) -> Option<u32> {
+        let fd = openat(
+            &self.fd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            FileMode::empty(),
+        )
+        .ok()?;
+        // One read: a sysfs attribute comes whole in the first read (and
+        // on FUSE every further read is another request to the daemon).
+        let mut buf = [0u8; 32];
+        let n = std::fs::File::from(fd).read(&mut buf).ok()?;
+        std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
+    }
+
+    /// Entry names of the subdirectory `name` (sorted; empty when missing).
+    fn list(&self, name: &str) -> Vec<String> {
+        let Ok(mut d) = nix::dir::Dir::openat(
+            &self.fd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            FileMode::empty(),
+        ) else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = d
+            .iter()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "." && n != "..")
+            .collect();
+        v.sort();
+        v
+    }
 }
 
 /// Resolves `pci`: it must be a VF (not a PF, not a plain device) with a
@@ -81,18 +164,42 @@ fn read_u32(path: &std::path::Path) -> Option<u32> {
 /// checked against its `virtfnN` link, with a scan of the links as the
 /// fallback), so it stays cheap on PFs with many VFs.
 pub fn resolve(root: &HostRoot, pci: &PciAddress) -> Result<Vf> {
-    let dir = root.pci_device(pci);
-    if !dir.join("vendor").exists() {
-        return Err(sysfs_err(
+    let not_found = |path: PathBuf| {
+        sysfs_err(
             pci,
             HostError::NoSuchDevice {
                 address: *pci,
-                path: dir,
+                path,
             },
-        ));
-    }
-    let Some(pf_pci) = link_name(&dir.join("physfn")).and_then(|n| PciAddress::parse(&n)) else {
-        if dir.join("sriov_totalvfs").exists() {
+        )
+    };
+    let dir = match DevDir::open(root.pci_device(pci)) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(not_found(root.pci_device(pci)));
+        }
+        Err(e) => {
+            return Err(CniError::new(
+                Code::Sysfs,
+                format!("cannot open PCI device {pci}"),
+                format!(
+                    "{}: {e} (errno {})",
+                    root.pci_device(pci).display(),
+                    e.raw_os_error().unwrap_or(0)
+                ),
+            ));
+        }
+    };
+    let physfn = dir.link_target("physfn");
+    let Some(pf_pci) = physfn
+        .as_ref()
+        .and_then(|t| t.file_name())
+        .and_then(|n| PciAddress::parse(&n.to_string_lossy()))
+    else {
+        if !dir.exists("vendor") {
+            return Err(not_found(dir.path.clone()));
+        }
+        if dir.exists("sriov_totalvfs") {
             return Err(CniError::new(
                 Code::NotAVf,
                 format!("deviceID {pci} is an SR-IOV physical function, not a VF"),
@@ -104,14 +211,30 @@ pub fn resolve(root: &HostRoot, pci: &PciAddress) -> Result<Vf> {
             format!("deviceID {pci} is not an SR-IOV virtual function"),
             format!(
                 "{} has no physfn link; give the PCI address of a VF",
-                dir.display()
+                dir.path.display()
             ),
         ));
     };
-    let pf_dir = root.pci_device(&pf_pci);
+    // sysfs links are relative; an absolute one (a hand-made tree) is
+    // taken under the host root.
+    let pf_dir = match physfn.as_deref().filter(|t| t.is_relative()) {
+        Some(rel) => dir.open_rel(rel),
+        None => DevDir::open(root.pci_device(&pf_pci)),
+    }
+    .map_err(|e| {
+        CniError::new(
+            Code::Sysfs,
+            format!("cannot open the PF {pf_pci} of VF {pci}"),
+            format!(
+                "{}/physfn: {e} (errno {})",
+                dir.path.display(),
+                e.raw_os_error().unwrap_or(0)
+            ),
+        )
+    })?;
     let guess = match (
-        read_u32(&pf_dir.join("sriov_offset")),
-        read_u32(&pf_dir.join("sriov_stride")),
+        pf_dir.read_u32("sriov_offset"),
+        pf_dir.read_u32("sriov_stride"),
     ) {
         (Some(off), Some(stride)) if stride > 0 => {
             let rid = |a: &PciAddress| {
@@ -122,11 +245,12 @@ pub fn resolve(root: &HostRoot, pci: &PciAddress) -> Result<Vf> {
         }
         _ => None,
     };
+    let pf_sysfs = root.pci_device(&pf_pci);
     let index = match guess.filter(|i| {
-        link_name(&pf_dir.join(format!("virtfn{i}"))).as_deref() == Some(pci.to_string().as_str())
+        pf_dir.link_name(&format!("virtfn{i}")).as_deref() == Some(pci.to_string().as_str())
     }) {
         Some(i) => i,
-        None => sriov_host::sriov::read_vf_links(&pf_dir)
+        None => sriov_host::sriov::read_vf_links(&pf_sysfs)
             .map_err(|e| sysfs_err(pci, e))?
             .into_iter()
             .find(|l| l.address == *pci)
@@ -135,11 +259,11 @@ pub fn resolve(root: &HostRoot, pci: &PciAddress) -> Result<Vf> {
                 CniError::new(
                     Code::NotAVf,
                     format!("VF {pci} is not listed by its PF {pf_pci}"),
-                    format!("no virtfnN link in {} points to it", pf_dir.display()),
+                    format!("no virtfnN link in {} points to it", pf_sysfs.display()),
                 )
             })?,
     };
-    let driver = link_name(&dir.join("driver"));
+    let driver = dir.link_name("driver");
     let mode = match DriverKind::of(driver.as_deref()) {
         DriverKind::Userspace => Mode::Userspace,
         DriverKind::Kernel => Mode::Netdev,
@@ -151,10 +275,7 @@ pub fn resolve(root: &HostRoot, pci: &PciAddress) -> Result<Vf> {
             ));
         }
     };
-    let pf_name = netdev_names(root, &pf_pci)
-        .into_iter()
-        .next()
-        .unwrap_or_default();
+    let pf_name = pf_dir.list("net").into_iter().next().unwrap_or_default();
     Ok(Vf {
         pci: *pci,
         pf_pci,
@@ -163,7 +284,7 @@ pub fn resolve(root: &HostRoot, pci: &PciAddress) -> Result<Vf> {
         driver,
         mode,
         netdevs: if mode == Mode::Netdev {
-            netdev_names(root, pci)
+            dir.list("net")
         } else {
             Vec::new()
         },

@@ -212,6 +212,7 @@ impl Plugin {
             &saved,
             &pod,
             &wanted_pf,
+            host_link.as_ref(),
             &mut ipam_done,
         );
         match res {
@@ -277,6 +278,7 @@ impl Plugin {
         saved: &Saved,
         pod: &Netns,
         wanted_pf: &[VfSetting],
+        host_link: Option<&sriov_host::netlink::Link>,
         ipam_done: &mut bool,
     ) -> Result<CniResult> {
         checkpoint("state")?;
@@ -298,13 +300,11 @@ impl Plugin {
             pci_id: vf.pci.to_string(),
             ..Default::default()
         };
-        if vf.mode == Mode::Netdev {
+        if vf.mode == Mode::Netdev
+            && let Some(host_link) = host_link
+        {
             let host_name = &saved.orig.host_ifname;
-            let host_index = self
-                .host
-                .link(LinkId::from(host_name))
-                .map_err(|e| nl(format!("cannot read VF netdev {host_name}"), &e))?
-                .index;
+            let host_index = host_link.index;
             let pod_ops = self
                 .host
                 .in_netns(pod)
@@ -342,11 +342,14 @@ impl Plugin {
             }
             tracing::debug!("moved into the pod");
             checkpoint("move")?;
-            let link = pod_ops
-                .link(LinkId::from(ifname))
-                .map_err(|e| nl(format!("cannot read {ifname}"), &e))?;
-            iface.mac = link.mac.map(|m| m.to_string()).unwrap_or_default();
-            iface.mtu = Some(link.mtu);
+            // The request set the MAC and MTU (when configured) and the
+            // kernel acknowledged it; a move changes neither otherwise.
+            iface.mac = conf
+                .mac
+                .or(host_link.mac)
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            iface.mtu = Some(conf.mtu.unwrap_or(host_link.mtu));
             checkpoint("link")?;
         } else if let Some(m) = conf.mac {
             iface.mac = m.to_string();
@@ -462,6 +465,9 @@ impl Plugin {
                             ),
                         )
                     })?;
+                    // The one request named it and restored MAC and MTU:
+                    // nothing left to look up.
+                    return Ok(());
                 }
                 Err(e) if is_gone(&e) => {
                     tracing::info!(
