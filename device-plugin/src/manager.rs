@@ -29,7 +29,6 @@ use crate::config::{Config, ConfigError};
 use crate::plugin::{Counters, PoolService, Server, socket_name};
 use crate::pools::{Pool, Pools};
 use crate::preferred::AllocationPolicy;
-use crate::selectors::MatchEnv;
 use crate::watch::Event;
 
 /// How the plugin runs.
@@ -115,15 +114,7 @@ fn scan_pools(
     previous: &Pools,
 ) -> Result<Pools, sriov_host::error::Error> {
     let node = sriov_host::scan(root)?;
-    let want_vdpa = config
-        .resources
-        .iter()
-        .any(|r| r.selectors.iter().any(|s| s.vdpa_type.is_some()));
-    let devices = crate::device::candidates(root, &node, want_vdpa);
-    let env = MatchEnv {
-        vhost_net_present: root.dev("vhost-net").exists(),
-        ..Default::default()
-    };
+    let (devices, env) = crate::pools::discover(root, config, &node);
     Ok(crate::pools::build(root, config, &devices, &env, previous))
 }
 

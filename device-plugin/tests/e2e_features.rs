@@ -1,0 +1,264 @@
+//! End to end against static `sriov-sim` trees (no root needed):
+//! scalable functions (`auxNetDevice`, `auxTypes`) and vDPA devices
+//! (`vdpaType`), from pools to Allocate.
+
+mod harness;
+
+use harness::{Harness, T, health, ids};
+use sriov_device_plugin::api::{AllocateRequest, ContainerAllocateRequest};
+use sriov_device_plugin::test_kubelet::Watch;
+use sriov_sim::node::NodeSpec;
+
+fn tree(yaml: &str) -> tempfile::TempDir {
+    let t = tempfile::Builder::new().prefix("dpfeat").tempdir().unwrap();
+    let spec = NodeSpec::from_yaml(yaml, "test").unwrap();
+    sriov_sim::kernel::write_static_tree(t.path(), &spec).unwrap();
+    t
+}
+
+async fn allocate(
+    h: &Harness,
+    socket: &str,
+    ids: &[&str],
+) -> Result<sriov_device_plugin::api::ContainerAllocateResponse, tonic::Status> {
+    let mut c = h.client(socket).await;
+    c.allocate(AllocateRequest {
+        container_requests: vec![ContainerAllocateRequest {
+            devices_ids: ids.iter().map(|s| s.to_string()).collect(),
+        }],
+    })
+    .await
+    .map(|r| r.into_inner().container_responses.remove(0))
+}
+
+/// A ConnectX-6 Dx PF on NUMA 1 with 3 SFs (sfnum 0..2) and 1 VF, and an
+/// E810 PF.
+const SF_NODE: &str = r#"
+pfs:
+  - {model: cx6dx, address: "0000:af:00.0", ifname: ens3f0np0, numa: 1, vfs: 1, sfs: 3}
+  - {model: e810, address: "0000:3b:00.0", ifname: ens1f0, numa: 0}
+"#;
+
+const SF_CONFIG: &str = r#"{"resourceList":[
+  {"resourceName":"mlnx_sf_a","resourcePrefix":"nvidia.com","deviceType":"auxNetDevice",
+   "selectors":{"vendors":["15b3"],"pfNames":["ens3f0np0#0-1"],"auxTypes":["sf"]},
+   "additionalInfo":{"0000:af:00.0":{"uplink":"p0"}}},
+  {"resourceName":"mlnx_sf_b","resourcePrefix":"nvidia.com","deviceType":"auxNetDevice",
+   "selectors":{"rootDevices":["0000:af:00.0"],"auxTypes":["sf"],"linkTypes":["ether"]}},
+  {"resourceName":"mlnx_netdev","resourcePrefix":"nvidia.com","selectors":{"vendors":["15b3"]}}
+]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scalable_functions_are_pooled_by_aux_type_and_allocated_by_name() {
+    let root = tree(SF_NODE);
+    // the layout the plugin reads, as the kernel has it
+    let sf1 = root.path().join("sys/bus/auxiliary/devices/mlx5_core.sf.1");
+    assert_eq!(
+        std::fs::read_to_string(sf1.join("sfnum")).unwrap().trim(),
+        "0"
+    );
+    assert!(sf1.join("net/ens3f0s0").is_dir());
+    assert!(
+        root.path()
+            .join("sys/bus/pci/devices/0000:af:00.0/mlx5_core.eth.0")
+            .is_dir()
+    );
+
+    let h = Harness::start(root.path(), SF_CONFIG).await;
+    let ep = h.registered("nvidia.com/mlnx_sf_a").await;
+    assert_eq!(ep, "nvidia.com_mlnx_sf_a.sock");
+    let mut c = h.client(&ep).await;
+    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    // sfnum 0 and 1 (the `#0-1` range selects SF numbers); the Ethernet
+    // auxiliary device of the PF is not an SF
+    assert_eq!(ids(&m), ["mlx5_core.sf.1", "mlx5_core.sf.2"]);
+    assert!(
+        m.devices
+            .iter()
+            .all(|d| d.topology.as_ref().unwrap().nodes[0].id == 1),
+        "NUMA node of the parent: {m:?}"
+    );
+    h.registered("nvidia.com/mlnx_sf_b").await;
+    let mut c = h.client("nvidia.com_mlnx_sf_b.sock").await;
+    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    assert_eq!(
+        ids(&m),
+        ["mlx5_core.sf.3"],
+        "first matching resource claims"
+    );
+    // the netDevice pool has the VF, never an SF
+    h.registered("nvidia.com/mlnx_netdev").await;
+    let mut c = h.client("nvidia.com_mlnx_netdev.sock").await;
+    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    assert_eq!(ids(&m), ["0000:af:00.2"]);
+
+    // Allocate: the env names the SF, INFO by SF name with extra info of
+    // its parent PF, no device-info file (as upstream)
+    let cr = allocate(&h, "nvidia.com_mlnx_sf_a.sock", &["mlx5_core.sf.2"])
+        .await
+        .unwrap();
+    assert_eq!(cr.envs["PCIDEVICE_NVIDIA_COM_MLNX_SF_A"], "mlx5_core.sf.2");
+    let info: serde_json::Value =
+        serde_json::from_str(&cr.envs["PCIDEVICE_NVIDIA_COM_MLNX_SF_A_INFO"]).unwrap();
+    assert_eq!(
+        info["mlx5_core.sf.2"]["generic"]["deviceID"],
+        "mlx5_core.sf.2"
+    );
+    assert_eq!(info["mlx5_core.sf.2"]["extra"]["uplink"], "p0");
+    assert!(cr.devices.is_empty(), "{:?}", cr.devices);
+    assert_eq!(
+        std::fs::read_dir(&h.devinfo_dir)
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+    // an SF of another pool, or a PCI address: InvalidArgument
+    for bad in ["mlx5_core.sf.3", "0000:af:00.0"] {
+        let e = allocate(&h, "nvidia.com_mlnx_sf_a.sock", &[bad])
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{bad}");
+        assert!(e.message().contains(bad), "{e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scalable_functions_follow_their_pf_carrier() {
+    let root = tree(SF_NODE);
+    let h = Harness::start(root.path(), SF_CONFIG).await;
+    let ep = h.registered("nvidia.com/mlnx_sf_a").await;
+    let mut c = h.client(&ep).await;
+    let mut w = Watch::open(&mut c).await.unwrap();
+    let m = w.next(T).await.unwrap();
+    assert!(m.devices.iter().all(|d| d.health == "Healthy"), "{m:?}");
+    let carrier = root.path().join("sys/class/net/ens3f0np0/carrier");
+    std::fs::write(&carrier, "0\n").unwrap();
+    w.until(T, |m| m.devices.iter().all(|d| d.health == "Unhealthy"))
+        .await
+        .expect("SFs Unhealthy when the PF loses carrier");
+    std::fs::write(&carrier, "1\n").unwrap();
+    w.until(T, |m| m.devices.iter().all(|d| d.health == "Healthy"))
+        .await
+        .expect("Healthy again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aux_net_device_needs_sf_aux_types() {
+    let root = tree(SF_NODE);
+    let tmp = tempfile::tempdir().unwrap();
+    for (cfg, want) in [
+        (
+            r#"{"resourceList":[{"resourceName":"x","deviceType":"auxNetDevice","selectors":{"vendors":["15b3"]}}]}"#,
+            "auxTypes",
+        ),
+        (
+            r#"{"resourceList":[{"resourceName":"x","deviceType":"auxNetDevice","selectors":{"auxTypes":["eth"]}}]}"#,
+            "\"eth\"",
+        ),
+    ] {
+        let e = sriov_device_plugin::config::Config::parse(cfg, "config.json", "intel.com")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("resourceList[0]") && e.contains(want), "{e}");
+    }
+    drop(tmp);
+    drop(root);
+}
+
+/// A ConnectX-6 Dx PF with 3 VFs: VF 0 has a vhost vDPA device, VF 1 a
+/// virtio one, VF 2 none.
+const VDPA_NODE: &str = r#"
+pfs:
+  - {model: cx6dx, address: "0000:af:00.0", ifname: ens3f0np0, numa: 1, vfs: 3, vdpa: {0: vhost, 1: virtio}}
+"#;
+
+const VDPA_CONFIG: &str = r#"{"resourceList":[
+  {"resourceName":"vdpa_vhost","resourcePrefix":"nvidia.com","selectors":{"vendors":["15b3"],"vdpaType":"vhost"}},
+  {"resourceName":"vdpa_virtio","resourcePrefix":"nvidia.com","selectors":{"vendors":["15b3"],"vdpaType":"virtio"}},
+  {"resourceName":"plain","resourcePrefix":"nvidia.com","selectors":{"vendors":["15b3"],"devices":["101e"]}}
+]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vdpa_types_select_vfs_and_vhost_gets_its_char_device() {
+    let root = tree(VDPA_NODE);
+    let vdpa0 = root.path().join("sys/bus/vdpa/devices/vdpa0");
+    assert!(vdpa0.join("vhost-vdpa-0").is_dir());
+    assert!(
+        std::fs::read_link(vdpa0.join("driver"))
+            .unwrap()
+            .ends_with("vhost_vdpa")
+    );
+
+    let h = Harness::start(root.path(), VDPA_CONFIG).await;
+    for (res, want) in [
+        ("nvidia.com/vdpa_vhost", "0000:af:00.2"),
+        ("nvidia.com/vdpa_virtio", "0000:af:00.3"),
+        ("nvidia.com/plain", "0000:af:00.4"),
+    ] {
+        let ep = h.registered(res).await;
+        let mut c = h.client(&ep).await;
+        let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+        assert_eq!(
+            health(&m),
+            [(want.to_string(), "Healthy".to_string())],
+            "{res}"
+        );
+    }
+
+    // vhost: /dev/vhost-vdpa-0 (mrw), INFO vdpa.mount, device-info type vdpa
+    let cr = allocate(&h, "nvidia.com_vdpa_vhost.sock", &["0000:af:00.2"])
+        .await
+        .unwrap();
+    let spec = cr
+        .devices
+        .iter()
+        .find(|d| d.host_path == "/dev/vhost-vdpa-0")
+        .unwrap_or_else(|| panic!("no vhost-vdpa spec: {:?}", cr.devices));
+    assert_eq!(spec.container_path, "/dev/vhost-vdpa-0");
+    assert_eq!(spec.permissions, "mrw");
+    let info: serde_json::Value =
+        serde_json::from_str(&cr.envs["PCIDEVICE_NVIDIA_COM_VDPA_VHOST_INFO"]).unwrap();
+    assert_eq!(info["0000:af:00.2"]["vdpa"]["mount"], "/dev/vhost-vdpa-0");
+    let di: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            h.devinfo_dir
+                .join("nvidia.com-vdpa_vhost-0000:af:00.2-device.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(di["type"], "vdpa");
+    assert_eq!(di["version"], "1.1.0");
+    assert_eq!(di["vdpa"]["parent-device"], "vdpa0");
+    assert_eq!(di["vdpa"]["driver"], "vhost");
+    assert_eq!(di["vdpa"]["path"], "/dev/vhost-vdpa-0");
+    assert_eq!(di["vdpa"]["pci-address"], "0000:af:00.2");
+    assert_eq!(di["vdpa"]["pf-pci-address"], "0000:af:00.0");
+
+    // virtio: no char device; device-info type vdpa, driver virtio, no path
+    let cr = allocate(&h, "nvidia.com_vdpa_virtio.sock", &["0000:af:00.3"])
+        .await
+        .unwrap();
+    assert!(
+        !cr.devices
+            .iter()
+            .any(|d| d.host_path.starts_with("/dev/vhost-vdpa")),
+        "{:?}",
+        cr.devices
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&cr.envs["PCIDEVICE_NVIDIA_COM_VDPA_VIRTIO_INFO"]).unwrap();
+    assert!(info["0000:af:00.3"].get("vdpa").is_none(), "{info}");
+    let di: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            h.devinfo_dir
+                .join("nvidia.com-vdpa_virtio-0000:af:00.3-device.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(di["type"], "vdpa");
+    assert_eq!(di["vdpa"]["parent-device"], "vdpa1");
+    assert_eq!(di["vdpa"]["driver"], "virtio");
+    assert!(di["vdpa"].get("path").is_none(), "{di}");
+}
