@@ -256,3 +256,68 @@ async fn vanished_vfs_are_unhealthy_then_dropped() {
     drop(h);
     drop(sim);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scalable_functions_go_and_come_back_with_their_pf_driver() {
+    if !lanes::require(
+        "scalable_functions_go_and_come_back_with_their_pf_driver",
+        &[Lane::Fuse],
+    ) {
+        return;
+    }
+    const NODE: &str = r#"
+pfs:
+  - {model: cx6dx, address: "0000:af:00.0", ifname: ens3f0np0, numa: 1, sfs: 2}
+"#;
+    const CFG: &str = r#"{"resourceList":[
+      {"resourceName":"sf","resourcePrefix":"nvidia.com","deviceType":"auxNetDevice",
+       "selectors":{"auxTypes":["sf"]}}
+    ]}"#;
+    let spec = sriov_sim::node::NodeSpec::from_yaml(NODE, "test").unwrap();
+    let sim = SimNode::start(spec, SimOptions::default()).unwrap();
+    let root = sim.root().to_path_buf();
+    let h = Harness::start_with(&root, CFG, Duration::from_millis(200)).await;
+    let ep = h.registered("nvidia.com/sf").await;
+    let mut c = h.client(&ep).await;
+    let mut w = Watch::open(&mut c).await.unwrap();
+    let m = w.next(T).await.unwrap();
+    assert_eq!(
+        health(&m),
+        [
+            ("mlx5_core.sf.1".into(), "Healthy".into()),
+            ("mlx5_core.sf.2".into(), "Healthy".into())
+        ]
+    );
+    // unbinding the PF driver removes its SFs (auxiliary uevents): first
+    // Unhealthy, then dropped, and the empty pool goes away
+    let drivers = root.join("sys/bus/pci/drivers/mlx5_core");
+    let d = drivers.clone();
+    tokio::task::spawn_blocking(move || std::fs::write(d.join("unbind"), "0000:af:00.0").unwrap())
+        .await
+        .unwrap();
+    w.until(T, |m| {
+        !m.devices.is_empty() && m.devices.iter().all(|d| d.health == "Unhealthy")
+    })
+    .await
+    .expect("SFs Unhealthy once gone");
+    w.until(T, |m| m.devices.is_empty())
+        .await
+        .expect("SFs dropped");
+    // bound again: the SFs come back (same names: the ids are reused) and
+    // the pool registers again
+    let t = std::time::Instant::now();
+    tokio::task::spawn_blocking(move || {
+        std::fs::write(drivers.join("bind"), "0000:af:00.0").unwrap()
+    })
+    .await
+    .unwrap();
+    h.kubelet
+        .wait_for(T, |r| r.resource == "nvidia.com/sf" && r.at > t)
+        .await
+        .expect("pool registered again");
+    let mut c = h.client(&ep).await;
+    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    assert_eq!(ids(&m), ["mlx5_core.sf.1", "mlx5_core.sf.2"]);
+    drop(h);
+    drop(sim);
+}

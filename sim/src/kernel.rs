@@ -151,9 +151,12 @@ pub struct SimKernel<S: TreeSink> {
     next_group: u32,
     next_ifindex: u32,
     next_rdma: u32,
-    /// Next auxiliary device id (the kernel's per-driver IDA).
+    /// Auxiliary device ids (mlx5's IDA: the lowest free id is reused).
     next_adev: u32,
+    free_adev: BTreeSet<u32>,
+    /// vDPA device indexes (the vdpa core's IDA).
     next_vdpa: u32,
+    free_vdpa: BTreeSet<u32>,
     vfio_groups: BTreeSet<u32>,
     seqnum: u64,
     events: Vec<Uevent>,
@@ -247,7 +250,9 @@ impl<S: TreeSink> SimKernel<S> {
             next_ifindex: 2,
             next_rdma: 0,
             next_adev: 0,
+            free_adev: BTreeSet::new(),
             next_vdpa: 0,
+            free_vdpa: BTreeSet::new(),
             vfio_groups: BTreeSet::new(),
             seqnum: 0,
             events: Vec::new(),
@@ -658,6 +663,15 @@ impl<S: TreeSink> SimKernel<S> {
         Ok(())
     }
 
+    /// The lowest free id of an IDA.
+    fn ida_alloc(free: &mut BTreeSet<u32>, next: &mut u32) -> u32 {
+        if let Some(i) = free.pop_first() {
+            return i;
+        }
+        *next += 1;
+        *next - 1
+    }
+
     fn alloc_group(&mut self) -> u32 {
         if let Some(g) = self.free_groups.pop_first() {
             return g;
@@ -1066,8 +1080,8 @@ impl<S: TreeSink> SimKernel<S> {
                 if ps.sfs == 0 || f.model.pf_driver != "mlx5_core" {
                     return Ok(());
                 }
-                let eth = format!("mlx5_core.eth.{}", self.next_adev);
-                self.next_adev += 1;
+                let id = Self::ida_alloc(&mut self.free_adev, &mut self.next_adev);
+                let eth = format!("mlx5_core.eth.{id}");
                 let c = self
                     .add_child(addr, f, "auxiliary", &eth, "mlx5_core.eth", &[])
                     .map_err(|e| eio(path, e))?;
@@ -1081,8 +1095,8 @@ impl<S: TreeSink> SimKernel<S> {
                     _ => ps.ifname.as_str(),
                 };
                 for sfnum in 0..ps.sfs {
-                    let name = format!("mlx5_core.sf.{}", self.next_adev);
-                    self.next_adev += 1;
+                    let id = Self::ida_alloc(&mut self.free_adev, &mut self.next_adev);
+                    let name = format!("mlx5_core.sf.{id}");
                     let mut c = self
                         .add_child(
                             addr,
@@ -1123,8 +1137,7 @@ impl<S: TreeSink> SimKernel<S> {
                 let Some(t) = self.spec.pfs[spec].vdpa.get(&index).cloned() else {
                     return Ok(());
                 };
-                let n = self.next_vdpa;
-                self.next_vdpa += 1;
+                let n = Self::ida_alloc(&mut self.free_vdpa, &mut self.next_vdpa);
                 let name = format!("vdpa{n}");
                 let driver = if t == "vhost" {
                     "vhost_vdpa"
@@ -1243,6 +1256,15 @@ impl<S: TreeSink> SimKernel<S> {
             sink.remove_all(&format!("{bdir}/devices/{}", c.name))
                 .map_err(io)?;
             sink.remove_all(&c.dir).map_err(io)?;
+            // the id goes back to its IDA: vdpa<N>, <driver>.<type>.<N>
+            let (ida, id) = if c.bus == "vdpa" {
+                (&mut self.free_vdpa, c.name.strip_prefix("vdpa"))
+            } else {
+                (&mut self.free_adev, c.name.rsplit_once('.').map(|(_, n)| n))
+            };
+            if let Some(id) = id.and_then(|n| n.parse::<u32>().ok()) {
+                ida.insert(id);
+            }
             self.emit(
                 "unbind",
                 Self::devpath(&c.dir),
@@ -1515,6 +1537,70 @@ mod tests {
     }
 
     /// The kernel semantics without FUSE (runs without root).
+    #[test]
+    fn sfs_and_vdpa_devices_follow_their_drivers() {
+        use crate::memfs::MemFs;
+        let mut spec = NodeSpec::mixed();
+        spec.pfs[3].sfs = 2;
+        spec.pfs[3].vdpa = [(0, "vhost".to_string()), (1, "virtio".to_string())].into();
+        let mut k = SimKernel::boot(MemFs::new(), spec, None).unwrap();
+        let fs = k.sink().clone();
+        let pf = k.funcs["0000:af:00.0"].dir.clone();
+        for p in [
+            format!("{pf}/mlx5_core.eth.0"),
+            format!("{pf}/mlx5_core.sf.1/sfnum"),
+            format!("{pf}/mlx5_core.sf.2/net/ens3f0s1/type"),
+            "sys/bus/auxiliary/devices/mlx5_core.sf.2".into(),
+            "sys/bus/auxiliary/drivers/mlx5_core.sf/mlx5_core.sf.1".into(),
+            "sys/class/net/ens3f0s0".into(),
+            "sys/bus/vdpa/devices/vdpa0".into(),
+            "sys/bus/vdpa/drivers/virtio_vdpa/vdpa1".into(),
+            "dev/vhost-vdpa-0".into(),
+        ] {
+            assert!(fs.resolve(&p).is_some(), "{p}");
+        }
+        let vf0 = k.funcs["0000:af:00.2"].dir.clone();
+        assert!(
+            fs.resolve(&format!("{vf0}/vdpa0/vhost-vdpa-0/dev"))
+                .is_some()
+        );
+        // PF unbound: VFs, vDPA devices and SFs go, with uevents
+        k.store("sys/bus/pci/drivers/mlx5_core/unbind", "0000:af:00.0")
+            .unwrap();
+        let fs = k.sink().clone();
+        for p in [
+            "sys/bus/auxiliary/devices/mlx5_core.sf.1",
+            "sys/class/net/ens3f0s0",
+            "sys/bus/vdpa/devices/vdpa0",
+            "dev/vhost-vdpa-0",
+        ] {
+            assert!(fs.resolve(p).is_none(), "{p}");
+        }
+        let ev = k.take_events();
+        let count = |action: &str, subsystem: &str| {
+            ev.iter()
+                .filter(|e| e.action == action && e.subsystem == subsystem)
+                .count()
+        };
+        assert_eq!(count("remove", "auxiliary"), 3);
+        assert_eq!(count("remove", "vdpa"), 2);
+        // bound again: the same names (ids are reused)
+        k.store("sys/bus/pci/drivers/mlx5_core/bind", "0000:af:00.0")
+            .unwrap();
+        let fs = k.sink().clone();
+        assert!(
+            fs.resolve("sys/bus/auxiliary/devices/mlx5_core.sf.1")
+                .is_some()
+        );
+        assert_eq!(
+            k.take_events()
+                .iter()
+                .filter(|e| e.action == "add" && e.subsystem == "auxiliary")
+                .count(),
+            3
+        );
+    }
+
     #[test]
     fn store_semantics_and_errnos_in_memory() {
         use crate::memfs::MemFs;
