@@ -36,6 +36,8 @@ struct RawRuntimeConfig {
     ips: Option<Vec<String>>,
     #[serde(rename = "deviceID")]
     device_id: Option<String>,
+    #[serde(rename = "CNIDeviceInfoFile")]
+    device_info_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +141,9 @@ pub struct NetConf {
     pub kind: String,
     /// `deviceID` (or `runtimeConfig.deviceID`), when given.
     pub device_id: Option<PciAddress>,
+    /// `runtimeConfig.CNIDeviceInfoFile` (the `CNIDeviceInfoFile`
+    /// capability): the attachment's device-info file, a node path.
+    pub device_info_file: Option<PathBuf>,
     /// VF settings for the PF.
     pub vf: VfSettings,
     /// The MAC to give the VF (`runtimeConfig.mac`, else CNI_ARGS `MAC`,
@@ -248,6 +253,13 @@ impl NetConf {
                 ))
             })?),
         };
+
+        let device_info_file = rc
+            .device_info_file
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(crate::device_info::validate_path)
+            .transpose()?;
 
         let vlan = match raw.vlan {
             None => None,
@@ -393,6 +405,7 @@ impl NetConf {
             name: raw.name,
             kind: raw.kind,
             device_id,
+            device_info_file,
             vf: VfSettings {
                 vlan,
                 spoofchk,

@@ -16,6 +16,7 @@
 pub mod addressing;
 pub mod config;
 pub mod device;
+pub mod device_info;
 pub mod env;
 pub mod error;
 pub mod ipam;

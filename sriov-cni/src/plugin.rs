@@ -14,6 +14,7 @@ use sriov_host::netns::Netns;
 
 use crate::config::{NetConf, VfSettings};
 use crate::device::{self, Mode, Vf};
+use crate::device_info;
 use crate::env::CniEnv;
 use crate::error::{CniError, Code, Result};
 use crate::ipam;
@@ -97,9 +98,42 @@ impl Plugin {
 
     /// ADD.
     pub fn add(&self, env: &CniEnv, conf: &NetConf, stdin: &[u8]) -> Result<CniResult> {
-        let pci = conf.device_id.ok_or_else(|| {
-            CniError::config("deviceID is missing: set it in the config or runtimeConfig (Multus passes the device plugin's allocation)")
-        })?;
+        let dev_info_path = conf.device_info_file.as_deref();
+        let dev_info = match dev_info_path.map(|p| device_info::read(&self.root, p)) {
+            None => None,
+            Some(Ok(i)) => i,
+            // The deviceID is all this plugin needs from the file.
+            Some(Err(e)) if conf.device_id.is_some() => {
+                tracing::warn!("{e}; ignoring it");
+                None
+            }
+            Some(Err(e)) => return Err(e),
+        };
+        let pci = match (conf.device_id, &dev_info) {
+            (Some(p), _) => p,
+            (None, Some(i)) => i.pci_address().ok_or_else(|| {
+                CniError::config(format!(
+                    "deviceID is missing and the device-info file {} names no PCI address",
+                    dev_info_path.unwrap_or(Path::new("")).display()
+                ))
+            })?,
+            (None, None) => {
+                return Err(CniError::config(
+                    "deviceID is missing: set it in the config or runtimeConfig (Multus passes the device plugin's allocation), or pass a device-info file (runtimeConfig.CNIDeviceInfoFile)",
+                ));
+            }
+        };
+        if let Some(other) = dev_info.as_ref().and_then(|i| i.pci_address())
+            && other != pci
+        {
+            tracing::warn!(
+                "device-info file {} names {other}, the config's deviceID is {pci}; using {pci}",
+                dev_info_path.unwrap_or(Path::new("")).display()
+            );
+        }
+        // The file this attachment will create (none when Multus already
+        // copied the device plugin's there).
+        let own_dev_info = dev_info_path.filter(|_| dev_info.is_none());
         let vf = device::resolve(&self.root, &pci)?;
         tracing::debug!(?vf, "resolved");
         let netns_path = env.netns.clone().unwrap_or_default();
@@ -194,6 +228,9 @@ impl Plugin {
                 netns: netns_path.display().to_string(),
                 pf_state_known,
                 pf_mac_set: pf_state_known && conf.mac.is_some(),
+                dev_info_file: own_dev_info
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
             }),
         };
         tracing::debug!("read VF state");
@@ -216,7 +253,17 @@ impl Plugin {
             &mut ipam_done,
         );
         match res {
-            Ok(r) => Ok(r),
+            Ok(r) => {
+                if let Some(p) = own_dev_info {
+                    // Multus reads it into the pod's network-status; a
+                    // failure here does not undo a working attachment.
+                    let info = device_info::DeviceInfo::for_vf(&pci, &vf.pf_pci);
+                    if let Err(e) = device_info::write(&self.root, p, &info) {
+                        tracing::warn!("{e}; the pod's network-status will lack device-info");
+                    }
+                }
+                Ok(r)
+            }
             Err(e) => {
                 tracing::warn!("ADD failed, undoing: {e}");
                 let undo = self.teardown(
@@ -609,6 +656,14 @@ impl Plugin {
             if let Some(kind) = &ipam_kind {
                 ipam::run(kind, ipam::Step::Del, env, cid, ifname, ipam_stdin)?;
             }
+        }
+        if let Some(p) = s
+            .extras
+            .as_ref()
+            .map(|x| x.dev_info_file.as_str())
+            .filter(|p| !p.is_empty())
+        {
+            device_info::remove(&self.root, Path::new(p))?;
         }
         states.remove(cid, ifname)?;
         if owned {

@@ -166,6 +166,14 @@ pub struct Extras {
     /// Whether the VF MAC was set on the PF.
     #[serde(rename = "pfMacSet")]
     pub pf_mac_set: bool,
+    /// The device-info file (node path) this attachment created, removed
+    /// with it; empty when it created none.
+    #[serde(
+        rename = "devInfoFile",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub dev_info_file: String,
 }
 
 /// The Go-compatible fields of a state file.
@@ -467,6 +475,7 @@ mod tests {
             netns: "/run/netns/p".into(),
             pf_state_known: true,
             pf_mac_set: false,
+            dev_info_file: "/var/run/k8s.cni.cncf.io/devinfo/cni/n-c_net1".into(),
         });
         s.mac = Some("02:00:00:00:00:09".parse().unwrap());
         let bytes = s.to_json();

@@ -748,3 +748,96 @@ fn del_finds_a_vf_the_kernel_returned_under_its_pod_name() {
     assert!(host().link(LinkId::from("net1")).is_err());
     assert!(w.state_files().is_empty());
 }
+
+/// `runtimeConfig.CNIDeviceInfoFile` (device-info-spec 1.1.0): a file
+/// Multus copied from the device plugin gives the VF when the config has no
+/// deviceID and is left alone; an absent file is written by ADD (type pci,
+/// the VF's and PF's addresses) and removed by DEL, all under the host
+/// root. A failed ADD leaves no file behind.
+#[test]
+fn device_info_file_read_written_and_removed() {
+    let Some(mut w) = World::new("device_info_file_read_written_and_removed") else {
+        return;
+    };
+    let root = w.sim.root().to_path_buf();
+    let dir = "/var/run/k8s.cni.cncf.io/devinfo/cni";
+    let under = |p: &str| root.join(p.trim_start_matches('/'));
+
+    // 1. Multus' copy of the device plugin's file names VF 1; no deviceID.
+    let ns = w.netns("di1");
+    let copied = format!("{dir}/sriov-net-ctr-di1_net1");
+    std::fs::create_dir_all(under(dir)).unwrap();
+    let dp_json = format!(
+        r#"{{"type":"pci","version":"1.1.0","pci":{{"pci-address":"{}","rdma-device":""}}}}"#,
+        w.vf(1)
+    );
+    std::fs::write(under(&copied), &dp_json).unwrap();
+    let mut conf = w.conf(1, json!({"runtimeConfig": {"CNIDeviceInfoFile": copied}}));
+    conf.as_object_mut().unwrap().remove("deviceID");
+    let (code, res) = w.cni("ADD", "ctr-di1", Some(&ns), &conf);
+    assert_eq!(code, 0, "{res}");
+    assert_eq!(res["interfaces"][0]["pciID"], w.vf(1));
+    assert!(in_ns(&ns).link(LinkId::from("net1")).is_ok());
+    assert!(host().link(LinkId::from(&w.vf_name(1))).is_err());
+    // Not ours: unchanged by ADD and by DEL (Multus removes it).
+    assert_eq!(std::fs::read_to_string(under(&copied)).unwrap(), dp_json);
+    let (code, res) = w.cni("DEL", "ctr-di1", Some(&ns), &conf);
+    assert_eq!(code, 0, "{res}");
+    assert_eq!(std::fs::read_to_string(under(&copied)).unwrap(), dp_json);
+    assert!(host().link(LinkId::from(&w.vf_name(1))).is_ok());
+    std::fs::remove_file(under(&copied)).unwrap();
+
+    // 2. No file yet: ADD writes it, DEL removes it.
+    w.wait_sysfs(0);
+    let ns0 = w.netns("di0");
+    let ours = format!("{dir}/sriov-net-ctr-di0_net1");
+    let conf = w.conf(0, json!({"runtimeConfig": {"CNIDeviceInfoFile": ours}}));
+    let (code, res) = w.cni("ADD", "ctr-di0", Some(&ns0), &conf);
+    assert_eq!(code, 0, "{res}");
+    let written: Value =
+        serde_json::from_slice(&std::fs::read(under(&ours)).expect("device-info file written"))
+            .unwrap();
+    assert_eq!(
+        written,
+        json!({"type": "pci", "version": "1.1.0",
+               "pci": {"pci-address": w.vf(0), "pf-pci-address": PF_PCI}})
+    );
+    // Not left in the host's real /var/run (it is under the host root).
+    assert!(!Path::new(&ours).exists());
+    let (code, res) = w.cni("DEL", "ctr-di0", Some(&ns0), &conf);
+    assert_eq!(code, 0, "{res}");
+    assert!(!under(&ours).exists(), "DEL removes the file ADD wrote");
+    assert!(w.state_files().is_empty());
+
+    // 3. No deviceID, no file: a clear config error, nothing written.
+    let missing = format!("{dir}/sriov-net-ctr-di2_net1");
+    let mut conf = w.conf(0, json!({"runtimeConfig": {"CNIDeviceInfoFile": missing}}));
+    conf.as_object_mut().unwrap().remove("deviceID");
+    let (code, res) = w.cni("ADD", "ctr-di2", Some(&ns0), &conf);
+    assert_eq!((code, res["code"].as_u64()), (1, Some(7)), "{res}");
+    assert!(res["msg"].as_str().unwrap().contains("deviceID"), "{res}");
+    assert!(!under(&missing).exists());
+
+    // 4. A failing ADD (after the move) leaves no file and no state.
+    w.wait_sysfs(0);
+    let conf = w.conf(0, json!({"runtimeConfig": {"CNIDeviceInfoFile": ours}}));
+    let (code, res) = w.cni_env(
+        "ADD",
+        "ctr-di3",
+        Some(&ns0),
+        &conf,
+        &[("SRIOV_CNI_TEST_FAIL_AFTER", "move")],
+    );
+    assert_eq!(code, 1, "{res}");
+    assert!(!under(&ours).exists());
+    assert!(w.state_files().is_empty());
+
+    // 5. A path that would leave the host root is refused (code 7).
+    let conf = w.conf(
+        0,
+        json!({"runtimeConfig": {"CNIDeviceInfoFile": "/var/run/../../etc/x"}}),
+    );
+    let (code, res) = w.cni("ADD", "ctr-di4", Some(&ns0), &conf);
+    assert_eq!((code, res["code"].as_u64()), (1, Some(7)), "{res}");
+    w.drop_netns(&ns);
+}
