@@ -9,7 +9,8 @@
 //!   `vdpa.mount` (vhost vDPA), `extra` (the resource's `additionalInfo`,
 //!   looked up by the PCI address, for an auxiliary device its parent's).
 //! - Device specs: vfio-pci devices get `/dev/vfio/vfio` and
-//!   `/dev/vfio/<group>`; RDMA devices their `/dev/infiniband/*` nodes;
+//!   `/dev/vfio/<group>`; RDMA devices in `isRdma: true` pools their
+//!   `/dev/infiniband/*` nodes (as upstream: other pools do not mount them);
 //!   `needVhostNet` pools `/dev/vhost-net` and `/dev/net/tun`; vhost vDPA
 //!   devices (`vdpaType: vhost` pools) their `/dev/vhost-vdpa-N` (`mrw`).
 //!   Paths are the node's.
@@ -107,8 +108,29 @@ pub struct AllocateContext {
     pub cdi_dir: Option<PathBuf>,
 }
 
+/// What a pool's selectors ask Allocate to add beyond the devices' own
+/// nodes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// `needVhostNet`: `/dev/vhost-net` and `/dev/net/tun`.
+    pub vhost_net: bool,
+    /// `isRdma: true`: the RDMA char devices and `rdma` info (as upstream,
+    /// only pools that select RDMA devices mount them).
+    pub rdma: bool,
+}
+
+impl Needs {
+    /// From a pool's config: any of its selector sets asking for it.
+    pub fn of(rc: &crate::config::ResourceConfig) -> Needs {
+        Needs {
+            vhost_net: rc.selectors.iter().any(|s| s.need_vhost_net),
+            rdma: rc.selectors.iter().any(|s| s.is_rdma == Some(true)),
+        }
+    }
+}
+
 /// The device nodes (node paths) one device needs in a container.
-pub fn device_nodes(ctx: &AllocateContext, need_vhost: bool, pd: &PoolDevice) -> Vec<String> {
+pub fn device_nodes(ctx: &AllocateContext, needs: Needs, pd: &PoolDevice) -> Vec<String> {
     let mut out = Vec::new();
     if pd.device.is_vfio()
         && let Some(g) = pd.device.iommu_group
@@ -116,8 +138,10 @@ pub fn device_nodes(ctx: &AllocateContext, need_vhost: bool, pd: &PoolDevice) ->
         out.push("/dev/vfio/vfio".to_string());
         out.push(format!("/dev/vfio/{g}"));
     }
-    out.extend(rdma_char_devices(&ctx.root, pd).into_values());
-    if need_vhost {
+    if needs.rdma {
+        out.extend(rdma_char_devices(&ctx.root, pd).into_values());
+    }
+    if needs.vhost_net {
         out.push("/dev/vhost-net".to_string());
         out.push("/dev/net/tun".to_string());
     }
@@ -173,10 +197,10 @@ pub fn container_response(
             })?;
         devices.push(pd);
     }
-    let need_vhost = rc.selectors.iter().any(|s| s.need_vhost_net);
+    let needs = Needs::of(rc);
     let mut specs: Vec<DeviceSpec> = Vec::new();
     for pd in &devices {
-        for p in device_nodes(ctx, need_vhost, pd) {
+        for p in device_nodes(ctx, needs, pd) {
             if !specs.iter().any(|s| s.host_path == p) {
                 specs.push(spec(&p));
             }
@@ -198,7 +222,11 @@ pub fn container_response(
                 json!({ "mount": "/dev/vfio/vfio", "dev-mount": dev }),
             );
         }
-        let rdma = rdma_char_devices(&ctx.root, pd);
+        let rdma = if needs.rdma {
+            rdma_char_devices(&ctx.root, pd)
+        } else {
+            BTreeMap::new()
+        };
         if !rdma.is_empty() {
             let mut m: serde_json::Map<String, Value> = rdma
                 .iter()
@@ -207,7 +235,7 @@ pub fn container_response(
             m.insert("device".into(), json!(pd.device.rdma[0]));
             entry.insert("rdma".into(), Value::Object(m));
         }
-        if need_vhost {
+        if needs.vhost_net {
             entry.insert("vhost".into(), json!({ "mount": "/dev/vhost-net" }));
             entry.insert("tun".into(), json!({ "mount": "/dev/net/tun" }));
         }
@@ -222,11 +250,11 @@ pub fn container_response(
         addresses.push(id);
     }
     for pd in devices.iter().filter(|pd| pd.device.aux.is_none()) {
-        write_device_info(ctx, pool, pd, need_vhost)?;
+        write_device_info(ctx, pool, pd, needs)?;
     }
     let mut cdi_devices = Vec::new();
     if let Some(dir) = &ctx.cdi_dir {
-        let spec = crate::cdi::spec(pool, |pd| device_nodes(ctx, need_vhost, pd));
+        let spec = crate::cdi::spec(pool, |pd| device_nodes(ctx, needs, pd));
         crate::cdi::write_spec(dir, pool, &spec).map_err(|source| AllocateError::CdiSpec {
             dir: dir.clone(),
             source,
@@ -255,7 +283,7 @@ pub fn container_response(
 /// The device-info document of one device: type `vdpa` for a device with
 /// a vDPA device (as upstream: `parent-device` is the vDPA device's name,
 /// `driver` `vhost`/`virtio`, `path` its `/dev/vhost-vdpa-N`), else `pci`.
-pub fn device_info(pd: &PoolDevice, need_vhost: bool) -> Value {
+pub fn device_info(pd: &PoolDevice, needs: Needs) -> Value {
     if let Some(v) = &pd.device.vdpa {
         let mut vdpa = serde_json::Map::new();
         vdpa.insert("parent-device".into(), json!(v.name));
@@ -274,10 +302,12 @@ pub fn device_info(pd: &PoolDevice, need_vhost: bool) -> Value {
     if let Some(pf) = pd.device.pf {
         pci.insert("pf-pci-address".into(), json!(pf.to_string()));
     }
-    if need_vhost {
+    if needs.vhost_net {
         pci.insert("vhost-net".into(), json!("/dev/vhost-net"));
     }
-    if let Some(r) = pd.device.rdma.first() {
+    if needs.rdma
+        && let Some(r) = pd.device.rdma.first()
+    {
         pci.insert("rdma-device".into(), json!(r));
     }
     json!({ "type": "pci", "version": DEVICE_INFO_VERSION, "pci": pci })
@@ -287,7 +317,7 @@ fn write_device_info(
     ctx: &AllocateContext,
     pool: &Pool,
     pd: &PoolDevice,
-    need_vhost: bool,
+    needs: Needs,
 ) -> Result<(), AllocateError> {
     let rc = &pool.config;
     let path = device_info_file(
@@ -302,7 +332,7 @@ fn write_device_info(
     };
     std::fs::create_dir_all(&ctx.devinfo_dir).map_err(err)?;
     let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
-    let body = serde_json::to_vec(&device_info(pd, need_vhost)).expect("JSON value");
+    let body = serde_json::to_vec(&device_info(pd, needs)).expect("JSON value");
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&body)?;

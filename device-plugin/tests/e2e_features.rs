@@ -44,7 +44,7 @@ const SF_CONFIG: &str = r#"{"resourceList":[
    "selectors":{"vendors":["15b3"],"pfNames":["ens3f0np0#0-1"],"auxTypes":["sf"]},
    "additionalInfo":{"0000:af:00.0":{"uplink":"p0"}}},
   {"resourceName":"mlnx_sf_b","resourcePrefix":"nvidia.com","deviceType":"auxNetDevice",
-   "selectors":{"rootDevices":["0000:af:00.0"],"auxTypes":["sf"],"linkTypes":["ether"]}},
+   "selectors":{"rootDevices":["0000:af:00.0"],"auxTypes":["sf"],"linkTypes":["ether"],"isRdma":true}},
   {"resourceName":"mlnx_netdev","resourcePrefix":"nvidia.com","selectors":{"vendors":["15b3"]}}
 ]}"#;
 
@@ -111,6 +111,25 @@ async fn scalable_functions_are_pooled_by_aux_type_and_allocated_by_name() {
             .map(|d| d.count())
             .unwrap_or(0),
         0
+    );
+    // an SF with its RDMA device (isRdma)
+    let cr = allocate(&h, "nvidia.com_mlnx_sf_b.sock", &["mlx5_core.sf.3"])
+        .await
+        .unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&cr.envs["PCIDEVICE_NVIDIA_COM_MLNX_SF_B_INFO"]).unwrap();
+    let rdma = info["mlx5_core.sf.3"]["rdma"]["device"].as_str().unwrap();
+    assert!(
+        root.path()
+            .join("sys/bus/auxiliary/devices/mlx5_core.sf.3/infiniband")
+            .join(rdma)
+            .is_dir(),
+        "{info}"
+    );
+    assert!(
+        cr.devices
+            .iter()
+            .any(|d| d.host_path == "/dev/infiniband/rdma_cm")
     );
     // an SF of another pool, or a PCI address: InvalidArgument
     for bad in ["mlx5_core.sf.3", "0000:af:00.0"] {
@@ -261,4 +280,29 @@ async fn vdpa_types_select_vfs_and_vhost_gets_its_char_device() {
     assert_eq!(di["vdpa"]["parent-device"], "vdpa1");
     assert_eq!(di["vdpa"]["driver"], "virtio");
     assert!(di["vdpa"].get("path").is_none(), "{di}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdi_names_scalable_functions_net_sf() {
+    let root = tree(SF_NODE);
+    let cdi = tempfile::tempdir().unwrap();
+    let dir = cdi.path().to_path_buf();
+    let h = Harness::start_custom(root.path(), SF_CONFIG, |o| o.cdi_dir = Some(dir)).await;
+    h.registered("nvidia.com/mlnx_sf_a").await;
+    let cr = allocate(&h, "nvidia.com_mlnx_sf_a.sock", &["mlx5_core.sf.1"])
+        .await
+        .unwrap();
+    assert_eq!(
+        cr.cdi_devices
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>(),
+        ["nvidia.com/net-sf=mlx5_core.sf.1"]
+    );
+    let spec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(cdi.path().join("nvidia.com-mlnx_sf_a.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spec["kind"], "nvidia.com/net-sf");
+    assert_eq!(spec["devices"][0]["name"], "mlx5_core.sf.1");
 }

@@ -136,6 +136,8 @@ struct ChildDev {
     netdev: Option<String>,
     /// A device node it created under `dev/` (`vhost-vdpa-0`).
     devnode: Option<String>,
+    /// Its RDMA device (`infiniband/<name>` under it).
+    rdma: Option<String>,
 }
 
 /// The simulated kernel state over a sysfs tree.
@@ -1127,6 +1129,28 @@ impl<S: TreeSink> SimKernel<S> {
                         ],
                     );
                     c.netdev = Some(ifname);
+                    // an SF is an mlx5 device of its own: it registers an
+                    // RDMA device under it, as a PCI function does
+                    let rdma = format!("mlx5_{}", self.next_rdma);
+                    self.next_rdma += 1;
+                    let idir = format!("{}/infiniband/{rdma}", c.dir);
+                    let sink = self.tree.sink();
+                    let io = |e| eio(path, e);
+                    sink.mkdir_all(&idir).map_err(io)?;
+                    sink.write_file(&format!("{idir}/node_type"), "1: CA\n", false)
+                        .map_err(io)?;
+                    sink.symlink(
+                        &format!("sys/class/infiniband/{rdma}"),
+                        &crate::tree::relative("sys/class/infiniband", &idir),
+                    )
+                    .map_err(io)?;
+                    self.emit(
+                        "add",
+                        Self::devpath(&idir),
+                        "infiniband",
+                        vec![("NAME".into(), rdma.clone())],
+                    );
+                    c.rdma = Some(rdma);
                     f.children.push(c);
                 }
             }
@@ -1228,6 +1252,7 @@ impl<S: TreeSink> SimKernel<S> {
             driver: driver.to_string(),
             netdev: None,
             devnode: None,
+            rdma: None,
         })
     }
 
@@ -1245,6 +1270,18 @@ impl<S: TreeSink> SimKernel<S> {
                     "net",
                     vec![("INTERFACE".into(), nd.clone())],
                 );
+            }
+            if let Some(r) = &c.rdma {
+                self.emit(
+                    "remove",
+                    Self::devpath(&format!("{}/infiniband/{r}", c.dir)),
+                    "infiniband",
+                    vec![("NAME".into(), r.clone())],
+                );
+                self.tree
+                    .sink()
+                    .remove_all(&format!("sys/class/infiniband/{r}"))
+                    .map_err(io)?;
             }
             let bdir = format!("sys/bus/{}", c.bus);
             let sink = self.tree.sink();
@@ -1550,6 +1587,7 @@ mod tests {
             format!("{pf}/mlx5_core.eth.0"),
             format!("{pf}/mlx5_core.sf.1/sfnum"),
             format!("{pf}/mlx5_core.sf.2/net/ens3f0s1/type"),
+            format!("{pf}/mlx5_core.sf.2/infiniband"),
             "sys/bus/auxiliary/devices/mlx5_core.sf.2".into(),
             "sys/bus/auxiliary/drivers/mlx5_core.sf/mlx5_core.sf.1".into(),
             "sys/class/net/ens3f0s0".into(),
