@@ -1,6 +1,7 @@
 //! The device plugin's pools and health on real VFs: which VFs a config's
-//! selectors pick, health following the PF's carrier, and a VF moving from
-//! the netdevice pool to the vfio-pci pool when its driver changes.
+//! selectors pick, health following the PF's carrier, a VF moving from
+//! the netdevice pool to the vfio-pci pool when its driver changes, and
+//! removed VFs listed Unhealthy before they are dropped.
 
 use std::time::Duration;
 
@@ -152,5 +153,30 @@ fn device_plugin_pools_and_health_on_real_vfs() {
     );
 
     driver::bind_default(&root, &vf1, Duration::from_secs(10)).unwrap();
+    wait_for("VF 1 back on its driver", 10.0, || {
+        (sysfs::driver(&vfs[1]).as_deref() == Some(kernel.as_str())).then_some(())
+    })
+    .unwrap();
+    let pools = build(&root, &config, &pools);
+    assert_eq!(
+        members(&pools, NETDEV),
+        vec![addr(&vfs[0]), vf1],
+        "{pools:?}"
+    );
+
+    // VFs removed by the kernel: the next scan lists them Unhealthy
+    // ("device vanished"), the first health check after the grace drops
+    // them (and the pool, now empty).
+    pf.set_numvfs(0).unwrap();
+    let mut pools = build(&root, &config, &pools);
+    let netdev = &pools[NETDEV];
+    assert_eq!(netdev.devices.len(), 2, "{pools:?}");
+    for d in netdev.devices.values() {
+        assert_eq!(d.unhealthy.as_deref(), Some("device vanished"), "{d:?}");
+    }
+    std::thread::sleep(pools::VANISHED_GRACE);
+    let changed = pools::recheck(&root, &mut pools);
+    assert_eq!(changed, vec![NETDEV.to_string()]);
+    assert!(pools.is_empty(), "{pools:?}");
     drop(pf_up);
 }
