@@ -210,8 +210,14 @@ pub fn build(
                 tracing::info!(pool = %name, device = %id, "vanished device dropped");
                 continue;
             }
+            let why = if present(root, &pd.device) {
+                // e.g. a PF whose VFs were enabled, a VF whose PF went away
+                "no longer offered by the node"
+            } else {
+                "device vanished"
+            };
             if pd.vanished_at.is_none() {
-                tracing::warn!(pool = %name, device = %id, "device vanished; listed Unhealthy until dropped");
+                tracing::warn!(pool = %name, device = %id, reason = why, "listed Unhealthy until dropped");
             }
             pools
                 .entry(name.clone())
@@ -224,13 +230,22 @@ pub fn build(
                     id.clone(),
                     PoolDevice {
                         device: pd.device.clone(),
-                        unhealthy: Some("device vanished".into()),
+                        unhealthy: Some(why.into()),
                         vanished_at: Some(since),
                     },
                 );
         }
     }
     pools
+}
+
+/// Whether a device's sysfs entry (and, for an auxiliary device, its bus
+/// entry) is still there.
+fn present(root: &HostRoot, d: &Device) -> bool {
+    root.pci_device(&d.address).join("vendor").exists()
+        && d.aux
+            .as_ref()
+            .is_none_or(|a| sriov_host::auxiliary::exists(root, &a.name))
 }
 
 /// PF carrier lookups, once per PF netdev.
@@ -372,4 +387,106 @@ pub fn recheck(root: &HostRoot, pools: &mut Pools) -> Vec<String> {
         }
     }
     changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sriov_host::PciAddress;
+
+    fn vf(a: &str) -> Device {
+        Device {
+            address: a.parse().unwrap(),
+            vendor: 0x8086,
+            device_id: 0x1889,
+            class: 0x020000,
+            driver: Some("iavf".into()),
+            numa_node: Some(0),
+            iommu_group: None,
+            acpi_index: None,
+            pf: Some("0000:3b:00.0".parse().unwrap()),
+            vf_index: Some(0),
+            pf_ifname: None,
+            ifname: None,
+            link_type: None,
+            rdma: vec![],
+            vdpa: None,
+            aux: None,
+        }
+    }
+
+    fn id(a: &str) -> DeviceId {
+        DeviceId::Pci(a.parse::<PciAddress>().unwrap())
+    }
+
+    #[test]
+    fn vanished_devices_are_unhealthy_for_the_grace_then_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(tmp.path());
+        let config = Config::parse(
+            r#"{"resourceList":[{"resourceName":"a","selectors":{"vendors":["8086"]}},
+                                {"resourceName":"b","selectors":{"devices":["1889"]}}]}"#,
+            "t",
+            "intel.com",
+        )
+        .unwrap();
+        let env = MatchEnv::default();
+        let (x, y) = ("0000:3b:02.0", "0000:3b:02.1");
+        for a in [x, y] {
+            let dir = tmp.path().join("sys/bus/pci/devices").join(a);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("vendor"), "0x8086\n").unwrap();
+            std::os::unix::fs::symlink("../../../bus/pci/drivers/iavf", dir.join("driver"))
+                .unwrap();
+        }
+        let pools = build(&root, &config, &[vf(x), vf(y)], &env, &Pools::new());
+        let a = "intel.com/a";
+        assert_eq!(pools[a].healthy_count(), 2);
+        // y gone: listed Unhealthy, also by the next build
+        std::fs::remove_dir_all(tmp.path().join("sys/bus/pci/devices").join(y)).unwrap();
+        let pools = build(&root, &config, &[vf(x)], &env, &pools);
+        let pd = &pools[a].devices[&id(y)];
+        assert_eq!(pd.unhealthy.as_deref(), Some("device vanished"));
+        let since = pd.vanished_at.expect("marked");
+        let mut pools = build(&root, &config, &[vf(x)], &env, &pools);
+        assert_eq!(pools[a].devices[&id(y)].vanished_at, Some(since));
+        assert_eq!(pools[a].kubelet_view().len(), 2);
+        // a health check within the grace keeps it; after, drops it
+        assert!(recheck(&root, &mut pools).is_empty());
+        assert_eq!(pools[a].devices.len(), 2);
+        pools
+            .get_mut(a)
+            .unwrap()
+            .devices
+            .get_mut(&id(y))
+            .unwrap()
+            .vanished_at = Some(Instant::now() - VANISHED_GRACE);
+        assert_eq!(recheck(&root, &mut pools), vec![a.to_string()]);
+        assert_eq!(pools[a].devices.keys().collect::<Vec<_>>(), [&id(x)]);
+        // the last device of a pool no longer offered (still present): the
+        // pool goes after the grace
+        let mut pools = build(&root, &config, &[], &env, &pools);
+        assert_eq!(
+            pools[a].devices[&id(x)].unhealthy.as_deref(),
+            Some("no longer offered by the node")
+        );
+        pools
+            .get_mut(a)
+            .unwrap()
+            .devices
+            .get_mut(&id(x))
+            .unwrap()
+            .vanished_at = Some(Instant::now() - VANISHED_GRACE);
+        let pools2 = build(&root, &config, &[], &env, &pools);
+        assert!(pools2.is_empty(), "{pools2:?}");
+        recheck(&root, &mut pools);
+        assert!(pools.is_empty(), "{pools:?}");
+        // a device moving to another pool is not vanished
+        let pools = build(&root, &config, &[vf(x)], &env, &Pools::new());
+        let mut moved = vf(x);
+        moved.vendor = 0x15b3;
+        let pools = build(&root, &config, &[moved], &env, &pools);
+        assert!(!pools.contains_key(a));
+        assert!(pools["intel.com/b"].devices[&id(x)].healthy());
+    }
 }
