@@ -210,6 +210,30 @@ fn main() {
             ratio
         );
     }
+    // The simulator's share: the same ADD+DEL with sysfs read from a
+    // static copy of the simulated tree (plain files, no FUSE daemon
+    // answering each lookup), as a real node's in-kernel sysfs would be.
+    let copy = tmp.path().join("static-root");
+    std::fs::create_dir_all(&copy).unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(sim.root().join("sys"))
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(st.success(), "cp -a of the simulated sysfs");
+    let on_copy = measure(
+        &sriov,
+        ns.path(),
+        &copy,
+        &sriov_conf(false),
+        rounds,
+        &sysfs_net,
+    );
+    println!(
+        "sriov, no IPAM, sysfs from a static copy (no FUSE): {:.2} ms (median)",
+        on_copy.as_secs_f64() * 1e3
+    );
     // The kernel's share: the same move and rename, one request each way,
     // by iproute2 (a small C program).
     let nsname = ns.name().to_owned();

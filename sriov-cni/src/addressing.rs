@@ -7,10 +7,11 @@
 //! ([`Netns::run`]) with its own route netlink socket.
 
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use rtnetlink::RouteMessageBuilder;
-use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use sriov_host::netns::Netns;
 
 use crate::error::{CniError, Code, Result};
@@ -29,6 +30,7 @@ fn with_handle<T: Send>(
         .run(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_io()
+                .enable_time()
                 .build()
                 .map_err(|e| addr_err("cannot start a netlink runtime".into(), e))?;
             rt.block_on(async move {
@@ -99,6 +101,22 @@ pub fn configure(netns: &Netns, ifname: &str, res: &CniResult) -> Result<()> {
             }
         }
         tracing::debug!("addresses added");
+        let has_v6 = res.ips.iter().any(|ip| ip.address.is_ipv6());
+        if has_v6 {
+            // As the CNI's ipam.ConfigureIface: IPv6 on for the interface
+            // and lo, in case the namespace's defaults turned it off.
+            for dev in [ifname.as_str(), "lo"] {
+                let path = format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6");
+                if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() != "0")
+                    && let Err(e) = std::fs::write(&path, "0")
+                {
+                    return Err(addr_err(
+                        format!("cannot enable IPv6 on {dev} in the pod ({path})"),
+                        e,
+                    ));
+                }
+            }
+        }
         // The kernel announces the addresses when the link comes up:
         // gratuitous ARP for every IPv4 address (arp_notify), unsolicited
         // NA for IPv6 ones once DAD completes (ndisc_notify). A userspace
@@ -124,6 +142,9 @@ pub fn configure(netns: &Netns, ifname: &str, res: &CniResult) -> Result<()> {
             .execute()
             .await
             .map_err(|e| addr_err(format!("cannot set {ifname} up in the pod"), e))?;
+        if has_v6 {
+            settle(&h, index, &ifname, SETTLE_TIMEOUT).await?;
+        }
         for r in &res.routes {
             let gw = r.gw.or(if r.dst.is_ipv4() { v4gw } else { v6gw });
             let mut b = RouteMessageBuilder::<IpAddr>::new()
@@ -160,6 +181,107 @@ pub fn configure(netns: &Netns, ifname: &str, res: &CniResult) -> Result<()> {
         tracing::debug!("routes added");
         Ok(())
     })
+}
+
+/// How long ADD waits for IPv6 duplicate address detection (the CNI's
+/// `ip.SettleAddresses` bound in `ipam.ConfigureIface`).
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a link without carrier is given to get one before the wait
+/// for DAD is skipped (the Go sriov-cni waits 200 ms for carrier before
+/// announcing addresses).
+const CARRIER_GRACE: Duration = Duration::from_millis(200);
+
+const SETTLE_POLL: Duration = Duration::from_millis(20);
+
+/// Addresses on link `index` that are tentative and that failed DAD.
+async fn dad_state(h: &rtnetlink::Handle, index: u32) -> Result<(Vec<IpAddr>, Vec<IpAddr>)> {
+    let mut tentative = Vec::new();
+    let mut failed = Vec::new();
+    let mut s = h.address().get().set_link_index_filter(index).execute();
+    while let Some(m) = s
+        .try_next()
+        .await
+        .map_err(|e| addr_err("cannot list addresses in the pod".into(), e))?
+    {
+        if m.header.index != index {
+            continue;
+        }
+        // IFA_FLAGS (32 bits) when present, else the header's 8 bits.
+        let mut flags = AddressFlags::from_bits_retain(u32::from(m.header.flags.bits()));
+        let mut addr = None;
+        for a in &m.attributes {
+            match a {
+                AddressAttribute::Flags(f) => flags = *f,
+                AddressAttribute::Address(ip) => addr = Some(*ip),
+                _ => {}
+            }
+        }
+        let Some(addr) = addr else { continue };
+        if flags.contains(AddressFlags::Dadfailed) {
+            failed.push(addr);
+        } else if flags.contains(AddressFlags::Tentative) {
+            tentative.push(addr);
+        }
+    }
+    Ok((tentative, failed))
+}
+
+/// Whether link `index` has carrier (`IFF_LOWER_UP`).
+async fn has_carrier(h: &rtnetlink::Handle, index: u32) -> Result<bool> {
+    let msg = h
+        .link()
+        .get()
+        .match_index(index)
+        .execute()
+        .try_next()
+        .await
+        .map_err(|e| addr_err("cannot read the interface in the pod".into(), e))?;
+    Ok(msg.is_some_and(|m| {
+        m.header
+            .flags
+            .contains(rtnetlink::packet_route::link::LinkFlags::LowerUp)
+    }))
+}
+
+/// Waits (at most `timeout`) until no address on the link is tentative,
+/// as the CNI's `ip.SettleAddresses`, so that the pod can bind its IPv6
+/// addresses as soon as ADD returns. An address that failed DAD (another
+/// host has it) is an error. A link without carrier cannot run DAD: after
+/// a short grace the wait is skipped with a warning (the kernel finishes
+/// DAD when carrier comes), instead of stalling ADD for the whole bound.
+/// A timeout is a warning too, as in the Go plugins.
+async fn settle(h: &rtnetlink::Handle, index: u32, ifname: &str, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let (tentative, failed) = dad_state(h, index).await?;
+        if let Some(a) = failed.first() {
+            return Err(addr_err(
+                format!("IPv6 address {a} on {ifname} failed duplicate address detection"),
+                "another host on the link uses it; check the IPAM range for overlaps",
+            ));
+        }
+        if tentative.is_empty() {
+            tracing::debug!(waited = ?start.elapsed(), "IPv6 addresses settled");
+            return Ok(());
+        }
+        let waited = start.elapsed();
+        if waited >= CARRIER_GRACE && !has_carrier(h, index).await? {
+            tracing::warn!(
+                ?tentative,
+                "{ifname} has no carrier, so IPv6 duplicate address detection cannot run yet; not waiting for it"
+            );
+            return Ok(());
+        }
+        if waited >= timeout {
+            tracing::warn!(
+                ?tentative,
+                "{ifname} still has tentative IPv6 addresses after {timeout:?}; continuing"
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(SETTLE_POLL).await;
+    }
 }
 
 /// The addresses (with prefix) on `ifname` in `netns`.

@@ -15,7 +15,14 @@
 //!   an ADD, DEL or GC step on that VF.
 //!
 //! Every write is atomic: a temporary file in the same directory, then
-//! `rename(2)`.
+//! `rename(2)`. A crash of the plugin at any point leaves either the old
+//! file or the new one, whole (the data is in the page cache either way).
+//! Nothing is fsynced: durability across a power loss buys nothing here,
+//! because a reboot itself undoes everything these files describe (pod
+//! namespaces are gone, VFs are back in the host, the PF driver starts
+//! with default VF settings). What a power loss can leave is an empty file
+//! (data not yet on disk when the rename was); it reads as "no state"
+//! rather than as a damaged file, so a DEL after the reboot succeeds.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -373,9 +380,21 @@ impl StateDir {
         self.load_path(&path)
     }
 
-    /// Reads a state file; `None` when it does not exist.
+    /// Reads a state file; `None` when it does not exist, or when it is
+    /// empty (or all NUL bytes): what a power loss leaves of a file whose
+    /// data had not reached the disk. Files are not fsynced (see the module
+    /// documentation), and after a reboot there is nothing to restore: the
+    /// pod's namespace is gone, the VF is back in the host, and the PF's
+    /// driver starts with default VF settings.
     pub fn load_path(&self, path: &Path) -> Result<Option<Saved>> {
         match fs::read(path) {
+            Ok(b) if b.iter().all(|&c| c == 0 || c.is_ascii_whitespace()) => {
+                tracing::warn!(
+                    "state file {} is empty (written just before a power loss?); nothing to restore",
+                    path.display()
+                );
+                Ok(None)
+            }
             Ok(b) => Saved::from_json(&b, path).map(Some),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err("cannot read saved state", path, &e)),
@@ -465,6 +484,19 @@ mod tests {
         assert!(s.extras.is_none());
         assert!(s.mac.is_none());
         assert_eq!(s.config["ipam"]["type"], "host-local");
+    }
+
+    #[test]
+    fn empty_state_file_after_power_loss_reads_as_none() {
+        let d = tempfile::tempdir().unwrap();
+        let st = StateDir::new(d.path());
+        std::fs::write(st.state_path("c", "net1"), b"").unwrap();
+        assert_eq!(st.load("c", "net1").unwrap(), None);
+        std::fs::write(st.state_path("c", "net1"), [0u8; 512]).unwrap();
+        assert_eq!(st.load("c", "net1").unwrap(), None);
+        // Real damage is still an error.
+        std::fs::write(st.state_path("c", "net1"), b"{\"cniVersion\":").unwrap();
+        assert_eq!(st.load("c", "net1").unwrap_err().code, Code::State);
     }
 
     #[test]
