@@ -475,8 +475,11 @@ impl Daemon {
             _ => {}
         }
         let found = prepared.found;
+        // PFs that cannot be configured are in the plan with an error and
+        // no steps: they fail without an InProgress round trip.
         let to_apply = !plan.is_empty();
-        if to_apply {
+        let writes = plan.pfs.iter().any(|p| !p.steps.is_empty());
+        if writes {
             let st = build_status(
                 self.last_status.as_ref(),
                 status_interfaces(found.clone(), &spec),
@@ -498,7 +501,7 @@ impl Daemon {
         };
         let errors = applied.error_text();
         let failed = !errors.is_empty();
-        let drift_repaired = to_apply
+        let drift_repaired = writes
             && matches!(trigger, Trigger::Uevent | Trigger::Resync)
             && self.applied_generation == generation;
         if to_apply {

@@ -1,0 +1,355 @@
+//! The Kubernetes mode against an API-server verifier (tower-test mock)
+//! and a tree-backed simulated node (no root needed): the exact requests
+//! for creating the node state, reporting the node, failing with a reason
+//! and recovering, and asking for a drain.
+
+mod k8s_mock;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_mock::*;
+use serde_json::{Value, json};
+use sriov_config_daemon::k8s::drain::Decision;
+use sriov_config_daemon::k8s::{Daemon, K8sConfig, SyncOutcome, Trigger};
+use sriov_config_daemon::metrics::Metrics;
+use sriov_crds::SriovNetworkNodeState;
+use sriov_host::HostRoot;
+use sriov_sim::node::NodeSpec;
+
+const NODE_YAML: &str = r#"
+name: k8s
+pfs:
+  - {model: e810, address: "0000:3b:00.0", ifname: ens1f0, vfs: 4}
+  - {model: e810, address: "0000:3b:00.1", ifname: ens1f1}
+"#;
+
+struct Env {
+    tree: tempfile::TempDir,
+    state: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let tree = tempfile::tempdir().unwrap();
+        let spec = NodeSpec::from_yaml(NODE_YAML, "test").unwrap();
+        sriov_sim::kernel::write_static_tree(tree.path(), &spec).unwrap();
+        Env {
+            tree,
+            state: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn cfg(&self) -> K8sConfig {
+        let mut cfg = K8sConfig::new(
+            NODE,
+            HostRoot::new(self.tree.path()),
+            self.state.path().to_path_buf(),
+        );
+        cfg.resync = Duration::from_secs(3600);
+        cfg.apply.vf_timeout = Duration::from_millis(300);
+        cfg.apply.bind_timeout = Duration::from_millis(300);
+        cfg
+    }
+
+    fn vf(&self, pf: &str, i: u32) -> String {
+        std::fs::read_link(
+            self.tree
+                .path()
+                .join("sys/bus/pci/devices")
+                .join(pf)
+                .join(format!("virtfn{i}")),
+        )
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string()
+    }
+
+    fn hold(&self, vf: &str) {
+        hold_vf(self.tree.path(), vf)
+    }
+}
+
+/// The device plugin handed `vf` to a pod (its device-info file).
+fn hold_vf(root: &Path, vf: &str) {
+    let dir = root.join("var/run/k8s.cni.cncf.io/devinfo/dp");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("openshift.io-net-{vf}-device.json")), "{}").unwrap();
+}
+
+fn obj(v: &Value) -> SriovNetworkNodeState {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+fn iface<'a>(status: &'a Value, pci: &str) -> &'a Value {
+    status["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["pciAddress"] == pci)
+        .unwrap_or_else(|| panic!("{pci} not in {status}"))
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
+/// Runs one sync in a task while the test plays the API server.
+/// Waits for a sync task (fails the test after 30 s: the daemon is waiting
+/// for an answer the test did not expect to give).
+async fn join<T>(t: tokio::task::JoinHandle<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), t)
+        .await
+        .expect("the sync did not finish within 30 s (an unexpected request?)")
+        .unwrap()
+}
+
+fn spawn_sync(
+    mut d: Daemon,
+    ns: Value,
+    trigger: Trigger,
+) -> tokio::task::JoinHandle<(Daemon, SyncOutcome)> {
+    tokio::spawn(async move {
+        let o = d.sync(&obj(&ns), trigger).await.expect("sync");
+        (d, o)
+    })
+}
+
+#[tokio::test]
+async fn creates_its_node_state_then_reports_the_node_and_follows_the_spec() {
+    let env = Env::new();
+    let (client, mut api) = pair();
+    let metrics = Arc::new(Metrics::new());
+    let daemon = Daemon::new(client, env.cfg(), metrics.clone());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(daemon.run(async {
+        let _ = stop_rx.await;
+    }));
+
+    // No node state: read the operator config for the owner, create it.
+    api.expect("GET", &format!("{STATES}/{NODE}")).await.not_found();
+    api.expect_operator_config(Some(false)).await;
+    let r = api.expect("POST", STATES).await;
+    assert_eq!(r.body["metadata"]["name"], NODE);
+    assert_eq!(r.body["metadata"]["namespace"], NS);
+    assert_eq!(
+        r.body["metadata"]["annotations"],
+        json!({"sriovnetwork.openshift.io/desired-state": "Idle",
+               "sriovnetwork.openshift.io/current-state": "Idle"})
+    );
+    assert_eq!(
+        r.body["metadata"]["ownerReferences"],
+        json!([{"apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovOperatorConfig",
+                "name": "default", "uid": "config-uid", "controller": true,
+                "blockOwnerDeletion": true}])
+    );
+    assert_eq!(r.body["spec"], json!({}));
+    assert!(r.body.get("status").is_none_or(Value::is_null), "{r:?}");
+    let created = node_state(1, json!({}), "Idle", "Idle");
+    r.ok(created.clone());
+
+    // The watch lists it (by name) and the first sync reports the node.
+    let r = api.expect("GET", STATES).await;
+    assert_eq!(r.param("fieldSelector").as_deref(), Some("metadata.name=node1"), "{r:?}");
+    assert!(r.param("watch").is_none(), "{r:?}");
+    r.ok(json!({"apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovNetworkNodeStateList",
+                "metadata": {"resourceVersion": "101"}, "items": [created]}));
+    let status = api.expect_status(&created).await;
+    assert_eq!(status["syncStatus"], "Succeeded", "{status}");
+    assert!(status.get("lastSyncError").is_none(), "{status}");
+    let pf = iface(&status, "0000:3b:00.0");
+    assert_eq!((pf["name"].as_str(), pf["numVfs"].as_i64()), (Some("ens1f0"), Some(4)));
+    assert_eq!(pf["Vfs"].as_array().unwrap().len(), 4);
+    assert_eq!(pf["Vfs"][0]["driver"], "iavf");
+    assert_eq!(iface(&status, "0000:3b:00.1")["name"], "ens1f1");
+    assert_eq!(condition(&status, "Ready")["status"], "True");
+    assert_eq!(condition(&status, "Degraded")["status"], "False");
+    assert_eq!(condition(&status, "Ready")["observedGeneration"], 1);
+    let (t, reason, _) = api.expect_event().await;
+    assert_eq!((t.as_str(), reason.as_str()), ("Normal", "SyncSucceeded"));
+
+    // The operator writes a spec naming a PF this node does not have:
+    // Failed, with the PF and the reason, and a warning event.
+    let r = api.expect("GET", STATES).await;
+    assert_eq!(r.param("watch").as_deref(), Some("true"), "{r:?}");
+    assert_eq!(r.param("resourceVersion").as_deref(), Some("101"), "{r:?}");
+    let bad = node_state(
+        2,
+        json!({"interfaces": [{"pciAddress": "0000:99:00.0", "numVfs": 2}]}),
+        "Idle",
+        "Idle",
+    );
+    r.watch_events(&[json!({"type": "MODIFIED", "object": bad})]);
+    let status = api.expect_status(&bad).await;
+    assert_eq!(status["syncStatus"], "Failed", "{status}");
+    let err = status["lastSyncError"].as_str().unwrap();
+    assert!(
+        err.starts_with("PF 0000:99:00.0: no such SR-IOV PF on this node"),
+        "{err}"
+    );
+    assert_eq!(condition(&status, "Degraded")["status"], "True");
+    assert_eq!(condition(&status, "Degraded")["message"], err);
+    assert_eq!(condition(&status, "Ready")["observedGeneration"], 2);
+    let (t, reason, note) = api.expect_event().await;
+    assert_eq!((t.as_str(), reason.as_str(), note.as_str()), ("Warning", "SyncFailed", err));
+    assert_eq!(metrics.sync_status(), "Failed");
+
+    // The watch goes on; stop the daemon.
+    let r = api.expect("GET", STATES).await;
+    assert_eq!(r.param("watch").as_deref(), Some("true"), "{r:?}");
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the daemon stops")
+        .unwrap()
+        .unwrap();
+    drop(r);
+}
+
+#[tokio::test]
+async fn an_existing_node_state_is_not_created_again_and_the_node_owns_a_new_one_without_config() {
+    let env = Env::new();
+    let (client, mut api) = pair();
+    let mut d = Daemon::new(client, env.cfg(), Arc::new(Metrics::new()));
+    let existing = node_state(3, json!({}), "Idle", "Idle");
+    let t = tokio::spawn(async move { (d.ensure_node_state().await.map(|ns| ns.metadata.generation), d) });
+    api.expect("GET", &format!("{STATES}/{NODE}")).await.ok(existing);
+    let (got, mut d) = join(t).await;
+    assert_eq!(got.unwrap(), Some(3));
+    api.expect_silence(Duration::from_millis(100)).await;
+
+    // No operator config: the Node owns the new state.
+    let t = tokio::spawn(async move { d.ensure_node_state().await.map(|ns| ns.metadata.generation) });
+    api.expect("GET", &format!("{STATES}/{NODE}")).await.not_found();
+    api.expect_operator_config(None).await;
+    api.expect("GET", &format!("{NODES}/{NODE}"))
+        .await
+        .ok(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE, "uid": "node-uid"}}));
+    let r = api.expect("POST", STATES).await;
+    assert_eq!(
+        r.body["metadata"]["ownerReferences"],
+        json!([{"apiVersion": "v1", "kind": "Node", "name": NODE, "uid": "node-uid"}])
+    );
+    r.ok(node_state(1, json!({}), "Idle", "Idle"));
+    assert_eq!(join(t).await.unwrap(), Some(1));
+}
+
+#[tokio::test]
+async fn a_failure_names_the_pf_then_the_fixed_spec_recovers_and_a_converged_node_writes_nothing() {
+    let env = Env::new();
+    let (client, mut api) = pair();
+    let d = Daemon::new(client, env.cfg(), Arc::new(Metrics::new()));
+
+    let bad = node_state(
+        2,
+        json!({"interfaces": [{"pciAddress": "0000:3b:00.0", "name": "ens1f0", "numVfs": 9999}]}),
+        "Idle",
+        "Idle",
+    );
+    let t = spawn_sync(d, bad.clone(), Trigger::Spec);
+    let status = api.expect_status(&bad).await;
+    assert_eq!(status["syncStatus"], "Failed");
+    let err = status["lastSyncError"].as_str().unwrap().to_string();
+    assert!(
+        err.starts_with("PF ens1f0 (0000:3b:00.0): numVfs 9999 is more than the PF supports"),
+        "{err}"
+    );
+    let (t_, reason, _) = api.expect_event().await;
+    assert_eq!((t_.as_str(), reason.as_str()), ("Warning", "SyncFailed"));
+    let (d, o) = join(t).await;
+    assert!(o.failed());
+    assert_eq!(o.last_sync_error, err);
+
+    // The admin fixes the policy: what the node has (4 VFs) is what it wants.
+    let mut good = node_state(
+        3,
+        json!({"interfaces": [{"pciAddress": "0000:3b:00.0", "name": "ens1f0", "numVfs": 4,
+               "vfGroups": [{"resourceName": "net", "deviceType": "netdevice", "vfRange": "0-3", "policyName": "p"}]}]}),
+        "Idle",
+        "Idle",
+    );
+    good["status"] = status.clone();
+    let t = spawn_sync(d, good.clone(), Trigger::Spec);
+    let st = api.expect_status(&good).await;
+    assert_eq!(st["syncStatus"], "Succeeded");
+    assert!(st.get("lastSyncError").is_none(), "{st}");
+    assert_eq!(condition(&st, "Degraded")["status"], "False");
+    assert_eq!(condition(&st, "Ready")["status"], "True");
+    let (t_, reason, _) = api.expect_event().await;
+    assert_eq!((t_.as_str(), reason.as_str()), ("Normal", "SyncSucceeded"));
+    let (d, o) = join(t).await;
+    assert_eq!((o.sync_status.as_str(), o.steps), ("Succeeded", 0));
+
+    // A resync of a converged node: no request at all.
+    good["status"] = st;
+    let t = spawn_sync(d, good, Trigger::Resync);
+    let (_, o) = tokio::time::timeout(Duration::from_secs(10), t)
+        .await
+        .expect("a converged resync needs no API call")
+        .unwrap();
+    assert!(!o.status_written && !o.drift_repaired);
+    api.expect_silence(Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn a_disruptive_plan_asks_for_a_drain_and_waits_for_it() {
+    let env = Env::new();
+    // A pod holds VF 1 of ens1f0; the spec wants 8 VFs (the 4 go away).
+    let held = env.vf("0000:3b:00.0", 1);
+    env.hold(&held);
+    let (client, mut api) = pair();
+    let metrics = Arc::new(Metrics::new());
+    let d = Daemon::new(client, env.cfg(), metrics.clone());
+    let spec = json!({"interfaces": [{"pciAddress": "0000:3b:00.0", "name": "ens1f0", "numVfs": 8}]});
+    let ns = node_state(2, spec.clone(), "Idle", "Idle");
+    let t = spawn_sync(d, ns.clone(), Trigger::Spec);
+    api.expect_operator_config(Some(false)).await;
+    api.expect_annotations(&ns, "Drain_Required").await;
+    let (t_, reason, note) = api.expect_event().await;
+    assert_eq!((t_.as_str(), reason.as_str()), ("Normal", "DrainRequested"));
+    assert!(note.contains(&held) && note.contains("ens1f0"), "{note}");
+    let st = api.expect_status(&ns).await;
+    assert_eq!(st["syncStatus"], "InProgress");
+    assert_eq!(condition(&st, "Draining")["status"], "True");
+    let msg = condition(&st, "Draining")["message"].as_str().unwrap();
+    assert!(msg.contains(&held) && msg.contains("current-state is Idle"), "{msg}");
+    let (d, o) = join(t).await;
+    assert_eq!(o.decision, Decision::RequestDrain);
+    assert_eq!(o.held, vec!["0000:3b:00.0".to_string()]);
+    // Nothing was written to the node.
+    let numvfs = std::fs::read_to_string(
+        env.tree.path().join("sys/bus/pci/devices/0000:3b:00.0/sriov_numvfs"),
+    )
+    .unwrap();
+    assert_eq!(numvfs.trim(), "4");
+
+    // The operator drains: the daemon waits (it re-reads disableDrain and
+    // reports where the drain is), and changes nothing.
+    let mut draining = node_state(2, spec, "Drain_Required", "Draining");
+    draining["status"] = st;
+    let t = spawn_sync(d, draining.clone(), Trigger::Spec);
+    api.expect_operator_config(Some(false)).await;
+    let st = api.expect_status(&draining).await;
+    assert_eq!(st["syncStatus"], "InProgress");
+    let msg = condition(&st, "Draining")["message"].as_str().unwrap();
+    assert!(msg.contains("current-state is Draining"), "{msg}");
+    let (d, o) = join(t).await;
+    assert_eq!(o.decision, Decision::WaitForDrain);
+    assert_eq!(o.sync_status, "InProgress");
+    // Once more (a resync while draining): nothing to write.
+    draining["status"] = st;
+    let t = spawn_sync(d, draining, Trigger::Resync);
+    api.expect_operator_config(Some(false)).await;
+    let (_, o) = join(t).await;
+    assert!(!o.status_written);
+    api.expect_silence(Duration::from_millis(100)).await;
+    assert!(metrics.render().contains("sriov_config_daemon_drains_requested_total 1"));
+}
