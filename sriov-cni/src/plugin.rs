@@ -183,7 +183,15 @@ impl Plugin {
             orig.mtu = Some(l.mtu);
         }
         let wanted_pf = vf_settings::wanted(&conf.vf, conf.mac);
-        let pf_state = if vf.pf_name.is_empty() {
+        // The PF's VF info is read only when ADD will change a PF-side
+        // setting: DEL restores only what ADD changed, so with nothing to
+        // change there is nothing to save, and the dump (every VF of the PF,
+        // with statistics: a firmware query per VF on some drivers) is
+        // skipped. The Go plugin's DEL likewise restores only what its
+        // config set.
+        let pf_state = if wanted_pf.is_empty() {
+            Ok(None)
+        } else if vf.pf_name.is_empty() {
             Err(CniError::new(
                 Code::Netlink,
                 format!("PF {} of VF {pci} has no netdev", vf.pf_pci),
@@ -192,6 +200,7 @@ impl Plugin {
         } else {
             self.host
                 .vf(LinkId::from(&vf.pf_name), vf.index)
+                .map(Some)
                 .map_err(|e| {
                     nl(
                         format!("cannot read VF {} state from PF {}", vf.index, vf.pf_name),
@@ -200,10 +209,11 @@ impl Plugin {
                 })
         };
         let pf_state_known = match pf_state {
-            Ok(info) => {
+            Ok(Some(info)) => {
                 orig.set_pf_side(&info);
                 true
             }
+            Ok(None) => false,
             Err(e) => {
                 if !conf.vf.is_empty() || (vf.mode == Mode::Userspace && conf.mac.is_some()) {
                     return Err(e);

@@ -193,3 +193,28 @@ fn vf_in_use_by_a_live_netns_is_refused() {
     s.plugin.del(&env(Command::Del, "a"), &c, &b).unwrap();
     assert_eq!(s.fake.vf_state("ens1f0", 2).unwrap(), VfInfo::fresh(2));
 }
+
+/// With no PF-side setting configured the PF's VF table is not read (on
+/// some drivers that dump costs a firmware query per VF), nothing is
+/// changed on the PF, and DEL restores nothing there.
+#[test]
+fn no_pf_side_setting_means_no_pf_dump() {
+    let s = setup();
+    let (c, b) = conf(&s, json!({}));
+    s.plugin.add(&env(Command::Add, "c0"), &c, &b).unwrap();
+    let calls = s.fake.calls();
+    assert!(
+        !calls.iter().any(|c| matches!(c, Call::Vfs(_))),
+        "PF read: {calls:?}"
+    );
+    assert!(s.fake.changes().is_empty(), "{:?}", s.fake.changes());
+    s.plugin.del(&env(Command::Del, "c0"), &c, &b).unwrap();
+    assert!(s.fake.changes().is_empty(), "{:?}", s.fake.changes());
+    assert!(!s.fake.calls().iter().any(|c| matches!(c, Call::Vfs(_))));
+    // A PF-side setting makes ADD read it (to restore it on DEL).
+    let (c, b) = conf(&s, json!({"spoofchk": "off"}));
+    s.plugin.add(&env(Command::Add, "c1"), &c, &b).unwrap();
+    assert!(s.fake.calls().iter().any(|c| matches!(c, Call::Vfs(_))));
+    s.plugin.del(&env(Command::Del, "c1"), &c, &b).unwrap();
+    assert_eq!(s.fake.vf_state("ens1f0", 2).unwrap(), VfInfo::fresh(2));
+}
