@@ -1,13 +1,20 @@
 //! DDP profiles (`ddpProfiles` selector) of Intel i40e/ice PFs.
 //!
-//! Upstream reads the running profile with Intel's `ddptool -l -a -j -s
-//! <pci>` (and, in newer releases, devlink's `fw.app.name` for ice). Sysfs
-//! does not show it, so this plugin runs `ddptool` when it is installed:
-//! the program named by `SRIOV_DDPTOOL`, else `ddptool` on `PATH`. Exit
-//! code 8 means "no profile loaded"; a missing program means no profiles
-//! are known (logged once at debug level), so `ddpProfiles` selectors
-//! match nothing. Only PFs bound to `i40e` or `ice` are asked, once per
-//! scan, and only when a resource selects on `ddpProfiles`.
+//! Sysfs does not show them. As upstream does, in this order:
+//!
+//! 1. devlink (on a real node, host root `/`): the running version
+//!    `fw.app.name` of `devlink dev info pci/<pf>` (ice reports its DDP
+//!    package there), over generic netlink ([`devlink`]), no tool needed;
+//! 2. Intel's `ddptool -l -a -j -s <pci>`, when it is installed: the
+//!    program named by `SRIOV_DDPTOOL`, else `ddptool` on `PATH`. Exit
+//!    code 8 means "no profile loaded".
+//!
+//! When neither answers, no profile is known for the PF (a missing
+//! ddptool is logged once at debug level) and `ddpProfiles` selectors do
+//! not match it. Under another host root (a simulator) devlink is not
+//! asked: the kernel's devlink devices are the machine's, not the root's.
+//! Only PFs bound to `i40e` or `ice` are asked, once per scan, and only
+//! when a resource selects on `ddpProfiles`.
 //!
 //! The JSON it prints:
 //!
@@ -18,12 +25,14 @@
 //!                  "name": "GTPv1-C/U IPv4/IPv6 payload"}}}
 //! ```
 
+pub mod devlink;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sriov_host::{Node, PciAddress};
+use sriov_host::{HostRoot, Node, PciAddress};
 
 /// `ddptool`'s exit code when the device has no DDP profile loaded.
 pub const EXIT_NO_PROFILE: i32 = 8;
@@ -130,11 +139,18 @@ pub fn parse_output(stdout: &[u8]) -> Result<Option<String>, String> {
     Ok((!name.trim().is_empty()).then(|| name.trim().to_string()))
 }
 
-/// The DDP profiles of the node's i40e/ice PFs. A missing ddptool is
-/// logged once (debug) and yields none; other failures are logged per PF.
-pub fn profiles(tool: &DdpTool, node: &Node) -> HashMap<PciAddress, String> {
+/// The devlink running version that names the DDP package.
+pub const DEVLINK_DDP_KEY: &str = "fw.app.name";
+
+/// The DDP profiles of the node's i40e/ice PFs: devlink first (host root
+/// `/` only), then `tool`. A missing ddptool or devlink is logged once
+/// (debug); other failures are logged per PF.
+pub fn profiles(tool: &DdpTool, root: &HostRoot, node: &Node) -> HashMap<PciAddress, String> {
     static MISSING_LOGGED: AtomicBool = AtomicBool::new(false);
+    static NO_DEVLINK_LOGGED: AtomicBool = AtomicBool::new(false);
     let mut out = HashMap::new();
+    let mut use_devlink = root.path() == std::path::Path::new("/");
+    let mut use_tool = true;
     for f in node.functions() {
         if f.is_vf()
             || !f
@@ -142,6 +158,29 @@ pub fn profiles(tool: &DdpTool, node: &Node) -> HashMap<PciAddress, String> {
                 .as_deref()
                 .is_some_and(|d| DDP_DRIVERS.contains(&d))
         {
+            continue;
+        }
+        if use_devlink {
+            match devlink::dev_info("pci", &f.address.to_string()) {
+                Ok(info) => {
+                    if let Some(p) = info.running(DEVLINK_DDP_KEY).filter(|p| !p.is_empty()) {
+                        tracing::debug!(pf = %f.address, profile = %p, "DDP profile (devlink)");
+                        out.insert(f.address, p.to_string());
+                        continue;
+                    }
+                }
+                Err(e @ devlink::DevlinkError::NoFamily) => {
+                    if !NO_DEVLINK_LOGGED.swap(true, Ordering::Relaxed) {
+                        tracing::debug!(error = %e, "DDP profiles from ddptool only");
+                    }
+                    use_devlink = false;
+                }
+                Err(e) => {
+                    tracing::debug!(pf = %f.address, error = %e, "no DDP profile from devlink")
+                }
+            }
+        }
+        if !use_tool {
             continue;
         }
         match tool.profile(&f.address) {
@@ -152,9 +191,9 @@ pub fn profiles(tool: &DdpTool, node: &Node) -> HashMap<PciAddress, String> {
             Ok(None) => tracing::debug!(pf = %f.address, "no DDP profile loaded"),
             Err(e @ DdpError::NotInstalled { .. }) => {
                 if !MISSING_LOGGED.swap(true, Ordering::Relaxed) {
-                    tracing::debug!(error = %e, "ddpProfiles selectors will match nothing");
+                    tracing::debug!(error = %e, "DDP profiles from devlink only");
                 }
-                return out;
+                use_tool = false;
             }
             Err(e) => tracing::warn!(pf = %f.address, error = %e, "cannot read the DDP profile"),
         }

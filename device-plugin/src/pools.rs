@@ -106,7 +106,7 @@ pub fn discover(
         devices.extend(crate::device::aux_candidates(root, node));
     }
     let ddp_profiles = if any_selector(&|s| !s.ddp_profiles.is_empty()) {
-        crate::ddp::profiles(&crate::ddp::DdpTool::from_env(), node)
+        crate::ddp::profiles(&crate::ddp::DdpTool::from_env(), root, node)
     } else {
         Default::default()
     };
