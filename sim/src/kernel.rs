@@ -1085,7 +1085,7 @@ impl<S: TreeSink> SimKernel<S> {
                 let id = Self::ida_alloc(&mut self.free_adev, &mut self.next_adev);
                 let eth = format!("mlx5_core.eth.{id}");
                 let c = self
-                    .add_child(addr, f, "auxiliary", &eth, "mlx5_core.eth", &[])
+                    .add_child(f, "auxiliary", &eth, "mlx5_core.eth", &[])
                     .map_err(|e| eio(path, e))?;
                 f.children.push(c);
                 // udev names SF netdevs after the PF's slot name plus
@@ -1101,7 +1101,6 @@ impl<S: TreeSink> SimKernel<S> {
                     let name = format!("mlx5_core.sf.{id}");
                     let mut c = self
                         .add_child(
-                            addr,
                             f,
                             "auxiliary",
                             &name,
@@ -1169,7 +1168,7 @@ impl<S: TreeSink> SimKernel<S> {
                     "virtio_vdpa"
                 };
                 let mut c = self
-                    .add_child(addr, f, "vdpa", &name, driver, &[])
+                    .add_child(f, "vdpa", &name, driver, &[])
                     .map_err(|e| eio(path, e))?;
                 let sink = self.tree.sink();
                 let io = |e| eio(path, e);
@@ -1193,20 +1192,18 @@ impl<S: TreeSink> SimKernel<S> {
         Ok(())
     }
 
-    /// Lays out a child device `name` of function `addr` on `bus`, bound to
+    /// Lays out a child device `name` of function `f` on `bus`, bound to
     /// `driver`: its directory with `files`, `subsystem` and `driver`
     /// links, the bus's `devices/<name>` link and the driver's link back;
     /// emits its add and bind uevents.
     fn add_child(
         &mut self,
-        addr: &str,
         f: &Func,
         bus: &'static str,
         name: &str,
         driver: &str,
         files: &[(&str, String)],
     ) -> io::Result<ChildDev> {
-        let _ = addr;
         let dir = format!("{}/{name}", f.dir);
         let bdir = format!("sys/bus/{bus}");
         let ddir = format!("{bdir}/drivers/{driver}");
