@@ -321,3 +321,67 @@ pfs:
     drop(h);
     drop(sim);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vdpa_devices_come_with_vfs_created_at_run_time() {
+    if !lanes::require(
+        "vdpa_devices_come_with_vfs_created_at_run_time",
+        &[Lane::Fuse],
+    ) {
+        return;
+    }
+    const NODE: &str = r#"
+pfs:
+  - {model: cx6dx, address: "0000:af:00.0", ifname: ens3f0np0, numa: 1, vfs: 2, vdpa: {1: vhost}}
+"#;
+    const CFG: &str = r#"{"resourceList":[
+      {"resourceName":"vhost","resourcePrefix":"nvidia.com","selectors":{"vdpaType":"vhost"}}
+    ]}"#;
+    let spec = sriov_sim::node::NodeSpec::from_yaml(NODE, "test").unwrap();
+    let sim = SimNode::start(spec, SimOptions::default()).unwrap();
+    let root = sim.root().to_path_buf();
+    let h = Harness::start_with(&root, CFG, Duration::from_millis(200)).await;
+    let ep = h.registered("nvidia.com/vhost").await;
+    let mut c = h.client(&ep).await;
+    let mut w = Watch::open(&mut c).await.unwrap();
+    assert_eq!(ids(&w.next(T).await.unwrap()), ["0000:af:00.3"]);
+    // VFs disabled: the vDPA device goes with its VF (vdpa + pci uevents)
+    let r = root.clone();
+    tokio::task::spawn_blocking(move || set_numvfs(&r, "0000:af:00.0", 0))
+        .await
+        .unwrap();
+    w.until(T, |m| m.devices.is_empty())
+        .await
+        .expect("VF with its vDPA device dropped");
+    // enabled again: the probe creates the vDPA device; the pool is back
+    let t = std::time::Instant::now();
+    let r = root.clone();
+    tokio::task::spawn_blocking(move || set_numvfs(&r, "0000:af:00.0", 2))
+        .await
+        .unwrap();
+    h.kubelet
+        .wait_for(T, |r| r.resource == "nvidia.com/vhost" && r.at > t)
+        .await
+        .expect("pool registered again");
+    let mut c = h.client(&ep).await;
+    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    assert_eq!(ids(&m), ["0000:af:00.3"]);
+    let r = c
+        .allocate(AllocateRequest {
+            container_requests: vec![ContainerAllocateRequest {
+                devices_ids: vec!["0000:af:00.3".into()],
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        r.container_responses[0]
+            .devices
+            .iter()
+            .any(|d| d.host_path == "/dev/vhost-vdpa-0" && d.permissions == "mrw"),
+        "{r:?}"
+    );
+    drop(h);
+    drop(sim);
+}
