@@ -2,9 +2,14 @@
 //! status interfaces (the upstream shape: one entry per SR-IOV PF, its VFs
 //! under `Vfs`).
 
-use sriov_crds::{InterfaceExt, VirtualFunction};
+use std::collections::BTreeMap;
+
+use sriov_crds::{Interface, InterfaceExt, VirtualFunction};
 use sriov_host::netdev::{LinkType, Netdev, OperState};
-use sriov_host::{HostRoot, Node, PciFunction};
+use sriov_host::netlink::{LinkOps, MacAddr, Netlink, NetlinkError};
+use sriov_host::{HostRoot, Node, PciAddress, PciFunction};
+
+use crate::plan::{PfLink, PfLinks};
 
 /// Scans the node under `root`.
 pub fn scan_node(root: &HostRoot) -> Result<Node, sriov_host::error::Error> {
@@ -89,4 +94,76 @@ pub fn interfaces(node: &Node) -> Vec<InterfaceExt> {
         .filter(|pf| pf.is_network())
         .map(|pf| interface(node, pf))
         .collect()
+}
+
+/// What netlink shows of one PF: its netdev (named as in sysfs) must be in
+/// this network namespace and be the same device (same ifindex and MAC as
+/// sysfs under the host root says), else [`PfLink::NotVisible`] with why.
+pub fn pf_link(ops: &dyn LinkOps, pf: &PciFunction) -> PfLink {
+    let Some(nd) = pf.primary_netdev() else {
+        return PfLink::NotVisible(
+            "the PF has no netdev in sysfs (is its network driver bound?)".into(),
+        );
+    };
+    let name = nd.name.as_str();
+    let link = match ops.link(name.into()) {
+        Ok(l) => l,
+        Err(NetlinkError::NotFound { .. }) => {
+            return PfLink::NotVisible(format!(
+                "{name} is not visible over netlink in this network namespace (a simulated node's PFs have no kernel netdev)"
+            ));
+        }
+        Err(e) => return PfLink::NotVisible(format!("reading {name}: {e}")),
+    };
+    let sysfs_mac = nd.mac.as_deref().and_then(|m| m.parse::<MacAddr>().ok());
+    let other_index = nd.ifindex.is_some_and(|i| i != link.index);
+    let other_mac = matches!((sysfs_mac, link.mac), (Some(a), Some(b)) if a != b);
+    if other_index || other_mac {
+        return PfLink::NotVisible(format!(
+            "the netdev {name} over netlink (ifindex {}, MAC {}) is not the PF's in sysfs (ifindex {}, MAC {}): the host root is not this kernel's sysfs",
+            link.index,
+            link.mac
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "-".into()),
+            nd.ifindex
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "-".into()),
+            nd.mac.as_deref().unwrap_or("-"),
+        ));
+    }
+    match ops.vfs(name.into()) {
+        Ok(vfs) => PfLink::Visible {
+            ifname: name.to_string(),
+            admin_up: link.admin_up,
+            vf_macs: vfs.into_iter().map(|v| (v.index, v.mac)).collect(),
+        },
+        Err(e) => PfLink::NotVisible(format!("reading the VFs of {name}: {e}")),
+    }
+}
+
+/// [`pf_link`] for every PF of the spec found on the node.
+pub fn pf_links(ops: &dyn LinkOps, node: &Node, spec: &[Interface]) -> PfLinks {
+    spec.iter()
+        .filter_map(|i| {
+            let addr = PciAddress::parse(&i.pci_address)?;
+            let pf = node.get(&addr).filter(|f| f.is_pf())?;
+            Some((i.pci_address.clone(), pf_link(ops, pf)))
+        })
+        .collect()
+}
+
+/// Every PF of the spec as [`PfLink::NotVisible`] for one reason.
+pub fn pf_links_unavailable(spec: &[Interface], why: &str) -> PfLinks {
+    spec.iter()
+        .map(|i| (i.pci_address.clone(), PfLink::NotVisible(why.to_string())))
+        .collect::<BTreeMap<_, _>>()
+}
+
+/// [`pf_links`] through a netlink handle opened for the call in this
+/// thread's network namespace.
+pub fn pf_links_now(node: &Node, spec: &[Interface]) -> PfLinks {
+    match Netlink::open() {
+        Ok(nl) => pf_links(&nl, node, spec),
+        Err(e) => pf_links_unavailable(spec, &format!("netlink is not available: {e}")),
+    }
 }

@@ -13,6 +13,13 @@
 //!   else's): enough VFs exist and the MTU fits, else the PF fails.
 //! - PFs this daemon configured earlier (journal) that left the spec are
 //!   reset: 0 VFs and their original MTU.
+//! - Over netlink ([`PfLink`]), as upstream: the PF is set up when the spec
+//!   gives it VFs, and VFs on a kernel driver whose admin MAC is unset get
+//!   their netdev's current MAC as admin MAC (`ip link set PF vf N mac X`),
+//!   so it survives a VF driver rebind (vfio-pci VFs get it before they
+//!   leave their kernel driver). A PF that netlink does not show (a
+//!   simulated node, no netdev) skips these steps with the reason in
+//!   [`PfPlan::skipped`].
 //!
 //! A step is disruptive when it removes or rebinds a VF that a pod holds:
 //! a device-info file of the device plugin names it, or its netdev is not in
@@ -27,6 +34,8 @@ use sriov_crds::Interface;
 use sriov_crds::node_policy::DEVICE_TYPE_NETDEVICE;
 use sriov_crds::pf_names::VfRange;
 use sriov_host::driver::DriverKind;
+use sriov_host::netdev::LinkType;
+use sriov_host::netlink::MacAddr;
 use sriov_host::{HostRoot, Node, PciAddress, PciFunction};
 
 use crate::journal::PfRecord;
@@ -76,7 +85,11 @@ impl fmt::Display for VfDriver {
 
 /// One change on one PF.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "action")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "action"
+)]
 pub enum Action {
     /// Write the PF netdev's MTU.
     SetPfMtu { ifname: String, from: u32, to: u32 },
@@ -97,6 +110,22 @@ pub enum Action {
         last: u32,
         mtu: u32,
         vfs: Vec<String>,
+    },
+    /// Set the PF administratively up (`ip link set PF up`).
+    SetPfUp { ifname: String },
+    /// Give VFs without an admin MAC their netdev's current MAC as admin
+    /// MAC (`ip link set PF vf N mac X`), so it survives a driver rebind.
+    SetVfAdminMacs {
+        /// The PF netdev.
+        ifname: String,
+        first: u32,
+        last: u32,
+        /// The VFs (PCI addresses, or `VF i` for VFs created by an earlier
+        /// step); only these are looked at when the step runs.
+        vfs: Vec<String>,
+        /// Wait (bounded) for the VFs' netdevs: they were just created or
+        /// rebound to their kernel driver.
+        wait_netdevs: bool,
     },
 }
 
@@ -122,6 +151,14 @@ impl fmt::Display for Action {
             Action::SetVfMtu {
                 first, last, mtu, ..
             } => write!(f, "set the MTU of VFs {first}-{last} to {mtu}"),
+            Action::SetPfUp { ifname } => write!(f, "set {ifname} up"),
+            Action::SetVfAdminMacs {
+                first, last, vfs, ..
+            } => write!(
+                f,
+                "set the admin MAC of VFs {first}-{last} to their netdev's MAC ({} to set)",
+                vfs.len()
+            ),
         }
     }
 }
@@ -166,6 +203,9 @@ pub struct PfPlan {
     /// Its state before, for the journal (MTU, sriov_numvfs).
     #[serde(skip)]
     pub before: Option<PfRecord>,
+    /// Steps not planned, and why (e.g. the PF is not visible over netlink).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 impl PfPlan {
@@ -224,6 +264,9 @@ impl Plan {
             if let Some(e) = &pf.error {
                 out.push_str(&format!("  cannot apply: {e}\n"));
             }
+            for note in &pf.skipped {
+                out.push_str(&format!("  (skipped: {note})\n"));
+            }
             for s in &pf.steps {
                 let tag = if s.disruptive {
                     format!("DISRUPTIVE (VFs held by pods: {})", s.held_vfs.join(", "))
@@ -236,6 +279,25 @@ impl Plan {
         out
     }
 }
+
+/// What netlink shows of a PF in the daemon's network namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PfLink {
+    /// Its netdev is there: whether it is administratively up, and the
+    /// admin MAC of each VF by index ([`MacAddr::ZERO`] when none is set).
+    Visible {
+        ifname: String,
+        admin_up: bool,
+        vf_macs: BTreeMap<u32, MacAddr>,
+    },
+    /// It cannot be seen or is not the same device as the sysfs one (a
+    /// simulated node, no netdev, netlink unavailable): why.
+    NotVisible(String),
+}
+
+/// [`PfLink`] by PF PCI address. PFs missing from the map are treated as
+/// [`PfLink::NotVisible`].
+pub type PfLinks = BTreeMap<String, PfLink>;
 
 /// VFs that pods hold: named by a device-info file, or on a kernel netdev
 /// driver without a netdev in the host namespace.
@@ -266,8 +328,13 @@ pub fn held_vfs(root: &HostRoot, node: &Node) -> BTreeSet<String> {
 /// Drivers that always create a netdev for a VF they bind: a VF on one of
 /// them without a netdev has had its netdev moved to another namespace.
 fn vf_had_netdev_driver(vf: &PciFunction) -> bool {
+    is_netdev_driver(vf.driver.as_deref())
+}
+
+/// Whether `driver` is a VF driver that always creates a netdev.
+pub fn is_netdev_driver(driver: Option<&str>) -> bool {
     matches!(
-        vf.driver.as_deref(),
+        driver,
         Some(
             "iavf"
                 | "igbvf"
@@ -301,17 +368,38 @@ fn held_in<'a>(held: &BTreeSet<String>, vfs: impl Iterator<Item = &'a PciFunctio
 }
 
 /// Plans the whole node: the spec's PFs, then the PFs to reset (those in
-/// `configured` that are not in the spec).
+/// `configured` that are not in the spec). The PFs' netlink state is read
+/// here, in the calling thread's network namespace, through a [`Netlink`]
+/// handle ([`plan_node_with`] takes it as input).
+///
+/// [`Netlink`]: sriov_host::netlink::Netlink
 pub fn plan_node(
     root: &HostRoot,
     spec: &[Interface],
     node: &Node,
     configured: &BTreeMap<String, PfRecord>,
 ) -> Plan {
+    let links = crate::discover::pf_links_now(node, spec);
+    plan_node_with(root, spec, node, configured, &links)
+}
+
+/// [`plan_node`] with the PFs' netlink state given.
+pub fn plan_node_with(
+    root: &HostRoot,
+    spec: &[Interface],
+    node: &Node,
+    configured: &BTreeMap<String, PfRecord>,
+    links: &PfLinks,
+) -> Plan {
     let held = held_vfs(root, node);
     let mut plan = Plan::default();
     for iface in spec {
-        plan.pfs.push(plan_pf(iface, node, &held));
+        plan.pfs.push(plan_pf_with(
+            iface,
+            node,
+            &held,
+            links.get(&iface.pci_address),
+        ));
     }
     let in_spec: BTreeSet<&str> = spec.iter().map(|i| i.pci_address.as_str()).collect();
     for (pci, record) in configured {
@@ -331,11 +419,97 @@ fn missing(pci: &str, name: &str, reason: PfReason, why: String) -> PfPlan {
         steps: Vec::new(),
         error: Some(why),
         before: None,
+        skipped: Vec::new(),
     }
 }
 
-/// Plans one PF of the spec.
+/// Plans one PF of the spec, without netlink steps (its netlink state is
+/// not known: see [`plan_pf_with`]).
 pub fn plan_pf(iface: &Interface, node: &Node, held: &BTreeSet<String>) -> PfPlan {
+    plan_pf_with(iface, node, held, None)
+}
+
+/// The admin MAC step of one VF group, when some VF needs it.
+struct MacPlan<'a> {
+    ifname: &'a str,
+    vf_macs: &'a BTreeMap<u32, MacAddr>,
+    recreate: bool,
+    autoprobe: bool,
+}
+
+impl MacPlan<'_> {
+    fn step(
+        &self,
+        range: &VfRange,
+        driver: &VfDriver,
+        vfs: &BTreeMap<u32, &PciFunction>,
+        held: &BTreeSet<String>,
+    ) -> Option<Step> {
+        let (list, wait_netdevs) = if self.recreate {
+            // New VFs come up on their default driver with autoprobe; a
+            // netdevice group binds it anyway. Without autoprobe, VFs for
+            // another driver never have a kernel netdev to learn a MAC from.
+            if *driver != VfDriver::Default && !self.autoprobe {
+                return None;
+            }
+            let all = (range.start..=range.end)
+                .map(|i| format!("VF {i}"))
+                .collect();
+            (all, true)
+        } else {
+            let mut wait = false;
+            let mut list = Vec::new();
+            for i in range.start..=range.end {
+                let Some(vf) = vfs.get(&i) else { continue };
+                let addr = vf.address.to_string();
+                let unset = self.vf_macs.get(&i).is_some_and(MacAddr::is_zero);
+                if !unset || held.contains(&addr) {
+                    continue;
+                }
+                let on_kernel = DriverKind::of(vf.driver.as_deref()) == DriverKind::Kernel
+                    && vf.primary_netdev().and_then(|n| n.mac.as_ref()).is_some();
+                let stays =
+                    driver.satisfied_by(vf.driver.as_deref(), vf.driver_override.as_deref());
+                match driver {
+                    // After the group's bind the VF has its kernel driver:
+                    // its MAC now, or the netdev its rebind creates.
+                    VfDriver::Default if stays && on_kernel => list.push(addr),
+                    VfDriver::Default if !stays => {
+                        wait = true;
+                        list.push(addr);
+                    }
+                    // Before the group's bind moves it off its kernel driver.
+                    VfDriver::Override(_) if !stays && on_kernel => list.push(addr),
+                    _ => {}
+                }
+            }
+            (list, wait)
+        };
+        if list.is_empty() {
+            return None;
+        }
+        Some(Step {
+            action: Action::SetVfAdminMacs {
+                ifname: self.ifname.to_string(),
+                first: range.start,
+                last: range.end,
+                vfs: list,
+                wait_netdevs,
+            },
+            disruptive: false,
+            held_vfs: Vec::new(),
+        })
+    }
+}
+
+/// Plans one PF of the spec; `link` is what netlink shows of it (`None`:
+/// not read, no netlink steps).
+pub fn plan_pf_with(
+    iface: &Interface,
+    node: &Node,
+    held: &BTreeSet<String>,
+    link: Option<&PfLink>,
+) -> PfPlan {
     let reason = if iface.externally_managed {
         PfReason::ExternallyManaged
     } else {
@@ -369,6 +543,7 @@ pub fn plan_pf(iface: &Interface, node: &Node, held: &BTreeSet<String>) -> PfPla
         reason,
         steps: Vec::new(),
         error: None,
+        skipped: Vec::new(),
         before: Some(PfRecord {
             name: pf
                 .primary_netdev()
@@ -451,6 +626,50 @@ pub fn plan_pf(iface: &Interface, node: &Node, held: &BTreeSet<String>) -> PfPla
         }
     }
     let recreate = !iface.externally_managed && want != have;
+    let autoprobe = sriov.drivers_autoprobe.unwrap_or(true);
+    let macs = match link {
+        Some(PfLink::Visible {
+            ifname,
+            admin_up,
+            vf_macs,
+        }) => {
+            if want > 0 && !admin_up {
+                // First: VF drivers finish their setup with the PF up.
+                out.steps.insert(
+                    0,
+                    Step {
+                        action: Action::SetPfUp {
+                            ifname: ifname.clone(),
+                        },
+                        disruptive: false,
+                        held_vfs: Vec::new(),
+                    },
+                );
+            }
+            if pf.primary_netdev().map(|n| n.link_type) == Some(LinkType::Infiniband) {
+                out.skipped
+                    .push("VF admin MACs: an InfiniBand PF (VF GUIDs are not managed)".into());
+                None
+            } else {
+                Some(MacPlan {
+                    ifname,
+                    vf_macs,
+                    recreate,
+                    autoprobe,
+                })
+            }
+        }
+        Some(PfLink::NotVisible(why)) => {
+            out.skipped
+                .push(format!("PF link up and VF admin MACs: {why}"));
+            None
+        }
+        None => {
+            out.skipped
+                .push("PF link up and VF admin MACs: the PF's netlink state was not read".into());
+            None
+        }
+    };
     if recreate {
         let held_vfs = held_in(held, vfs.values().copied());
         out.steps.push(Step {
@@ -462,9 +681,17 @@ pub fn plan_pf(iface: &Interface, node: &Node, held: &BTreeSet<String>) -> PfPla
             held_vfs,
         });
     }
-    let autoprobe = sriov.drivers_autoprobe.unwrap_or(true);
     for (range, g) in &groups {
         let driver = VfDriver::for_device_type(&g.device_type);
+        let mac_step = macs
+            .as_ref()
+            .and_then(|m| m.step(range, &driver, &vfs, held));
+        let (mac_before, mac_after) = if driver == VfDriver::Default {
+            (None, mac_step)
+        } else {
+            (mac_step, None)
+        };
+        out.steps.extend(mac_before);
         let (to_change, held_vfs) = if recreate {
             // New VFs come up on their default driver (with autoprobe).
             let all = driver != VfDriver::Default || !autoprobe;
@@ -522,6 +749,7 @@ pub fn plan_pf(iface: &Interface, node: &Node, held: &BTreeSet<String>) -> PfPla
                 });
             }
         }
+        out.steps.extend(mac_after);
     }
     out
 }
@@ -545,6 +773,7 @@ pub fn plan_reset(pci: &str, record: &PfRecord, node: &Node, held: &BTreeSet<Str
             steps: Vec::new(),
             error: None,
             before: None,
+            skipped: Vec::new(),
         };
     };
     let sriov = pf.sriov.as_ref().expect("is_pf");
@@ -583,5 +812,6 @@ pub fn plan_reset(pci: &str, record: &PfRecord, node: &Node, held: &BTreeSet<Str
         steps,
         error: None,
         before: None,
+        skipped: Vec::new(),
     }
 }

@@ -19,11 +19,12 @@ use sriov_crds::{
     SriovNetworkNodeStateStatus,
 };
 use sriov_host::HostRoot;
+use sriov_host::netlink::{LinkOps, Netlink};
 
-use crate::apply::{ApplyOptions, PfOutcome, apply_plan};
+use crate::apply::{ApplyEnv, ApplyOptions, PfOutcome, WaitMode, apply_plan_with};
 use crate::discover;
 use crate::journal::{Journal, JournalError, write_atomic};
-use crate::plan::{Plan, plan_node};
+use crate::plan::{Plan, plan_node_with};
 use crate::policies::{PolicyFileError, read_policies};
 
 /// Namespace the node state is reported in.
@@ -126,16 +127,62 @@ pub fn refuse_disruptive(plan: &mut Plan) {
     }
 }
 
+/// What a run uses besides sysfs.
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnv<'a> {
+    /// Netlink in the daemon's network namespace (PF link state, VF admin
+    /// MACs), or why there is none: the PFs' netlink steps are then skipped
+    /// with that reason.
+    pub links: Result<&'a dyn LinkOps, &'a str>,
+    /// How the apply waits for the kernel.
+    pub waits: WaitMode,
+}
+
 /// One standalone run with the policies read from the file.
 pub fn run_once(cfg: &StandaloneConfig) -> Result<RunReport, StandaloneError> {
     let policies = read_policies(&cfg.policies)?;
     run_with(cfg, &policies)
 }
 
-/// One standalone run with these policies.
+/// [`run_once`] with netlink and the wait mode given.
+pub fn run_once_with(
+    cfg: &StandaloneConfig,
+    env: &RunEnv<'_>,
+) -> Result<RunReport, StandaloneError> {
+    let policies = read_policies(&cfg.policies)?;
+    run_with_env(cfg, &policies, env)
+}
+
+/// One standalone run with these policies: netlink opened in this thread's
+/// network namespace, waits on uevents.
 pub fn run_with(
     cfg: &StandaloneConfig,
     policies: &[SriovNetworkNodePolicy],
+) -> Result<RunReport, StandaloneError> {
+    let netlink = Netlink::open();
+    let why;
+    let links: Result<&dyn LinkOps, &str> = match &netlink {
+        Ok(nl) => Ok(nl),
+        Err(e) => {
+            why = format!("netlink is not available: {e}");
+            Err(why.as_str())
+        }
+    };
+    run_with_env(
+        cfg,
+        policies,
+        &RunEnv {
+            links,
+            waits: WaitMode::Uevents,
+        },
+    )
+}
+
+/// One standalone run with these policies, netlink and wait mode.
+pub fn run_with_env(
+    cfg: &StandaloneConfig,
+    policies: &[SriovNetworkNodePolicy],
+    env: &RunEnv<'_>,
 ) -> Result<RunReport, StandaloneError> {
     let root = &cfg.host_root;
     let journal = Journal::open(&cfg.state_dir, !cfg.dry_run)?;
@@ -154,7 +201,22 @@ pub fn run_with(
     for c in &conflicts {
         tracing::warn!("{c}");
     }
-    let mut plan = plan_node(root, &merge.interfaces, &node, &journal.configured());
+    let links = match env.links {
+        Ok(ops) => discover::pf_links(ops, &node, &merge.interfaces),
+        Err(why) => discover::pf_links_unavailable(&merge.interfaces, why),
+    };
+    let mut plan = plan_node_with(
+        root,
+        &merge.interfaces,
+        &node,
+        &journal.configured(),
+        &links,
+    );
+    for pf in &plan.pfs {
+        for note in &pf.skipped {
+            tracing::info!(pf = %pf.label(), "skipped: {note}");
+        }
+    }
     if !cfg.allow_disruption && !cfg.dry_run {
         refuse_disruptive(&mut plan);
     }
@@ -163,7 +225,11 @@ pub fn run_with(
     let (outcomes, after) = if cfg.dry_run {
         (Vec::new(), found)
     } else {
-        let outcomes = apply_plan(root, &plan, &journal, &cfg.apply);
+        let apply_env = ApplyEnv {
+            links: env.links.ok(),
+            waits: env.waits,
+        };
+        let outcomes = apply_plan_with(root, &plan, &journal, &cfg.apply, &apply_env);
         let after = if plan.pfs.iter().all(|p| p.steps.is_empty()) {
             found
         } else {

@@ -3,19 +3,28 @@
 //! someone changed a VF count or driver by hand), and every resync interval;
 //! failures are retried with exponential backoff.
 //!
-//! Uevents come from the kernel's netlink socket when the host root is `/`,
-//! or from the simulator's socket directory (`<root>/run/sriov-sim/uevents/`)
+//! Uevents come from the kernel's netlink socket when the host root's sysfs
+//! is the running kernel's (`/`, or a container's `/host` bind mount), or
+//! from the simulator's socket directory (`<root>/run/sriov-sim/uevents/`)
 //! when it exists; otherwise the periodic resync alone catches drift.
+//!
+//! The same sources drive the apply's waits ([`UeventWait`]): after writing
+//! `sriov_numvfs` or probing a driver, a PF's worker re-checks the kernel's
+//! state when an event arrives instead of polling.
 
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use sriov_host::sriov::{Poll, Settle};
 use sriov_host::uevent::{self, UeventSocket};
 
 use crate::standalone::{RunReport, StandaloneConfig, StandaloneError, WatchOptions, run_once};
 
 /// Where uevents come from (also used by the Kubernetes mode's drift trigger).
+#[derive(Debug)]
 pub enum Source {
     Kernel(Box<UeventSocket>),
     Socket { sock: UnixDatagram, path: PathBuf },
@@ -33,13 +42,35 @@ impl Drop for Source {
 /// The simulator's uevent socket directory under a host root.
 pub const SIM_UEVENT_DIR: &str = "run/sriov-sim/uevents";
 
+/// Whether `<root>/sys` is the running kernel's sysfs (the same mount and
+/// directory as `/sys`), so the kernel's uevents are about it.
+fn is_kernel_sysfs(root: &Path) -> bool {
+    if root == Path::new("/") {
+        return true;
+    }
+    match (
+        std::fs::metadata(root.join("sys")),
+        std::fs::metadata("/sys"),
+    ) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 impl Source {
-    /// Listens under a host root (kernel socket for `/`, the simulator's
-    /// socket directory when present, else nothing).
+    /// Listens under a host root: the simulator's socket directory when
+    /// present, the kernel's uevent socket when `<root>/sys` is the running
+    /// kernel's sysfs, else nothing ([`Source::None`]). Each call binds its
+    /// own socket, so several listeners in one process do not collide.
     pub fn open(root: &Path) -> Source {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
         let sim_dir = root.join(SIM_UEVENT_DIR);
         if sim_dir.is_dir() {
-            let path = sim_dir.join(format!("sriov-config-daemon-{}", std::process::id()));
+            let path = sim_dir.join(format!(
+                "sriov-config-daemon-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
             let _ = std::fs::remove_file(&path);
             match UnixDatagram::bind(&path) {
                 Ok(sock) => return Source::Socket { sock, path },
@@ -47,7 +78,7 @@ impl Source {
                     tracing::warn!(path = %path.display(), error = %e, "cannot listen for simulator uevents; relying on the periodic resync")
                 }
             }
-        } else if root == Path::new("/") {
+        } else if is_kernel_sysfs(root) {
             match UeventSocket::open() {
                 Ok(s) => return Source::Kernel(Box::new(s)),
                 Err(e) => {
@@ -58,33 +89,121 @@ impl Source {
         Source::None
     }
 
-    /// Waits up to `timeout` for a uevent about a PCI function or a netdev.
-    pub fn relevant_event(&mut self, timeout: Duration) -> bool {
-        let relevant = |e: &uevent::Uevent| matches!(e.get("SUBSYSTEM"), Some("pci") | Some("net"));
+    /// Whether events arrive (not [`Source::None`]).
+    pub fn is_event_driven(&self) -> bool {
+        !matches!(self, Source::None)
+    }
+
+    /// The next event, waiting up to `timeout` (`Duration::ZERO`: only one
+    /// already queued). `Err(())` when the source failed or lost events (a
+    /// full queue): the caller should re-check the state.
+    fn next_event(&mut self, timeout: Duration) -> Result<Option<uevent::Uevent>, ()> {
         match self {
-            Source::Kernel(s) => matches!(s.recv(Some(timeout)), Ok(Some(e)) if relevant(&e)),
+            Source::Kernel(s) => s.recv(Some(timeout)).map_err(|_| ()),
             Source::Socket { sock, .. } => {
-                let _ = sock.set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
+                if timeout.is_zero() {
+                    let _ = sock.set_nonblocking(true);
+                } else {
+                    let _ = sock.set_nonblocking(false);
+                    let _ = sock.set_read_timeout(Some(timeout));
+                }
                 let mut buf = vec![0u8; 8192];
                 match sock.recv(&mut buf) {
-                    Ok(n) => uevent::parse(&buf[..n]).is_ok_and(|e| relevant(&e)),
-                    Err(_) => false,
+                    Ok(n) => Ok(uevent::parse(&buf[..n]).ok()),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        Ok(None)
+                    }
+                    Err(_) => Err(()),
                 }
             }
             Source::None => {
                 std::thread::sleep(timeout);
-                false
+                Ok(None)
             }
         }
     }
 
+    /// Waits up to `timeout` for a uevent about a PCI function or a netdev.
+    pub fn relevant_event(&mut self, timeout: Duration) -> bool {
+        let relevant = |e: &uevent::Uevent| matches!(e.get("SUBSYSTEM"), Some("pci") | Some("net"));
+        matches!(self.next_event(timeout), Ok(Some(e)) if relevant(&e))
+    }
+
     /// Drops queued events; true when one of them was relevant.
     pub fn drain(&mut self) -> bool {
+        let relevant = |e: &uevent::Uevent| matches!(e.get("SUBSYSTEM"), Some("pci") | Some("net"));
         let mut any = false;
-        while self.relevant_event(Duration::from_millis(1)) {
-            any = true;
+        if !self.is_event_driven() {
+            return false;
+        }
+        while let Ok(Some(e)) = self.next_event(Duration::ZERO) {
+            any |= relevant(&e);
         }
         any
+    }
+}
+
+/// How long an event-driven wait goes without an event before it re-checks
+/// anyway (events are lost when a listener's queue is full).
+pub const RECHECK: Duration = Duration::from_millis(200);
+
+/// [`Settle`] on uevents, for the apply's waits: returns when an event
+/// arrives (after taking the ones queued behind it, so a burst is one
+/// wake-up), or after [`RECHECK`]; polls every 10 ms when there is no
+/// source. Open it before the write whose effect it waits for.
+#[derive(Debug)]
+pub struct UeventWait {
+    source: Source,
+    /// Waits that an event ended.
+    pub wakeups: u64,
+}
+
+impl UeventWait {
+    /// Listens for the node under `root` (see [`Source::open`]).
+    pub fn open(root: &Path) -> UeventWait {
+        UeventWait::from_source(Source::open(root))
+    }
+
+    /// Waits on this source.
+    pub fn from_source(source: Source) -> UeventWait {
+        UeventWait { source, wakeups: 0 }
+    }
+
+    /// Polls every 10 ms (no events).
+    pub fn polling() -> UeventWait {
+        UeventWait::from_source(Source::None)
+    }
+
+    /// Whether waits are event-driven.
+    pub fn is_event_driven(&self) -> bool {
+        self.source.is_event_driven()
+    }
+
+    /// Drops the events queued so far (those of earlier steps).
+    pub fn discard_queued(&mut self) {
+        self.source.drain();
+    }
+}
+
+impl Settle for UeventWait {
+    fn settle(&mut self, max: Duration) {
+        if !self.is_event_driven() {
+            return Poll.settle(max);
+        }
+        match self.source.next_event(max.min(RECHECK)) {
+            Ok(Some(_)) => {
+                self.wakeups += 1;
+                self.source.drain();
+            }
+            Ok(None) => {}
+            // A failed or overflowing source: re-check after a short pause.
+            Err(()) => Poll.settle(max),
+        }
     }
 }
 

@@ -517,3 +517,72 @@ fn rebinding_a_vf_held_by_a_pod_is_refused_unless_allowed() {
     assert_eq!(sync_status(&r).0, "Succeeded", "{}", r.error_text());
     assert_eq!(env.vf_driver(PF, 5).as_deref(), Some("iavf"));
 }
+
+#[test]
+fn waits_end_on_uevents_and_simulated_pfs_skip_netlink_steps() {
+    if !lanes::require(
+        "waits_end_on_uevents_and_simulated_pfs_skip_netlink_steps",
+        &[Lane::Fuse],
+    ) {
+        return;
+    }
+    let specs = tempfile::tempdir().unwrap();
+    let late = write_node(
+        specs.path(),
+        "late.yaml",
+        r#"
+pfs:
+  - {model: e810, address: "0000:3b:00.0", ifname: ens1f0, faults: {vfs_late_ms: 1000}}
+"#,
+    );
+    let env = Env::start(late.to_str().unwrap());
+    let cfg = env.cfg(ALL4);
+    assert!(
+        sriov_config_daemon::watch::UeventWait::open(env.root()).is_event_driven(),
+        "the simulator's uevent directory is used"
+    );
+    // The VFs show up 1 s after the write: the wait ends on their
+    // uevents (well within the 10 s bound), not on a poll.
+    let r = run_once(&cfg).unwrap();
+    assert_eq!(sync_status(&r), ("Succeeded".into(), String::new()));
+    assert_eq!(env.numvfs("0000:3b:00.0"), 4);
+    let o = &r.outcomes[0];
+    assert!(o.event_wakeups >= 1, "{o:?}");
+    assert!(o.elapsed < Duration::from_secs(10), "{o:?}");
+    // The simulated PF has no kernel netdev: PF up and VF admin MACs are
+    // skipped with the reason, and the run still succeeds.
+    let pf = &r.plan.pfs[0];
+    assert!(
+        pf.skipped
+            .iter()
+            .any(|s| s.contains("ens1f0 is not visible over netlink")),
+        "{:?}",
+        pf.skipped
+    );
+    assert!(
+        !pf.steps.iter().any(|s| matches!(
+            s.action,
+            Action::SetPfUp { .. } | Action::SetVfAdminMacs { .. }
+        )),
+        "{}",
+        r.plan.render()
+    );
+
+    // Polling (the fallback without an event source) converges the same
+    // way, without event wake-ups.
+    let reset = env.cfg("");
+    assert_eq!(sync_status(&run_once(&reset).unwrap()).0, "Succeeded");
+    assert_eq!(env.numvfs("0000:3b:00.0"), 0);
+    let why = "no netlink in this test";
+    let r = sriov_config_daemon::standalone::run_once_with(
+        &env.cfg(ALL4),
+        &sriov_config_daemon::standalone::RunEnv {
+            links: Err(why),
+            waits: sriov_config_daemon::apply::WaitMode::Poll,
+        },
+    )
+    .unwrap();
+    assert_eq!(sync_status(&r), ("Succeeded".into(), String::new()));
+    assert_eq!(r.outcomes[0].event_wakeups, 0);
+    assert!(r.plan.pfs[0].skipped.iter().any(|s| s.contains(why)));
+}

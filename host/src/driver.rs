@@ -29,6 +29,7 @@ use crate::attr;
 use crate::error::{Error, Result};
 use crate::pci::PciAddress;
 use crate::root::HostRoot;
+use crate::sriov::{Poll, Settle};
 
 /// Drivers that hand a device to userspace (DPDK and friends).
 pub const USERSPACE_DRIVERS: &[&str] = &["vfio-pci", "uio_pci_generic", "igb_uio"];
@@ -153,6 +154,18 @@ pub fn bind(
     driver: &str,
     opts: &BindOptions,
 ) -> Result<BindOutcome> {
+    bind_with(root, address, driver, opts, &mut Poll)
+}
+
+/// [`bind`], waiting for the driver with `settle` (e.g. on uevents)
+/// instead of polling.
+pub fn bind_with(
+    root: &HostRoot,
+    address: &PciAddress,
+    driver: &str,
+    opts: &BindOptions,
+    settle: &mut dyn Settle,
+) -> Result<BindOutcome> {
     let before = driver_state(root, address)?;
     require_driver(root, driver)?;
     let outcome = |current: Option<String>| BindOutcome {
@@ -168,20 +181,20 @@ pub fn bind(
         return Ok(outcome(Some(driver.to_string())));
     }
     tracing::info!(%address, from = ?before.driver, to = driver, "binding");
-    let steps = || -> Result<()> {
+    let mut steps = || -> Result<()> {
         write_override(root, address, Some(driver))?;
         if let Some(cur) = &before.driver {
             unbind_from(root, address, cur)?;
         }
         probe(root, address)?;
-        wait_for_driver(root, address, driver, opts.timeout)?;
+        wait_for_driver(root, address, driver, opts.timeout, settle)?;
         if !opts.keep_override {
             write_override(root, address, None)?;
         }
         Ok(())
     };
     if let Err(e) = steps() {
-        undo(root, address, &before, opts.timeout);
+        undo(root, address, &before, opts.timeout, settle);
         return Err(e);
     }
     Ok(outcome(Some(driver.to_string())))
@@ -197,6 +210,16 @@ pub fn bind_default(
     address: &PciAddress,
     timeout: Duration,
 ) -> Result<BindOutcome> {
+    bind_default_with(root, address, timeout, &mut Poll)
+}
+
+/// [`bind_default`], waiting for a driver with `settle` instead of polling.
+pub fn bind_default_with(
+    root: &HostRoot,
+    address: &PciAddress,
+    timeout: Duration,
+    settle: &mut dyn Settle,
+) -> Result<BindOutcome> {
     let before = driver_state(root, address)?;
     let forced = before.driver_override.is_some()
         || DriverKind::of(before.driver.as_deref()) == DriverKind::Userspace;
@@ -208,7 +231,7 @@ pub fn bind_default(
         });
     }
     tracing::info!(%address, from = ?before.driver, "binding the default driver");
-    let steps = || -> Result<Option<String>> {
+    let mut steps = || -> Result<Option<String>> {
         if before.driver_override.is_some() {
             write_override(root, address, None)?;
         }
@@ -216,7 +239,7 @@ pub fn bind_default(
             unbind_from(root, address, cur)?;
         }
         probe(root, address)?;
-        wait_for_any_driver(root, address, timeout).map(Some)
+        wait_for_any_driver(root, address, timeout, settle).map(Some)
     };
     match steps() {
         Ok(current) => Ok(BindOutcome {
@@ -225,7 +248,7 @@ pub fn bind_default(
             current,
         }),
         Err(e) => {
-            undo(root, address, &before, timeout);
+            undo(root, address, &before, timeout, settle);
             Err(e)
         }
     }
@@ -261,8 +284,10 @@ pub fn rebind(root: &HostRoot, address: &PciAddress, timeout: Duration) -> Resul
         }
         probe(root, address)?;
         match &expected {
-            Some(d) => wait_for_driver(root, address, d, timeout).map(|()| Some(d.clone())),
-            None => wait_for_any_driver(root, address, timeout).map(Some),
+            Some(d) => {
+                wait_for_driver(root, address, d, timeout, &mut Poll).map(|()| Some(d.clone()))
+            }
+            None => wait_for_any_driver(root, address, timeout, &mut Poll).map(Some),
         }
     };
     match steps() {
@@ -272,7 +297,7 @@ pub fn rebind(root: &HostRoot, address: &PciAddress, timeout: Duration) -> Resul
             current,
         }),
         Err(e) => {
-            undo(root, address, &before, timeout);
+            undo(root, address, &before, timeout, &mut Poll);
             Err(e)
         }
     }
@@ -286,6 +311,16 @@ pub fn restore(
     state: &DriverState,
     timeout: Duration,
 ) -> Result<()> {
+    restore_with(root, address, state, timeout, &mut Poll)
+}
+
+fn restore_with(
+    root: &HostRoot,
+    address: &PciAddress,
+    state: &DriverState,
+    timeout: Duration,
+    settle: &mut dyn Settle,
+) -> Result<()> {
     let now = driver_state(root, address)?;
     if now == *state {
         return Ok(());
@@ -297,7 +332,7 @@ pub fn restore(
         if let Some(d) = &state.driver {
             write_override(root, address, Some(d))?;
             probe(root, address)?;
-            wait_for_driver(root, address, d, timeout)?;
+            wait_for_driver(root, address, d, timeout, settle)?;
         }
     }
     let now_override = driver_state(root, address)?.driver_override;
@@ -307,8 +342,14 @@ pub fn restore(
     Ok(())
 }
 
-fn undo(root: &HostRoot, address: &PciAddress, before: &DriverState, timeout: Duration) {
-    match restore(root, address, before, timeout) {
+fn undo(
+    root: &HostRoot,
+    address: &PciAddress,
+    before: &DriverState,
+    timeout: Duration,
+    settle: &mut dyn Settle,
+) {
+    match restore_with(root, address, before, timeout, settle) {
         Ok(()) => tracing::info!(%address, ?before, "restored the previous binding"),
         Err(e) => {
             tracing::warn!(%address, ?before, error = %e, "could not restore the previous binding")
@@ -373,6 +414,7 @@ fn wait_for_driver(
     address: &PciAddress,
     driver: &str,
     timeout: Duration,
+    settle: &mut dyn Settle,
 ) -> Result<()> {
     let link = driver_link(root, address);
     let start = Instant::now();
@@ -394,11 +436,16 @@ fn wait_for_driver(
                 hint: "the driver did not claim the device: see dmesg; vfio-pci needs an IOMMU (or noiommu mode) and a VF driver needs its PF up",
             });
         }
-        std::thread::sleep(crate::sriov::POLL_INTERVAL);
+        settle.settle(timeout.saturating_sub(start.elapsed()));
     }
 }
 
-fn wait_for_any_driver(root: &HostRoot, address: &PciAddress, timeout: Duration) -> Result<String> {
+fn wait_for_any_driver(
+    root: &HostRoot,
+    address: &PciAddress,
+    timeout: Duration,
+    settle: &mut dyn Settle,
+) -> Result<String> {
     let link = driver_link(root, address);
     let start = Instant::now();
     loop {
@@ -418,7 +465,7 @@ fn wait_for_any_driver(root: &HostRoot, address: &PciAddress, timeout: Duration)
                 hint: "no loaded driver claimed the device: modprobe its driver",
             });
         }
-        std::thread::sleep(crate::sriov::POLL_INTERVAL);
+        settle.settle(timeout.saturating_sub(start.elapsed()));
     }
 }
 

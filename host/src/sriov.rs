@@ -154,6 +154,26 @@ impl NumVfsChange {
 /// How long to sleep between polls of the kernel's state.
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
+/// How a checked write waits for the kernel between two checks of its
+/// state. [`Poll`] sleeps 10 ms; an event-driven implementation returns when
+/// a uevent arrives (it must be subscribed before the write, so no event is
+/// missed). The waits re-check the state after every call and give up at
+/// their own timeout, so an implementation may return early or spuriously.
+pub trait Settle {
+    /// Blocks until the kernel's state may have changed, at most `max`.
+    fn settle(&mut self, max: Duration);
+}
+
+/// [`Settle`] by polling: sleeps 10 ms (or `max`, when shorter).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Poll;
+
+impl Settle for Poll {
+    fn settle(&mut self, max: Duration) {
+        std::thread::sleep(POLL_INTERVAL.min(max));
+    }
+}
+
 /// Sets a PF's VF count, the way the kernel requires, and waits for it.
 ///
 /// 1. Checks that the function is a PF and `count <= sriov_totalvfs`
@@ -171,6 +191,18 @@ pub fn set_num_vfs(
     pf: &PciAddress,
     count: u32,
     timeout: Duration,
+) -> Result<NumVfsChange> {
+    set_num_vfs_with(root, pf, count, timeout, &mut Poll)
+}
+
+/// [`set_num_vfs`], waiting between checks with `settle` (e.g. on uevents)
+/// instead of polling.
+pub fn set_num_vfs_with(
+    root: &HostRoot,
+    pf: &PciAddress,
+    count: u32,
+    timeout: Duration,
+    settle: &mut dyn Settle,
 ) -> Result<NumVfsChange> {
     let dir = root.pci_device(pf);
     if !dir.exists() {
@@ -206,7 +238,7 @@ pub fn set_num_vfs(
         tracing::info!(pf = %pf, previous, "disabling VFs before changing the count");
         write_numvfs(root, &num_path, 0)?;
         if count == 0 {
-            wait_for_vf_links(&dir, 0, timeout)?;
+            wait_for_vf_links_with(&dir, 0, timeout, settle)?;
             return Ok(NumVfsChange {
                 previous,
                 current: 0,
@@ -215,7 +247,7 @@ pub fn set_num_vfs(
     }
     tracing::info!(pf = %pf, count, "enabling VFs");
     write_numvfs(root, &num_path, count)?;
-    wait_for_vf_links(&dir, count, timeout)?;
+    wait_for_vf_links_with(&dir, count, timeout, settle)?;
     Ok(NumVfsChange {
         previous,
         current: count,
@@ -252,6 +284,16 @@ fn write_numvfs(root: &HostRoot, path: &Path, count: u32) -> Result<()> {
 /// Waits until exactly `virtfn0..virtfn{count-1}` exist (each pointing to an
 /// existing function) under a PF directory.
 pub fn wait_for_vf_links(pf_dir: &Path, count: u32, timeout: Duration) -> Result<()> {
+    wait_for_vf_links_with(pf_dir, count, timeout, &mut Poll)
+}
+
+/// [`wait_for_vf_links`], waiting between checks with `settle`.
+pub fn wait_for_vf_links_with(
+    pf_dir: &Path,
+    count: u32,
+    timeout: Duration,
+    settle: &mut dyn Settle,
+) -> Result<()> {
     let start = Instant::now();
     loop {
         // The first missing link (or a stale one at `count`).
@@ -273,7 +315,7 @@ pub fn wait_for_vf_links(pf_dir: &Path, count: u32, timeout: Duration) -> Result
                     waited: start.elapsed(),
                 });
             }
-            _ => std::thread::sleep(POLL_INTERVAL),
+            _ => settle.settle(timeout.saturating_sub(start.elapsed())),
         }
     }
 }
@@ -301,4 +343,62 @@ pub fn set_drivers_autoprobe(root: &HostRoot, pf: &PciAddress, on: bool) -> Resu
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Creates `virtfn<i>` links on each call, counting the calls.
+    struct CreatesLinks {
+        dir: std::path::PathBuf,
+        next: u32,
+        calls: u32,
+    }
+
+    impl Settle for CreatesLinks {
+        fn settle(&mut self, max: Duration) {
+            assert!(max > Duration::ZERO);
+            self.calls += 1;
+            let target = self.dir.join(format!("0000:00:02.{}", self.next));
+            std::fs::create_dir_all(&target).unwrap();
+            std::os::unix::fs::symlink(&target, self.dir.join(format!("virtfn{}", self.next)))
+                .unwrap();
+            self.next += 1;
+        }
+    }
+
+    #[test]
+    fn waits_settle_between_checks_and_stop_when_done() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = CreatesLinks {
+            dir: tmp.path().to_path_buf(),
+            next: 0,
+            calls: 0,
+        };
+        // Two links missing: settled twice, then the check passes (no sleep).
+        wait_for_vf_links_with(tmp.path(), 2, Duration::from_secs(60), &mut s).unwrap();
+        assert_eq!(s.calls, 2);
+        // Already there: no settle at all.
+        wait_for_vf_links_with(tmp.path(), 2, Duration::from_secs(60), &mut s).unwrap();
+        assert_eq!(s.calls, 2);
+    }
+
+    #[test]
+    fn a_settle_that_never_helps_times_out_naming_the_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        struct Nothing(u32);
+        impl Settle for Nothing {
+            fn settle(&mut self, max: Duration) {
+                self.0 += 1;
+                std::thread::sleep(max.min(Duration::from_millis(5)));
+            }
+        }
+        let mut n = Nothing(0);
+        let e = wait_for_vf_links_with(tmp.path(), 1, Duration::from_millis(30), &mut n)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("virtfn0"), "{e}");
+        assert!(n.0 >= 1);
+    }
 }

@@ -348,3 +348,44 @@ fn unbind_and_rebind() {
         ]
     );
 }
+
+/// A driver that probes asynchronously: the probe write returns before the
+/// driver link exists; the link appears when the waiter settles (as a
+/// uevent-driven waiter would be woken by the `bind` uevent).
+#[test]
+fn binding_waits_with_the_given_settle_for_an_asynchronous_probe() {
+    struct AsyncProbe {
+        tree: std::sync::Arc<std::sync::Mutex<fake_kernel::Tree>>,
+        calls: u32,
+    }
+    impl sriov::Settle for AsyncProbe {
+        fn settle(&mut self, max: Duration) {
+            assert!(max > Duration::ZERO && max <= Duration::from_secs(30));
+            self.calls += 1;
+            let mut t = self.tree.lock().unwrap();
+            t.bind("0000:3b:02.1", "iavf").unwrap();
+        }
+    }
+    let node = mixed_node();
+    node.with(|t| t.add_driver("iavf").unwrap());
+    let unbinds = {
+        let tree = node.tree.clone();
+        Recorder::reacting(node.path(), move |rel, value| {
+            if rel.ends_with("/unbind") {
+                tree.lock().unwrap().unbind(value.trim()).unwrap();
+            }
+        })
+    };
+    let root = node.root().with_writer(unbinds.clone());
+    let mut settle = AsyncProbe {
+        tree: node.tree.clone(),
+        calls: 0,
+    };
+    let start = Instant::now();
+    let out = driver::bind_default_with(&root, &a("3b:02.1"), Duration::from_secs(30), &mut settle)
+        .unwrap();
+    assert_eq!(out.previous.as_deref(), Some("vfio-pci"));
+    assert_eq!(out.current.as_deref(), Some("iavf"));
+    assert_eq!(settle.calls, 1, "one wait, then the check passed");
+    assert!(start.elapsed() < Duration::from_secs(5));
+}

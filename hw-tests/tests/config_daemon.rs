@@ -1,12 +1,15 @@
 //! `sriov-config-daemon apply` (standalone mode) on the two real PFs: one
 //! policy per PF (netdevice VFs on one, vfio-pci VFs on the other), applied
 //! by the kernel's real drivers, reported, and idempotent on a second run.
+//! Over real netlink: a PF that is down is set up, and every VF gets its
+//! netdev's MAC as admin MAC (vfio-pci VFs before they leave their kernel
+//! driver), so a VF driver rebind keeps the MAC.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use sriov_hw_tests::{NumVfsGuard, pf2, project_binary, sysfs, unique_name, wait_for};
+use sriov_hw_tests::{NumVfsGuard, iproute, pf2, project_binary, sysfs, unique_name, wait_for};
 
 fn binary(test: &str) -> Option<PathBuf> {
     match project_binary("SRIOV_HW_CONFIG_DAEMON", "sriov-config-daemon") {
@@ -30,6 +33,43 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Whether a link is administratively up (`IFF_UP` in its sysfs `flags`).
+fn admin_up(ifname: &str) -> bool {
+    let flags = sysfs::read(format!("/sys/class/net/{ifname}/flags")).unwrap();
+    u32::from_str_radix(flags.trim_start_matches("0x"), 16).unwrap() & 1 == 1
+}
+
+/// Puts a link's admin state back on drop.
+struct AdminStateGuard {
+    ifname: String,
+    was_up: bool,
+}
+
+impl AdminStateGuard {
+    fn new(ifname: &str) -> AdminStateGuard {
+        AdminStateGuard {
+            ifname: ifname.to_string(),
+            was_up: admin_up(ifname),
+        }
+    }
+}
+
+impl Drop for AdminStateGuard {
+    fn drop(&mut self) {
+        let state = if self.was_up { "up" } else { "down" };
+        let _ = iproute::ip(&["link", "set", "dev", &self.ifname, state]);
+    }
+}
+
+/// The MAC of a VF's netdev, waiting for it.
+fn vf_netdev_mac(vf: &str) -> String {
+    let name = wait_for(&format!("a netdev on {vf}"), 10.0, || {
+        sysfs::netdevs(vf).into_iter().next()
+    })
+    .unwrap();
+    sysfs::read(format!("/sys/bus/pci/devices/{vf}/net/{name}/address")).unwrap()
 }
 
 /// Runs `sriov-config-daemon apply … --json [extra]`; exit code and JSON.
@@ -76,6 +116,10 @@ fn config_daemon_applies_policies_on_two_pfs() {
     a.set_numvfs(0).unwrap();
     b.set_numvfs(0).unwrap();
     let (na, nb) = (a.totalvfs.min(3), b.totalvfs.min(2));
+    // PF a down: the apply must set it up (the spec gives it VFs).
+    let _state_a = AdminStateGuard::new(&a.ifname);
+    let _state_b = AdminStateGuard::new(&b.ifname);
+    iproute::ip(&["link", "set", "dev", &a.ifname, "down"]).unwrap();
     let dir = TempDir(std::env::temp_dir().join(unique_name("hwcd")));
     std::fs::create_dir_all(&dir.0).unwrap();
     std::fs::write(
@@ -121,7 +165,32 @@ spec:
         planned.contains(&a.pci.as_str()) && planned.contains(&b.pci.as_str()),
         "{plan}"
     );
+    let steps_of = |plan: &Value, pci: &str| -> Vec<Value> {
+        plan["pfs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["pciAddress"] == pci)
+            .flat_map(|p| p["steps"].as_array().cloned().unwrap_or_default())
+            .collect()
+    };
+    let a_steps = steps_of(&plan, &a.pci);
+    assert!(
+        a_steps
+            .iter()
+            .any(|s| s["action"] == "setPfUp" && s["ifname"] == a.ifname.as_str()),
+        "{plan}"
+    );
+    for pci in [&a.pci, &b.pci] {
+        assert!(
+            steps_of(&plan, pci)
+                .iter()
+                .any(|s| s["action"] == "setVfAdminMacs" && s["waitNetdevs"] == true),
+            "{plan}"
+        );
+    }
     assert_eq!((a.numvfs().unwrap(), b.numvfs().unwrap()), (0, 0));
+    assert!(!admin_up(&a.ifname), "a dry run changes nothing");
 
     // Apply.
     let (code, state) = apply(&bin, &dir.0, &[]);
@@ -144,6 +213,25 @@ spec:
             "{vf}: /dev/vfio/{group}"
         );
     }
+    // PF a was set up; every VF's admin MAC is its netdev's MAC (PF b's
+    // VFs got theirs from igbvf before vfio-pci took them).
+    assert!(admin_up(&a.ifname));
+    let admin_a = iproute::vfs(&a.ifname).unwrap();
+    for (i, vf) in a.vf_pcis().iter().enumerate() {
+        let mac = vf_netdev_mac(vf);
+        let admin = admin_a.iter().find(|v| v.vf == i as u32).unwrap();
+        assert_eq!(admin.mac, mac, "VF {i} ({vf}) of {}", a.ifname);
+    }
+    for v in iproute::vfs(&b.ifname).unwrap() {
+        assert_ne!(v.mac, "00:00:00:00:00:00", "VF {} of {}", v.vf, b.ifname);
+    }
+    // The point of it: a driver rebind keeps the VF's MAC.
+    let vf0 = a.vf_pci(0).unwrap();
+    let before = vf_netdev_mac(&vf0);
+    let drv = sysfs::driver(&vf0).unwrap();
+    sysfs::write(format!("/sys/bus/pci/drivers/{drv}/unbind"), &vf0).unwrap();
+    sysfs::write("/sys/bus/pci/drivers_probe", &vf0).unwrap();
+    assert_eq!(vf_netdev_mac(&vf0), before, "{vf0} after a rebind");
     // The status reports what the kernel shows.
     let ifaces = state["status"]["interfaces"]
         .as_array()
