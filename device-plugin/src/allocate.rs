@@ -117,6 +117,9 @@ pub struct Needs {
     /// `isRdma: true`: the RDMA char devices and `rdma` info (as upstream,
     /// only pools that select RDMA devices mount them).
     pub rdma: bool,
+    /// `vdpaType`: the vDPA device (vhost char device, `vdpa` info,
+    /// device-info type `vdpa`), as upstream only in such pools.
+    pub vdpa: bool,
 }
 
 impl Needs {
@@ -125,6 +128,7 @@ impl Needs {
         Needs {
             vhost_net: rc.selectors.iter().any(|s| s.need_vhost_net),
             rdma: rc.selectors.iter().any(|s| s.is_rdma == Some(true)),
+            vdpa: rc.selectors.iter().any(|s| s.vdpa_type.is_some()),
         }
     }
 }
@@ -145,7 +149,9 @@ pub fn device_nodes(ctx: &AllocateContext, needs: Needs, pd: &PoolDevice) -> Vec
         out.push("/dev/vhost-net".to_string());
         out.push("/dev/net/tun".to_string());
     }
-    if let Some(p) = vhost_vdpa_path(pd) {
+    if needs.vdpa
+        && let Some(p) = vhost_vdpa_path(pd)
+    {
         out.push(p.to_string());
     }
     out
@@ -239,7 +245,9 @@ pub fn container_response(
             entry.insert("vhost".into(), json!({ "mount": "/dev/vhost-net" }));
             entry.insert("tun".into(), json!({ "mount": "/dev/net/tun" }));
         }
-        if let Some(p) = vhost_vdpa_path(pd) {
+        if needs.vdpa
+            && let Some(p) = vhost_vdpa_path(pd)
+        {
             entry.insert("vdpa".into(), json!({ "mount": p }));
         }
         let extra = rc.extra_for(&pci);
@@ -284,7 +292,9 @@ pub fn container_response(
 /// a vDPA device (as upstream: `parent-device` is the vDPA device's name,
 /// `driver` `vhost`/`virtio`, `path` its `/dev/vhost-vdpa-N`), else `pci`.
 pub fn device_info(pd: &PoolDevice, needs: Needs) -> Value {
-    if let Some(v) = &pd.device.vdpa {
+    if needs.vdpa
+        && let Some(v) = &pd.device.vdpa
+    {
         let mut vdpa = serde_json::Map::new();
         vdpa.insert("parent-device".into(), json!(v.name));
         vdpa.insert("driver".into(), json!(v.kind.as_str()));

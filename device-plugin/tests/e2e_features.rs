@@ -283,6 +283,32 @@ async fn vdpa_types_select_vfs_and_vhost_gets_its_char_device() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_without_vdpa_type_hands_out_the_vf_as_pci() {
+    let root = tree(VDPA_NODE);
+    // vDPA types are read (a resource selects on them), but the VF with
+    // the vhost device lands in a pool that does not
+    let cfg = r#"{"resourceList":[
+      {"resourceName":"first","resourcePrefix":"nvidia.com","selectors":{"pciAddresses":["0000:af:00.2"]}},
+      {"resourceName":"virtio","resourcePrefix":"nvidia.com","selectors":{"vdpaType":"virtio"}}
+    ]}"#;
+    let h = Harness::start(root.path(), cfg).await;
+    h.registered("nvidia.com/first").await;
+    let cr = allocate(&h, "nvidia.com_first.sock", &["0000:af:00.2"])
+        .await
+        .unwrap();
+    assert!(cr.devices.is_empty(), "{:?}", cr.devices);
+    let di: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            h.devinfo_dir
+                .join("nvidia.com-first-0000:af:00.2-device.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(di["type"], "pci", "{di}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cdi_names_scalable_functions_net_sf() {
     let root = tree(SF_NODE);
     let cdi = tempfile::tempdir().unwrap();
