@@ -21,7 +21,11 @@ use crate::metrics::Metrics;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The answer to one request: status line, content type, body.
-pub fn respond(metrics: &Metrics, method: &str, path: &str) -> (&'static str, &'static str, String) {
+pub fn respond(
+    metrics: &Metrics,
+    method: &str,
+    path: &str,
+) -> (&'static str, &'static str, String) {
     let path = path.split('?').next().unwrap_or(path);
     match (method, path) {
         ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".into()),
@@ -29,12 +33,12 @@ pub fn respond(metrics: &Metrics, method: &str, path: &str) -> (&'static str, &'
             Ok(()) => ("200 OK", "text/plain", "ready\n".into()),
             Err(why) => ("503 Service Unavailable", "text/plain", format!("{why}\n")),
         },
-        ("GET", "/metrics") => (
-            "200 OK",
-            "text/plain; version=0.0.4",
-            metrics.render(),
+        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
+        ("GET", _) => (
+            "404 Not Found",
+            "text/plain",
+            "not found: try /healthz, /readyz or /metrics\n".into(),
         ),
-        ("GET", _) => ("404 Not Found", "text/plain", "not found: try /healthz, /readyz or /metrics\n".into()),
         _ => ("405 Method Not Allowed", "text/plain", "only GET\n".into()),
     }
 }

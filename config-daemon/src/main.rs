@@ -158,9 +158,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
             tokio::spawn(sriov_config_daemon::http::serve(listener, metrics.clone()));
         }
-        let client = kube::Client::try_default().await.context(
-            "connecting to the API server (in-cluster service account or KUBECONFIG)",
-        )?;
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the API server (in-cluster service account or KUBECONFIG)")?;
         let daemon = Daemon::new(client, cfg, metrics);
         let shutdown = async {
             let mut term =

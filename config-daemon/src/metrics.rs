@@ -148,7 +148,10 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut s = String::new();
         let mut counter = |name: &str, help: &str, labels: &str, v: u64| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name}{labels} {v}");
+            let _ = writeln!(
+                s,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{labels} {v}"
+            );
         };
         counter(
             "sriov_config_daemon_pf_failures_total",
@@ -278,13 +281,19 @@ mod tests {
             "sriov_config_daemon_sync_status{status=\"Succeeded\"} 0",
             "sriov_config_daemon_ready 1",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
         m.api_result(false);
         assert_eq!(
             m.readiness(),
             Err("the API server did not answer the last request")
         );
-        assert!(m.render().contains("sriov_config_daemon_api_errors_total 1"));
+        assert!(
+            m.render()
+                .contains("sriov_config_daemon_api_errors_total 1")
+        );
     }
 }

@@ -135,7 +135,9 @@ async fn creates_its_node_state_then_reports_the_node_and_follows_the_spec() {
     }));
 
     // No node state: read the operator config for the owner, create it.
-    api.expect("GET", &format!("{STATES}/{NODE}")).await.not_found();
+    api.expect("GET", &format!("{STATES}/{NODE}"))
+        .await
+        .not_found();
     api.expect_operator_config(Some(false)).await;
     let r = api.expect("POST", STATES).await;
     assert_eq!(r.body["metadata"]["name"], NODE);
@@ -158,15 +160,24 @@ async fn creates_its_node_state_then_reports_the_node_and_follows_the_spec() {
 
     // The watch lists it (by name) and the first sync reports the node.
     let r = api.expect("GET", STATES).await;
-    assert_eq!(r.param("fieldSelector").as_deref(), Some("metadata.name=node1"), "{r:?}");
+    assert_eq!(
+        r.param("fieldSelector").as_deref(),
+        Some("metadata.name=node1"),
+        "{r:?}"
+    );
     assert!(r.param("watch").is_none(), "{r:?}");
-    r.ok(json!({"apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovNetworkNodeStateList",
-                "metadata": {"resourceVersion": "101"}, "items": [created]}));
+    r.ok(
+        json!({"apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovNetworkNodeStateList",
+                "metadata": {"resourceVersion": "101"}, "items": [created]}),
+    );
     let status = api.expect_status(&created).await;
     assert_eq!(status["syncStatus"], "Succeeded", "{status}");
     assert!(status.get("lastSyncError").is_none(), "{status}");
     let pf = iface(&status, "0000:3b:00.0");
-    assert_eq!((pf["name"].as_str(), pf["numVfs"].as_i64()), (Some("ens1f0"), Some(4)));
+    assert_eq!(
+        (pf["name"].as_str(), pf["numVfs"].as_i64()),
+        (Some("ens1f0"), Some(4))
+    );
     assert_eq!(pf["Vfs"].as_array().unwrap().len(), 4);
     assert_eq!(pf["Vfs"][0]["driver"], "iavf");
     assert_eq!(iface(&status, "0000:3b:00.1")["name"], "ens1f1");
@@ -199,7 +210,10 @@ async fn creates_its_node_state_then_reports_the_node_and_follows_the_spec() {
     assert_eq!(condition(&status, "Degraded")["message"], err);
     assert_eq!(condition(&status, "Ready")["observedGeneration"], 2);
     let (t, reason, note) = api.expect_event().await;
-    assert_eq!((t.as_str(), reason.as_str(), note.as_str()), ("Warning", "SyncFailed", err));
+    assert_eq!(
+        (t.as_str(), reason.as_str(), note.as_str()),
+        ("Warning", "SyncFailed", err)
+    );
     assert_eq!(metrics.sync_status(), "Failed");
 
     // The watch goes on; stop the daemon.
@@ -220,19 +234,29 @@ async fn an_existing_node_state_is_not_created_again_and_the_node_owns_a_new_one
     let (client, mut api) = pair();
     let mut d = Daemon::new(client, env.cfg(), Arc::new(Metrics::new()));
     let existing = node_state(3, json!({}), "Idle", "Idle");
-    let t = tokio::spawn(async move { (d.ensure_node_state().await.map(|ns| ns.metadata.generation), d) });
-    api.expect("GET", &format!("{STATES}/{NODE}")).await.ok(existing);
+    let t = tokio::spawn(async move {
+        (
+            d.ensure_node_state().await.map(|ns| ns.metadata.generation),
+            d,
+        )
+    });
+    api.expect("GET", &format!("{STATES}/{NODE}"))
+        .await
+        .ok(existing);
     let (got, mut d) = join(t).await;
     assert_eq!(got.unwrap(), Some(3));
     api.expect_silence(Duration::from_millis(100)).await;
 
     // No operator config: the Node owns the new state.
-    let t = tokio::spawn(async move { d.ensure_node_state().await.map(|ns| ns.metadata.generation) });
-    api.expect("GET", &format!("{STATES}/{NODE}")).await.not_found();
-    api.expect_operator_config(None).await;
-    api.expect("GET", &format!("{NODES}/{NODE}"))
+    let t =
+        tokio::spawn(async move { d.ensure_node_state().await.map(|ns| ns.metadata.generation) });
+    api.expect("GET", &format!("{STATES}/{NODE}"))
         .await
-        .ok(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE, "uid": "node-uid"}}));
+        .not_found();
+    api.expect_operator_config(None).await;
+    api.expect("GET", &format!("{NODES}/{NODE}")).await.ok(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE, "uid": "node-uid"}}),
+    );
     let r = api.expect("POST", STATES).await;
     assert_eq!(
         r.body["metadata"]["ownerReferences"],
@@ -308,7 +332,8 @@ async fn a_disruptive_plan_asks_for_a_drain_and_waits_for_it() {
     let (client, mut api) = pair();
     let metrics = Arc::new(Metrics::new());
     let d = Daemon::new(client, env.cfg(), metrics.clone());
-    let spec = json!({"interfaces": [{"pciAddress": "0000:3b:00.0", "name": "ens1f0", "numVfs": 8}]});
+    let spec =
+        json!({"interfaces": [{"pciAddress": "0000:3b:00.0", "name": "ens1f0", "numVfs": 8}]});
     let ns = node_state(2, spec.clone(), "Idle", "Idle");
     let t = spawn_sync(d, ns.clone(), Trigger::Spec);
     api.expect_operator_config(Some(false)).await;
@@ -320,13 +345,18 @@ async fn a_disruptive_plan_asks_for_a_drain_and_waits_for_it() {
     assert_eq!(st["syncStatus"], "InProgress");
     assert_eq!(condition(&st, "Draining")["status"], "True");
     let msg = condition(&st, "Draining")["message"].as_str().unwrap();
-    assert!(msg.contains(&held) && msg.contains("current-state is Idle"), "{msg}");
+    assert!(
+        msg.contains(&held) && msg.contains("current-state is Idle"),
+        "{msg}"
+    );
     let (d, o) = join(t).await;
     assert_eq!(o.decision, Decision::RequestDrain);
     assert_eq!(o.held, vec!["0000:3b:00.0".to_string()]);
     // Nothing was written to the node.
     let numvfs = std::fs::read_to_string(
-        env.tree.path().join("sys/bus/pci/devices/0000:3b:00.0/sriov_numvfs"),
+        env.tree
+            .path()
+            .join("sys/bus/pci/devices/0000:3b:00.0/sriov_numvfs"),
     )
     .unwrap();
     assert_eq!(numvfs.trim(), "4");
@@ -351,5 +381,9 @@ async fn a_disruptive_plan_asks_for_a_drain_and_waits_for_it() {
     let (_, o) = join(t).await;
     assert!(!o.status_written);
     api.expect_silence(Duration::from_millis(100)).await;
-    assert!(metrics.render().contains("sriov_config_daemon_drains_requested_total 1"));
+    assert!(
+        metrics
+            .render()
+            .contains("sriov_config_daemon_drains_requested_total 1")
+    );
 }

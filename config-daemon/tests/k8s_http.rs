@@ -13,7 +13,10 @@ use sriov_config_daemon::metrics::{Metrics, RunSample};
 fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut text = String::new();
     s.read_to_string(&mut text)?;
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
@@ -69,7 +72,10 @@ async fn endpoints_answer_on_a_real_socket() {
     // The API server stops answering: not ready any more, still healthy.
     metrics.api_result(false);
     let (ready, health) = tokio::task::spawn_blocking(move || {
-        (get(addr, "/readyz").unwrap(), get(addr, "/healthz").unwrap())
+        (
+            get(addr, "/readyz").unwrap(),
+            get(addr, "/healthz").unwrap(),
+        )
     })
     .await
     .unwrap();
@@ -157,7 +163,8 @@ spec:
         "{text}"
     );
     assert!(
-        text.lines().any(|l| l == "sriov_config_daemon_steps_applied_total 0"),
+        text.lines()
+            .any(|l| l == "sriov_config_daemon_steps_applied_total 0"),
         "{text}"
     );
 }

@@ -191,7 +191,10 @@ async fn applies_the_spec_then_a_kernel_fault_fails_with_its_errno_and_recovers(
     let st = api.expect_status(&ns).await;
     assert_eq!(st["syncStatus"], "Succeeded");
     assert_eq!(iface(&st, "0000:3b:00.1")["numVfs"], 4);
-    assert_eq!(iface(&st, "0000:3b:00.1")["Vfs"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        iface(&st, "0000:3b:00.1")["Vfs"].as_array().unwrap().len(),
+        4
+    );
     let (t_, reason, note) = api.expect_event().await;
     assert_eq!((t_.as_str(), reason.as_str()), ("Normal", "SyncSucceeded"));
     assert!(note.contains("steps applied"), "{note}");
@@ -222,7 +225,10 @@ async fn applies_the_spec_then_a_kernel_fault_fails_with_its_errno_and_recovers(
     assert!(!err.contains("0000:3b:00.1"), "{err}");
     assert_eq!(condition(&st, "Degraded")["message"], err.as_str());
     let (t_, reason, note) = api.expect_event().await;
-    assert_eq!((t_.as_str(), reason.as_str(), note.as_str()), ("Warning", "SyncFailed", err.as_str()));
+    assert_eq!(
+        (t_.as_str(), reason.as_str(), note.as_str()),
+        ("Warning", "SyncFailed", err.as_str())
+    );
     let (d, o) = join(t).await;
     assert!(o.failed());
     assert_eq!(env.numvfs("0000:3b:00.1"), 4);
@@ -254,9 +260,18 @@ async fn applies_the_spec_then_a_kernel_fault_fails_with_its_errno_and_recovers(
     assert_eq!(env.numvfs("0000:3b:00.0"), 4);
     assert_eq!(env.numvfs("0000:3b:00.1"), 4);
     let text = metrics.render();
-    assert!(text.contains("sriov_config_daemon_syncs_total{result=\"failed\"} 1"), "{text}");
-    assert!(text.contains("sriov_config_daemon_syncs_total{result=\"succeeded\"} 2"), "{text}");
-    assert!(text.contains("sriov_config_daemon_pf_failures_total 1"), "{text}");
+    assert!(
+        text.contains("sriov_config_daemon_syncs_total{result=\"failed\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sriov_config_daemon_syncs_total{result=\"succeeded\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sriov_config_daemon_pf_failures_total 1"),
+        "{text}"
+    );
 }
 
 /// ens1f0 has 4 VFs on iavf and a pod holds VF 1; the spec moves them to
@@ -316,7 +331,10 @@ async fn drain_handshake_holds_the_disruptive_pf_until_drained_then_returns_to_i
     let (_, o) = join(t).await;
     assert_eq!(o.decision, Decision::ApplyDrained);
     for i in 0..4 {
-        assert_eq!(env.vf_driver("0000:3b:00.0", i).as_deref(), Some("vfio-pci"));
+        assert_eq!(
+            env.vf_driver("0000:3b:00.0", i).as_deref(),
+            Some("vfio-pci")
+        );
     }
     api.expect_silence(Duration::from_millis(100)).await;
 }
@@ -347,15 +365,25 @@ async fn disable_drain_applies_a_disruptive_plan_without_the_handshake() {
     assert_eq!(reason, "SyncSucceeded");
     let (_, o) = join(t).await;
     assert_eq!(o.decision, Decision::ApplyWithoutDrain);
-    assert_eq!(env.vf_driver("0000:3b:00.0", 1).as_deref(), Some("vfio-pci"));
+    assert_eq!(
+        env.vf_driver("0000:3b:00.0", 1).as_deref(),
+        Some("vfio-pci")
+    );
     assert_eq!(env.numvfs("0000:3b:00.1"), 2);
-    assert!(metrics.render().contains("sriov_config_daemon_drains_skipped_total 1"));
+    assert!(
+        metrics
+            .render()
+            .contains("sriov_config_daemon_drains_skipped_total 1")
+    );
     api.expect_silence(Duration::from_millis(100)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_repairs_hand_made_drift_from_uevents() {
-    if !lanes::require("the_daemon_repairs_hand_made_drift_from_uevents", &[Lane::Fuse]) {
+    if !lanes::require(
+        "the_daemon_repairs_hand_made_drift_from_uevents",
+        &[Lane::Fuse],
+    ) {
         return;
     }
     let env = Env::start(TWO_PFS);
@@ -372,11 +400,13 @@ async fn the_daemon_repairs_hand_made_drift_from_uevents() {
         "Idle",
         "Idle",
     );
-    api.expect("GET", &format!("{STATES}/{NODE}")).await.ok(ns.clone());
-    api.expect("GET", STATES)
+    api.expect("GET", &format!("{STATES}/{NODE}"))
         .await
-        .ok(json!({"apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovNetworkNodeStateList",
-                   "metadata": {"resourceVersion": "102"}, "items": [ns]}));
+        .ok(ns.clone());
+    api.expect("GET", STATES).await.ok(
+        json!({"apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovNetworkNodeStateList",
+                   "metadata": {"resourceVersion": "102"}, "items": [ns]}),
+    );
     assert_eq!(api.expect_status(&ns).await["syncStatus"], "InProgress");
     assert_eq!(api.expect_status(&ns).await["syncStatus"], "Succeeded");
     assert_eq!(api.expect_event().await.1, "SyncSucceeded");
@@ -387,7 +417,9 @@ async fn the_daemon_repairs_hand_made_drift_from_uevents() {
     // Someone removes the VFs by hand: the kernel's uevents bring the
     // daemon back, it repairs and says so.
     std::fs::write(
-        env.sim.root().join("sys/bus/pci/devices/0000:3b:00.1/sriov_numvfs"),
+        env.sim
+            .root()
+            .join("sys/bus/pci/devices/0000:3b:00.1/sriov_numvfs"),
         "0",
     )
     .unwrap();
@@ -399,7 +431,11 @@ async fn the_daemon_repairs_hand_made_drift_from_uevents() {
     assert_eq!((t_.as_str(), reason.as_str()), ("Warning", "DriftRepaired"));
     assert!(note.contains("set sriov_numvfs from 0 to 2"), "{note}");
     assert_eq!(env.numvfs("0000:3b:00.1"), 2);
-    assert!(metrics.render().contains("sriov_config_daemon_drift_repairs_total 1"));
+    assert!(
+        metrics
+            .render()
+            .contains("sriov_config_daemon_drift_repairs_total 1")
+    );
     stop_tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), task)
         .await

@@ -156,7 +156,10 @@ mod tests {
             Decision::WaitForDrain
         );
         // A drain the operator runs for another reason is not our request.
-        assert_eq!(decide(true, &st(IDLE, DRAINING), false), Decision::RequestDrain);
+        assert_eq!(
+            decide(true, &st(IDLE, DRAINING), false),
+            Decision::RequestDrain
+        );
         // Drained: apply, and return to Idle when nothing failed.
         let drained = st(DRAIN_REQUIRED, DRAIN_COMPLETE);
         assert!(!needs_drain_setting(true, &drained));
@@ -168,9 +171,17 @@ mod tests {
             decide(true, &st(IDLE, IDLE), true),
             Decision::ApplyWithoutDrain
         );
-        assert!(!back_to_idle(&st(IDLE, IDLE), Decision::ApplyWithoutDrain, false));
+        assert!(!back_to_idle(
+            &st(IDLE, IDLE),
+            Decision::ApplyWithoutDrain,
+            false
+        ));
         // A request that is no longer needed (the spec changed) is withdrawn.
-        assert!(back_to_idle(&st(DRAIN_REQUIRED, IDLE), Decision::Apply, false));
+        assert!(back_to_idle(
+            &st(DRAIN_REQUIRED, IDLE),
+            Decision::Apply,
+            false
+        ));
         assert!(!back_to_idle(
             &st(DRAIN_REQUIRED, IDLE),
             Decision::WaitForDrain,

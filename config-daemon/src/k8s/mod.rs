@@ -94,7 +94,9 @@ impl K8sConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     /// An API request failed.
-    #[error("{what}: {source}; check the API server and the daemon's RBAC (see docs/config-daemon.md)")]
+    #[error(
+        "{what}: {source}; check the API server and the daemon's RBAC (see docs/config-daemon.md)"
+    )]
     Api {
         what: String,
         #[source]
@@ -277,9 +279,14 @@ impl Daemon {
 
     async fn owner(&self) -> Result<Option<OwnerReference>, SyncError> {
         let cfg = self
-            .api(self.configs.get_opt(OPERATOR_CONFIG_NAME).await.map_err(api_err(
-                format!("reading SriovOperatorConfig {OPERATOR_CONFIG_NAME}"),
-            )))
+            .api(
+                self.configs
+                    .get_opt(OPERATOR_CONFIG_NAME)
+                    .await
+                    .map_err(api_err(format!(
+                        "reading SriovOperatorConfig {OPERATOR_CONFIG_NAME}"
+                    ))),
+            )
             .await?;
         if let Some(c) = cfg
             && let Some(uid) = c.metadata.uid.clone()
@@ -317,9 +324,14 @@ impl Daemon {
     /// when there is none).
     pub async fn disable_drain(&self) -> Result<bool, SyncError> {
         let cfg = self
-            .api(self.configs.get_opt(OPERATOR_CONFIG_NAME).await.map_err(api_err(
-                format!("reading SriovOperatorConfig {OPERATOR_CONFIG_NAME}"),
-            )))
+            .api(
+                self.configs
+                    .get_opt(OPERATOR_CONFIG_NAME)
+                    .await
+                    .map_err(api_err(format!(
+                        "reading SriovOperatorConfig {OPERATOR_CONFIG_NAME}"
+                    ))),
+            )
             .await?;
         Ok(cfg.and_then(|c| c.spec.disable_drain).unwrap_or(false))
     }
@@ -455,10 +467,7 @@ impl Daemon {
                     &reference,
                     EventType::Normal,
                     "DrainRequested",
-                    &format!(
-                        "disruptive changes need a drain: {}",
-                        held_text.join("; ")
-                    ),
+                    &format!("disruptive changes need a drain: {}", held_text.join("; ")),
                 )
                 .await;
             }
@@ -540,7 +549,10 @@ impl Daemon {
             self.applied_generation = generation;
         }
         if drift_repaired {
-            tracing::warn!(?trigger, "drift: the node no longer matched the spec; repaired:\n{plan_text}");
+            tracing::warn!(
+                ?trigger,
+                "drift: the node no longer matched the spec; repaired:\n{plan_text}"
+            );
             self.event(
                 &reference,
                 EventType::Warning,
@@ -556,7 +568,10 @@ impl Daemon {
                         &reference,
                         EventType::Normal,
                         "SyncSucceeded",
-                        &format!("the node matches the spec ({} steps applied)", applied.steps()),
+                        &format!(
+                            "the node matches the spec ({} steps applied)",
+                            applied.steps()
+                        ),
                     )
                     .await
                 }
@@ -712,7 +727,9 @@ impl Daemon {
                 self.cfg.resync
             };
             match &result {
-                Ok(o) => tracing::info!(?trigger, sync_status = %o.sync_status, steps = o.steps, held = o.held.len(), "synced"),
+                Ok(o) => {
+                    tracing::info!(?trigger, sync_status = %o.sync_status, steps = o.steps, held = o.held.len(), "synced")
+                }
                 Err(e) => tracing::warn!(?trigger, error = %e, retry_in = ?wait, "sync failed"),
             }
             wake = tokio::time::Instant::now() + wait;

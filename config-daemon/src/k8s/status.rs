@@ -125,7 +125,10 @@ pub fn build_status(
 }
 
 /// Whether two statuses say the same (so the write can be skipped).
-pub fn same_status(a: Option<&SriovNetworkNodeStateStatus>, b: &SriovNetworkNodeStateStatus) -> bool {
+pub fn same_status(
+    a: Option<&SriovNetworkNodeStateStatus>,
+    b: &SriovNetworkNodeStateStatus,
+) -> bool {
     a == Some(b)
 }
 
@@ -152,8 +155,14 @@ mod tests {
     fn conditions_follow_the_phase_and_keep_transition_times() {
         let a = build_status(None, vec![], &Phase::Applying, Some(2), t(10));
         assert_eq!(a.sync_status, "InProgress");
-        assert_eq!(find_condition(&a.conditions, "Progressing").unwrap().status, "True");
-        assert_eq!(find_condition(&a.conditions, "Ready").unwrap().status, "False");
+        assert_eq!(
+            find_condition(&a.conditions, "Progressing").unwrap().status,
+            "True"
+        );
+        assert_eq!(
+            find_condition(&a.conditions, "Ready").unwrap().status,
+            "False"
+        );
         let f = build_status(
             Some(&a),
             vec![],
@@ -164,20 +173,43 @@ mod tests {
         assert_eq!(f.sync_status, "Failed");
         assert!(f.last_sync_error.contains("ENOMEM"));
         let deg = find_condition(&f.conditions, "Degraded").unwrap();
-        assert_eq!((deg.status.as_str(), deg.last_transition_time.clone()), ("True", t(20)));
+        assert_eq!(
+            (deg.status.as_str(), deg.last_transition_time.clone()),
+            ("True", t(20))
+        );
         // Ready stayed False: its transition time is the first one.
-        assert_eq!(find_condition(&f.conditions, "Ready").unwrap().last_transition_time, t(10));
+        assert_eq!(
+            find_condition(&f.conditions, "Ready")
+                .unwrap()
+                .last_transition_time,
+            t(10)
+        );
         // Retrying keeps the error visible.
         let r = build_status(Some(&f), vec![], &Phase::Applying, Some(2), t(30));
         assert!(r.last_sync_error.contains("ENOMEM"));
         let s = build_status(Some(&r), vec![], &Phase::Succeeded, Some(2), t(40));
-        assert_eq!((s.sync_status.as_str(), s.last_sync_error.as_str()), ("Succeeded", ""));
-        assert_eq!(find_condition(&s.conditions, "Ready").unwrap().status, "True");
+        assert_eq!(
+            (s.sync_status.as_str(), s.last_sync_error.as_str()),
+            ("Succeeded", "")
+        );
+        assert_eq!(
+            find_condition(&s.conditions, "Ready").unwrap().status,
+            "True"
+        );
         // Same phase again: nothing changes, the write can be skipped.
         let again = build_status(Some(&s), vec![], &Phase::Succeeded, Some(2), t(50));
         assert!(same_status(Some(&s), &again));
-        let w = build_status(Some(&s), vec![], &Phase::WaitingForDrain("VF held".into()), Some(3), t(60));
-        assert_eq!(find_condition(&w.conditions, "Draining").unwrap().status, "True");
+        let w = build_status(
+            Some(&s),
+            vec![],
+            &Phase::WaitingForDrain("VF held".into()),
+            Some(3),
+            t(60),
+        );
+        assert_eq!(
+            find_condition(&w.conditions, "Draining").unwrap().status,
+            "True"
+        );
         assert_eq!(w.sync_status, "InProgress");
         let body = apply_body(&w);
         assert_eq!(body["kind"], "SriovNetworkNodeState");

@@ -32,7 +32,11 @@ pub struct Req {
 
 impl std::fmt::Debug for Req {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}?{} {}", self.method, self.path, self.query, self.body)
+        write!(
+            f,
+            "{} {}?{} {}",
+            self.method, self.path, self.query, self.body
+        )
     }
 }
 
@@ -178,8 +182,14 @@ impl ApiServer {
             r.body["reason"].as_str().unwrap_or_default().to_string(),
             r.body["note"].as_str().unwrap_or_default().to_string(),
         );
-        assert_eq!(r.body["regarding"]["kind"], "SriovNetworkNodeState", "{r:?}");
-        assert_eq!(r.body["reportingController"], "sriov-config-daemon", "{r:?}");
+        assert_eq!(
+            r.body["regarding"]["kind"], "SriovNetworkNodeState",
+            "{r:?}"
+        );
+        assert_eq!(
+            r.body["reportingController"], "sriov-config-daemon",
+            "{r:?}"
+        );
         let body = r.body.clone();
         r.ok(body);
         out
@@ -187,11 +197,20 @@ impl ApiServer {
 
     /// Expects the status apply and answers it; returns the status.
     pub async fn expect_status(&mut self, object: &Value) -> Value {
-        let r = self.expect("PATCH", &format!("{STATES}/{NODE}/status")).await;
+        let r = self
+            .expect("PATCH", &format!("{STATES}/{NODE}/status"))
+            .await;
         assert_eq!(r.content_type, "application/apply-patch+yaml", "{r:?}");
-        assert_eq!(r.param("fieldManager").as_deref(), Some("sriov-config-daemon"), "{r:?}");
+        assert_eq!(
+            r.param("fieldManager").as_deref(),
+            Some("sriov-config-daemon"),
+            "{r:?}"
+        );
         assert_eq!(r.param("force").as_deref(), Some("true"), "{r:?}");
-        assert_eq!(r.body["apiVersion"], "sriovnetwork.openshift.io/v1", "{r:?}");
+        assert_eq!(
+            r.body["apiVersion"], "sriovnetwork.openshift.io/v1",
+            "{r:?}"
+        );
         assert_eq!(r.body["kind"], "SriovNetworkNodeState", "{r:?}");
         let status = r.body["status"].clone();
         let mut obj = object.clone();
@@ -231,9 +250,7 @@ impl ApiServer {
 
     /// Asserts that the daemon sends nothing for `wait`.
     pub async fn expect_silence(&mut self, wait: Duration) {
-        if let Ok(Some((req, _))) =
-            tokio::time::timeout(wait, self.handle.next_request()).await
-        {
+        if let Ok(Some((req, _))) = tokio::time::timeout(wait, self.handle.next_request()).await {
             panic!("unexpected request {} {}", req.method(), req.uri());
         }
     }
