@@ -95,6 +95,9 @@ fn run(req: &MoveRequest<'_>) -> Result<(), MoveError> {
 /// as `req` says, in one request.
 pub fn move_link(from: Option<&Netns>, req: &MoveRequest<'_>) -> Result<(), MoveError> {
     match from {
+        // On the calling thread when it runs no async runtime (the plugin's
+        // main thread): a thread per call costs more than the request.
+        None if tokio::runtime::Handle::try_current().is_err() => run(req),
         None => std::thread::scope(|s| {
             s.spawn(|| run(req)).join().unwrap_or_else(|_| {
                 Err(MoveError {
