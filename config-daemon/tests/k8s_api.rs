@@ -226,6 +226,8 @@ async fn creates_its_node_state_then_reports_the_node_and_follows_the_spec() {
         .unwrap()
         .unwrap();
     drop(r);
+    // deploy/config-daemon/rbac.yaml allows all of it.
+    api.check_rbac();
 }
 
 #[tokio::test]
@@ -385,5 +387,50 @@ async fn a_disruptive_plan_asks_for_a_drain_and_waits_for_it() {
         metrics
             .render()
             .contains("sriov_config_daemon_drains_requested_total 1")
+    );
+}
+
+#[test]
+fn requests_map_to_the_rbac_attributes_they_need() {
+    let a = |m: &str, p: &str, q: &str| rbac_attributes(m, p, q);
+    let s = |g: &str, r: &str, v: &str, n: bool| (g.to_string(), r.to_string(), v.to_string(), n);
+    assert_eq!(
+        a("GET", &format!("{STATES}/{NODE}"), ""),
+        s(
+            "sriovnetwork.openshift.io",
+            "sriovnetworknodestates",
+            "get",
+            true
+        )
+    );
+    assert_eq!(
+        a(
+            "GET",
+            STATES,
+            "&fieldSelector=metadata.name%3Dnode1&watch=true"
+        ),
+        s(
+            "sriovnetwork.openshift.io",
+            "sriovnetworknodestates",
+            "watch",
+            true
+        )
+    );
+    assert_eq!(
+        a("PATCH", &format!("{STATES}/{NODE}/status"), "&force=true"),
+        s(
+            "sriovnetwork.openshift.io",
+            "sriovnetworknodestates/status",
+            "patch",
+            true
+        )
+    );
+    assert_eq!(
+        a("PATCH", "/api/v1/nodes/node1", ""),
+        s("", "nodes", "patch", false)
+    );
+    assert_eq!(
+        a("POST", EVENTS, ""),
+        s("events.k8s.io", "events", "create", true)
     );
 }

@@ -337,6 +337,7 @@ async fn drain_handshake_holds_the_disruptive_pf_until_drained_then_returns_to_i
         );
     }
     api.expect_silence(Duration::from_millis(100)).await;
+    api.check_rbac();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,6 +377,7 @@ async fn disable_drain_applies_a_disruptive_plan_without_the_handshake() {
             .contains("sriov_config_daemon_drains_skipped_total 1")
     );
     api.expect_silence(Duration::from_millis(100)).await;
+    api.check_rbac();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,12 +118,20 @@ pub fn merge(a: &mut Value, b: &Value) {
 /// The API server side of the mock.
 pub struct ApiServer {
     handle: Handle<Request<Body>, Response<Body>>,
+    /// Every request so far: (method, path, query).
+    pub seen: Vec<(String, String, String)>,
 }
 
 /// A client on the mock, and the server side.
 pub fn pair() -> (kube::Client, ApiServer) {
     let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    (kube::Client::new(svc, NS), ApiServer { handle })
+    (
+        kube::Client::new(svc, NS),
+        ApiServer {
+            handle,
+            seen: Vec::new(),
+        },
+    )
 }
 
 impl ApiServer {
@@ -134,6 +142,11 @@ impl ApiServer {
             .expect("the daemon sent no request within 20 s")
             .expect("the client is gone");
         let (parts, body) = req.into_parts();
+        self.seen.push((
+            parts.method.to_string(),
+            parts.uri.path().to_string(),
+            parts.uri.query().unwrap_or_default().to_string(),
+        ));
         let bytes = body.collect_bytes().await.unwrap();
         let body = if bytes.is_empty() {
             Value::Null
@@ -281,4 +294,73 @@ pub fn node_state(generation: i64, spec: Value, desired: &str, current: &str) ->
         },
         "spec": spec
     })
+}
+
+/// (apiGroup, resource, verb, namespaced) of a request, as RBAC sees it.
+pub fn rbac_attributes(method: &str, path: &str, query: &str) -> (String, String, String, bool) {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match parts[0] {
+        "api" => (String::new(), &parts[2..]),
+        "apis" => (parts[1].to_string(), &parts[3..]),
+        other => panic!("unexpected API path {path} ({other})"),
+    };
+    let (namespaced, rest) = if rest.first() == Some(&"namespaces") && rest.len() > 2 {
+        (true, &rest[2..])
+    } else {
+        (false, rest)
+    };
+    let resource = match rest {
+        [r] | [r, _] => r.to_string(),
+        [r, _, sub] => format!("{r}/{sub}"),
+        _ => panic!("unexpected API path {path}"),
+    };
+    let named = rest.len() >= 2;
+    let watch = query.split('&').any(|kv| kv == "watch=true");
+    let verb = match (method, named, watch) {
+        ("GET", true, _) => "get",
+        ("GET", false, true) => "watch",
+        ("GET", false, false) => "list",
+        ("POST", _, _) => "create",
+        ("PATCH", _, _) => "patch",
+        ("PUT", _, _) => "update",
+        ("DELETE", _, _) => "delete",
+        _ => panic!("unexpected method {method}"),
+    };
+    (group, resource, verb.to_string(), namespaced)
+}
+
+impl ApiServer {
+    /// Every request seen is allowed by deploy/config-daemon/rbac.yaml
+    /// (namespaced resources by the Role, cluster-scoped by the ClusterRole).
+    pub fn check_rbac(&self) {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/config-daemon/rbac.yaml"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+        let rules = |kind: &str| -> Vec<Value> {
+            docs.iter()
+                .filter(|d| d["kind"] == kind)
+                .flat_map(|d| d["rules"].as_array().cloned().unwrap_or_default())
+                .collect()
+        };
+        let (role, cluster) = (rules("Role"), rules("ClusterRole"));
+        assert!(!self.seen.is_empty());
+        for (method, p, q) in &self.seen {
+            let (group, resource, verb, namespaced) = rbac_attributes(method, p, q);
+            let rules = if namespaced { &role } else { &cluster };
+            let has = |r: &Value, key: &str, want: &str| {
+                r[key]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|v| v == want))
+            };
+            assert!(
+                rules.iter().any(|r| has(r, "apiGroups", &group)
+                    && has(r, "resources", &resource)
+                    && has(r, "verbs", &verb)),
+                "{method} {p} needs {verb} on {resource} (group {group:?}); not in {path}"
+            );
+        }
+    }
 }
