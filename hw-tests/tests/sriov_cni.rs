@@ -135,3 +135,69 @@ fn cni_add_del_moves_the_vf_and_restores_its_settings() {
     let (code, res) = cni(&bin, "DEL", &cid, &ns.path(), &conf);
     assert_eq!(code, 0, "second DEL failed: {res}");
 }
+
+/// igb has no `ndo_set_vf_link_state`: ADD with `link_state` fails with
+/// code 104 naming the setting, and undoes what it did before (vlan, MAC,
+/// spoofchk on the PF), so the VF and the PF are exactly as before and no
+/// state is left behind.
+#[test]
+fn cni_add_with_unsupported_link_state_fails_and_changes_nothing() {
+    let test = "cni_add_with_unsupported_link_state_fails_and_changes_nothing";
+    let Some(pf) = pf(test) else {
+        return;
+    };
+    let Some(bin) = binary(test) else {
+        return;
+    };
+    let _restore = NumVfsGuard::new(&pf).unwrap();
+    pf.set_numvfs(0).unwrap();
+    pf.set_numvfs(pf.totalvfs.min(2)).unwrap();
+    let vf = pf.vf_pci(1).unwrap();
+    let name = pf.wait_vf_netdev(1).unwrap();
+    let netdev_mac = sysfs::read(format!("/sys/class/net/{name}/address")).unwrap();
+    let before = iproute::vfs(&pf.ifname).unwrap();
+    let ns = NetnsGuard::new("hwcnils").unwrap();
+    let state = TempDir(std::env::temp_dir().join(sriov_hw_tests::unique_name("hwcnils")));
+    let cid = sriov_hw_tests::unique_name("hwcnils");
+    // Settings applied before the link state (MAC, vlan, spoofchk) must be
+    // undone when the link state is refused.
+    let conf = json!({
+        "cniVersion": "1.0.0",
+        "name": "hw-sriov-ls",
+        "type": "sriov",
+        "deviceID": vf,
+        "vlan": 200,
+        "mac": "02:11:22:33:44:77",
+        "spoofchk": "off",
+        "link_state": "enable",
+        "dataDir": state.0,
+    });
+
+    let (code, res) = cni(&bin, "ADD", &cid, &ns.path(), &conf);
+    assert_eq!(code, 1, "ADD should fail: {res}");
+    assert_eq!(res["code"], 104, "{res}");
+    let msg = res["msg"].as_str().unwrap_or_default();
+    assert!(msg.contains("link state"), "message names the setting: {res}");
+    let details = res["details"].as_str().unwrap_or_default();
+    assert!(details.contains("EOPNOTSUPP"), "{res}");
+
+    // The VF netdev stayed in the host, same name, same MAC; nothing in the pod.
+    assert!(iproute::link_exists(None, &name), "{name} left the host");
+    assert!(!iproute::link_exists(Some(ns.name()), "net1"));
+    assert_eq!(sysfs::netdevs(&vf), vec![name.clone()]);
+    assert_eq!(
+        sysfs::read(format!("/sys/class/net/{name}/address")).unwrap(),
+        netdev_mac
+    );
+    let shown = iproute::ip(&["link", "show", "dev", &name]).unwrap();
+    assert!(shown.contains(&netdev_mac), "{shown}");
+    // Every VF of the PF as before (`ip link show <pf>` VF lines).
+    assert_eq!(iproute::vfs(&pf.ifname).unwrap(), before);
+    // No attachment state, no allocation record.
+    assert!(!state.0.join(format!("{cid}-net1")).exists());
+    assert!(!state.0.join("pci").join(&vf).exists());
+    // DEL of the failed attachment is a no-op success.
+    let (code, res) = cni(&bin, "DEL", &cid, &ns.path(), &conf);
+    assert_eq!(code, 0, "DEL failed: {res}");
+    assert_eq!(iproute::vfs(&pf.ifname).unwrap(), before);
+}
