@@ -128,7 +128,9 @@ async fn creates_its_node_state_then_reports_the_node_and_follows_the_spec() {
     let env = Env::new();
     let (client, mut api) = pair();
     let metrics = Arc::new(Metrics::new());
-    let daemon = Daemon::new(client, env.cfg(), metrics.clone());
+    let mut cfg = env.cfg();
+    cfg.backoff = Duration::from_millis(200);
+    let daemon = Daemon::new(client, cfg, metrics.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(daemon.run(async {
         let _ = stop_rx.await;
@@ -199,7 +201,32 @@ async fn creates_its_node_state_then_reports_the_node_and_follows_the_spec() {
         "Idle",
     );
     r.watch_events(&[json!({"type": "MODIFIED", "object": bad})]);
-    let status = api.expect_status(&bad).await;
+    // The API server fails the status write: not ready, retried after the
+    // backoff (while the watch goes on).
+    let r = api
+        .expect("PATCH", &format!("{STATES}/{NODE}/status"))
+        .await;
+    r.reply(
+        500,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+               "message": "etcdserver: request timed out", "reason": "InternalError", "code": 500}),
+    );
+    let first = api.next().await;
+    let (watch, retry) = if first.method == "GET" {
+        (first, api.next().await)
+    } else {
+        let w = api.next().await;
+        (w, first)
+    };
+    assert_eq!(watch.param("watch").as_deref(), Some("true"), "{watch:?}");
+    assert!(metrics.readiness().is_err());
+    assert_eq!(
+        (retry.method.as_str(), retry.path.as_str()),
+        ("PATCH", format!("{STATES}/{NODE}/status").as_str()),
+        "{retry:?}"
+    );
+    let status = retry.body["status"].clone();
+    retry.ok(bad.clone());
     assert_eq!(status["syncStatus"], "Failed", "{status}");
     let err = status["lastSyncError"].as_str().unwrap();
     assert!(
@@ -215,6 +242,24 @@ async fn creates_its_node_state_then_reports_the_node_and_follows_the_spec() {
         ("Warning", "SyncFailed", err)
     );
     assert_eq!(metrics.sync_status(), "Failed");
+    assert!(metrics.readiness().is_ok());
+
+    // Someone deletes the node state: the daemon creates it again and
+    // reports the node in it.
+    watch.watch_events(&[json!({"type": "DELETED", "object": bad})]);
+    api.expect("GET", &format!("{STATES}/{NODE}"))
+        .await
+        .not_found();
+    api.expect_operator_config(Some(false)).await;
+    let r = api.expect("POST", STATES).await;
+    assert_eq!(r.body["spec"], json!({}));
+    let again = node_state(1, json!({}), "Idle", "Idle");
+    r.ok(again.clone());
+    let status = api.expect_status(&again).await;
+    assert_eq!(status["syncStatus"], "Succeeded", "{status}");
+    assert_eq!(iface(&status, "0000:3b:00.0")["numVfs"], 4);
+    let (_, reason, _) = api.expect_event().await;
+    assert_eq!(reason, "SyncSucceeded");
 
     // The watch goes on; stop the daemon.
     let r = api.expect("GET", STATES).await;
