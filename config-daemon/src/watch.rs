@@ -155,23 +155,40 @@ pub const RECHECK: Duration = Duration::from_millis(200);
 /// [`Settle`] on uevents, for the apply's waits: returns when an event
 /// arrives (after taking the ones queued behind it, so a burst is one
 /// wake-up), or after [`RECHECK`]; polls every 10 ms when there is no
-/// source. Open it before the write whose effect it waits for.
+/// source.
+///
+/// The source is opened on the first wait, not before: the kernel usually
+/// finishes within the write (then nothing listens, and nothing is sent to
+/// a listener in vain); when it has not, the first wait opens the source
+/// and returns at once, and the caller's re-check sees every change made
+/// before the source listened, while the events of later changes wake it.
 #[derive(Debug)]
 pub struct UeventWait {
+    /// The host root whose source is not opened yet.
+    pending: Option<PathBuf>,
     source: Source,
     /// Waits that an event ended.
     pub wakeups: u64,
 }
 
 impl UeventWait {
-    /// Listens for the node under `root` (see [`Source::open`]).
+    /// Listens for the node under `root` (see [`Source::open`]) from the
+    /// first wait on.
     pub fn open(root: &Path) -> UeventWait {
-        UeventWait::from_source(Source::open(root))
+        UeventWait {
+            pending: Some(root.to_path_buf()),
+            source: Source::None,
+            wakeups: 0,
+        }
     }
 
     /// Waits on this source.
     pub fn from_source(source: Source) -> UeventWait {
-        UeventWait { source, wakeups: 0 }
+        UeventWait {
+            pending: None,
+            source,
+            wakeups: 0,
+        }
     }
 
     /// Polls every 10 ms (no events).
@@ -179,9 +196,17 @@ impl UeventWait {
         UeventWait::from_source(Source::None)
     }
 
-    /// Whether waits are event-driven.
-    pub fn is_event_driven(&self) -> bool {
+    /// Opens the source if it is still pending; whether it delivers events.
+    fn listen(&mut self) -> bool {
+        if let Some(root) = self.pending.take() {
+            self.source = Source::open(&root);
+        }
         self.source.is_event_driven()
+    }
+
+    /// Whether waits are event-driven (opens the source).
+    pub fn is_event_driven(&mut self) -> bool {
+        self.listen()
     }
 
     /// Drops the events queued so far (those of earlier steps).
@@ -192,7 +217,11 @@ impl UeventWait {
 
 impl Settle for UeventWait {
     fn settle(&mut self, max: Duration) {
-        if !self.is_event_driven() {
+        if self.pending.is_some() && self.listen() {
+            // Listening now: the caller re-checks, then waits on events.
+            return;
+        }
+        if !self.source.is_event_driven() {
             return Poll.settle(max);
         }
         match self.source.next_event(max.min(RECHECK)) {

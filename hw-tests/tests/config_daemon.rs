@@ -225,9 +225,36 @@ spec:
     for v in iproute::vfs(&b.ifname).unwrap() {
         assert_ne!(v.mac, "00:00:00:00:00:00", "VF {} of {}", v.vf, b.ifname);
     }
-    // The point of it: a driver rebind keeps the VF's MAC.
+    // igb records the MAC igbvf picked as the VF's MAC, so the step found
+    // it set; with the admin MAC cleared, the daemon sets it (and only it).
     let vf0 = a.vf_pci(0).unwrap();
     let before = vf_netdev_mac(&vf0);
+    let cleared = iproute::ip(&[
+        "link",
+        "set",
+        "dev",
+        &a.ifname,
+        "vf",
+        "0",
+        "mac",
+        "00:00:00:00:00:00",
+    ]);
+    match cleared {
+        Err(e) => eprintln!("this kernel's igb does not clear a VF MAC ({e}); not checked"),
+        Ok(_) => {
+            let (code, plan) = apply(&bin, &dir.0, &["--dry-run"]);
+            assert_eq!(code, 0, "{plan}");
+            let steps = steps_of(&plan, &a.pci);
+            assert_eq!(steps.len(), 1, "{plan}");
+            assert_eq!(steps[0]["action"], "setVfAdminMacs", "{plan}");
+            assert_eq!(steps[0]["vfs"], serde_json::json!([vf0]), "{plan}");
+            let (code, state) = apply(&bin, &dir.0, &[]);
+            assert_eq!(code, 0, "{state}");
+            let admin = iproute::vfs(&a.ifname).unwrap();
+            assert_eq!(admin.iter().find(|v| v.vf == 0).unwrap().mac, before);
+        }
+    }
+    // The point of it: a driver rebind keeps the VF's MAC.
     let drv = sysfs::driver(&vf0).unwrap();
     sysfs::write(format!("/sys/bus/pci/drivers/{drv}/unbind"), &vf0).unwrap();
     sysfs::write("/sys/bus/pci/drivers_probe", &vf0).unwrap();
