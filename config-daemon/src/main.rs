@@ -162,10 +162,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .await
             .context("connecting to the API server (in-cluster service account or KUBECONFIG)")?;
         let daemon = Daemon::new(client, cfg, metrics);
-        let shutdown = async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        let shutdown = async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
