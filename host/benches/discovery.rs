@@ -3,11 +3,16 @@
 //! dir with the kernel's layout. Target: under 50 ms. Prints the figures.
 //!
 //! `cargo bench -p sriov-host --bench discovery`
+//!
+//! `DISCOVERY_TREE=<dir>` builds the tree there once and reuses it on later
+//! runs (to count system calls or instructions of the scans alone with
+//! `strace -c -f` or `valgrind --tool=callgrind`); `DISCOVERY_RUNS=<n>` sets
+//! the number of timed scans (default 30).
 
 use std::time::{Duration, Instant};
 
 use sriov_host::root::HostRoot;
-use sriov_host::scan::scan;
+use sriov_host::scan::{Detail, scan, scan_with};
 use sriov_sim::tree::{Netdev, PciFunction, SriovCaps, SysfsTree, vf_address};
 
 const PFS: u32 = 8;
@@ -15,15 +20,31 @@ const VFS_PER_PF: u32 = 128;
 const RUNS: usize = 30;
 
 fn main() {
+    let runs: usize = std::env::var("DISCOVERY_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(RUNS);
     let tmp = tempfile::tempdir().expect("temp dir");
-    let built = Instant::now();
-    build(tmp.path());
-    println!(
-        "built a tree of {PFS} PFs x {VFS_PER_PF} VFs in {:.1} s ({})",
-        built.elapsed().as_secs_f64(),
-        tmp.path().display()
-    );
-    let root = HostRoot::new(tmp.path());
+    let dir = match std::env::var_os("DISCOVERY_TREE") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => tmp.path().to_path_buf(),
+    };
+    let marker = dir.join(".discovery-tree-complete");
+    if marker.exists() {
+        println!("reusing the tree in {}", dir.display());
+    } else {
+        std::fs::create_dir_all(&dir).expect("tree dir");
+        let built = Instant::now();
+        build(&dir);
+        std::fs::write(&marker, "").expect("marker");
+        println!(
+            "built a tree of {PFS} PFs x {VFS_PER_PF} VFs in {:.1} s ({})",
+            built.elapsed().as_secs_f64(),
+            dir.display()
+        );
+    }
+    let root = HostRoot::new(&dir);
 
     // Warm the page cache and check the result once.
     let node = scan(&root).expect("scan");
@@ -34,32 +55,23 @@ fn main() {
         assert_eq!(node.vfs_of(&pf.address).len(), VFS_PER_PF as usize);
     }
 
-    let cpu_before = cpu_time();
-    let mut times: Vec<Duration> = (0..RUNS)
-        .map(|_| {
-            let t = Instant::now();
-            let n = scan(&root).expect("scan");
-            let d = t.elapsed();
-            assert_eq!(n.len(), node.len());
-            d
-        })
-        .collect();
-    let cpu_per_scan = (cpu_time() - cpu_before) / RUNS as u32;
-    times.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     println!(
-        "discovery of {vfs} VFs on {PFS} PFs ({} functions, {cores} cores): \
-         median {:.1} ms, min {:.1} ms, max {:.1} ms over {RUNS} runs (target < 50 ms); \
-         CPU time per scan {:.1} ms (user + system, all threads)",
-        node.len(),
-        ms(times[RUNS / 2]),
-        ms(times[0]),
-        ms(times[RUNS - 1]),
-        ms(cpu_per_scan),
+        "discovery of {vfs} VFs on {PFS} PFs ({} functions, {cores} cores), {runs} runs each, target < 50 ms:",
+        node.len()
     );
+    let only = std::env::var("DISCOVERY_DETAIL").ok();
+    for (name, detail) in [("full", Detail::Full), ("selection", Detail::Selection)] {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        let n = scan_with(&root, detail).expect("scan");
+        assert_eq!(n.len(), node.len());
+        assert_eq!(n.vfs().count(), vfs);
+        timed(&root, detail, name, runs, node.len());
+    }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "load average while measuring: {} (wall figures grow with other load; CPU time less so)",
@@ -67,6 +79,31 @@ fn main() {
             .take(3)
             .collect::<Vec<_>>()
             .join(" ")
+    );
+}
+
+/// Times `runs` scans at `detail` and prints the figures.
+fn timed(root: &HostRoot, detail: Detail, name: &str, runs: usize, len: usize) {
+    let cpu_before = cpu_time();
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            let n = scan_with(root, detail).expect("scan");
+            let d = t.elapsed();
+            assert_eq!(n.len(), len);
+            d
+        })
+        .collect();
+    let cpu_per_scan = (cpu_time() - cpu_before) / runs as u32;
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "  {name:>9} (Detail::{detail:?}): median {:.1} ms, min {:.1} ms, max {:.1} ms; \
+         CPU time per scan {:.1} ms (user + system, all threads)",
+        ms(times[runs / 2]),
+        ms(times[0]),
+        ms(times[runs - 1]),
+        ms(cpu_per_scan),
     );
 }
 

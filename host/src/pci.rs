@@ -14,6 +14,7 @@ use crate::attr::{self, Dir};
 use crate::error::{Error, Result};
 use crate::netdev::Netdev;
 use crate::root::HostRoot;
+use crate::scan::Detail;
 use crate::sriov::{SriovCapability, VfInfo};
 
 /// A PCI function address: domain, bus, device (slot) and function.
@@ -158,7 +159,7 @@ impl PciFunction {
     /// links). [`Error::NoSuchDevice`] when it does not exist.
     pub fn read(root: &HostRoot, address: &PciAddress) -> Result<PciFunction> {
         let dir = root.pci_device(address);
-        let raw = read_raw(&dir, *address)?.ok_or_else(|| Error::NoSuchDevice {
+        let raw = read_raw(&dir, *address, Detail::Full)?.ok_or_else(|| Error::NoSuchDevice {
             address: *address,
             path: dir.clone(),
         })?;
@@ -228,9 +229,14 @@ pub(crate) struct RawFunction {
     pub physfn: Option<PciAddress>,
 }
 
-/// Reads a function directory. `Ok(None)` when the device vanished (its
-/// directory or `vendor` is gone): callers skip it.
-pub(crate) fn read_raw(path: &Path, address: PciAddress) -> Result<Option<RawFunction>> {
+/// Reads a function directory, as much as `detail` asks. `Ok(None)` when
+/// the device vanished (its directory or `vendor` is gone): callers skip it.
+pub(crate) fn read_raw(
+    path: &Path,
+    address: PciAddress,
+    detail: Detail,
+) -> Result<Option<RawFunction>> {
+    let full = detail == Detail::Full;
     let dir = match Dir::open(path) {
         Ok(d) => d,
         Err(e) if attr::is_absent(&e) || e.raw_os_error() == Some(libc::ENOTDIR) => {
@@ -263,20 +269,28 @@ pub(crate) fn read_raw(path: &Path, address: PciAddress) -> Result<Option<RawFun
             else {
                 return Ok(None);
             };
+            let subsystem = if full {
+                id("subsystem_vendor")?.zip(id("subsystem_device")?)
+            } else {
+                None
+            };
             Ids {
                 vendor,
                 device,
                 class,
-                subsystem: id("subsystem_vendor")?.zip(id("subsystem_device")?),
+                subsystem,
             }
         }
     };
     let numa_node = dir
         .opt_parsed("numa_node", "a NUMA node number", |v| v.parse::<i64>().ok())?
         .and_then(|n| u32::try_from(n).ok());
-    let driver_override = dir
-        .opt("driver_override")?
-        .filter(|v| v != "(null)" && !v.is_empty());
+    let driver_override = if full {
+        dir.opt("driver_override")?
+            .filter(|v| v != "(null)" && !v.is_empty())
+    } else {
+        None
+    };
     let driver = dir.link_name("driver")?;
     let iommu_group = match dir.link_name("iommu_group")? {
         None => None,
@@ -299,14 +313,14 @@ pub(crate) fn read_raw(path: &Path, address: PciAddress) -> Result<Option<RawFun
             crate::sriov::read_capability(&dir)?,
         )
     };
-    let mut netdevs = crate::netdev::read_netdevs_of(&dir)?;
+    let mut netdevs = crate::netdev::read_netdevs_of(&dir, detail)?;
     if netdevs.is_empty() && ids.vendor == VIRTIO_VENDOR {
         // virtio-net: the netdev hangs off the virtio device, `virtioN/net/`.
         for name in dir.names()? {
             if name.starts_with("virtio")
                 && let Ok(sub) = dir.sub(&name)
             {
-                netdevs.extend(crate::netdev::read_netdevs_of(&sub)?);
+                netdevs.extend(crate::netdev::read_netdevs_of(&sub, detail)?);
             }
         }
     }

@@ -108,12 +108,34 @@ const PARALLEL_THRESHOLD: usize = 64;
 /// Threads of a large scan, at least (more on machines with more cores).
 const SCAN_THREADS: usize = 8;
 
+/// How much of each function a scan reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Detail {
+    /// Everything [`PciFunction`] and [`Netdev`] hold.
+    #[default]
+    Full,
+    /// What selecting and pooling devices needs, in about half the system
+    /// calls per VF: ids and class, driver, NUMA node, IOMMU group, ACPI
+    /// index, SR-IOV capability and links, RDMA device names, and of each
+    /// netdev its name, link type and `phys_port_name` (so representors are
+    /// still told apart). Not read, left `None` (`operstate`: `Unknown`):
+    /// `driver_override`; the subsystem ids when the function has no
+    /// `uevent`; netdev MAC, MTU, operstate, carrier, speed, ifindex and
+    /// `phys_switch_id` (read them with [`Netdev::read`] where needed).
+    Selection,
+}
+
 /// Scans every PCI function of the node (blocking file I/O on several
 /// threads: from async code, call it inside `spawn_blocking`). Fails only when
 /// `<root>/sys/bus/pci/devices` cannot be listed. Vanished devices are
 /// skipped silently; a device that cannot be read (an I/O error, a malformed
 /// attribute) is skipped with a warning in the log.
 pub fn scan(root: &HostRoot) -> Result<Node> {
+    scan_with(root, Detail::Full)
+}
+
+/// [`scan`], reading as much of each function as `detail` asks.
+pub fn scan_with(root: &HostRoot, detail: Detail) -> Result<Node> {
     let dir = root.pci_devices_dir();
     let entries = std::fs::read_dir(&dir).map_err(|source| Error::Read {
         path: dir.clone(),
@@ -138,13 +160,13 @@ pub fn scan(root: &HostRoot) -> Result<Node> {
         .unwrap_or(1)
         .clamp(SCAN_THREADS, 2 * SCAN_THREADS);
     let raws: Vec<RawFunction> = if addresses.len() < PARALLEL_THRESHOLD {
-        read_all(root, &addresses)?
+        read_all(root, &addresses, detail)?
     } else {
         let chunk = addresses.len().div_ceil(threads);
         std::thread::scope(|s| {
             let handles: Vec<_> = addresses
                 .chunks(chunk)
-                .map(|part| s.spawn(move || read_all(root, part)))
+                .map(|part| s.spawn(move || read_all(root, part, detail)))
                 .collect();
             let mut out = Vec::with_capacity(addresses.len());
             for h in handles {
@@ -186,10 +208,10 @@ pub fn scan(root: &HostRoot) -> Result<Node> {
     Ok(Node::from_functions(functions))
 }
 
-fn read_all(root: &HostRoot, addresses: &[PciAddress]) -> Result<Vec<RawFunction>> {
+fn read_all(root: &HostRoot, addresses: &[PciAddress], detail: Detail) -> Result<Vec<RawFunction>> {
     let mut out = Vec::with_capacity(addresses.len());
     for a in addresses {
-        match crate::pci::read_raw(&root.pci_device(a), *a) {
+        match crate::pci::read_raw(&root.pci_device(a), *a, detail) {
             Ok(Some(r)) => out.push(r),
             Ok(None) => tracing::debug!(address = %a, "device vanished during scan; skipped"),
             // One unreadable device must not hide the rest of the node.

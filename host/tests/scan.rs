@@ -399,3 +399,48 @@ fn a_virtio_net_interface_belongs_to_its_pci_function() {
     assert_eq!(f.netdevs[0].name, "eth0");
     assert_eq!(n.by_ifname("eth0").unwrap().address, a("00:03.0"));
 }
+
+#[test]
+fn a_selection_scan_reads_identity_and_links_but_not_netdev_state() {
+    use sriov_host::scan::{Detail, scan_with};
+    let node = mixed_node();
+    let full = scan(&node.root()).unwrap();
+    let sel = scan_with(&node.root(), Detail::Selection).unwrap();
+    assert_eq!(
+        sel.functions().map(|f| f.address).collect::<Vec<_>>(),
+        full.functions().map(|f| f.address).collect::<Vec<_>>()
+    );
+    for (s, f) in sel.functions().zip(full.functions()) {
+        // Everything but driver_override and the netdev state is the same.
+        assert_eq!(
+            (s.vendor, s.device, s.class, &s.driver, s.numa_node),
+            (f.vendor, f.device, f.class, &f.driver, f.numa_node)
+        );
+        assert_eq!((s.iommu_group, s.acpi_index), (f.iommu_group, f.acpi_index));
+        assert_eq!((&s.sriov, s.vf, &s.rdma), (&f.sriov, f.vf, &f.rdma));
+        assert_eq!(s.driver_override, None);
+        assert_eq!(s.netdevs.len(), f.netdevs.len(), "{}", s.address);
+        for (sn, fnd) in s.netdevs.iter().zip(&f.netdevs) {
+            assert_eq!(
+                (&sn.name, sn.link_type, &sn.phys_port_name),
+                (&fnd.name, fnd.link_type, &fnd.phys_port_name)
+            );
+            assert_eq!((&sn.mac, sn.mtu, sn.speed_mbps), (&None, None, None));
+            assert_eq!(sn.operstate, OperState::Unknown);
+        }
+        assert_eq!(
+            s.primary_netdev().map(|n| &n.name),
+            f.primary_netdev().map(|n| &n.name)
+        );
+    }
+    // The full scan did read the state it skips.
+    assert!(
+        full.functions()
+            .flat_map(|f| &f.netdevs)
+            .any(|n| n.mac.is_some())
+    );
+    assert_eq!(
+        sel.by_ifname("eth4").unwrap().address,
+        full.by_ifname("eth4").unwrap().address
+    );
+}
