@@ -51,25 +51,46 @@ pub async fn register(
     endpoint: &str,
     resource: &str,
 ) -> Result<(), RegisterError> {
+    register_many(kubelet_socket, &[(endpoint, resource)])
+        .await?
+        .pop()
+        .expect("one result per registration")
+}
+
+/// Registers several `(endpoint, resource)` pairs with the kubelet at
+/// `kubelet_socket` over one connection, all requests in flight at once (the
+/// kubelet answers each after dialing the plugin back, so one at a time
+/// would add up those round trips). The outer error is a failed connection;
+/// the inner results are per registration, in order.
+pub async fn register_many(
+    kubelet_socket: &Path,
+    registrations: &[(&str, &str)],
+) -> Result<Vec<Result<(), RegisterError>>, RegisterError> {
     let ch = unix_channel(kubelet_socket)
         .await
         .map_err(|source| RegisterError::Connect {
             path: kubelet_socket.to_path_buf(),
             source,
         })?;
-    let mut client = RegistrationClient::new(ch);
-    client
-        .register(RegisterRequest {
-            version: crate::api::VERSION.to_string(),
-            endpoint: endpoint.to_string(),
-            resource_name: resource.to_string(),
-            options: Some(crate::plugin::plugin_options()),
-        })
-        .await
-        .map_err(|status| RegisterError::Refused {
-            path: kubelet_socket.to_path_buf(),
-            resource: resource.to_string(),
-            status,
-        })?;
-    Ok(())
+    let client = RegistrationClient::new(ch);
+    let calls = registrations.iter().map(|(endpoint, resource)| {
+        let mut client = client.clone();
+        async move {
+            client
+                .register(RegisterRequest {
+                    version: crate::api::VERSION.to_string(),
+                    endpoint: endpoint.to_string(),
+                    resource_name: resource.to_string(),
+                    options: Some(crate::plugin::plugin_options()),
+                })
+                .await
+                .map(|_| ())
+                .map_err(|status| RegisterError::Refused {
+                    path: kubelet_socket.to_path_buf(),
+                    resource: resource.to_string(),
+                    status,
+                })
+        }
+    });
+    Ok(futures::future::join_all(calls).await)
 }

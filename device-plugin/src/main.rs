@@ -82,8 +82,12 @@ fn main() -> anyhow::Result<()> {
         uevents: true,
         cdi_dir,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread serves every pool: each gRPC call is a few tens of
+    // microseconds of work, and on one thread a call's tasks (connection,
+    // stream, handler) hand over without waking another worker (a futex
+    // wake-up and a context switch each on a multi-threaded runtime).
+    // Scans and health checks run on the blocking pool.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;

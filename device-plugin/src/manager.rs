@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sriov_host::HostRoot;
+use sriov_host::scan::Detail;
 use tokio::sync::{mpsc, watch};
 
 use crate::allocate::AllocateContext;
@@ -106,21 +107,37 @@ pub struct Manager {
     handles: BTreeMap<String, Handle>,
     ctx: Arc<AllocateContext>,
     status: Arc<Status>,
+    /// When [`Manager::new`] began (for the start-up figure in the log).
+    started: Instant,
 }
 
+/// Scans the node and builds the pools. The scan reads what selection and
+/// pooling need ([`Detail::Selection`]: no netdev MAC, MTU, speed...,
+/// about half the system calls of a full scan); health reads the PF links'
+/// carrier itself.
 fn scan_pools(
     root: &HostRoot,
     config: &Config,
     previous: &Pools,
 ) -> Result<Pools, sriov_host::error::Error> {
-    let node = sriov_host::scan(root)?;
+    let t = Instant::now();
+    let node = sriov_host::scan::scan_with(root, Detail::Selection)?;
+    let scanned = t.elapsed();
     let (devices, env) = crate::pools::discover(root, config, &node);
-    Ok(crate::pools::build(root, config, &devices, &env, previous))
+    let pools = crate::pools::build(root, config, &devices, &env, previous);
+    tracing::debug!(
+        functions = node.len(),
+        scan = ?scanned,
+        pools = ?(t.elapsed() - scanned),
+        "scanned the node and built the pools"
+    );
+    Ok(pools)
 }
 
 impl Manager {
     /// Loads the config and scans the node (nothing served yet).
     pub fn new(opts: Options) -> Result<Manager, StartError> {
+        let started = Instant::now();
         let config_text =
             std::fs::read_to_string(&opts.config_file).map_err(|source| ConfigError::Read {
                 path: opts.config_file.clone(),
@@ -157,6 +174,7 @@ impl Manager {
             handles: BTreeMap::new(),
             ctx,
             status,
+            started,
         })
     }
 
@@ -205,13 +223,35 @@ impl Manager {
         if !kubelet.exists() {
             return;
         }
-        for (name, h) in self.handles.iter_mut() {
-            if h.server.is_none() || (h.registered && !force) {
-                continue;
+        let todo: Vec<(String, String)> = self
+            .handles
+            .iter()
+            .filter(|(_, h)| h.server.is_some() && (force || !h.registered))
+            .map(|(name, h)| (h.endpoint.clone(), name.clone()))
+            .collect();
+        if todo.is_empty() {
+            return;
+        }
+        let pairs: Vec<(&str, &str)> = todo.iter().map(|(e, n)| (e.as_str(), n.as_str())).collect();
+        let results = match crate::kubelet::register_many(&kubelet, &pairs).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "registration failed; retrying when the kubelet socket changes");
+                for (_, name) in &todo {
+                    if let Some(h) = self.handles.get_mut(name) {
+                        h.registered = false;
+                    }
+                }
+                return;
             }
-            match crate::kubelet::register(&kubelet, &h.endpoint, name).await {
+        };
+        for ((endpoint, name), r) in todo.iter().zip(results) {
+            let Some(h) = self.handles.get_mut(name) else {
+                continue;
+            };
+            match r {
                 Ok(()) => {
-                    tracing::info!(resource = %name, endpoint = %h.endpoint, "registered with the kubelet");
+                    tracing::info!(resource = %name, %endpoint, "registered with the kubelet");
                     self.status
                         .registrations
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -418,7 +458,19 @@ impl Manager {
         self.status
             .ready
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let mut health = tokio::time::interval(self.opts.health_interval);
+        tracing::info!(
+            pools = self.handles.len(),
+            registered = self.handles.values().filter(|h| h.registered).count(),
+            elapsed = ?self.started.elapsed(),
+            "serving"
+        );
+        // The pools were checked when they were built: the first health
+        // check is one interval from now (not at once, where it would
+        // compete with the kubelet's first ListAndWatch calls).
+        let mut health = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.opts.health_interval,
+            self.opts.health_interval,
+        );
         health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut resync = tokio::time::interval(self.opts.resync_interval);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
