@@ -177,7 +177,10 @@ fn cni_add_with_unsupported_link_state_fails_and_changes_nothing() {
     assert_eq!(code, 1, "ADD should fail: {res}");
     assert_eq!(res["code"], 104, "{res}");
     let msg = res["msg"].as_str().unwrap_or_default();
-    assert!(msg.contains("link state"), "message names the setting: {res}");
+    assert!(
+        msg.contains("link state"),
+        "message names the setting: {res}"
+    );
     let details = res["details"].as_str().unwrap_or_default();
     assert!(details.contains("EOPNOTSUPP"), "{res}");
 
