@@ -7,6 +7,9 @@
 //! - Allocate latency of one device, 2,000 calls after 100 warm-up calls
 //!   (target p99 < 1 ms), with the CPU time and context switches per call
 //!   of the plugin and the client (robust under load, unlike latency);
+//! - how the slow calls (over 1 ms) fall over the loop: bunched in a few
+//!   50-ms windows (the plugin doing other work) or spread (the machine;
+//!   `DP_BENCH_SLOW=1` lists them);
 //! - the process's RSS with 1,024 VFs pooled (target < 15 MB).
 //!
 //! Device-info files are written to a tmpfs (`/dev/shm`), as on a node
@@ -91,6 +94,8 @@ fn self_cpu() -> Duration {
 struct AllocateFigures {
     /// Per-call latencies, sorted.
     lat: Vec<Duration>,
+    /// Calls over 1 ms, and in how many of the loop's 50-ms windows.
+    slow: (usize, usize, usize),
     rss_kb: u64,
     /// CPU time of the plugin process per call.
     server_cpu: Duration,
@@ -102,6 +107,35 @@ struct AllocateFigures {
 
 const ALLOCATE_CALLS: usize = 2000;
 const ALLOCATE_WARMUP: usize = 100;
+
+/// Calls over 1 ms in call order: how many, in how many of the loop's
+/// 50-ms windows, and the number of windows. Slow calls bunched in a few
+/// windows point at work in the plugin (a rescan, a health check); slow
+/// calls spread over most windows at other processes or the VM's host
+/// taking the CPU. `DP_BENCH_SLOW=1` lists each one.
+fn slow_calls(lat: &[Duration]) -> (usize, usize, usize) {
+    const WINDOW: Duration = Duration::from_millis(50);
+    let list = std::env::var_os("DP_BENCH_SLOW").is_some();
+    let mut at = Duration::ZERO;
+    let mut windows = std::collections::BTreeSet::new();
+    let mut n = 0;
+    for (i, l) in lat.iter().enumerate() {
+        if *l > Duration::from_millis(1) {
+            n += 1;
+            windows.insert(at.as_millis() / WINDOW.as_millis());
+            if list {
+                eprintln!(
+                    "slow call {i} at {:.1} ms into the loop: {:.0} us",
+                    at.as_secs_f64() * 1e3,
+                    l.as_secs_f64() * 1e6
+                );
+            }
+        }
+        at += *l;
+    }
+    let total = (at.as_millis() / WINDOW.as_millis()) as usize + 1;
+    (n, windows.len(), total)
+}
 
 fn spawn(root: &Path, config: &Path) -> Kill {
     Kill(
@@ -184,12 +218,14 @@ async fn one_run(
             c.allocate(r).await.unwrap();
             lat.push(t.elapsed());
         }
+        let slow = slow_calls(&lat);
         let server_cpu = (proc_cpu(pid) - server0) / calls as u32;
         let client_cpu = (self_cpu() - client0) / calls as u32;
         let server_switches = (switches(pid) - sw0) as f64 / calls as f64;
         lat.sort();
         Some(AllocateFigures {
             lat,
+            slow,
             rss_kb: rss_kb(pid),
             server_cpu,
             client_cpu,
@@ -252,8 +288,7 @@ fn in_process_allocate(root: &Path, devinfo: &Path) -> (Vec<Duration>, (Duration
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
@@ -320,6 +355,10 @@ fn main() {
             us(a.server_cpu),
             a.server_switches,
             us(a.client_cpu)
+        );
+        let (n, w, total) = a.slow;
+        println!(
+            "  calls over 1 ms: {n}, in {w} of the loop's {total} 50-ms windows (bunched: the plugin's own work; spread: the machine)"
         );
         let rss = a.rss_kb;
         let (own, scan) = in_process_allocate(&root, &root.join("devinfo-inproc"));
