@@ -106,3 +106,28 @@ pub fn unique_name(prefix: &str) -> String {
     let name = format!("{prefix}{}x{n}", std::process::id() % 100_000);
     name.chars().take(15).collect()
 }
+
+/// A fresh directory under the system temp dir (named by
+/// [`unique_name`]), removed with its contents on drop.
+#[derive(Debug)]
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// Creates `<tmp>/<unique_name(prefix)>`.
+    pub fn new(prefix: &str) -> std::io::Result<TempDir> {
+        let dir = std::env::temp_dir().join(unique_name(prefix));
+        std::fs::create_dir_all(&dir)?;
+        Ok(TempDir(dir))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use sriov_hw_tests::{NumVfsGuard, iproute, pf2, project_binary, sysfs, unique_name, wait_for};
+use sriov_hw_tests::{NumVfsGuard, TempDir, iproute, pf2, project_binary, sysfs, wait_for};
 
 fn binary(test: &str) -> Option<PathBuf> {
     match project_binary("SRIOV_HW_CONFIG_DAEMON", "sriov-config-daemon") {
@@ -23,15 +23,6 @@ fn binary(test: &str) -> Option<PathBuf> {
             );
             None
         }
-    }
-}
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -120,8 +111,7 @@ fn config_daemon_applies_policies_on_two_pfs() {
     let _state_a = AdminStateGuard::new(&a.ifname);
     let _state_b = AdminStateGuard::new(&b.ifname);
     iproute::ip(&["link", "set", "dev", &a.ifname, "down"]).unwrap();
-    let dir = TempDir(std::env::temp_dir().join(unique_name("hwcd")));
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = TempDir::new("hwcd").unwrap();
     std::fs::write(
         dir.0.join("policies.yaml"),
         format!(

@@ -1,15 +1,19 @@
 //! The device plugin's pools and health on real VFs: which VFs a config's
 //! selectors pick, health following the PF's carrier, a VF moving from
 //! the netdevice pool to the vfio-pci pool when its driver changes, and
+//! Allocate answers for a kernel-driver VF and a vfio-pci VF (env, INFO
+//! JSON, the VF's real `/dev/vfio/<group>`, device-info files), and
 //! removed VFs listed Unhealthy before they are dropped.
 
 use std::time::Duration;
 
+use serde_json::Value;
+use sriov_device_plugin::allocate::{self, AllocateContext};
 use sriov_device_plugin::config::Config;
 use sriov_device_plugin::device::DeviceId;
 use sriov_device_plugin::pools::{self, Pools};
 use sriov_host::{HostRoot, PciAddress, driver, scan};
-use sriov_hw_tests::{NumVfsGuard, iproute, pf, sysfs, wait_for};
+use sriov_hw_tests::{NumVfsGuard, TempDir, iproute, pf, sysfs, wait_for};
 
 const NETDEV: &str = "intel.com/hw_netdev";
 const VFIO: &str = "intel.com/hw_vfio";
@@ -152,6 +156,8 @@ fn device_plugin_pools_and_health_on_real_vfs() {
         sysfs::iommu_group(&vfs[1])
     );
 
+    allocate_on_real_vfs(&root, &pools, &pf.pci, &vfs[0], &vfs[1]);
+
     driver::bind_default(&root, &vf1, Duration::from_secs(10)).unwrap();
     wait_for("VF 1 back on its driver", 10.0, || {
         (sysfs::driver(&vfs[1]).as_deref() == Some(kernel.as_str())).then_some(())
@@ -179,4 +185,76 @@ fn device_plugin_pools_and_health_on_real_vfs() {
     assert_eq!(changed, vec![NETDEV.to_string()]);
     assert!(pools.is_empty(), "{pools:?}");
     drop(pf_up);
+}
+
+/// Allocate of `netdev_vf` from the netdevice pool and `vfio_vf` from the
+/// vfio pool, as the kubelet would ask: env, INFO JSON, device specs and
+/// device-info files name the real devices.
+fn allocate_on_real_vfs(
+    root: &HostRoot,
+    pools: &Pools,
+    pf_pci: &str,
+    netdev_vf: &str,
+    vfio_vf: &str,
+) {
+    let devinfo = TempDir::new("hwdpinfo").unwrap();
+    let ctx = AllocateContext {
+        root: root.clone(),
+        devinfo_dir: devinfo.path().to_path_buf(),
+        cdi_dir: None,
+    };
+
+    let r = allocate::container_response(&ctx, &pools[NETDEV], &[netdev_vf.to_string()]).unwrap();
+    assert_eq!(r.envs["PCIDEVICE_INTEL_COM_HW_NETDEV"], netdev_vf, "{r:?}");
+    let info: Value = serde_json::from_str(&r.envs["PCIDEVICE_INTEL_COM_HW_NETDEV_INFO"]).unwrap();
+    assert_eq!(info[netdev_vf]["generic"]["deviceID"], netdev_vf, "{info}");
+    assert!(info[netdev_vf].get("vfio").is_none(), "{info}");
+    assert!(
+        r.devices.is_empty(),
+        "a kernel-driver VF needs no device node: {r:?}"
+    );
+    let file = allocate::device_info_file(devinfo.path(), "intel.com", "hw_netdev", netdev_vf);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(doc["type"], "pci", "{doc}");
+    assert_eq!(doc["pci"]["pci-address"], netdev_vf, "{doc}");
+    assert_eq!(doc["pci"]["pf-pci-address"], pf_pci, "{doc}");
+
+    let group = sysfs::iommu_group(vfio_vf).expect("vfio-pci VF without an IOMMU group");
+    let dev = format!("/dev/vfio/{group}");
+    assert!(std::path::Path::new(&dev).exists(), "{dev} missing");
+    let r = allocate::container_response(&ctx, &pools[VFIO], &[vfio_vf.to_string()]).unwrap();
+    assert_eq!(r.envs["PCIDEVICE_INTEL_COM_HW_VFIO"], vfio_vf, "{r:?}");
+    let info: Value = serde_json::from_str(&r.envs["PCIDEVICE_INTEL_COM_HW_VFIO_INFO"]).unwrap();
+    assert_eq!(info[vfio_vf]["vfio"]["mount"], "/dev/vfio/vfio", "{info}");
+    assert_eq!(info[vfio_vf]["vfio"]["dev-mount"], dev.as_str(), "{info}");
+    let specs: Vec<(&str, &str, &str)> = r
+        .devices
+        .iter()
+        .map(|d| {
+            (
+                d.host_path.as_str(),
+                d.container_path.as_str(),
+                d.permissions.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        specs,
+        vec![
+            ("/dev/vfio/vfio", "/dev/vfio/vfio", "rw"),
+            (dev.as_str(), dev.as_str(), "rw")
+        ]
+    );
+    let file = allocate::device_info_file(devinfo.path(), "intel.com", "hw_vfio", vfio_vf);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(doc["pci"]["pci-address"], vfio_vf, "{doc}");
+    assert_eq!(doc["pci"]["pf-pci-address"], pf_pci, "{doc}");
+
+    // A device of another pool is refused, and nothing is written for it.
+    let err =
+        allocate::container_response(&ctx, &pools[VFIO], &[netdev_vf.to_string()]).unwrap_err();
+    assert!(err.to_string().contains(netdev_vf), "{err}");
+    assert!(
+        !allocate::device_info_file(devinfo.path(), "intel.com", "hw_vfio", netdev_vf).exists()
+    );
 }

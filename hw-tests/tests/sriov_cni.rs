@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use sriov_hw_tests::{NumVfsGuard, iproute, netns::NetnsGuard, pf, project_binary, sysfs};
+use sriov_hw_tests::{NumVfsGuard, TempDir, iproute, netns::NetnsGuard, pf, project_binary, sysfs};
 
 fn binary(test: &str) -> Option<PathBuf> {
     match project_binary("SRIOV_HW_SRIOV_CNI", "sriov") {
@@ -54,15 +54,6 @@ fn cni(bin: &Path, cmd: &str, cid: &str, netns: &Path, conf: &Value) -> (i32, Va
     (out.status.code().unwrap_or(-9), v)
 }
 
-/// A temporary directory for the plugin's state, removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn cni_add_del_moves_the_vf_and_restores_its_settings() {
     let test = "cni_add_del_moves_the_vf_and_restores_its_settings";
@@ -80,7 +71,7 @@ fn cni_add_del_moves_the_vf_and_restores_its_settings() {
     let netdev_mac = sysfs::read(format!("/sys/class/net/{name}/address")).unwrap();
     let before = iproute::vfs(&pf.ifname).unwrap().remove(0);
     let ns = NetnsGuard::new("hwcni").unwrap();
-    let state = TempDir(std::env::temp_dir().join(sriov_hw_tests::unique_name("hwcni")));
+    let state = TempDir::new("hwcni").unwrap();
     let cid = sriov_hw_tests::unique_name("hwcni");
     let conf = json!({
         "cniVersion": "1.0.0",
@@ -157,7 +148,7 @@ fn cni_add_with_unsupported_link_state_fails_and_changes_nothing() {
     let netdev_mac = sysfs::read(format!("/sys/class/net/{name}/address")).unwrap();
     let before = iproute::vfs(&pf.ifname).unwrap();
     let ns = NetnsGuard::new("hwcnils").unwrap();
-    let state = TempDir(std::env::temp_dir().join(sriov_hw_tests::unique_name("hwcnils")));
+    let state = TempDir::new("hwcnils").unwrap();
     let cid = sriov_hw_tests::unique_name("hwcnils");
     // Settings applied before the link state (MAC, vlan, spoofchk) must be
     // undone when the link state is refused.
