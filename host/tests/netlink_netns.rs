@@ -200,3 +200,43 @@ fn netlink_is_usable_from_async_code_via_spawn_blocking() {
     assert_eq!(links.len(), 1, "{links:?}");
     assert_eq!(links[0].name, "lo");
 }
+
+#[test]
+fn open_in_leaves_the_calling_thread_where_it_was_and_dumps_many_links() {
+    if !lanes::require("open_in_leaves_the_calling_thread", &[Lane::Netns]) {
+        return;
+    }
+    let ns = NamedNetns::create(&ns_name("many")).unwrap();
+    let before = Netns::current().unwrap().id();
+    let nl = Netlink::open_in(ns.netns()).unwrap();
+    assert_eq!(
+        Netns::current().unwrap().id(),
+        before,
+        "thread left in the namespace"
+    );
+    assert_ne!(before, ns.netns().id());
+    // The socket answers for the namespace it was opened in: only `lo`.
+    let names: Vec<String> = nl.links().unwrap().into_iter().map(|l| l.name).collect();
+    assert_eq!(names, vec!["lo".to_string()]);
+    // A dump spanning several reply datagrams (40 veth pairs), read whole.
+    let pid = std::process::id() % 10_000;
+    for i in 0..40 {
+        nl.add_veth(&format!("m{pid}a{i}"), &format!("m{pid}b{i}"))
+            .unwrap();
+    }
+    let links = nl.links().unwrap();
+    assert_eq!(
+        links.len(),
+        81,
+        "{:?}",
+        links.iter().map(|l| &l.name).collect::<Vec<_>>()
+    );
+    assert!(links.windows(2).all(|w| w[0].index < w[1].index));
+    // Clones share the socket; a refused request leaves it usable.
+    let other = nl.clone();
+    assert!(matches!(
+        other.link("nosuchlink0".into()),
+        Err(NetlinkError::NotFound { .. })
+    ));
+    assert_eq!(nl.link("lo".into()).unwrap().name, "lo");
+}

@@ -213,6 +213,7 @@ fn main() {
     // The simulator's share: the same ADD+DEL with sysfs read from a
     // static copy of the simulated tree (plain files, no FUSE daemon
     // answering each lookup), as a real node's in-kernel sysfs would be.
+    settle(&sysfs_net); // the copy must list the VF's netdev
     let copy = tmp.path().join("static-root");
     std::fs::create_dir_all(&copy).unwrap();
     let st = Command::new("cp")

@@ -15,7 +15,7 @@
 //! device in the target under its old name; [`move_link`] callers check the
 //! target first so the second case does not arise.
 
-use sriov_host::netlink::MacAddr;
+use sriov_host::netlink::{MacAddr, Netlink, Op, message};
 use sriov_host::netns::Netns;
 use std::os::fd::AsRawFd;
 
@@ -46,69 +46,43 @@ pub struct MoveError {
     pub msg: String,
 }
 
-async fn send(req: &MoveRequest<'_>) -> Result<(), MoveError> {
-    let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| MoveError {
-        errno: e.raw_os_error().unwrap_or(0),
-        msg: format!("cannot open a route netlink socket: {e}"),
-    })?;
-    tokio::spawn(conn);
-    let mut b = rtnetlink::LinkUnspec::new_with_index(req.index)
-        .setns_by_fd(req.to.as_raw_fd())
-        .name(req.name.to_owned());
-    if let Some(m) = req.mac {
-        b = b.address(m.0.to_vec());
-    }
-    if let Some(mtu) = req.mtu {
-        b = b.mtu(mtu);
-    }
-    b = if req.up { b.up() } else { b.down() };
-    handle.link().set(b.build()).execute().await.map_err(|e| {
-        let errno = match &e {
-            rtnetlink::Error::NetlinkError(m) => -m.raw_code(),
-            _ => 0,
-        };
-        MoveError {
-            errno,
-            msg: format!(
-                "moving ifindex {} into {} as {:?}: {}",
-                req.index,
-                req.to.path().display(),
-                req.name,
-                nix::errno::Errno::from_raw(errno)
-            ),
-        }
-    })
-}
-
-fn run(req: &MoveRequest<'_>) -> Result<(), MoveError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .map_err(|e| MoveError {
-            errno: 0,
-            msg: format!("cannot start a netlink runtime: {e}"),
-        })?;
-    rt.block_on(send(req))
-}
-
 /// Moves a link from `from` (the calling thread's namespace when `None`)
-/// as `req` says, in one request.
+/// as `req` says, in one request, on the calling thread.
 pub fn move_link(from: Option<&Netns>, req: &MoveRequest<'_>) -> Result<(), MoveError> {
-    match from {
-        // On the calling thread when it runs no async runtime (the plugin's
-        // main thread): a thread per call costs more than the request.
-        None if tokio::runtime::Handle::try_current().is_err() => run(req),
-        None => std::thread::scope(|s| {
-            s.spawn(|| run(req)).join().unwrap_or_else(|_| {
-                Err(MoveError {
-                    errno: 0,
-                    msg: "link move thread panicked".into(),
-                })
-            })
-        }),
-        Some(ns) => ns.run(|| run(req)).map_err(|e| MoveError {
-            errno: 0,
-            msg: e.to_string(),
-        })?,
-    }
+    let opened = match from {
+        None => Netlink::open(),
+        Some(ns) => Netlink::open_in(ns),
+    };
+    let nl = opened.map_err(|e| MoveError {
+        errno: e.errno().map_or(0, |e| e as i32),
+        msg: e.to_string(),
+    })?;
+    let msg = message::move_link(
+        req.index,
+        req.to.as_raw_fd(),
+        req.name,
+        req.mac,
+        req.mtu,
+        req.up,
+    );
+    let op = Op::SetNetns {
+        netns: req.to.path().to_path_buf(),
+    };
+    nl.request_ack(msg, &op, &req.index.to_string())
+        .map_err(|e| {
+            let errno = e.errno().map_or(0, |e| e as i32);
+            MoveError {
+                errno,
+                msg: format!(
+                    "moving ifindex {} into {} as {:?}: {}",
+                    req.index,
+                    req.to.path().display(),
+                    req.name,
+                    match e.errno() {
+                        Some(n) => n.to_string(),
+                        None => e.to_string(),
+                    }
+                ),
+            }
+        })
 }

@@ -137,7 +137,7 @@ pub enum NetlinkError {
         /// Why.
         reason: String,
     },
-    /// The netlink socket or its worker thread could not be set up.
+    /// The netlink socket could not be set up.
     #[error("netlink: cannot open a route netlink socket in {netns}: {source}")]
     Socket {
         /// The namespace.
@@ -145,9 +145,18 @@ pub enum NetlinkError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The worker thread stopped (a panic, or the socket failed).
-    #[error("netlink: the netlink worker thread has stopped; create a new Netlink handle")]
-    WorkerGone,
+    /// Sending the request or reading the answer failed.
+    #[error("netlink: {op} {link}: the route netlink socket in {netns} failed: {source}")]
+    Io {
+        /// The operation.
+        op: Op,
+        /// The link.
+        link: String,
+        /// The namespace.
+        netns: String,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// No answer came in time.
     #[error(
         "netlink: no answer from the kernel in {netns} after {after:?}; the PF's driver may be stuck (check dmesg)"
@@ -176,7 +185,9 @@ impl NetlinkError {
         match self {
             NetlinkError::Kernel { errno, .. } => Some(*errno),
             NetlinkError::NotFound { .. } => Some(Errno::ENODEV),
-            NetlinkError::Socket { source, .. } => source.raw_os_error().map(Errno::from_raw),
+            NetlinkError::Socket { source, .. } | NetlinkError::Io { source, .. } => {
+                source.raw_os_error().map(Errno::from_raw)
+            }
             _ => None,
         }
     }

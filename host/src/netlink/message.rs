@@ -131,6 +131,36 @@ pub fn set_up(ifindex: u32, up: bool) -> RouteMessage {
     newlink(lm)
 }
 
+/// A move into the namespace `fd` with everything the target needs in one
+/// `RTM_NEWLINK`: `ip link set <ifindex> netns FD name NAME [address MAC]
+/// [mtu MTU] up|down`. The kernel moves the link first, then sets address
+/// and MTU, renames it in the target and changes the flags last.
+pub fn move_link(
+    ifindex: u32,
+    fd: RawFd,
+    name: &str,
+    mac: Option<MacAddr>,
+    mtu: Option<u32>,
+    up: bool,
+) -> RouteMessage {
+    let mut attributes = vec![
+        LinkAttribute::NetNsFd(fd),
+        LinkAttribute::IfName(name.to_owned()),
+    ];
+    if let Some(m) = mac {
+        attributes.push(LinkAttribute::Address(m.0.to_vec()));
+    }
+    if let Some(mtu) = mtu {
+        attributes.push(LinkAttribute::Mtu(mtu));
+    }
+    let mut lm = set_link(ifindex, attributes);
+    lm.header.change_mask = LinkFlags::Up;
+    if up {
+        lm.header.flags = LinkFlags::Up;
+    }
+    newlink(lm)
+}
+
 /// `RTM_DELLINK` of `ifindex`.
 pub fn delete(ifindex: u32) -> RouteMessage {
     request(

@@ -1,12 +1,12 @@
 //! Netlink link and VF operations behind a small synchronous trait,
 //! [`LinkOps`].
 //!
-//! - [`Netlink`] is the real implementation: route netlink (rtnetlink) on a
-//!   dedicated OS thread that owns a current-thread tokio runtime; callers
-//!   send requests over a channel and block for the answer. It can be opened
-//!   inside any network namespace ([`Netlink::open_in`]), in which case the
-//!   worker thread enters the namespace before opening its socket and never
-//!   leaves it. Async code calls it from `tokio::task::spawn_blocking`.
+//! - [`Netlink`] is the real implementation: a blocking route netlink
+//!   socket, requests sent and answers read on the calling thread (messages
+//!   from rtnetlink's `packet_route`). It can be opened inside any network
+//!   namespace ([`Netlink::open_in`]): the calling thread enters the
+//!   namespace only to create the socket. Async code calls it from
+//!   `tokio::task::spawn_blocking`.
 //! - [`RecordingLinkOps`] is an in-memory fake for other components' unit
 //!   tests: it records every call, holds links and VF state, and fails on
 //!   demand with a chosen errno.

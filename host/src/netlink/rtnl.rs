@@ -1,25 +1,23 @@
-//! The real [`LinkOps`]: rtnetlink on a dedicated OS thread.
+//! The real [`LinkOps`]: route netlink on a blocking socket.
 //!
-//! Each [`Netlink`] owns one worker thread. The thread (optionally) enters a
-//! network namespace, builds a current-thread tokio runtime, opens a route
-//! netlink socket and then serves requests from a channel one at a time.
-//! The socket lives in the namespace the thread was in when it opened it.
-//! Dropping the last clone of a [`Netlink`] closes the channel; the thread
-//! then exits and is joined.
+//! Each [`Netlink`] owns one `NETLINK_ROUTE` socket. A request is sent and
+//! its answer read on the calling thread (no worker thread, no async
+//! runtime: a CNI call or a sysfs-driven apply sends a handful of requests,
+//! and a thread with a runtime per namespace cost more than the requests).
+//! The socket lives in the namespace it was created in: [`Netlink::open_in`]
+//! enters the target namespace on the calling thread just long enough to
+//! create it, then returns to where the thread was. Calls are serialised
+//! per handle (a mutex around the socket); clones share the socket.
 
-use std::future::Future;
 use std::os::fd::AsRawFd;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use futures::StreamExt;
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use nix::errno::Errno;
-use rtnetlink::Handle;
-use rtnetlink::packet_core::NetlinkPayload;
+use rtnetlink::packet_core::{NLM_F_MULTIPART, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::LinkMessage;
-use tokio::sync::mpsc;
 
 use super::message::{self, RouteMessage};
 use super::{
@@ -31,31 +29,18 @@ use crate::netns::Netns;
 /// How long a caller waits for the kernel's answer. Drivers answer VF
 /// settings in milliseconds to a few seconds (firmware commands); a request
 /// still unanswered after this is reported instead of hanging the caller.
-const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 
-type Job = Box<dyn FnOnce(Handle) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
-
-struct Worker {
-    tx: Option<mpsc::UnboundedSender<Job>>,
-    thread: Option<JoinHandle<()>>,
+struct Conn {
+    socket: Socket,
+    seq: u32,
 }
 
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.tx.take();
-        if let Some(t) = self.thread.take()
-            && t.thread().id() != std::thread::current().id()
-        {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Route netlink in one network namespace, served by a dedicated thread.
-/// Cheap to clone (clones share the thread).
+/// Route netlink in one network namespace. Cheap to clone (clones share
+/// the socket).
 #[derive(Clone)]
 pub struct Netlink {
-    worker: Arc<Worker>,
+    conn: Arc<Mutex<Conn>>,
     netns: String,
 }
 
@@ -67,113 +52,216 @@ impl std::fmt::Debug for Netlink {
     }
 }
 
+/// A route netlink socket bound and connected to the kernel, with the
+/// reply timeout set.
+fn socket() -> std::io::Result<Socket> {
+    let mut s = Socket::new(NETLINK_ROUTE)?;
+    s.bind_auto()?;
+    s.connect(&SocketAddr::new(0, 0))?;
+    s.set_ext_ack(true)?;
+    let tv = libc::timeval {
+        tv_sec: REPLY_TIMEOUT.as_secs() as libc::time_t,
+        tv_usec: 0,
+    };
+    // SAFETY: a valid socket fd and a timeval of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(s)
+}
+
+/// Netlink messages are padded to 4 bytes.
+fn align(len: usize) -> usize {
+    (len + 3) & !3
+}
+
 impl Netlink {
     /// Route netlink in the network namespace of the calling thread (for a
     /// normal process: the host's).
     pub fn open() -> Result<Netlink> {
-        Netlink::start(None)
-    }
-
-    /// Route netlink inside `netns`. The worker thread enters the
-    /// namespace before it opens its socket and stays there until it exits.
-    pub fn open_in(netns: &Netns) -> Result<Netlink> {
-        let ns = netns.try_clone().map_err(|e| NetlinkError::Socket {
-            netns: netns.path().display().to_string(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        Netlink::start(Some(ns))
-    }
-
-    fn start(netns: Option<Netns>) -> Result<Netlink> {
-        let label = netns
-            .as_ref()
-            .map(|n| format!("network namespace {}", n.path().display()))
-            .unwrap_or_else(|| "the current network namespace".to_owned());
-        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<std::io::Result<()>>(1);
-        let thread = std::thread::Builder::new()
-            .name("netlink".into())
-            .spawn(move || {
-                if let Some(ns) = &netns
-                    && let Err(e) = ns.enter_current_thread()
-                {
-                    let _ = ready_tx.send(Err(std::io::Error::other(e.to_string())));
-                    return;
-                }
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_io()
-                    .enable_time()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let (conn, handle, _) = match rtnetlink::new_connection() {
-                        Ok(c) => c,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e));
-                            return;
-                        }
-                    };
-                    let conn = tokio::spawn(conn);
-                    let _ = ready_tx.send(Ok(()));
-                    while let Some(job) = rx.recv().await {
-                        job(handle.clone()).await;
-                    }
-                    conn.abort();
-                });
-            })
-            .map_err(|source| NetlinkError::Socket {
-                netns: label.clone(),
-                source,
-            })?;
-        let started = ready_rx.recv().unwrap_or_else(|_| {
-            Err(std::io::Error::other(
-                "the netlink thread exited during start",
-            ))
-        });
-        if let Err(source) = started {
-            let _ = thread.join();
-            return Err(NetlinkError::Socket {
+        let label = "the current network namespace".to_owned();
+        match socket() {
+            Ok(s) => Ok(Netlink::with(s, label)),
+            Err(source) => Err(NetlinkError::Socket {
                 netns: label,
                 source,
-            });
-        }
-        Ok(Netlink {
-            worker: Arc::new(Worker {
-                tx: Some(tx),
-                thread: Some(thread),
             }),
-            netns: label,
+        }
+    }
+
+    /// Route netlink inside `netns`: the calling thread enters the namespace,
+    /// opens the socket and returns to its own namespace before this returns.
+    ///
+    /// # Panics
+    /// When the thread cannot return to its namespace (it would otherwise
+    /// go on in the wrong one).
+    pub fn open_in(netns: &Netns) -> Result<Netlink> {
+        let label = format!("network namespace {}", netns.path().display());
+        let err = |source: std::io::Error| NetlinkError::Socket {
+            netns: label.clone(),
+            source,
+        };
+        let home = Netns::current().map_err(|e| err(std::io::Error::other(e.to_string())))?;
+        if home.id() == netns.id() {
+            return socket()
+                .map(|s| Netlink::with(s, label.clone()))
+                .map_err(err);
+        }
+        netns
+            .enter_current_thread()
+            .map_err(|e| err(std::io::Error::other(e.to_string())))?;
+        let made = socket();
+        if let Err(e) = home.enter_current_thread() {
+            panic!(
+                "cannot return to the thread's network namespace after opening netlink in another: {e}"
+            );
+        }
+        made.map(|s| Netlink::with(s, label.clone())).map_err(err)
+    }
+
+    fn with(socket: Socket, netns: String) -> Netlink {
+        Netlink {
+            conn: Arc::new(Mutex::new(Conn { socket, seq: 0 })),
+            netns,
+        }
+    }
+
+    /// Sends `req` and returns the kernel's answer: every message of the
+    /// reply (for a dump, up to `NLMSG_DONE`; for an ACK request, the ACK
+    /// or error).
+    fn exchange(&self, mut req: RouteMessage, op: &Op, link: &str) -> Result<Vec<RouteMessage>> {
+        let io = |source: std::io::Error| {
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) {
+                NetlinkError::Timeout {
+                    netns: self.netns.clone(),
+                    after: REPLY_TIMEOUT,
+                }
+            } else {
+                NetlinkError::Io {
+                    op: op.clone(),
+                    link: link.to_owned(),
+                    netns: self.netns.clone(),
+                    source,
+                }
+            }
+        };
+        let protocol = |detail: String| NetlinkError::Protocol {
+            op: op.clone(),
+            link: link.to_owned(),
+            detail,
+        };
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.seq = conn.seq.wrapping_add(1);
+        let seq = conn.seq;
+        req.header.sequence_number = seq;
+        req.header.port_number = 0;
+        req.finalize();
+        let mut buf = vec![0u8; req.buffer_len()];
+        req.serialize(&mut buf);
+        conn.socket.send(&buf, 0).map_err(io)?;
+        let mut out = Vec::new();
+        loop {
+            let (data, _) = conn.socket.recv_from_full().map_err(io)?;
+            let mut off = 0;
+            while off + 16 <= data.len() {
+                let len =
+                    u32::from_ne_bytes(data[off..off + 4].try_into().expect("4 bytes")) as usize;
+                if len < 16 || off + len > data.len() {
+                    return Err(protocol(format!("truncated message of {len} bytes")));
+                }
+                let msg = RouteMessage::deserialize(&data[off..off + len])
+                    .map_err(|e| protocol(format!("cannot decode the reply: {e}")))?;
+                off += align(len);
+                if msg.header.sequence_number != seq {
+                    continue; // a late answer to an earlier, timed-out request
+                }
+                let last = match &msg.payload {
+                    NetlinkPayload::Done(_) | NetlinkPayload::Error(_) => true,
+                    _ => msg.header.flags & NLM_F_MULTIPART == 0,
+                };
+                out.push(msg);
+                if last {
+                    return Ok(out);
+                }
+            }
+        }
+    }
+
+    /// Sends `req` (an `NLM_F_ACK` request) and waits for the kernel's ACK;
+    /// a refusal is [`NetlinkError::Kernel`] for `op` on `link`. For
+    /// requests [`LinkOps`] has no method for (such as a move with rename,
+    /// MAC and MTU in one message).
+    pub fn request_ack(&self, req: RouteMessage, op: &Op, link: &str) -> Result<()> {
+        self.ack(req, op, link, None)
+    }
+
+    fn ack(&self, req: RouteMessage, op: &Op, link: &str, vf: Option<u32>) -> Result<()> {
+        for msg in self.exchange(req, op, link)? {
+            if let NetlinkPayload::Error(e) = msg.payload
+                && let Some(code) = e.code
+            {
+                return Err(NetlinkError::Kernel {
+                    op: op.clone(),
+                    link: link.to_owned(),
+                    vf,
+                    errno: Errno::from_raw(-code.get()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `RTM_GETLINK` of one link.
+    fn get(&self, id: &LinkId, vfs: bool, op: &Op) -> Result<LinkMessage> {
+        let mut found = None;
+        for msg in self.exchange(message::get_link(id, vfs), op, &id.to_string())? {
+            match msg.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(lm)) => found = Some(lm),
+                NetlinkPayload::Error(e) => {
+                    if let Some(code) = e.code {
+                        let errno = Errno::from_raw(-code.get());
+                        if errno == Errno::ENODEV {
+                            return Err(NetlinkError::NotFound {
+                                op: op.clone(),
+                                link: id.to_string(),
+                                netns: self.netns.clone(),
+                            });
+                        }
+                        return Err(NetlinkError::Kernel {
+                            op: op.clone(),
+                            link: id.to_string(),
+                            vf: None,
+                            errno,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        found.ok_or_else(|| NetlinkError::Protocol {
+            op: op.clone(),
+            link: id.to_string(),
+            detail: "no RTM_NEWLINK in the answer to RTM_GETLINK".into(),
         })
     }
 
-    /// Runs `f` on the worker thread and waits for its result.
-    fn call<T, F, Fut>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(Handle) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T>> + 'static,
-    {
-        let (rtx, rrx) = std::sync::mpsc::sync_channel(1);
-        let job: Job = Box::new(move |h| {
-            Box::pin(async move {
-                let _ = rtx.send(f(h).await);
-            })
-        });
-        let tx = self.worker.tx.as_ref().ok_or(NetlinkError::WorkerGone)?;
-        tx.send(job).map_err(|_| NetlinkError::WorkerGone)?;
-        match rrx.recv_timeout(REPLY_TIMEOUT) {
-            Ok(r) => r,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(NetlinkError::Timeout {
-                netns: self.netns.clone(),
-                after: REPLY_TIMEOUT,
-            }),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(NetlinkError::WorkerGone),
+    /// The ifindex of `id` (a lookup for names, as iproute2 does).
+    fn resolve(&self, id: &LinkId, op: &Op) -> Result<u32> {
+        match id {
+            LinkId::Index(i) => Ok(*i),
+            LinkId::Name(_) => Ok(self.get(id, false, op)?.header.index),
         }
     }
 
@@ -184,163 +272,71 @@ impl Netlink {
         validate_ifname(&op, &name.into(), name)?;
         validate_ifname(&op, &name.into(), peer)?;
         let msg = rtnetlink::LinkVeth::new(name, peer).build();
-        let link = name.to_owned();
-        self.call(move |mut h| async move {
-            let mut req = RouteMessage::from(RouteNetlinkMessage::NewLink(msg));
-            req.header.flags = rtnetlink::packet_core::NLM_F_REQUEST
-                | rtnetlink::packet_core::NLM_F_ACK
-                | rtnetlink::packet_core::NLM_F_CREATE
-                | rtnetlink::packet_core::NLM_F_EXCL;
-            ack(&mut h, req, &op, &link, None).await
-        })
+        let mut req = RouteMessage::from(RouteNetlinkMessage::NewLink(msg));
+        req.header.flags = rtnetlink::packet_core::NLM_F_REQUEST
+            | rtnetlink::packet_core::NLM_F_ACK
+            | rtnetlink::packet_core::NLM_F_CREATE
+            | rtnetlink::packet_core::NLM_F_EXCL;
+        self.ack(req, &op, name, None)
     }
 
     /// Deletes a link (`ip link del`).
     pub fn delete(&self, id: LinkId) -> Result<()> {
-        let netns = self.netns.clone();
-        self.call(move |mut h| async move {
-            let index = resolve(&mut h, &id, &Op::DeleteLink, &netns).await?;
-            ack(
-                &mut h,
-                message::delete(index),
-                &Op::DeleteLink,
-                &id.to_string(),
-                None,
-            )
-            .await
-        })
+        let index = self.resolve(&id, &Op::DeleteLink)?;
+        self.ack(
+            message::delete(index),
+            &Op::DeleteLink,
+            &id.to_string(),
+            None,
+        )
     }
 
     fn set_simple(
         &self,
         id: LinkId,
         op: Op,
-        build: impl FnOnce(u32) -> RouteMessage + Send + 'static,
+        build: impl FnOnce(u32) -> RouteMessage,
     ) -> Result<()> {
-        let netns = self.netns.clone();
-        self.call(move |mut h| async move {
-            let index = resolve(&mut h, &id, &op, &netns).await?;
-            ack(&mut h, build(index), &op, &id.to_string(), None).await
-        })
-    }
-}
-
-/// Sends `req` and waits for the kernel's ACK.
-async fn ack(
-    h: &mut Handle,
-    req: RouteMessage,
-    op: &Op,
-    link: &str,
-    vf: Option<u32>,
-) -> Result<()> {
-    let mut resp = h.request(req).map_err(|_| NetlinkError::WorkerGone)?;
-    while let Some(msg) = resp.next().await {
-        if let NetlinkPayload::Error(e) = msg.payload
-            && let Some(code) = e.code
-        {
-            return Err(NetlinkError::Kernel {
-                op: op.clone(),
-                link: link.to_owned(),
-                vf,
-                errno: Errno::from_raw(-code.get()),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// `RTM_GETLINK` of one link.
-async fn get(h: &mut Handle, id: &LinkId, vfs: bool, op: &Op, netns: &str) -> Result<LinkMessage> {
-    let mut resp = h
-        .request(message::get_link(id, vfs))
-        .map_err(|_| NetlinkError::WorkerGone)?;
-    let mut found = None;
-    while let Some(msg) = resp.next().await {
-        match msg.payload {
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(lm)) => found = Some(lm),
-            NetlinkPayload::Error(e) => {
-                if let Some(code) = e.code {
-                    let errno = Errno::from_raw(-code.get());
-                    if errno == Errno::ENODEV {
-                        return Err(NetlinkError::NotFound {
-                            op: op.clone(),
-                            link: id.to_string(),
-                            netns: netns.to_owned(),
-                        });
-                    }
-                    return Err(NetlinkError::Kernel {
-                        op: op.clone(),
-                        link: id.to_string(),
-                        vf: None,
-                        errno,
-                    });
-                }
-            }
-            _ => {}
-        }
-    }
-    found.ok_or_else(|| NetlinkError::Protocol {
-        op: op.clone(),
-        link: id.to_string(),
-        detail: "no RTM_NEWLINK in the answer to RTM_GETLINK".into(),
-    })
-}
-
-/// The ifindex of `id` (a lookup for names, as iproute2 does).
-async fn resolve(h: &mut Handle, id: &LinkId, op: &Op, netns: &str) -> Result<u32> {
-    match id {
-        LinkId::Index(i) => Ok(*i),
-        LinkId::Name(_) => Ok(get(h, id, false, op, netns).await?.header.index),
+        let index = self.resolve(&id, &op)?;
+        self.ack(build(index), &op, &id.to_string(), None)
     }
 }
 
 impl LinkOps for Netlink {
     fn link(&self, id: LinkId) -> Result<Link> {
-        let netns = self.netns.clone();
-        self.call(move |mut h| async move {
-            let lm = get(&mut h, &id, false, &Op::GetLink, &netns).await?;
-            Ok(message::link_from_message(&lm))
-        })
+        let lm = self.get(&id, false, &Op::GetLink)?;
+        Ok(message::link_from_message(&lm))
     }
 
     fn links(&self) -> Result<Vec<Link>> {
-        self.call(move |mut h| async move {
-            let mut resp = h
-                .request(message::dump_links())
-                .map_err(|_| NetlinkError::WorkerGone)?;
-            let mut out = Vec::new();
-            while let Some(msg) = resp.next().await {
-                match msg.payload {
-                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(lm)) => {
-                        out.push(message::link_from_message(&lm))
-                    }
-                    NetlinkPayload::Error(e) if e.code.is_some() => {
-                        return Err(NetlinkError::Kernel {
-                            op: Op::ListLinks,
-                            link: "(all)".into(),
-                            vf: None,
-                            errno: Errno::from_raw(-e.raw_code()),
-                        });
-                    }
-                    _ => {}
+        let op = Op::ListLinks;
+        let mut out = Vec::new();
+        for msg in self.exchange(message::dump_links(), &op, "(all)")? {
+            match msg.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(lm)) => {
+                    out.push(message::link_from_message(&lm))
                 }
+                NetlinkPayload::Error(e) if e.code.is_some() => {
+                    return Err(NetlinkError::Kernel {
+                        op,
+                        link: "(all)".into(),
+                        vf: None,
+                        errno: Errno::from_raw(-e.raw_code()),
+                    });
+                }
+                _ => {}
             }
-            out.sort_by_key(|l| l.index);
-            Ok(out)
-        })
+        }
+        out.sort_by_key(|l| l.index);
+        Ok(out)
     }
 
     fn vfs(&self, pf: LinkId) -> Result<Vec<VfInfo>> {
-        let netns = self.netns.clone();
-        self.call(move |mut h| async move {
-            let lm = get(&mut h, &pf, true, &Op::GetVfs, &netns).await?;
-            Ok(message::vfs_from_message(&lm))
-        })
+        let lm = self.get(&pf, true, &Op::GetVfs)?;
+        Ok(message::vfs_from_message(&lm))
     }
 
     fn set_netns(&self, id: LinkId, netns: &Netns) -> Result<()> {
-        // The fd stays open for the whole call: `netns` is borrowed until
-        // `call` returns.
         let fd = netns.as_raw_fd();
         let op = Op::SetNetns {
             netns: netns.path().to_path_buf(),
@@ -353,8 +349,7 @@ impl LinkOps for Netlink {
             to: new_name.to_owned(),
         };
         validate_ifname(&op, &id, new_name)?;
-        let name = new_name.to_owned();
-        self.set_simple(id, op, move |i| message::rename(i, &name))
+        self.set_simple(id, op, |i| message::rename(i, new_name))
     }
 
     fn set_mac(&self, id: LinkId, mac: MacAddr) -> Result<()> {
@@ -372,13 +367,9 @@ impl LinkOps for Netlink {
     fn set_vf(&self, pf: LinkId, vf: u32, settings: &[VfSetting]) -> Result<()> {
         validate_vf(&pf, vf, settings)?;
         let op = vf_op(vf, settings);
-        let settings = settings.to_vec();
-        let netns = self.netns.clone();
-        self.call(move |mut h| async move {
-            let index = resolve(&mut h, &pf, &op, &netns).await?;
-            let req = message::set_vf(index, vf, &settings);
-            ack(&mut h, req, &op, &pf.to_string(), Some(vf)).await
-        })
+        let index = self.resolve(&pf, &op)?;
+        let req = message::set_vf(index, vf, settings);
+        self.ack(req, &op, &pf.to_string(), Some(vf))
     }
 
     fn in_netns(&self, netns: &Netns) -> Result<Arc<dyn LinkOps>> {
