@@ -5,7 +5,7 @@
 # Without root + FUSE it falls back to a static tree and a dry run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=${BIN:-target/release}
+bin=${BIN:-${CARGO_TARGET_DIR:-target}/release}
 for b in sriov-sim sriov-config-daemon; do
     [[ -x "$bin/$b" ]] || { echo "demo: $bin/$b is missing; run 'make build' first" >&2; exit 1; }
 done
