@@ -9,6 +9,8 @@
 //! timeout: resolve the `devlink` family id (`CTRL_CMD_GETFAMILY`), then
 //! ask `DEVLINK_CMD_INFO_GET` for one device.
 
+use nix::sys::socket::{setsockopt, sockopt};
+use nix::sys::time::TimeVal;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
@@ -161,23 +163,11 @@ impl Socket {
         }
         // SAFETY: fd is a new descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let tv = libc::timeval {
-            tv_sec: TIMEOUT.as_secs() as libc::time_t,
-            tv_usec: 0,
-        };
-        // SAFETY: a valid timeval of the size given.
-        let r = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&raw const tv).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        setsockopt(
+            &fd,
+            sockopt::ReceiveTimeout,
+            &TimeVal::new(TIMEOUT.as_secs() as _, 0),
+        )?;
         Ok(Socket { fd, seq: 1 })
     }
 

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use nix::errno::Errno;
+use nix::sys::socket::{setsockopt, sockopt};
+use nix::sys::time::TimeVal;
 use rtnetlink::packet_core::{NLM_F_MULTIPART, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::LinkMessage;
@@ -58,24 +60,11 @@ fn socket() -> std::io::Result<Socket> {
     let mut s = Socket::new(NETLINK_ROUTE)?;
     s.bind_auto()?;
     s.connect(&SocketAddr::new(0, 0))?;
-    s.set_ext_ack(true)?;
-    let tv = libc::timeval {
-        tv_sec: REPLY_TIMEOUT.as_secs() as libc::time_t,
-        tv_usec: 0,
-    };
-    // SAFETY: a valid socket fd and a timeval of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    setsockopt(
+        &s,
+        sockopt::ReceiveTimeout,
+        &TimeVal::new(REPLY_TIMEOUT.as_secs() as _, 0),
+    )?;
     Ok(s)
 }
 
