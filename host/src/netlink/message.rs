@@ -313,6 +313,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn move_link_carries_netns_name_mac_mtu_and_flags_in_one_message() {
+        let mac = MacAddr([2, 0, 0, 0, 0, 9]);
+        let m = move_link(7, 42, "net1", Some(mac), Some(9000), true);
+        assert_eq!(m.header.flags, NLM_F_REQUEST | NLM_F_ACK);
+        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(lm)) = &m.payload else {
+            panic!("{m:?}");
+        };
+        assert_eq!(lm.header.index, 7);
+        assert_eq!(lm.header.flags, LinkFlags::Up);
+        assert_eq!(lm.header.change_mask, LinkFlags::Up);
+        assert_eq!(
+            lm.attributes,
+            vec![
+                LinkAttribute::NetNsFd(42),
+                LinkAttribute::IfName("net1".into()),
+                LinkAttribute::Address(mac.0.to_vec()),
+                LinkAttribute::Mtu(9000),
+            ]
+        );
+        // Down, nothing else: only the namespace and the name; the flags
+        // still say "down" (a move closes the device anyway).
+        let bytes = to_bytes(&move_link(7, 42, "net1", None, None, false));
+        assert_eq!(&bytes[24..32], &[0, 0, 0, 0, 1, 0, 0, 0]);
+        let back = RouteMessage::deserialize(&bytes).unwrap();
+        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(lm)) = back.payload else {
+            panic!("{back:?}");
+        };
+        assert_eq!(
+            lm.attributes,
+            vec![
+                LinkAttribute::NetNsFd(42),
+                LinkAttribute::IfName("net1".into())
+            ]
+        );
+    }
+
+    #[test]
     fn set_up_and_down_flags() {
         let up = to_bytes(&set_up(7, true));
         let down = to_bytes(&set_up(7, false));
