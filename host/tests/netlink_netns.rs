@@ -240,3 +240,29 @@ fn open_in_leaves_the_calling_thread_where_it_was_and_dumps_many_links() {
     ));
     assert_eq!(nl.link("lo".into()).unwrap().name, "lo");
 }
+
+#[test]
+fn run_here_runs_in_the_namespace_on_this_thread_and_comes_back_even_after_a_panic() {
+    if !lanes::require("run_here", &[Lane::Netns]) {
+        return;
+    }
+    let ns = NamedNetns::create(&ns_name("here")).unwrap();
+    let home = Netns::current().unwrap().id();
+    let me = std::thread::current().id();
+    let (inside, thread) = ns
+        .netns()
+        .run_here(|| (Netns::current().unwrap().id(), std::thread::current().id()))
+        .unwrap();
+    assert_eq!(inside, ns.netns().id());
+    assert_eq!(thread, me, "ran on another thread");
+    assert_eq!(Netns::current().unwrap().id(), home);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ns.netns().run_here(|| panic!("inside")).unwrap();
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(
+        Netns::current().unwrap().id(),
+        home,
+        "left in the namespace by a panic"
+    );
+}

@@ -2,7 +2,8 @@
 //! plugin doing the same work: move a veth-backed VF of a simulated node
 //! into a network namespace and back, both run as a child process with the
 //! CNI environment and the config on stdin. Prints the median of each, and
-//! their ratio, without IPAM and with `host-local`.
+//! their ratio, without IPAM and with `host-local`; the plugins' rounds are
+//! interleaved so that a busy moment of the machine slows both.
 //!
 //! `cargo bench -p sriov-cni --bench cni` (root, FUSE, netns,
 //! containernetworking-plugins in /usr/lib/cni). Rounds: `CNI_BENCH_ROUNDS`
@@ -84,28 +85,37 @@ fn settle(sysfs_net: &Path) {
     );
 }
 
-fn measure(
-    bin: &Path,
-    netns: &Path,
-    root: &Path,
-    conf: &Value,
-    rounds: usize,
-    sysfs_net: &Path,
-) -> Duration {
+/// One plugin's invocation: binary, host root and config.
+struct Case<'a> {
+    bin: &'a Path,
+    root: &'a Path,
+    conf: Value,
+}
+
+/// Median ADD+DEL of each case, rounds interleaved (a, b, b, a, a, b, …)
+/// so that both see the same machine: a busy moment (other processes, the
+/// VM's host) slows both instead of one.
+fn measure(cases: &[Case<'_>], netns: &Path, rounds: usize, sysfs_net: &Path) -> Vec<Duration> {
+    let once = |c: &Case<'_>| {
+        settle(sysfs_net);
+        invoke(c.bin, "ADD", netns, c.root, &c.conf) + invoke(c.bin, "DEL", netns, c.root, &c.conf)
+    };
     // warm-up (page cache, first netns setup)
-    for _ in 0..2 {
-        settle(sysfs_net);
-        invoke(bin, "ADD", netns, root, conf);
-        invoke(bin, "DEL", netns, root, conf);
+    for c in cases {
+        once(c);
+        once(c);
     }
-    let mut v = Vec::with_capacity(rounds);
-    for _ in 0..rounds {
-        settle(sysfs_net);
-        let a = invoke(bin, "ADD", netns, root, conf);
-        let d = invoke(bin, "DEL", netns, root, conf);
-        v.push(a + d);
+    let mut v = vec![Vec::with_capacity(rounds); cases.len()];
+    for r in 0..rounds {
+        let mut order: Vec<usize> = (0..cases.len()).collect();
+        if r % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            v[i].push(once(&cases[i]));
+        }
     }
-    median(v)
+    v.into_iter().map(median).collect()
 }
 
 fn main() {
@@ -184,35 +194,9 @@ fn main() {
         "{:<14} {:>14} {:>14} {:>8}",
         "", "sriov", "host-device", "ratio"
     );
-    for with_ipam in [false, true] {
-        let ours = measure(
-            &sriov,
-            ns.path(),
-            sim.root(),
-            &sriov_conf(with_ipam),
-            rounds,
-            &sysfs_net,
-        );
-        let theirs = measure(
-            &host_device,
-            ns.path(),
-            sim.root(),
-            &hd_conf(with_ipam),
-            rounds,
-            &sysfs_net,
-        );
-        let ratio = ours.as_secs_f64() / theirs.as_secs_f64();
-        println!(
-            "{:<14} {:>11.2} ms {:>11.2} ms {:>8.2}",
-            if with_ipam { "host-local" } else { "no IPAM" },
-            ours.as_secs_f64() * 1e3,
-            theirs.as_secs_f64() * 1e3,
-            ratio
-        );
-    }
-    // The simulator's share: the same ADD+DEL with sysfs read from a
-    // static copy of the simulated tree (plain files, no FUSE daemon
-    // answering each lookup), as a real node's in-kernel sysfs would be.
+    // The simulator's share: `sriov` with sysfs read from a static copy of
+    // the simulated tree (plain files, no FUSE daemon answering each
+    // lookup), as a real node's in-kernel sysfs would be.
     settle(&sysfs_net); // the copy must list the VF's netdev
     let copy = tmp.path().join("static-root");
     std::fs::create_dir_all(&copy).unwrap();
@@ -223,18 +207,47 @@ fn main() {
         .status()
         .unwrap();
     assert!(st.success(), "cp -a of the simulated sysfs");
-    let on_copy = measure(
-        &sriov,
-        ns.path(),
-        &copy,
-        &sriov_conf(false),
-        rounds,
-        &sysfs_net,
-    );
+    let mut on_copy = Vec::new();
+    for with_ipam in [false, true] {
+        let mut cases = vec![
+            Case {
+                bin: &sriov,
+                root: sim.root(),
+                conf: sriov_conf(with_ipam),
+            },
+            Case {
+                bin: &host_device,
+                root: sim.root(),
+                conf: hd_conf(with_ipam),
+            },
+        ];
+        cases.push(Case {
+            bin: &sriov,
+            root: &copy,
+            conf: sriov_conf(with_ipam),
+        });
+        let m = measure(&cases, ns.path(), rounds, &sysfs_net);
+        let (ours, theirs) = (m[0], m[1]);
+        on_copy.push((m[2], m[2].as_secs_f64() / theirs.as_secs_f64()));
+        let ratio = ours.as_secs_f64() / theirs.as_secs_f64();
+        println!(
+            "{:<14} {:>11.2} ms {:>11.2} ms {:>8.2}",
+            if with_ipam { "host-local" } else { "no IPAM" },
+            ours.as_secs_f64() * 1e3,
+            theirs.as_secs_f64() * 1e3,
+            ratio
+        );
+    }
     println!(
-        "sriov, no IPAM, sysfs from a static copy (no FUSE): {:.2} ms (median)",
-        on_copy.as_secs_f64() * 1e3
+        "sriov with sysfs from a static copy (no FUSE; rounds interleaved with the lines above):"
     );
+    for ((t, ratio), what) in on_copy.iter().zip(["no IPAM", "host-local"]) {
+        println!(
+            "{what:<14} {:>11.2} ms {:>14} {ratio:>8.2}",
+            t.as_secs_f64() * 1e3,
+            ""
+        );
+    }
     // The kernel's share: the same move and rename, one request each way,
     // by iproute2 (a small C program).
     let nsname = ns.name().to_owned();

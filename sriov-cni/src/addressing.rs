@@ -3,8 +3,9 @@
 //! unsolicited neighbour advertisements, sent by the kernel), and reading
 //! addresses back for CHECK.
 //!
-//! Everything runs on a fresh thread inside the namespace
-//! ([`Netns::run`]) with its own route netlink socket.
+//! Everything runs inside the namespace with its own route netlink socket:
+//! on the calling thread ([`Netns::run_here`]), or on a thread of its own
+//! ([`Netns::run`]) when the caller is inside an async runtime.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -26,27 +27,34 @@ fn with_handle<T: Send>(
     netns: &Netns,
     f: impl AsyncFnOnce(rtnetlink::Handle) -> Result<T> + Send,
 ) -> Result<T> {
-    netns
-        .run(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .enable_time()
-                .build()
-                .map_err(|e| addr_err("cannot start a netlink runtime".into(), e))?;
-            rt.block_on(async move {
-                let (conn, handle, _) = rtnetlink::new_connection()
-                    .map_err(|e| addr_err("cannot open a route netlink socket".into(), e))?;
-                tokio::spawn(conn);
-                f(handle).await
-            })
+    let work = move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| addr_err("cannot start a netlink runtime".into(), e))?;
+        rt.block_on(async move {
+            let (conn, handle, _) = rtnetlink::new_connection()
+                .map_err(|e| addr_err("cannot open a route netlink socket".into(), e))?;
+            tokio::spawn(conn);
+            f(handle).await
         })
-        .map_err(|e| {
-            CniError::new(
-                Code::Netns,
-                "cannot enter the pod network namespace",
-                e.to_string(),
-            )
-        })?
+    };
+    // On the calling thread (the plugin's main thread: no thread start);
+    // on a thread of its own when the caller runs an async runtime, which
+    // cannot block on another one.
+    let ran = if tokio::runtime::Handle::try_current().is_err() {
+        netns.run_here(work)
+    } else {
+        netns.run(work)
+    };
+    ran.map_err(|e| {
+        CniError::new(
+            Code::Netns,
+            "cannot enter the pod network namespace",
+            e.to_string(),
+        )
+    })?
 }
 
 async fn link_index(h: &rtnetlink::Handle, ifname: &str) -> Result<u32> {

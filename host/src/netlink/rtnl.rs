@@ -88,33 +88,21 @@ impl Netlink {
     }
 
     /// Route netlink inside `netns`: the calling thread enters the namespace,
-    /// opens the socket and returns to its own namespace before this returns.
-    ///
-    /// # Panics
-    /// When the thread cannot return to its namespace (it would otherwise
-    /// go on in the wrong one).
+    /// opens the socket and returns to its own namespace before this returns
+    /// ([`Netns::run_here`]; the process aborts if it cannot return).
     pub fn open_in(netns: &Netns) -> Result<Netlink> {
         let label = format!("network namespace {}", netns.path().display());
-        let err = |source: std::io::Error| NetlinkError::Socket {
-            netns: label.clone(),
-            source,
-        };
-        let home = Netns::current().map_err(|e| err(std::io::Error::other(e.to_string())))?;
-        if home.id() == netns.id() {
-            return socket()
-                .map(|s| Netlink::with(s, label.clone()))
-                .map_err(err);
+        match netns.run_here(socket) {
+            Ok(Ok(s)) => Ok(Netlink::with(s, label)),
+            Ok(Err(source)) => Err(NetlinkError::Socket {
+                netns: label,
+                source,
+            }),
+            Err(e) => Err(NetlinkError::Socket {
+                netns: label,
+                source: std::io::Error::other(e.to_string()),
+            }),
         }
-        netns
-            .enter_current_thread()
-            .map_err(|e| err(std::io::Error::other(e.to_string())))?;
-        let made = socket();
-        if let Err(e) = home.enter_current_thread() {
-            panic!(
-                "cannot return to the thread's network namespace after opening netlink in another: {e}"
-            );
-        }
-        made.map(|s| Netlink::with(s, label.clone())).map_err(err)
     }
 
     fn with(socket: Socket, netns: String) -> Netlink {
