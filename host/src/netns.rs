@@ -205,14 +205,13 @@ impl Netns {
             }
         })
     }
-}
 
-impl Netns {
     /// Runs `f` on the calling thread inside this namespace, then returns
     /// the thread to the namespace it was in, also when `f` panics. No
-    /// thread is started: for short synchronous work (open a socket, write
-    /// a sysctl) where a thread's start would cost more than the work.
-    /// Threads `f` starts stay in this namespace.
+    /// thread is started: for synchronous work (open a socket, configure
+    /// addresses) where a thread's start would cost more than the work.
+    /// The thread must run nothing else meanwhile; threads `f` starts stay
+    /// in this namespace.
     ///
     /// # Panics / aborts
     /// If the thread cannot return to its namespace the process aborts
@@ -223,7 +222,7 @@ impl Netns {
             return Ok(f());
         }
         self.enter_current_thread()?;
-        /// Returns the thread to `0` on drop.
+        /// Returns the thread to its namespace on drop.
         struct Back(Netns);
         impl Drop for Back {
             fn drop(&mut self) {

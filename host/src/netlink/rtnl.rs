@@ -77,38 +77,29 @@ impl Netlink {
     /// Route netlink in the network namespace of the calling thread (for a
     /// normal process: the host's).
     pub fn open() -> Result<Netlink> {
-        let label = "the current network namespace".to_owned();
-        match socket() {
-            Ok(s) => Ok(Netlink::with(s, label)),
-            Err(source) => Err(NetlinkError::Socket {
-                netns: label,
-                source,
-            }),
-        }
+        Netlink::opened(socket(), "the current network namespace".to_owned())
     }
 
     /// Route netlink inside `netns`: the calling thread enters the namespace,
     /// opens the socket and returns to its own namespace before this returns
     /// ([`Netns::run_here`]; the process aborts if it cannot return).
     pub fn open_in(netns: &Netns) -> Result<Netlink> {
-        let label = format!("network namespace {}", netns.path().display());
-        match netns.run_here(socket) {
-            Ok(Ok(s)) => Ok(Netlink::with(s, label)),
-            Ok(Err(source)) => Err(NetlinkError::Socket {
-                netns: label,
-                source,
-            }),
-            Err(e) => Err(NetlinkError::Socket {
-                netns: label,
-                source: std::io::Error::other(e.to_string()),
-            }),
-        }
+        let made = netns
+            .run_here(socket)
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        Netlink::opened(
+            made,
+            format!("network namespace {}", netns.path().display()),
+        )
     }
 
-    fn with(socket: Socket, netns: String) -> Netlink {
-        Netlink {
-            conn: Arc::new(Mutex::new(Conn { socket, seq: 0 })),
-            netns,
+    fn opened(made: std::io::Result<Socket>, netns: String) -> Result<Netlink> {
+        match made {
+            Ok(socket) => Ok(Netlink {
+                conn: Arc::new(Mutex::new(Conn { socket, seq: 0 })),
+                netns,
+            }),
+            Err(source) => Err(NetlinkError::Socket { netns, source }),
         }
     }
 
