@@ -76,7 +76,7 @@ pub(crate) fn read_link_name(path: &Path) -> Result<Option<String>> {
 }
 
 /// Parses `0x8086` or `8086` as hex.
-pub(crate) fn parse_hex_u32(s: &str) -> Option<u32> {
+pub fn parse_hex_u32(s: &str) -> Option<u32> {
     let s = s.trim();
     let s = s
         .strip_prefix("0x")
@@ -86,7 +86,7 @@ pub(crate) fn parse_hex_u32(s: &str) -> Option<u32> {
 }
 
 /// Parses a 16-bit hex id (`0x8086` or `8086`).
-pub(crate) fn parse_hex_u16(s: &str) -> Option<u16> {
+pub fn parse_hex_u16(s: &str) -> Option<u16> {
     parse_hex_u32(s).and_then(|v| u16::try_from(v).ok())
 }
 
@@ -107,42 +107,23 @@ pub(crate) struct Dir {
     listed: std::cell::Cell<bool>,
 }
 
-fn cstr(name: &str) -> io::Result<std::ffi::CString> {
-    std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-}
+const DIR_FLAGS: nix::fcntl::OFlag = nix::fcntl::OFlag::O_RDONLY
+    .union(nix::fcntl::OFlag::O_DIRECTORY)
+    .union(nix::fcntl::OFlag::O_CLOEXEC);
 
 impl Dir {
     /// Opens a directory (following symlinks).
     pub(crate) fn open(path: &Path) -> io::Result<Dir> {
-        use std::os::unix::ffi::OsStrExt;
-        let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        // SAFETY: `c` is a valid NUL-terminated string; the returned fd is
-        // owned by the OwnedFd below.
-        let fd = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        Self::from_raw(fd, path.to_path_buf())
+        let fd = nix::fcntl::open(path, DIR_FLAGS, nix::sys::stat::Mode::empty())?;
+        Ok(Self::from_fd(fd, path.to_path_buf()))
     }
 
-    fn from_raw(fd: libc::c_int, path: PathBuf) -> io::Result<Dir> {
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just returned by open/openat and is not shared.
-        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        Ok(Dir {
+    fn from_fd(fd: std::os::fd::OwnedFd, path: PathBuf) -> Dir {
+        Dir {
             fd,
             path,
             listed: std::cell::Cell::new(false),
-        })
-    }
-
-    fn raw(&self) -> libc::c_int {
-        std::os::fd::AsRawFd::as_raw_fd(&self.fd)
+        }
     }
 
     /// `path/name`, for messages.
@@ -152,29 +133,19 @@ impl Dir {
 
     /// Opens a subdirectory.
     pub(crate) fn sub(&self, name: &str) -> io::Result<Dir> {
-        let c = cstr(name)?;
-        // SAFETY: valid dirfd and NUL-terminated name.
-        let fd = unsafe {
-            libc::openat(
-                self.raw(),
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        Self::from_raw(fd, self.path.join(name))
+        let fd = nix::fcntl::openat(&self.fd, name, DIR_FLAGS, nix::sys::stat::Mode::empty())?;
+        Ok(Self::from_fd(fd, self.path.join(name)))
     }
 
     /// Reads an attribute, trimmed (see [`read_trimmed`]).
     pub(crate) fn read_raw(&self, name: &str) -> io::Result<String> {
-        let c = cstr(name)?;
-        // SAFETY: valid dirfd and NUL-terminated name.
-        let fd = unsafe { libc::openat(self.raw(), c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just returned by openat and is not shared.
-        let mut f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        read_all_trimmed(&mut f)
+        let fd = nix::fcntl::openat(
+            &self.fd,
+            name,
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        read_all_trimmed(&mut File::from(fd))
     }
 
     /// An optional attribute (see [`read_opt`]).
@@ -210,25 +181,17 @@ impl Dir {
     /// The last component of a symlink's target; `None` when there is no
     /// such link.
     pub(crate) fn link_name(&self, name: &str) -> Result<Option<String>> {
-        let c = cstr(name).map_err(|source| Error::Read {
-            path: self.child_path(name),
-            source,
-        })?;
-        let mut buf = [0u8; 1024];
-        // SAFETY: valid dirfd, NUL-terminated name, buffer of the given size.
-        let n =
-            unsafe { libc::readlinkat(self.raw(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::NotFound {
-                return Ok(None);
+        let target = match nix::fcntl::readlinkat(&self.fd, name) {
+            Ok(t) => t,
+            Err(nix::errno::Errno::ENOENT) => return Ok(None),
+            Err(e) => {
+                return Err(Error::Read {
+                    path: self.child_path(name),
+                    source: e.into(),
+                });
             }
-            return Err(Error::Read {
-                path: self.child_path(name),
-                source: e,
-            });
-        }
-        let target = &buf[..n as usize];
+        };
+        let target = std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str());
         let last = target.rsplit(|b| *b == b'/').next().unwrap_or(target);
         Ok(std::str::from_utf8(last).ok().map(str::to_string))
     }
@@ -237,22 +200,24 @@ impl Dir {
     /// with `getdents64` on the directory's own fd.
     pub(crate) fn names(&self) -> Result<Vec<String>> {
         if self.listed.replace(true) {
-            // SAFETY: valid fd; rewinds the directory stream.
-            if unsafe { libc::lseek(self.raw(), 0, libc::SEEK_SET) } < 0 {
+            // Rewinds the directory stream.
+            if let Err(e) = nix::unistd::lseek(&self.fd, 0, nix::unistd::Whence::SeekSet) {
                 return Err(Error::Read {
                     path: self.path.clone(),
-                    source: io::Error::last_os_error(),
+                    source: e.into(),
                 });
             }
         }
         let mut buf = vec![0u64; 1024]; // 8 KiB, 8-byte aligned
         let mut out = Vec::new();
         loop {
+            // No safe wrapper reads a directory fd's entries in place (nix's
+            // Dir goes through libc's readdir and its own buffer).
             // SAFETY: valid fd; the buffer is writable for its whole length.
             let n = unsafe {
                 libc::syscall(
                     libc::SYS_getdents64,
-                    self.raw(),
+                    std::os::fd::AsRawFd::as_raw_fd(&self.fd),
                     buf.as_mut_ptr(),
                     buf.len() * 8,
                 )
@@ -269,23 +234,7 @@ impl Dir {
             // SAFETY: the kernel wrote `n` bytes of the buffer.
             let bytes =
                 unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n as usize) };
-            let mut off = 0usize;
-            // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
-            while off + 19 <= bytes.len() {
-                let reclen = u16::from_ne_bytes([bytes[off + 16], bytes[off + 17]]) as usize;
-                if reclen == 0 || off + reclen > bytes.len() {
-                    break;
-                }
-                let name = &bytes[off + 19..off + reclen];
-                let name = &name[..name.iter().position(|b| *b == 0).unwrap_or(name.len())];
-                if name != b"."
-                    && name != b".."
-                    && let Ok(s) = std::str::from_utf8(name)
-                {
-                    out.push(s.to_string());
-                }
-                off += reclen;
-            }
+            parse_dirents(bytes, &mut out);
         }
         out.sort();
         Ok(out)
@@ -318,12 +267,58 @@ fn read_all_trimmed(f: &mut File) -> io::Result<String> {
             break;
         }
     }
-    Ok(String::from_utf8_lossy(&out).trim().to_string())
+    Ok(attribute_text(&out))
+}
+
+/// An attribute's bytes as text: invalid UTF-8 replaced, surrounding
+/// whitespace trimmed.
+pub fn attribute_text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).trim().to_string()
+}
+
+/// Appends the entry names (without `.` and `..`) of a `getdents64` buffer
+/// to `out`. A record shorter than its header or running past the buffer
+/// ends the parse.
+pub fn parse_dirents(bytes: &[u8], out: &mut Vec<String>) {
+    // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
+    const HEADER: usize = 19;
+    let mut off = 0usize;
+    while off + HEADER <= bytes.len() {
+        let reclen = u16::from_ne_bytes([bytes[off + 16], bytes[off + 17]]) as usize;
+        if reclen < HEADER || off + reclen > bytes.len() {
+            break;
+        }
+        let name = &bytes[off + HEADER..off + reclen];
+        let name = &name[..name.iter().position(|b| *b == 0).unwrap_or(name.len())];
+        if name != b"."
+            && name != b".."
+            && let Ok(s) = std::str::from_utf8(name)
+        {
+            out.push(s.to_string());
+        }
+        off += reclen;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record whose length is shorter than the dirent header (found while
+    /// writing the `sysfs_attr` fuzz target) ends the parse instead of
+    /// panicking on a reversed slice.
+    #[test]
+    fn dirent_record_shorter_than_its_header_ends_the_parse() {
+        let mut rec = vec![0u8; 24];
+        rec[16..18].copy_from_slice(&24u16.to_ne_bytes());
+        rec[19..22].copy_from_slice(b"eth");
+        let mut short = vec![0u8; 24];
+        short[16..18].copy_from_slice(&5u16.to_ne_bytes());
+        rec.extend_from_slice(&short);
+        let mut out = Vec::new();
+        parse_dirents(&rec, &mut out);
+        assert_eq!(out, ["eth"]);
+    }
 
     #[test]
     fn hex_ids_parse_with_and_without_prefix() {

@@ -266,3 +266,150 @@ fn run_here_runs_in_the_namespace_on_this_thread_and_comes_back_even_after_a_pan
         "left in the namespace by a panic"
     );
 }
+
+#[test]
+fn addresses_and_routes_on_the_link_socket_as_ip_shows_them() {
+    if !lanes::require("addresses_and_routes", &[Lane::Netns]) {
+        return;
+    }
+    use sriov_host::netlink::Route;
+    let ns = NamedNetns::create(&ns_name("addr")).unwrap();
+    let nl = Netlink::open_in(ns.netns()).unwrap();
+    let pid = std::process::id();
+    let (a, b) = (format!("nla{pid}a"), format!("nla{pid}b"));
+    nl.add_veth(&a, &b).unwrap();
+    let index = nl.link(a.as_str().into()).unwrap().index;
+    nl.set_up(index.into(), true).unwrap();
+    nl.set_up(b.as_str().into(), true).unwrap();
+
+    let v4: std::net::IpAddr = "10.77.0.5".parse().unwrap();
+    let v6: std::net::IpAddr = "fd77::5".parse().unwrap();
+    nl.add_address(index, v4, 24).unwrap();
+    // Replace semantics: adding it again is not EEXIST (a retried ADD).
+    nl.add_address(index, v4, 24).unwrap();
+    nl.add_address(index, v6, 64).unwrap();
+    let got = nl.addresses(index).unwrap();
+    let find = |ip| got.iter().find(|x| x.addr == ip).copied();
+    assert_eq!(find(v4).map(|x| x.prefix), Some(24), "{got:?}");
+    assert_eq!(find(v6).map(|x| x.prefix), Some(64), "{got:?}");
+    assert!(!find(v4).unwrap().tentative);
+
+    nl.add_route(&Route {
+        dst: "10.88.0.0".parse().unwrap(),
+        prefix: 16,
+        gateway: Some("10.77.0.1".parse().unwrap()),
+        oif: index,
+    })
+    .unwrap();
+    nl.add_route(&Route {
+        dst: "0.0.0.0".parse().unwrap(),
+        prefix: 0,
+        gateway: Some("10.77.0.1".parse().unwrap()),
+        oif: index,
+    })
+    .unwrap();
+    let shown = std::process::Command::new("ip")
+        .args(["-n", ns.name(), "-4", "route", "show", "dev", &a])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("default via 10.77.0.1"), "{shown}");
+    assert!(shown.contains("10.88.0.0/16 via 10.77.0.1"), "{shown}");
+
+    // A gateway outside every connected network: the kernel's ENETUNREACH,
+    // with what to check.
+    let e = nl
+        .add_route(&Route {
+            dst: "10.99.0.0".parse().unwrap(),
+            prefix: 16,
+            gateway: Some("192.0.2.1".parse().unwrap()),
+            oif: index,
+        })
+        .unwrap_err();
+    assert_eq!(e.errno(), Some(Errno::ENETUNREACH), "{e}");
+    assert!(e.to_string().contains("check the IPAM routes"), "{e}");
+    // A link with no such index.
+    assert!(nl.addresses(999_999).unwrap().is_empty());
+}
+
+/// A link carrying the VF's host name as an altname loses it; asking again
+/// is not an error, nor is the name of another link.
+#[test]
+fn del_alt_name_on_the_kernel() {
+    if !lanes::require("del_alt_name", &[Lane::Netns]) {
+        return;
+    }
+    let ns = NamedNetns::create(&ns_name("alt")).unwrap();
+    let nl = Netlink::open_in(ns.netns()).unwrap();
+    nl.add_veth("net1", "p1").unwrap();
+    let added = std::process::Command::new("ip")
+        .args(["-n", ns.name(), "link", "property", "add", "dev", "net1"])
+        .args(["altname", "ens1f0v1"])
+        .output()
+        .unwrap();
+    if !added.status.success() {
+        eprintln!(
+            "SKIP del_alt_name_on_the_kernel: no altnames on this kernel: {}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+        return;
+    }
+    assert!(nl.del_alt_name("net1", "ens1f0v1").unwrap());
+    let shown = std::process::Command::new("ip")
+        .args(["-n", ns.name(), "link", "show", "dev", "net1"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&shown.stdout).contains("altname"));
+    assert!(!nl.del_alt_name("net1", "ens1f0v1").unwrap());
+    assert!(!nl.del_alt_name("net1", "p1").unwrap());
+}
+
+/// One request moves a link into a namespace, renamed, with MAC, MTU and
+/// up set. A name taken in the target is EEXIST after the kernel already
+/// moved the link (it is there under its old name), which is why callers
+/// check the target first.
+#[test]
+fn move_link_moves_renames_and_configures_in_one_request() {
+    if !lanes::require("move_link", &[Lane::Netns]) {
+        return;
+    }
+    use sriov_host::netlink::MoveLink;
+    let home = NamedNetns::create(&ns_name("mvh")).unwrap();
+    let pod = NamedNetns::create(&ns_name("mvp")).unwrap();
+    let nl = Netlink::open_in(home.netns()).unwrap();
+    nl.add_veth("vfx", "vfy").unwrap();
+    let index = nl.link("vfx".into()).unwrap().index;
+    let pod_nl = Netlink::open_in(pod.netns()).unwrap();
+    let mac: MacAddr = "02:11:22:33:44:55".parse().unwrap();
+    nl.move_link(&MoveLink {
+        index,
+        to: pod.netns(),
+        name: "net1",
+        mac: Some(mac),
+        mtu: Some(1400),
+        up: true,
+    })
+    .unwrap();
+    let there = pod_nl.link("net1".into()).unwrap();
+    assert_eq!(there.mac, Some(mac));
+    assert_eq!(there.mtu, 1400);
+    assert!(there.admin_up);
+    assert!(nl.link("vfx".into()).is_err());
+
+    // Back as "vfy", the name of its peer at home.
+    let e = pod_nl
+        .move_link(&MoveLink {
+            index: there.index,
+            to: home.netns(),
+            name: "vfy",
+            mac: None,
+            mtu: None,
+            up: false,
+        })
+        .unwrap_err();
+    assert_eq!(e.errno(), Some(Errno::EEXIST), "{e}");
+    assert!(
+        nl.link("net1".into()).is_ok(),
+        "the kernel moves before it renames"
+    );
+}

@@ -195,3 +195,78 @@ fn links_move_between_namespace_views() {
         .unwrap();
     assert_eq!(renamed.netns.as_deref(), Some(pod_ns.path()));
 }
+
+#[test]
+fn move_link_in_one_request_and_back_home() {
+    use sriov_host::netlink::MoveLink;
+    let fake = RecordingLinkOps::new();
+    let idx = fake.add_link("ens1f0v3", Some(mac("02:00:00:00:00:33")));
+    // The fake keys namespace views by namespace id; without root the
+    // test's own namespace stands for the pod's, as above.
+    let pod_ns = Netns::current().unwrap();
+    fake.add_link("net1", None);
+    fake.set_netns("net1".into(), &pod_ns).unwrap();
+    let req = MoveLink {
+        index: idx,
+        to: &pod_ns,
+        name: "net1",
+        mac: Some(mac("02:00:00:00:99:01")),
+        mtu: Some(9000),
+        up: true,
+    };
+    // The name is taken in the target: EEXIST, and the fake moves nothing.
+    assert_eq!(
+        fake.move_link(&req).unwrap_err().errno(),
+        Some(Errno::EEXIST)
+    );
+    assert!(fake.link(idx.into()).is_ok());
+    // A multicast MAC is refused as the kernel refuses it.
+    let bad = MoveLink {
+        name: "net2",
+        mac: Some(mac("01:00:5e:00:00:01")),
+        ..req
+    };
+    assert_eq!(
+        fake.move_link(&bad).unwrap_err().errno(),
+        Some(Errno::EADDRNOTAVAIL)
+    );
+    fake.move_link(&MoveLink {
+        name: "net2",
+        ..req
+    })
+    .unwrap();
+    let pod = fake.in_netns(&pod_ns).unwrap();
+    let l = pod.link("net2".into()).unwrap();
+    assert_eq!(
+        (l.index, l.mac, l.mtu, l.admin_up),
+        (idx, Some(mac("02:00:00:00:99:01")), 9000, true)
+    );
+    assert!(fake.link(idx.into()).is_err());
+    assert!(fake.calls().contains(&Call::MoveLink {
+        index: idx,
+        netns: pod_ns.path().to_path_buf(),
+        name: "net2".into(),
+        mac: Some(mac("02:00:00:00:99:01")),
+        mtu: Some(9000),
+        up: true,
+    }));
+    // The fake has no altnames: the kernel's "none" answer.
+    assert!(!pod.del_alt_name("net2", "ens1f0v3").unwrap());
+
+    // A fake whose own view stands for a namespace: a move there (a CNI
+    // DEL moving the VF back to the host namespace it holds) lands in the
+    // fake's own view, renamed.
+    let host = RecordingLinkOps::new().with_home(&pod_ns);
+    let i2 = host.add_link("net1", None);
+    host.move_link(&MoveLink {
+        index: i2,
+        to: &pod_ns,
+        name: "ens1f0v7",
+        mac: None,
+        mtu: None,
+        up: false,
+    })
+    .unwrap();
+    assert_eq!(host.link(i2.into()).unwrap().name, "ens1f0v7");
+    assert_eq!(host.find("ens1f0v7").unwrap().netns, None);
+}

@@ -190,7 +190,7 @@ fn a_device_removed_mid_scan_is_skipped() {
     node.with(|t| t.unlink_vf("0000:3b:00.0", 0).unwrap());
     // A device whose directory exists but whose attributes are gone.
     let vf2 = node.dev_dir("0000:3b:02.2");
-    for f in ["vendor", "device", "class"] {
+    for f in ["uevent", "vendor", "device", "class"] {
         std::fs::remove_file(vf2.join(f)).unwrap();
     }
 

@@ -45,6 +45,25 @@ pub enum Op {
         /// The peer's name.
         peer: String,
     },
+    /// Removing an alternative name of a link.
+    DelAltName {
+        /// The altname.
+        alt: String,
+    },
+    /// Adding an address (`ADDR/PREFIX`) to a link.
+    AddAddress {
+        /// The address with its prefix length.
+        addr: String,
+    },
+    /// Listing a link's addresses.
+    ListAddresses,
+    /// Adding a route through a link.
+    AddRoute {
+        /// The destination with its prefix length.
+        dst: String,
+        /// The gateway.
+        gateway: Option<std::net::IpAddr>,
+    },
 }
 
 impl fmt::Display for Op {
@@ -62,6 +81,14 @@ impl fmt::Display for Op {
             Op::SetVf { what, args } => write!(f, "setting {what} ({args}) on PF"),
             Op::DeleteLink => write!(f, "deleting link"),
             Op::AddVeth { peer } => write!(f, "creating veth pair with peer {peer:?}: link"),
+            Op::DelAltName { alt } => write!(f, "removing altname {alt:?} of link"),
+            Op::AddAddress { addr } => write!(f, "adding address {addr} to link"),
+            Op::ListAddresses => write!(f, "listing addresses of link"),
+            Op::AddRoute { dst, gateway: None } => write!(f, "adding route {dst} on link"),
+            Op::AddRoute {
+                dst,
+                gateway: Some(g),
+            } => write!(f, "adding route {dst} via {g} on link"),
         }
     }
 }
@@ -85,6 +112,10 @@ fn hint(op: &Op, errno: Errno) -> &'static str {
         (Op::Rename { .. }, Errno::EEXIST) | (Op::SetNetns { .. }, Errno::EEXIST) => {
             ": a link with that name already exists in the target namespace"
         }
+        (Op::AddRoute { .. }, Errno::ENETUNREACH) => {
+            ": the gateway is not reachable through the link's addresses; check the IPAM routes and gateway"
+        }
+        (Op::AddAddress { .. }, Errno::EADDRNOTAVAIL) => ": IPv6 is disabled on the link",
         (_, Errno::ENODEV) => ": no such link",
         _ => "",
     }

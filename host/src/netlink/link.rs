@@ -161,3 +161,31 @@ mod tests {
         assert_eq!(LinkId::from(7u32).to_string(), "ifindex 7");
     }
 }
+
+/// One move of a link into another namespace with everything the target
+/// needs in one `RTM_NEWLINK` ([`LinkOps::move_link`](super::LinkOps::move_link)):
+/// `ip link set <index> netns FD name NAME [address MAC] [mtu MTU] up|down`.
+///
+/// The kernel (`do_setlink`) moves the device first (which closes it; when
+/// its current name is taken in the target it takes the new name during
+/// the move), then sets address and MTU, renames it in the target, and
+/// finally changes the flags. So the name never exists in the source, and
+/// never clashes in the target with the link's old name: what the Go
+/// sriov-cni does with a temporary namespace and three requests, in one.
+/// If the new name is taken in the target the request fails (EEXIST);
+/// callers check the target first.
+#[derive(Debug, Clone, Copy)]
+pub struct MoveLink<'a> {
+    /// The link's ifindex in the source namespace.
+    pub index: u32,
+    /// The target namespace.
+    pub to: &'a crate::netns::Netns,
+    /// The name in the target namespace.
+    pub name: &'a str,
+    /// A MAC to set.
+    pub mac: Option<MacAddr>,
+    /// An MTU to set.
+    pub mtu: Option<u32>,
+    /// Bring it up in the target (else it stays down: a move closes it).
+    pub up: bool,
+}

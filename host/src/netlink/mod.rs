@@ -10,12 +10,18 @@
 //! - [`RecordingLinkOps`] is an in-memory fake for other components' unit
 //!   tests: it records every call, holds links and VF state, and fails on
 //!   demand with a chosen errno.
+//! - [`Netlink::add_address`], [`Netlink::addresses`] and
+//!   [`Netlink::add_route`]: addresses and routes on the same socket.
+//! - [`devlink`]: `devlink dev info` over generic netlink (the DDP
+//!   package ice reports), on the same kind of socket.
 //! - [`message`] builds the request messages. The VF messages are
 //!   byte-identical to those of iproute2's `ip link set DEV vf N …` (checked
 //!   against captured fixtures in `host/tests/fixtures/`).
 //!
 //! See `docs/netlink.md`.
 
+mod addr;
+pub mod devlink;
 mod error;
 mod link;
 pub mod message;
@@ -25,8 +31,9 @@ mod vf;
 
 use std::sync::Arc;
 
+pub use addr::{Address, Route};
 pub use error::{NetlinkError, Op};
-pub use link::{Link, LinkId, MacAddr, ParseMacError};
+pub use link::{Link, LinkId, MacAddr, MoveLink, ParseMacError};
 pub use recording::{Call, Failure, FakeLink, Recorded, RecordingLinkOps};
 pub use rtnl::Netlink;
 pub use vf::{ParseVfError, VfInfo, VfLinkState, VfSetting, VfVlan, VlanProto};
@@ -90,6 +97,17 @@ pub trait LinkOps: Send + Sync + std::fmt::Debug {
 
     /// The same operations inside another network namespace.
     fn in_netns(&self, netns: &Netns) -> Result<Arc<dyn LinkOps>>;
+
+    /// Moves a link into another namespace, renamed there and with MAC,
+    /// MTU and up/down set, in one request ([`MoveLink`]).
+    fn move_link(&self, req: &MoveLink<'_>) -> Result<()>;
+
+    /// Removes the alternative name `alt` of link `dev` (`ip link property
+    /// del dev DEV altname ALT`). `Ok(true)` when it was there; `Ok(false)`
+    /// when the link has no such altname (ENOENT), the name is another
+    /// link's or the link's own (EINVAL), or the kernel predates altnames
+    /// (EOPNOTSUPP).
+    fn del_alt_name(&self, dev: &str, alt: &str) -> Result<bool>;
 
     /// `ip link set PF vf N mac MAC`.
     fn set_vf_mac(&self, pf: LinkId, vf: u32, mac: MacAddr) -> Result<()> {

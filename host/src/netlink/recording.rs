@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use nix::errno::Errno;
 
 use super::{
-    Link, LinkId, LinkOps, MacAddr, NetlinkError, Op, Result, VfInfo, VfSetting, validate_ifname,
-    validate_vf, vf_op,
+    Link, LinkId, LinkOps, MacAddr, MoveLink, NetlinkError, Op, Result, VfInfo, VfSetting,
+    validate_ifname, validate_vf, vf_op,
 };
 use crate::netns::{Netns, NetnsId};
 
@@ -73,6 +73,28 @@ pub enum Call {
     },
     /// [`LinkOps::in_netns`].
     InNetns(PathBuf),
+    /// [`LinkOps::move_link`].
+    MoveLink {
+        /// The link's ifindex.
+        index: u32,
+        /// Path of the target namespace.
+        netns: PathBuf,
+        /// The name in the target.
+        name: String,
+        /// The MAC set, if any.
+        mac: Option<MacAddr>,
+        /// The MTU set, if any.
+        mtu: Option<u32>,
+        /// Up in the target.
+        up: bool,
+    },
+    /// [`LinkOps::del_alt_name`].
+    DelAltName {
+        /// The link.
+        dev: String,
+        /// The altname.
+        alt: String,
+    },
 }
 
 /// A recorded call with the namespace view it was made on (`None` = the
@@ -149,6 +171,10 @@ pub struct FakeLink {
 
 #[derive(Debug, Default)]
 struct State {
+    /// The namespace the fake's own view stands for
+    /// ([`RecordingLinkOps::with_home`]): a move to it or a view of it is
+    /// the fake's own view, not another namespace.
+    home: Option<NetnsId>,
     links: Vec<FakeLink>,
     next_index: u32,
     calls: Vec<Recorded>,
@@ -186,8 +212,23 @@ impl RecordingLinkOps {
         fake
     }
 
+    /// The fake's own view stands for `home`: moving a link to `home`
+    /// brings it back to this view (as a CNI DEL moves a VF back to the
+    /// host namespace it holds open). [`new`](Self::new) treats every
+    /// namespace handed to it as another one.
+    pub fn with_home(self, home: &Netns) -> RecordingLinkOps {
+        self.lock().home = Some(home.id());
+        self
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The fake's id for `netns`: `None` for its home namespace.
+    fn target(st: &State, netns: &Netns) -> Option<NetnsId> {
+        let id = netns.id();
+        (st.home != Some(id)).then_some(id)
     }
 
     /// Adds a down link with MTU 1500 in this view's namespace; returns its
@@ -389,7 +430,7 @@ impl LinkOps for RecordingLinkOps {
         };
         let mut st = self.begin(call, &op, &id, None)?;
         let i = self.position(&st, &id, &op)?;
-        let target = Some(netns.id());
+        let target = Self::target(&st, netns);
         if st.links[i].netns_id == target {
             // The kernel treats a move to the same namespace as a no-op.
             return Ok(());
@@ -404,7 +445,7 @@ impl LinkOps for RecordingLinkOps {
         }
         let l = &mut st.links[i];
         l.netns_id = target;
-        l.netns = Some(netns.path().to_path_buf());
+        l.netns = target.map(|_| netns.path().to_path_buf());
         // The kernel closes a device when it changes namespace.
         l.link.admin_up = false;
         l.link.lower_up = false;
@@ -502,14 +543,83 @@ impl LinkOps for RecordingLinkOps {
     }
 
     fn in_netns(&self, netns: &Netns) -> Result<Arc<dyn LinkOps>> {
-        self.lock().calls.push(Recorded {
+        let mut st = self.lock();
+        st.calls.push(Recorded {
             netns: self.netns.clone(),
             call: Call::InNetns(netns.path().to_path_buf()),
         });
+        let target = Self::target(&st, netns);
         Ok(Arc::new(RecordingLinkOps {
             state: self.state.clone(),
-            netns_id: Some(netns.id()),
-            netns: Some(netns.path().to_path_buf()),
+            netns_id: target,
+            netns: target.map(|_| netns.path().to_path_buf()),
         }))
+    }
+
+    fn move_link(&self, req: &MoveLink<'_>) -> Result<()> {
+        let op = Op::SetNetns {
+            netns: req.to.path().to_path_buf(),
+        };
+        let id = LinkId::Index(req.index);
+        validate_ifname(&op, &id, req.name)?;
+        let call = Call::MoveLink {
+            index: req.index,
+            netns: req.to.path().to_path_buf(),
+            name: req.name.to_owned(),
+            mac: req.mac,
+            mtu: req.mtu,
+            up: req.up,
+        };
+        let mut st = self.begin(call, &op, &id, None)?;
+        let i = self.position(&st, &id, &op)?;
+        let target = Self::target(&st, req.to);
+        // As do_setlink: the new name must be free in the target (the
+        // link's own name there does not count when it is the one moving).
+        if st
+            .links
+            .iter()
+            .enumerate()
+            .any(|(j, l)| j != i && l.netns_id == target && l.link.name == req.name)
+        {
+            return Err(Self::kernel(&op, &id, None, Errno::EEXIST));
+        }
+        if let Some(mac) = req.mac
+            && (mac.0[0] & 1 == 1 || mac.is_zero())
+        {
+            return Err(Self::kernel(&op, &id, None, Errno::EADDRNOTAVAIL));
+        }
+        if let Some(mtu) = req.mtu
+            && !(68..=65535).contains(&mtu)
+        {
+            return Err(Self::kernel(&op, &id, None, Errno::EINVAL));
+        }
+        let l = &mut st.links[i];
+        l.netns_id = target;
+        l.netns = target.map(|_| req.to.path().to_path_buf());
+        l.link.name = req.name.to_owned();
+        if let Some(mac) = req.mac {
+            l.link.mac = Some(mac);
+        }
+        if let Some(mtu) = req.mtu {
+            l.link.mtu = mtu;
+        }
+        l.link.admin_up = req.up;
+        l.link.lower_up = req.up;
+        Ok(())
+    }
+
+    fn del_alt_name(&self, dev: &str, alt: &str) -> Result<bool> {
+        let op = Op::DelAltName {
+            alt: alt.to_owned(),
+        };
+        let id = LinkId::from(dev);
+        let call = Call::DelAltName {
+            dev: dev.to_owned(),
+            alt: alt.to_owned(),
+        };
+        let st = self.begin(call, &op, &id, None)?;
+        self.position(&st, &id, &op)?;
+        // The fake keeps no altnames: the kernel's ENOENT.
+        Ok(false)
     }
 }

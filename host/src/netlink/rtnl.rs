@@ -23,8 +23,8 @@ use rtnetlink::packet_route::link::LinkMessage;
 
 use super::message::{self, RouteMessage};
 use super::{
-    Link, LinkId, LinkOps, MacAddr, NetlinkError, Op, Result, VfInfo, VfSetting, validate_ifname,
-    validate_vf, vf_op,
+    Link, LinkId, LinkOps, MacAddr, MoveLink, NetlinkError, Op, Result, VfInfo, VfSetting,
+    validate_ifname, validate_vf, vf_op,
 };
 use crate::netns::Netns;
 
@@ -106,7 +106,12 @@ impl Netlink {
     /// Sends `req` and returns the kernel's answer: every message of the
     /// reply (for a dump, up to `NLMSG_DONE`; for an ACK request, the ACK
     /// or error).
-    fn exchange(&self, mut req: RouteMessage, op: &Op, link: &str) -> Result<Vec<RouteMessage>> {
+    pub(super) fn exchange(
+        &self,
+        mut req: RouteMessage,
+        op: &Op,
+        link: &str,
+    ) -> Result<Vec<RouteMessage>> {
         let io = |source: std::io::Error| {
             if matches!(
                 source.kind(),
@@ -342,5 +347,39 @@ impl LinkOps for Netlink {
 
     fn in_netns(&self, netns: &Netns) -> Result<Arc<dyn LinkOps>> {
         Ok(Arc::new(Netlink::open_in(netns)?))
+    }
+
+    fn move_link(&self, req: &MoveLink<'_>) -> Result<()> {
+        let op = Op::SetNetns {
+            netns: req.to.path().to_path_buf(),
+        };
+        validate_ifname(&op, &req.index.into(), req.name)?;
+        let msg = message::move_link(
+            req.index,
+            req.to.as_raw_fd(),
+            req.name,
+            req.mac,
+            req.mtu,
+            req.up,
+        );
+        self.ack(msg, &op, &req.index.to_string(), None)
+    }
+
+    fn del_alt_name(&self, dev: &str, alt: &str) -> Result<bool> {
+        let op = Op::DelAltName {
+            alt: alt.to_owned(),
+        };
+        match self.ack(message::del_alt_name(dev, alt), &op, dev, None) {
+            Ok(()) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.errno(),
+                    Some(Errno::ENOENT | Errno::EINVAL | Errno::EOPNOTSUPP)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
