@@ -227,6 +227,64 @@ pub fn catalog() -> &'static [NicModel] {
     })
 }
 
+/// A simulated GPU model (no SR-IOV; it only has to sit in the PCIe tree
+/// where a real one would, so topology code can pair NICs with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuModel {
+    /// The name used in node YAML: `h100`, `a100`.
+    pub name: &'static str,
+    pub description: &'static str,
+    pub vendor: u16,
+    pub device: u16,
+    pub subsystem_device: u16,
+    /// 24-bit class code: `0x030200`, a 3D controller.
+    pub class: u32,
+    /// The kernel driver bound at boot.
+    pub driver: &'static str,
+}
+
+/// Every GPU model the simulator knows: NVIDIA data-centre GPUs, which
+/// show as 3D controllers (class `0x030200`, vendor `10de`).
+pub fn gpu_catalog() -> &'static [GpuModel] {
+    const GPUS: &[GpuModel] = &[
+        GpuModel {
+            name: "h100",
+            description: "NVIDIA H100 SXM5 80GB (GH100)",
+            vendor: 0x10de,
+            device: 0x2330,
+            subsystem_device: 0x16c1,
+            class: 0x030200,
+            driver: "nvidia",
+        },
+        GpuModel {
+            name: "a100",
+            description: "NVIDIA A100 SXM4 40GB (GA100)",
+            vendor: 0x10de,
+            device: 0x20b0,
+            subsystem_device: 0x134f,
+            class: 0x030200,
+            driver: "nvidia",
+        },
+    ];
+    GPUS
+}
+
+/// A GPU model by its YAML name (`h100`, `a100`).
+pub fn gpu_model(name: &str) -> Option<&'static GpuModel> {
+    gpu_catalog().iter().find(|m| m.name == name)
+}
+
+/// PCI ids of the PCIe switch ports the simulator lays out (Broadcom/PLX
+/// PEX 8747, as on many GPU baseboards): vendor, device.
+pub const SWITCH_PORT_IDS: (u16, u16) = (0x10b5, 0x8747);
+
+/// PCI ids of the root ports the simulator lays out when a node declares
+/// switches or GPUs (Intel Sapphire Rapids PCIe root port): vendor, device.
+pub const ROOT_PORT_IDS: (u16, u16) = (0x8086, 0x352a);
+
+/// Class code of a PCI-to-PCI bridge (root ports and switch ports).
+pub const CLASS_BRIDGE: u32 = 0x060400;
+
 /// A model by its YAML name (`e810`, `x710`, `82576`, `cx6dx`, `virtio`).
 pub fn model(name: &str) -> Option<&'static NicModel> {
     catalog().iter().find(|m| m.name == name)
@@ -324,6 +382,15 @@ mod tests {
         assert!(!NicModel::driver_handles("ice", 0x8086, 0x1889));
         assert!(NicModel::driver_handles("mlx5_core", 0x15b3, 0x101e));
         assert!(!NicModel::driver_handles("vfio-pci", 0x8086, 0x1889));
+    }
+
+    #[test]
+    fn gpus_are_nvidia_3d_controllers() {
+        for g in gpu_catalog() {
+            assert_eq!((g.vendor, g.class), (0x10de, 0x030200), "{}", g.name);
+        }
+        assert_eq!(gpu_model("h100").unwrap().device, 0x2330);
+        assert!(gpu_model("e810").is_none());
     }
 
     #[test]

@@ -294,7 +294,7 @@ impl Filesystem for SubtreeFs {
             let Some(path) = fs.path_of(ino) else {
                 return reply.error(Errno::ENOENT);
             };
-            let delay = st.kernel.write_delay(&path);
+            let delay = st.kernel.write_delay(&path, &String::from_utf8_lossy(data));
             (path, delay)
         };
         if let Some(d) = delay {

@@ -270,6 +270,13 @@ impl<S: TreeSink> SimKernel<S> {
                 drivers.push(d);
             }
         }
+        for g in &k.spec.gpus {
+            if let Some(m) = crate::catalog::gpu_model(&g.model) {
+                drivers.push(m.driver);
+            }
+        }
+        drivers.sort_unstable();
+        drivers.dedup();
         for d in drivers {
             k.tree.add_driver(d)?;
             k.drivers.insert(d.to_string());
@@ -277,6 +284,7 @@ impl<S: TreeSink> SimKernel<S> {
         // vfio-pci is loaded: the container device exists.
         k.tree.sink().mkdir_all("dev/vfio")?;
         k.tree.sink().write_file("dev/vfio/vfio", "", true)?;
+        k.add_bridges_and_gpus()?;
         let pfs = k.spec.pfs.clone();
         for (i, pf) in pfs.iter().enumerate() {
             k.add_pf(i, pf)?;
@@ -338,18 +346,37 @@ impl<S: TreeSink> SimKernel<S> {
         }
     }
 
-    /// How long a write to `path` must wait before it is applied (fault
-    /// injection `numvfs_delay_ms`).
-    pub fn write_delay(&self, path: &str) -> Option<Duration> {
+    /// How long a write of `data` to `path` must wait before it is applied
+    /// (fault injection `numvfs_delay_ms` and `write_delay_ms`).
+    pub fn write_delay(&self, path: &str, data: &str) -> Option<Duration> {
         let (dir, attr) = path.rsplit_once('/')?;
-        if attr != "sriov_numvfs" {
-            return None;
-        }
-        let f = self.funcs.get(self.dir_to_addr.get(dir)?)?;
-        let Kind::Pf { spec, .. } = f.kind else {
+        // The function the write is about: the attribute's own function,
+        // a netdev's function, or the address written to a driver file.
+        let addr = if let Some(a) = self.dir_to_addr.get(dir) {
+            a.clone()
+        } else if attr == "mtu"
+            && let Some(a) = self.netdev_dirs.get(dir)
+        {
+            a.clone()
+        } else if matches!(attr, "bind" | "unbind" | "drivers_probe") {
+            chomp(data).to_string()
+        } else {
             return None;
         };
-        let ms = self.spec.pfs[spec].faults.numvfs_delay_ms;
+        let f = self.funcs.get(&addr)?;
+        let pf = match &f.kind {
+            Kind::Pf { .. } => f,
+            Kind::Vf { pf, .. } => self.funcs.get(pf)?,
+        };
+        let Kind::Pf { spec, .. } = pf.kind else {
+            return None;
+        };
+        let faults = &self.spec.pfs[spec].faults;
+        let ms = match faults.write_delay_ms.get(attr) {
+            Some(ms) => *ms,
+            None if attr == "sriov_numvfs" && std::ptr::eq(f, pf) => faults.numvfs_delay_ms,
+            None => 0,
+        };
         (ms > 0).then(|| Duration::from_millis(ms))
     }
 
@@ -535,6 +562,13 @@ impl<S: TreeSink> SimKernel<S> {
                         format!("device {addr} is already bound to {cur}"),
                     ));
                 }
+                if self.bind_fault(driver, addr) {
+                    return Err(err(
+                        libc::EIO,
+                        path,
+                        format!("injected fault: {driver} probe of {addr} failed"),
+                    ));
+                }
                 if !Self::probe_succeeds(driver, f) {
                     return Err(err(
                         libc::ENODEV,
@@ -649,6 +683,30 @@ impl<S: TreeSink> SimKernel<S> {
         driver == VFIO_PCI || NicModel::driver_handles(driver, f.vendor, f.device)
     }
 
+    /// Whether binding the VF `addr` to `driver` fails by injection
+    /// (`faults.bind_fail` of its PF).
+    fn bind_fault(&self, driver: &str, addr: &str) -> bool {
+        let Some(Func {
+            kind: Kind::Vf { pf, .. },
+            ..
+        }) = self.funcs.get(addr)
+        else {
+            return false;
+        };
+        let Some(Func {
+            kind: Kind::Pf { spec, .. },
+            ..
+        }) = self.funcs.get(pf)
+        else {
+            return false;
+        };
+        self.spec.pfs[*spec]
+            .faults
+            .bind_fail
+            .iter()
+            .any(|d| d == driver)
+    }
+
     /// Binds an unbound device to the first registered driver that matches
     /// it (driver_override first), as the bus's probe does. Nothing matching
     /// is not an error.
@@ -657,7 +715,9 @@ impl<S: TreeSink> SimKernel<S> {
         let found = self
             .drivers
             .iter()
-            .find(|d| self.driver_matches(d, f) && Self::probe_succeeds(d, f))
+            .find(|d| {
+                self.driver_matches(d, f) && Self::probe_succeeds(d, f) && !self.bind_fault(d, addr)
+            })
             .cloned();
         if let Some(d) = found {
             self.attach(addr, &d)?;
@@ -729,6 +789,40 @@ impl<S: TreeSink> SimKernel<S> {
         v
     }
 
+    /// Lays out the root ports and switch ports the node names (PCI
+    /// bridges) and its GPUs, bound to their driver. The kernel's own
+    /// tables do not track them: they only give PFs and VFs a place in the
+    /// PCIe tree.
+    fn add_bridges_and_gpus(&mut self) -> io::Result<()> {
+        use crate::catalog::{CLASS_BRIDGE, ROOT_PORT_IDS, SWITCH_PORT_IDS};
+        for (address, parent, numa, switch_port) in self.spec.bridges() {
+            let (vendor, device) = if switch_port {
+                SWITCH_PORT_IDS
+            } else {
+                ROOT_PORT_IDS
+            };
+            let mut pci = PciFunction::ethernet(&address, vendor, device);
+            pci.class = CLASS_BRIDGE;
+            pci.parent = parent;
+            pci.numa_node = numa;
+            self.tree.add_function(&pci)?;
+        }
+        for g in self.spec.gpus.clone() {
+            let m = crate::catalog::gpu_model(&g.model).expect("validated");
+            let mut pci = PciFunction::ethernet(&g.address, m.vendor, m.device);
+            pci.class = m.class;
+            pci.subsystem_device = m.subsystem_device;
+            pci.numa_node = g.numa;
+            pci.iommu_group = self.spec.iommu.then(|| self.alloc_group());
+            if let Some(b) = &g.behind {
+                pci.parent = self.spec.bridge_dir(b).expect("validated");
+            }
+            self.tree.add_function(&pci)?;
+            self.tree.bind(&g.address, m.driver)?;
+        }
+        Ok(())
+    }
+
     fn add_pf(&mut self, spec_idx: usize, pf: &PfSpec) -> io::Result<()> {
         let m = pf.nic();
         let group = self.spec.iommu.then(|| self.alloc_group());
@@ -736,7 +830,9 @@ impl<S: TreeSink> SimKernel<S> {
         pci.subsystem_device = m.subsystem_device;
         pci.numa_node = pf.numa;
         pci.iommu_group = group;
-        if pf.address[5..7] == *"00" {
+        if let Some(b) = &pf.behind {
+            pci.parent = self.spec.bridge_dir(b).expect("validated");
+        } else if pf.address[5..7] == *"00" {
             // A root-complex integrated device sits right under the host bridge.
             pci.parent = format!("pci{}:00", &pf.address[..4]);
         }
@@ -1570,6 +1666,120 @@ mod tests {
         assert_eq!(groups, 6 + 4 + 2);
     }
 
+    #[test]
+    fn gpu_static_tree_places_functions_behind_switches() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_static_tree(tmp.path(), &NodeSpec::gpu()).unwrap();
+        let sys = tmp.path().join("sys");
+        let target = |a: &str| {
+            std::fs::read_link(sys.join("bus/pci/devices").join(a))
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        };
+        assert_eq!(
+            target("0000:19:00.0"),
+            "../../../devices/pci0000:16/0000:16:01.0/0000:17:00.0/0000:18:00.0/0000:19:00.0"
+        );
+        assert_eq!(
+            target("0000:1b:00.0"),
+            "../../../devices/pci0000:16/0000:16:01.0/0000:17:00.0/0000:18:02.0/0000:1b:00.0"
+        );
+        // VFs sit next to their PF, below the same switch.
+        let vf = std::fs::read_link(sys.join("bus/pci/devices/0000:1b:00.0/virtfn0")).unwrap();
+        assert_eq!(vf.to_string_lossy(), "../0000:1b:00.2");
+        assert!(target("0000:1b:00.2").contains("/0000:18:02.0/0000:1b:00.2"));
+        assert_eq!(
+            target("0000:1c:00.0"),
+            "../../../devices/pci0000:16/0000:16:02.0/0000:1c:00.0"
+        );
+        assert_eq!(
+            target("0000:31:00.0"),
+            "../../../devices/pci0000:30/0000:30:00.0/0000:31:00.0"
+        );
+        let gpu = sys.join("bus/pci/devices/0000:9a:00.0");
+        assert_eq!(
+            std::fs::read_to_string(gpu.join("class")).unwrap(),
+            "0x030200\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(gpu.join("vendor")).unwrap(),
+            "0x10de\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(gpu.join("numa_node")).unwrap(),
+            "1\n"
+        );
+        assert!(
+            std::fs::read_link(gpu.join("driver"))
+                .unwrap()
+                .ends_with("nvidia")
+        );
+        let port = sys.join("bus/pci/devices/0000:98:00.0");
+        assert_eq!(
+            std::fs::read_to_string(port.join("class")).unwrap(),
+            "0x060400\n"
+        );
+        let root_port = sys.join("bus/pci/devices/0000:16:01.0");
+        assert_eq!(
+            std::fs::read_to_string(root_port.join("class")).unwrap(),
+            "0x060400\n"
+        );
+    }
+
+    #[test]
+    fn topology_validation() {
+        let mut spec = NodeSpec::gpu();
+        spec.gpus[0].model = "v100x".into();
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("unknown model")
+        );
+        let mut spec = NodeSpec::gpu();
+        spec.gpus[0].address = "0000:1b:00.0".into();
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("appears twice")
+        );
+        let mut spec = NodeSpec::gpu();
+        spec.pfs[0].behind = Some("0000:17:00.0".into());
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("upstream port")
+        );
+        let mut spec = NodeSpec::gpu();
+        spec.switches[0].behind = "0000:18:00.0".into();
+        assert!(spec.validate().unwrap_err().to_string().contains("cycle"));
+        let mut spec = NodeSpec::gpu();
+        spec.pfs[1].behind = Some("0000:19:00.0".into());
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("not a bridge")
+        );
+        let yaml = r#"
+name: tiny
+pfs:
+  - {model: e810, address: "0000:03:00.0", ifname: ens1f0, vfs: 2, behind: "0000:02:01.0"}
+switches:
+  - {behind: "0000:00:01.0", upstream: "0000:01:00.0", downstream: ["0000:02:00.0", "0000:02:01.0"]}
+gpus:
+  - {model: a100, address: "0000:04:00.0", behind: "0000:02:00.0"}
+"#;
+        let spec = NodeSpec::from_yaml(yaml, "test").unwrap();
+        assert_eq!(
+            spec.bridge_dir("0000:02:01.0").unwrap(),
+            "pci0000:00/0000:00:01.0/0000:01:00.0/0000:02:01.0"
+        );
+    }
+
     /// The kernel semantics without FUSE (runs without root).
     #[test]
     fn sfs_and_vdpa_devices_follow_their_drivers() {
@@ -1691,6 +1901,97 @@ mod tests {
         k.store("sys/bus/pci/drivers/ice/unbind", "0000:3b:00.1")
             .unwrap();
         assert_eq!(errno(k.store(&numvfs, "1")), libc::ENOENT);
+    }
+
+    /// `write_delay_ms` delays the writes named, about the PF or its VFs
+    /// only; `numvfs_delay_ms` stays a PF `sriov_numvfs` delay.
+    #[test]
+    fn write_delays_apply_to_the_pf_and_its_vfs() {
+        use crate::memfs::MemFs;
+        let mut spec = NodeSpec::mixed();
+        let faults = &mut spec
+            .pfs
+            .iter_mut()
+            .find(|p| p.address == "0000:3b:00.1")
+            .unwrap()
+            .faults;
+        faults.numvfs_delay_ms = 7;
+        faults.write_delay_ms = [("mtu", 5), ("drivers_probe", 9), ("unbind", 3)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let mut k = SimKernel::boot(MemFs::new(), spec, None).unwrap();
+        let pf = k.funcs["0000:3b:00.1"].dir.clone();
+        k.store(&format!("{pf}/sriov_numvfs"), "2").unwrap();
+        let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
+        assert_eq!(
+            ms(k.write_delay(&format!("{pf}/sriov_numvfs"), "0")),
+            Some(7)
+        );
+        let vf = &k.funcs["0000:3b:12.0"];
+        let vf_net = vf.netdev.as_ref().unwrap().dir.clone();
+        let vf_dir = vf.dir.clone();
+        let pf_net = k.funcs["0000:3b:00.1"].netdev.as_ref().unwrap().dir.clone();
+        assert_eq!(ms(k.write_delay(&format!("{pf_net}/mtu"), "9000")), Some(5));
+        assert_eq!(ms(k.write_delay(&format!("{vf_net}/mtu"), "9000")), Some(5));
+        assert_eq!(
+            ms(k.write_delay("sys/bus/pci/drivers_probe", "0000:3b:12.0\n")),
+            Some(9)
+        );
+        assert_eq!(
+            ms(k.write_delay("sys/bus/pci/drivers/iavf/unbind", "0000:3b:12.0")),
+            Some(3)
+        );
+        // Not listed, or about another PF: no delay.
+        assert_eq!(
+            ms(k.write_delay(&format!("{vf_dir}/driver_override"), "x")),
+            None
+        );
+        assert_eq!(
+            ms(k.write_delay("sys/bus/pci/drivers_probe", "0000:3b:00.0")),
+            None
+        );
+        assert_eq!(ms(k.write_delay("sys/bus/pci/drivers_probe", "junk")), None);
+    }
+
+    /// Every PCI function has the kernel's `uevent` file: `DRIVER=` while
+    /// bound, then `pci_uevent`'s variables; it follows binds.
+    #[test]
+    fn pci_uevent_files_follow_the_driver() {
+        use crate::memfs::MemFs;
+        let tmp = tempfile::tempdir().unwrap();
+        write_static_tree(tmp.path(), &NodeSpec::mixed()).unwrap();
+        let pf =
+            std::fs::read_to_string(tmp.path().join("sys/bus/pci/devices/0000:3b:00.0/uevent"))
+                .unwrap();
+        assert_eq!(
+            pf,
+            "DRIVER=ice\nPCI_CLASS=20000\nPCI_ID=8086:159B\nPCI_SUBSYS_ID=8086:0003\n\
+             PCI_SLOT_NAME=0000:3b:00.0\n\
+             MODALIAS=pci:v00008086d0000159Bsv00008086sd00000003bc02sc00i00\n"
+        );
+        let mut k = SimKernel::boot(MemFs::new(), NodeSpec::mixed(), None).unwrap();
+        let pf = k.funcs["0000:3b:00.1"].dir.clone();
+        k.store(&format!("{pf}/sriov_numvfs"), "1").unwrap();
+        let vf = k.funcs["0000:3b:12.0"].dir.clone();
+        let read = |k: &mut SimKernel<MemFs>| {
+            let fs = k.sink();
+            let ino = fs.resolve(&format!("{vf}/uevent")).expect("VF uevent file");
+            match &fs.get(ino).unwrap().kind {
+                crate::memfs::NodeKind::File { content, .. } => content.clone(),
+                other => panic!("not a file: {other:?}"),
+            }
+        };
+        let bound = read(&mut k);
+        assert!(
+            bound.starts_with("DRIVER=iavf\nPCI_CLASS=20000\nPCI_ID=8086:1889\n"),
+            "{bound}"
+        );
+        k.store("sys/bus/pci/drivers/iavf/unbind", "0000:3b:12.0")
+            .unwrap();
+        let unbound = read(&mut k);
+        assert!(unbound.starts_with("PCI_CLASS=20000\n"), "{unbound}");
+        assert!(unbound.contains("PCI_SLOT_NAME=0000:3b:12.0\n"));
     }
 
     /// The YAML example in docs/simulator.md is a valid node.

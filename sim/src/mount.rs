@@ -130,6 +130,12 @@ impl SimNode {
     /// Boots `node` and mounts it; returns once the mount serves requests.
     pub fn start(node: impl IntoNodeSpec, opts: SimOptions) -> Result<SimNode, SimError> {
         let spec = node.into_node_spec()?;
+        // What a SIGKILLed simulator left behind: its FUSE mounts (now
+        // dead) and, with --veth, its veth pairs.
+        clean_stale_mounts();
+        if opts.veth {
+            crate::veth::delete_orphans();
+        }
         let (root, tmp) = match &opts.root {
             Some(r) => (r.clone(), None),
             None => {
@@ -315,6 +321,47 @@ fn unmount(path: &Path) {
             tracing::warn!(mount = %path.display(), error = %e, "cannot unmount");
         }
     }
+}
+
+/// Unmounts (lazily) every `sriov-sim` FUSE mount whose server is gone: a
+/// simulator killed with SIGKILL cannot unmount, and its mount points
+/// answer ENOTCONN from then on. Live mounts (of other simulators running
+/// now) answer and are left alone. Returns the paths unmounted.
+pub fn clean_stale_mounts() -> Vec<PathBuf> {
+    use nix::mount::{MntFlags, umount2};
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut out = Vec::new();
+    for line in info.lines() {
+        // ... mountpoint ... - fstype source options
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut r = right.split(' ');
+        let (fstype, source) = (r.next().unwrap_or(""), r.next().unwrap_or(""));
+        if fstype != "fuse.sriov-sim" && source != "sriov-sim" {
+            continue;
+        }
+        let Some(mp) = left.split(' ').nth(4).map(unescape_mountinfo) else {
+            continue;
+        };
+        let mp = PathBuf::from(mp);
+        let dead = matches!(
+            std::fs::metadata(&mp),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN)
+        );
+        if dead {
+            match umount2(&mp, MntFlags::MNT_DETACH) {
+                Ok(()) => {
+                    tracing::info!(mount = %mp.display(), "unmounted a dead sriov-sim mount");
+                    out.push(mp);
+                }
+                Err(e) => {
+                    tracing::warn!(mount = %mp.display(), error = %e, "cannot unmount a dead sriov-sim mount")
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Whether `path` is a mount point in this process's mount namespace

@@ -1,4 +1,4 @@
-//! A simulated node: its NICs, in YAML or by name (`mixed`, `scale:PFS:VFS`).
+//! A simulated node: its NICs, in YAML or by name (`mixed`, `gpu`, `scale:PFS:VFS`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,6 +23,47 @@ pub struct NodeSpec {
     pub first_iommu_group: u32,
     /// The node's network functions, SR-IOV or not.
     pub pfs: Vec<PfSpec>,
+    /// PCIe switches (laid out with their root ports as bridge functions).
+    #[serde(default)]
+    pub switches: Vec<SwitchSpec>,
+    /// GPUs (NVIDIA 3D controllers), for PCIe topology tests.
+    #[serde(default)]
+    pub gpus: Vec<GpuSpec>,
+}
+
+/// A PCIe switch: its upstream port and its downstream ports, all PCI
+/// bridges (`0x060400`, Broadcom/PLX ids), placed below `behind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchSpec {
+    /// The bridge above the switch: a root port (laid out under the host
+    /// bridge `pci<domain>:<bus of the port>`) or a downstream port of
+    /// another switch.
+    pub behind: String,
+    /// Address of the upstream port, `0000:17:00.0`.
+    pub upstream: String,
+    /// Addresses of the downstream ports, `0000:18:00.0`, ...
+    pub downstream: Vec<String>,
+    /// NUMA node of the ports, -1 for none. Default -1.
+    #[serde(default = "minus_one")]
+    pub numa: i32,
+}
+
+/// One GPU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuSpec {
+    /// GPU catalog model: `h100`, `a100`.
+    pub model: String,
+    /// PCI address, `0000:19:00.0`.
+    pub address: String,
+    /// NUMA node, -1 for none. Default -1.
+    #[serde(default = "minus_one")]
+    pub numa: i32,
+    /// The bridge it sits under (a switch's downstream port or a root
+    /// port); default the root port the address implies, as for a PF.
+    #[serde(default)]
+    pub behind: Option<String>,
 }
 
 /// One physical function.
@@ -73,6 +114,12 @@ pub struct PfSpec {
     /// `ddptool` reports it; see `docs/simulator.md`.
     #[serde(default)]
     pub ddp_profile: Option<String>,
+    /// The bridge the PF sits under: a downstream port of one of the
+    /// node's `switches`, or a root port. Default: the root port its
+    /// address implies (`pci<dom>:<bus-1>/<dom>:<bus-1>:00.0`), or the host
+    /// bridge for bus 00.
+    #[serde(default)]
+    pub behind: Option<String>,
 }
 
 /// Faults injected into a PF's `sriov_numvfs` writes.
@@ -90,6 +137,19 @@ pub struct Faults {
     /// many ms later.
     #[serde(default)]
     pub vfs_late_ms: u64,
+    /// Binding this PF's VFs to one of these drivers fails: a write of the
+    /// VF's address to `drivers/<driver>/bind` returns EIO (the driver's
+    /// probe() failed), and a probe (`drivers_probe`, autoprobe) leaves
+    /// the VF unbound.
+    #[serde(default)]
+    pub bind_fail: Vec<String>,
+    /// Writes that block this long (ms) before they are applied, by
+    /// attribute name: `sriov_numvfs`, `mtu` (the PF's or a VF's netdev),
+    /// `driver_override`, `bind`, `unbind`, `drivers_probe` (naming the PF
+    /// or one of its VFs). Tests use them to kill a process in the middle
+    /// of a step.
+    #[serde(default)]
+    pub write_delay_ms: BTreeMap<String, u64>,
 }
 
 fn default_name() -> String {
@@ -157,10 +217,13 @@ impl NodeSpec {
         Ok(spec)
     }
 
-    /// A named node (`mixed`, `scale:PFS:VFS`) or the YAML file at `arg`.
+    /// A named node (`mixed`, `gpu`, `scale:PFS:VFS`) or the YAML file at `arg`.
     pub fn resolve(arg: &str) -> Result<Self, NodeError> {
         if arg == "mixed" {
             return Ok(Self::mixed());
+        }
+        if arg == "gpu" {
+            return Ok(Self::gpu());
         }
         if let Some(rest) = arg.strip_prefix("scale:") {
             let (pfs, vfs) = rest
@@ -199,6 +262,7 @@ impl NodeSpec {
             sfs: 0,
             vdpa: BTreeMap::new(),
             ddp_profile: None,
+            behind: None,
         };
         NodeSpec {
             name: "mixed".into(),
@@ -212,6 +276,8 @@ impl NodeSpec {
                 pf("82576", "0000:d8:00.0", "ens4f0", 1, 0),
                 pf("virtio", "0000:00:03.0", "enp0s3", -1, 0),
             ],
+            switches: Vec::new(),
+            gpus: Vec::new(),
         }
     }
 
@@ -247,6 +313,7 @@ impl NodeSpec {
                     sfs: 0,
                     vdpa: BTreeMap::new(),
                     ddp_profile: None,
+                    behind: None,
                 }
             })
             .collect();
@@ -255,11 +322,294 @@ impl NodeSpec {
             iommu: true,
             first_iommu_group: 10,
             pfs,
+            switches: Vec::new(),
+            gpus: Vec::new(),
         })
+    }
+
+    /// `gpu`: a GPU server's PCIe tree, so every distance class can be
+    /// tested (see `docs/simulator.md`):
+    ///
+    /// - NUMA 0, root `pci0000:16`: root port `0000:16:01.0` → switch
+    ///   `0000:17:00.0` with H100s `0000:19:00.0`, `0000:1a:00.0` and a
+    ///   ConnectX-6 Dx `0000:1b:00.0` (`ens1f0np0`, 4 VFs) on its
+    ///   downstream ports; root port `0000:16:02.0` → E810 `0000:1c:00.0`
+    ///   (`ens2f0`, 4 VFs; same root as the GPUs, no switch).
+    /// - NUMA 0, root `pci0000:30`: E810 `0000:31:00.0` (`ens3f0`, 4 VFs).
+    /// - NUMA 1, root `pci0000:97`: root port `0000:97:01.0` → switch
+    ///   `0000:98:00.0` with H100 `0000:9a:00.0` and ConnectX-6 Dx
+    ///   `0000:9b:00.0` (`ens4f0np0`, 4 VFs).
+    /// - NUMA 1, root `pci0000:b0`: X710 `0000:b1:00.0` (`ens5f0`, 2 VFs).
+    /// - No NUMA, root `pci0000:d7`: 82576 `0000:d8:00.0` (`ens6f0`, 2 VFs).
+    pub fn gpu() -> Self {
+        let pf = |model: &str,
+                  address: &str,
+                  ifname: &str,
+                  numa: i32,
+                  vfs: u32,
+                  behind: Option<&str>| PfSpec {
+            model: model.into(),
+            address: address.into(),
+            ifname: ifname.into(),
+            numa,
+            vfs,
+            driver: None,
+            vf_drivers: BTreeMap::new(),
+            autoprobe: true,
+            mtu: 1500,
+            totalvfs: None,
+            faults: Faults::default(),
+            sfs: 0,
+            vdpa: BTreeMap::new(),
+            ddp_profile: None,
+            behind: behind.map(str::to_string),
+        };
+        let gpu = |address: &str, numa: i32, behind: &str| GpuSpec {
+            model: "h100".into(),
+            address: address.into(),
+            numa,
+            behind: Some(behind.into()),
+        };
+        let switch = |behind: &str, upstream: &str, downstream: &[&str], numa: i32| SwitchSpec {
+            behind: behind.into(),
+            upstream: upstream.into(),
+            downstream: downstream.iter().map(|d| d.to_string()).collect(),
+            numa,
+        };
+        NodeSpec {
+            name: "gpu".into(),
+            iommu: true,
+            first_iommu_group: 10,
+            pfs: vec![
+                pf(
+                    "cx6dx",
+                    "0000:1b:00.0",
+                    "ens1f0np0",
+                    0,
+                    4,
+                    Some("0000:18:02.0"),
+                ),
+                pf("e810", "0000:1c:00.0", "ens2f0", 0, 4, Some("0000:16:02.0")),
+                pf("e810", "0000:31:00.0", "ens3f0", 0, 4, None),
+                pf(
+                    "cx6dx",
+                    "0000:9b:00.0",
+                    "ens4f0np0",
+                    1,
+                    4,
+                    Some("0000:99:01.0"),
+                ),
+                pf("x710", "0000:b1:00.0", "ens5f0", 1, 2, None),
+                pf("82576", "0000:d8:00.0", "ens6f0", -1, 2, None),
+            ],
+            switches: vec![
+                switch(
+                    "0000:16:01.0",
+                    "0000:17:00.0",
+                    &["0000:18:00.0", "0000:18:01.0", "0000:18:02.0"],
+                    0,
+                ),
+                switch(
+                    "0000:97:01.0",
+                    "0000:98:00.0",
+                    &["0000:99:00.0", "0000:99:01.0"],
+                    1,
+                ),
+            ],
+            gpus: vec![
+                gpu("0000:19:00.0", 0, "0000:18:00.0"),
+                gpu("0000:1a:00.0", 0, "0000:18:01.0"),
+                gpu("0000:9a:00.0", 1, "0000:99:00.0"),
+            ],
+        }
+    }
+
+    /// The directory (relative to `sys/devices`) of the bridge at
+    /// `address`: a downstream or upstream port of one of the switches, or
+    /// else a root port under the host bridge `pci<dom>:<bus>`. `None` when
+    /// switches nest in a cycle.
+    pub fn bridge_dir(&self, address: &str) -> Option<String> {
+        self.bridge_dir_depth(address, 0)
+    }
+
+    fn bridge_dir_depth(&self, address: &str, depth: usize) -> Option<String> {
+        if depth > self.switches.len() {
+            return None;
+        }
+        for s in &self.switches {
+            let up = || {
+                self.bridge_dir_depth(&s.behind, depth + 1)
+                    .map(|p| format!("{p}/{}", s.upstream))
+            };
+            if s.upstream == address {
+                return up();
+            }
+            if s.downstream.iter().any(|d| d == address) {
+                return up().map(|p| format!("{p}/{address}"));
+            }
+        }
+        Some(format!("pci{}/{address}", &address[..7]))
+    }
+
+    /// The bridges to lay out, parents first: each root port named by a
+    /// switch, GPU or PF `behind`, then each switch's ports. Address,
+    /// parent directory (relative to `sys/devices`), NUMA node, whether it
+    /// is a switch port.
+    pub fn bridges(&self) -> Vec<(String, String, i32, bool)> {
+        let switch_port = |a: &str| {
+            self.switches
+                .iter()
+                .any(|s| s.upstream == a || s.downstream.iter().any(|d| d == a))
+        };
+        let mut out: Vec<(String, String, i32, bool)> = Vec::new();
+        let behinds = self
+            .switches
+            .iter()
+            .map(|s| (s.behind.as_str(), s.numa))
+            .chain(
+                self.gpus
+                    .iter()
+                    .filter_map(|g| Some((g.behind.as_deref()?, g.numa))),
+            )
+            .chain(
+                self.pfs
+                    .iter()
+                    .filter_map(|p| Some((p.behind.as_deref()?, p.numa))),
+            );
+        for (b, numa) in behinds {
+            if !switch_port(b) && !out.iter().any(|(a, ..)| a == b) {
+                out.push((b.to_string(), format!("pci{}", &b[..7]), numa, false));
+            }
+        }
+        // Switches in nesting order: a switch after the one it sits under.
+        let mut placed: Vec<&SwitchSpec> = Vec::new();
+        while placed.len() < self.switches.len() {
+            let before = placed.len();
+            for s in &self.switches {
+                let ready = !switch_port(&s.behind)
+                    || placed.iter().any(|p| p.downstream.contains(&s.behind));
+                if ready && !placed.iter().any(|p| std::ptr::eq(*p, s)) {
+                    placed.push(s);
+                }
+            }
+            if placed.len() == before {
+                break; // a cycle; validate() reports it
+            }
+        }
+        for s in placed {
+            let Some(parent) = self.bridge_dir(&s.behind) else {
+                continue;
+            };
+            let up_dir = format!("{parent}/{}", s.upstream);
+            out.push((s.upstream.clone(), parent, s.numa, true));
+            for d in &s.downstream {
+                out.push((d.clone(), up_dir.clone(), s.numa, true));
+            }
+        }
+        out
+    }
+
+    fn validate_topology(&self) -> Result<(), NodeError> {
+        let invalid = |message: String| NodeError::Invalid {
+            node: self.name.clone(),
+            message,
+        };
+        let mut seen: std::collections::BTreeSet<&str> =
+            self.pfs.iter().map(|p| p.address.as_str()).collect();
+        let downstream: std::collections::BTreeSet<&str> = self
+            .switches
+            .iter()
+            .flat_map(|s| s.downstream.iter().map(String::as_str))
+            .collect();
+        let upstream: std::collections::BTreeSet<&str> =
+            self.switches.iter().map(|s| s.upstream.as_str()).collect();
+        let check_behind = |what: &str, b: &str| -> Result<(), NodeError> {
+            if !valid_pci_address(b) {
+                return Err(invalid(format!(
+                    "{what}: behind {b:?} is not a PCI address"
+                )));
+            }
+            if upstream.contains(b) {
+                return Err(invalid(format!(
+                    "{what}: behind {b} is a switch's upstream port; use one of its downstream ports"
+                )));
+            }
+            Ok(())
+        };
+        for s in &self.switches {
+            if s.downstream.is_empty() {
+                return Err(invalid(format!(
+                    "switch {}: no downstream ports",
+                    s.upstream
+                )));
+            }
+            check_behind(&format!("switch {}", s.upstream), &s.behind)?;
+            for a in std::iter::once(&s.upstream).chain(&s.downstream) {
+                if !valid_pci_address(a) {
+                    return Err(invalid(format!("switch port {a:?} is not a PCI address")));
+                }
+                if !seen.insert(a) {
+                    return Err(invalid(format!("address {a} appears twice")));
+                }
+            }
+            if self.bridge_dir(&s.upstream).is_none() {
+                return Err(invalid(format!(
+                    "switch {} sits below itself (behind cycle)",
+                    s.upstream
+                )));
+            }
+        }
+        for g in &self.gpus {
+            if catalog::gpu_model(&g.model).is_none() {
+                let known: Vec<&str> = catalog::gpu_catalog().iter().map(|m| m.name).collect();
+                return Err(invalid(format!(
+                    "GPU {}: unknown model {:?} (known: {})",
+                    g.address,
+                    g.model,
+                    known.join(", ")
+                )));
+            }
+            if !valid_pci_address(&g.address) {
+                return Err(invalid(format!(
+                    "GPU address {:?} is not a PCI address",
+                    g.address
+                )));
+            }
+            if !seen.insert(&g.address) {
+                return Err(invalid(format!("address {} appears twice", g.address)));
+            }
+            if let Some(b) = &g.behind {
+                check_behind(&format!("GPU {}", g.address), b)?;
+            }
+        }
+        for p in &self.pfs {
+            if let Some(b) = &p.behind {
+                check_behind(&format!("PF {}", p.address), b)?;
+            }
+        }
+        // A root port named by `behind` must not also be a device.
+        for b in self
+            .switches
+            .iter()
+            .map(|s| &s.behind)
+            .chain(self.gpus.iter().filter_map(|g| g.behind.as_ref()))
+            .chain(self.pfs.iter().filter_map(|p| p.behind.as_ref()))
+        {
+            if !downstream.contains(b.as_str())
+                && (self.pfs.iter().any(|p| &p.address == b)
+                    || self.gpus.iter().any(|g| &g.address == b))
+            {
+                return Err(invalid(format!(
+                    "behind {b} names a PF or GPU, not a bridge"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Checks models, addresses, names, counts and drivers.
     pub fn validate(&self) -> Result<(), NodeError> {
+        self.validate_topology()?;
         let invalid = |message: String| NodeError::Invalid {
             node: self.name.clone(),
             message,
@@ -428,6 +778,7 @@ pfs:
     faults:
       numvfs_delay_ms: 50
       vfs_late_ms: 10
+      write_delay_ms: {mtu: 20, drivers_probe: 30}
   - model: virtio
     address: "0000:00:03.0"
     ifname: enp0s3
@@ -435,6 +786,7 @@ pfs:
         let n = NodeSpec::from_yaml(yaml, "test").unwrap();
         assert_eq!(n.pfs[0].vf_drivers[&1], "vfio-pci");
         assert_eq!(n.pfs[0].faults.numvfs_delay_ms, 50);
+        assert_eq!(n.pfs[0].faults.write_delay_ms["drivers_probe"], 30);
         assert!(n.iommu);
         assert_eq!(n.pfs[1].numa, -1);
         assert_eq!(n.pfs[0].sfs, 0, "old YAML stays valid");

@@ -202,6 +202,28 @@ pub struct PciFunction {
     pub acpi_index: Option<u32>,
 }
 
+/// The PCI variables of a function's `uevent` file, as the kernel's
+/// `pci_uevent` writes them.
+fn pci_uevent(f: &PciFunction) -> String {
+    format!(
+        "PCI_CLASS={:X}\nPCI_ID={:04X}:{:04X}\nPCI_SUBSYS_ID={:04X}:{:04X}\nPCI_SLOT_NAME={}\n\
+         MODALIAS=pci:v{:08X}d{:08X}sv{:08X}sd{:08X}bc{:02X}sc{:02X}i{:02X}\n",
+        f.class,
+        f.vendor,
+        f.device,
+        f.subsystem_vendor,
+        f.subsystem_device,
+        f.address,
+        f.vendor,
+        f.device,
+        f.subsystem_vendor,
+        f.subsystem_device,
+        f.class >> 16,
+        (f.class >> 8) & 0xff,
+        f.class & 0xff
+    )
+}
+
 impl PciFunction {
     /// An Ethernet function with the given ids under a root port derived from
     /// its bus number (`pci0000:BB/0000:BB:00.0` with `BB` = bus - 1).
@@ -298,6 +320,8 @@ pub struct SysfsTree<S: TreeSink> {
     groups: BTreeMap<String, u32>,
     /// address -> netdev and RDMA class links (relative to the host root).
     class_links: BTreeMap<String, Vec<String>>,
+    /// address -> the PCI part of its `uevent` file (after `DRIVER=`).
+    uevents: BTreeMap<String, String>,
 }
 
 impl SysfsTree<DiskSink> {
@@ -326,6 +350,7 @@ impl<S: TreeSink> SysfsTree<S> {
             sink,
             devices: BTreeMap::new(),
             bound: BTreeMap::new(),
+            uevents: BTreeMap::new(),
             drivers: Default::default(),
             groups: BTreeMap::new(),
             class_links: BTreeMap::new(),
@@ -384,6 +409,9 @@ impl<S: TreeSink> SysfsTree<S> {
                 .write_file(&format!("{dir}/{name}"), &content, writable)?;
         }
         self.sink.write_file(&format!("{dir}/remove"), "", true)?;
+        self.sink
+            .write_file(&format!("{dir}/uevent"), &pci_uevent(f), true)?;
+        self.uevents.insert(f.address.clone(), pci_uevent(f));
         if let Some(idx) = f.acpi_index {
             self.sink
                 .write_file(&format!("{dir}/acpi_index"), &format!("{idx}\n"), false)?;
@@ -428,6 +456,7 @@ impl<S: TreeSink> SysfsTree<S> {
             .remove_all(&format!("sys/bus/pci/devices/{address}"))?;
         self.sink.remove_all(&dir)?;
         self.devices.remove(address);
+        self.uevents.remove(address);
         Ok(())
     }
 
@@ -510,7 +539,7 @@ impl<S: TreeSink> SysfsTree<S> {
         self.sink
             .symlink(&format!("{ddir}/{address}"), &relative(&ddir, &dir))?;
         self.bound.insert(address.to_string(), driver.to_string());
-        Ok(())
+        self.write_uevent(address)
     }
 
     /// Unbinds a function from its driver, if any (netdevs are left to the
@@ -522,7 +551,24 @@ impl<S: TreeSink> SysfsTree<S> {
         let dir = self.dir(address)?;
         self.sink.remove_all(&format!("{dir}/driver"))?;
         self.sink
-            .remove_all(&format!("sys/bus/pci/drivers/{driver}/{address}"))
+            .remove_all(&format!("sys/bus/pci/drivers/{driver}/{address}"))?;
+        self.write_uevent(address)
+    }
+
+    /// Writes a function's `uevent` file as the kernel shows it: `DRIVER=`
+    /// while bound, then the PCI variables (`pci_uevent`).
+    fn write_uevent(&mut self, address: &str) -> io::Result<()> {
+        let Some(pci) = self.uevents.get(address) else {
+            return Ok(());
+        };
+        let dir = self.dir(address)?;
+        let driver = self
+            .bound
+            .get(address)
+            .map(|d| format!("DRIVER={d}\n"))
+            .unwrap_or_default();
+        self.sink
+            .write_file(&format!("{dir}/uevent"), &format!("{driver}{pci}"), true)
     }
 
     /// Writes a function's `driver_override`; `None` writes `(null)`.

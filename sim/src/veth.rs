@@ -191,6 +191,48 @@ impl NetdevBackend for VethBackend {
     }
 }
 
+/// The simulator pid in a peer name `sv<pid hex>x<n hex>`.
+fn peer_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("sv")?;
+    let (pid, n) = rest.split_once('x')?;
+    if pid.is_empty() || n.is_empty() || !n.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(pid, 16).ok()
+}
+
+/// Deletes the veth pairs of simulators that are no longer running (killed
+/// with SIGKILL, so their drop never ran): every peer `sv<pid>x<n>` in this
+/// network namespace whose pid is not alive. Deleting the peer deletes the
+/// VF side too, wherever it was moved. Returns the peers deleted.
+pub fn delete_orphans() -> Vec<String> {
+    let Ok(out) = ip(&["-o", "link", "show", "type", "veth"]) else {
+        return Vec::new();
+    };
+    let mut deleted = Vec::new();
+    for line in out.lines() {
+        // "12: sv1a2bx3@if11: <...>"
+        let Some(name) = line.split(": ").nth(1) else {
+            continue;
+        };
+        let name = name.split('@').next().unwrap_or(name);
+        let Some(pid) = peer_pid(name) else {
+            continue;
+        };
+        if pid == std::process::id() & 0xff_ffff || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        match ip(&["link", "del", "dev", name]) {
+            Ok(_) => {
+                tracing::info!(veth = name, pid, "deleted a veth left by a dead simulator");
+                deleted.push(name.to_string());
+            }
+            Err(e) => tracing::warn!(veth = name, error = %e, "cannot delete a stale veth"),
+        }
+    }
+    deleted
+}
+
 impl Drop for VethBackend {
     fn drop(&mut self) {
         self.delete_all();
@@ -200,6 +242,15 @@ impl Drop for VethBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_pid_only_from_our_peer_names() {
+        assert_eq!(peer_pid("sv1a2bx3"), Some(0x1a2b));
+        assert_eq!(peer_pid("sv1a2bx"), None);
+        assert_eq!(peer_pid("svx3"), None);
+        assert_eq!(peer_pid("eth0"), None);
+        assert_eq!(peer_pid("sv12x3y"), None);
+    }
 
     #[test]
     fn peer_names_fit_ifnamsiz_and_are_unique() {
