@@ -1,13 +1,13 @@
-//! The CustomResourceDefinitions of all six kinds, with the schema rules
-//! that the derive cannot express, rendered as YAML for `deploy/crds/`.
+//! The CustomResourceDefinitions of all seven kinds, rendered as YAML for
+//! `deploy/crds/`. The schemas are never stricter than upstream's: no CEL,
+//! patterns or lengths upstream's CRDs do not have (those rules are in the
+//! admission webhook, `crate::rules`), and `spec` is not required.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, ValidationRule,
-};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
 use crate::{
-    SriovIBNetwork, SriovNetwork, SriovNetworkNodePolicy, SriovNetworkNodeState,
+    OVSNetwork, SriovIBNetwork, SriovNetwork, SriovNetworkNodePolicy, SriovNetworkNodeState,
     SriovNetworkPoolConfig, SriovOperatorConfig,
 };
 
@@ -38,40 +38,39 @@ fn with_file_name(crd: CustomResourceDefinition) -> GeneratedCrd {
     GeneratedCrd { file_name, crd }
 }
 
-/// All six CRDs, in a fixed order, with root-level CEL rules added.
+/// All seven CRDs, in a fixed order.
 pub fn all_crds() -> Vec<GeneratedCrd> {
-    let mut operator_config = SriovOperatorConfig::crd();
-    add_root_rule(
-        &mut operator_config,
-        "self.metadata.name == 'default'",
-        "SriovOperatorConfig must be named 'default'; objects with other names are never used",
-    );
-    vec![
-        with_file_name(SriovNetworkNodePolicy::crd()),
-        with_file_name(SriovNetworkNodeState::crd()),
-        with_file_name(SriovNetwork::crd()),
-        with_file_name(SriovIBNetwork::crd()),
-        with_file_name(operator_config),
-        with_file_name(SriovNetworkPoolConfig::crd()),
+    [
+        SriovNetworkNodePolicy::crd(),
+        SriovNetworkNodeState::crd(),
+        SriovNetwork::crd(),
+        SriovIBNetwork::crd(),
+        OVSNetwork::crd(),
+        SriovOperatorConfig::crd(),
+        SriovNetworkPoolConfig::crd(),
     ]
+    .into_iter()
+    .map(|mut crd| {
+        spec_not_required(&mut crd);
+        with_file_name(crd)
+    })
+    .collect()
 }
 
-/// Adds an `x-kubernetes-validations` rule to the root schema of every version.
-fn add_root_rule(crd: &mut CustomResourceDefinition, rule: &str, message: &str) {
+/// Upstream's Go types have `spec,omitempty`: an object without `spec` is
+/// valid there, so it must be here.
+fn spec_not_required(crd: &mut CustomResourceDefinition) {
     for version in &mut crd.spec.versions {
-        if let Some(props) = version
+        if let Some(root) = version
             .schema
             .as_mut()
             .and_then(|s| s.open_api_v3_schema.as_mut())
+            && let Some(required) = root.required.as_mut()
         {
-            props
-                .x_kubernetes_validations
-                .get_or_insert_with(Vec::new)
-                .push(ValidationRule {
-                    rule: rule.to_string(),
-                    message: Some(message.to_string()),
-                    ..Default::default()
-                });
+            required.retain(|r| r != "spec");
+            if required.is_empty() {
+                root.required = None;
+            }
         }
     }
 }

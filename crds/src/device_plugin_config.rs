@@ -143,3 +143,69 @@ impl DevicePluginConfig {
         serde_json::to_string_pretty(self).expect("device plugin config serializes")
     }
 }
+
+/// The Go operator's `ResourceConfig` as `encoding/json` writes it: field
+/// order of the Go struct, `excludeTopology` only when true, and the untagged
+/// `SelectorObj` field always present as `null`.
+#[derive(Serialize)]
+struct UpstreamResource<'a> {
+    #[serde(rename = "resourcePrefix", skip_serializing_if = "str::is_empty")]
+    resource_prefix: &'a str,
+    #[serde(rename = "resourceName")]
+    resource_name: &'a str,
+    #[serde(rename = "deviceType", skip_serializing_if = "str::is_empty")]
+    device_type: &'a str,
+    #[serde(rename = "excludeTopology", skip_serializing_if = "is_false")]
+    exclude_topology: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    selectors: Option<&'a Selectors>,
+    #[serde(rename = "SelectorObj")]
+    selector_obj: Option<()>,
+}
+
+#[derive(Serialize)]
+struct UpstreamList<'a> {
+    #[serde(rename = "resourceList")]
+    resource_list: Option<Vec<UpstreamResource<'a>>>,
+}
+
+/// Escapes like Go's `encoding/json` (HTML-safe): `<`, `>`, `&`, U+2028 and
+/// U+2029 become `\uXXXX`. They can only occur inside JSON strings.
+pub fn go_json_escape(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl DevicePluginConfig {
+    /// The compact JSON the Go operator writes into the `device-plugin-config`
+    /// ConfigMap: byte for byte what `json.Marshal(ResourceConfList)` gives,
+    /// `{"resourceList":null}` for a node without resources.
+    pub fn to_upstream_json(&self) -> String {
+        let list = UpstreamList {
+            resource_list: (!self.resource_list.is_empty()).then(|| {
+                self.resource_list
+                    .iter()
+                    .map(|r| UpstreamResource {
+                        resource_prefix: &r.resource_prefix,
+                        resource_name: &r.resource_name,
+                        device_type: &r.device_type,
+                        exclude_topology: r.exclude_topology,
+                        selectors: r.selectors.as_ref(),
+                        selector_obj: None,
+                    })
+                    .collect()
+            }),
+        };
+        go_json_escape(&serde_json::to_string(&list).expect("device plugin config serializes"))
+    }
+}

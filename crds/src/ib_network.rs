@@ -6,6 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Desired state of a `SriovIBNetwork`.
+// Two `printcolumn(...)` entries look like duplicates to clippy.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "sriovnetwork.openshift.io",
@@ -16,8 +18,20 @@ use serde::{Deserialize, Serialize};
     status = "SriovIBNetworkStatus",
     derive = "PartialEq",
     derive = "Default",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     doc = "SriovIBNetwork describes an InfiniBand secondary network backed by SR-IOV VFs (ib-sriov CNI)."
 )]
+// A missing or null `spec` reads as the default spec (`crate::absent_spec`).
+#[serde(remote = "Self")]
 pub struct SriovIBNetworkSpec {
     /// Namespace of the NetworkAttachmentDefinition (default: this object's namespace).
     #[serde(
@@ -28,7 +42,6 @@ pub struct SriovIBNetworkSpec {
     pub network_namespace: String,
     /// Device plugin resource name of the VFs.
     #[serde(rename = "resourceName")]
-    #[schemars(length(min = 1))]
     pub resource_name: String,
     /// CNI capabilities as a JSON string, e.g. `{"infinibandGUID": true}`.
     #[serde(default, skip_serializing_if = "String::is_empty")]

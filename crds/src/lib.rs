@@ -5,6 +5,7 @@
 //! existing manifests apply unchanged (note the upstream spellings
 //! `totalvfs`, `Vfs`, `Vlan`, `vfID`).
 
+mod absent_spec;
 pub mod conditions;
 pub mod crd_gen;
 pub mod device_plugin_config;
@@ -15,6 +16,7 @@ pub mod nic_ids;
 pub mod node_policy;
 pub mod node_state;
 pub mod operator_config;
+pub mod ovs_network;
 pub mod pf_names;
 pub mod policy_merge;
 pub mod pool_config;
@@ -35,6 +37,7 @@ pub use node_state::{
 pub use operator_config::{
     SriovOperatorConfig, SriovOperatorConfigSpec, SriovOperatorConfigStatus,
 };
+pub use ovs_network::{OVSNetwork, OVSNetworkSpec, OVSNetworkStatus, TrunkConfig};
 pub use pool_config::{
     SriovNetworkPoolConfig, SriovNetworkPoolConfigSpec, SriovNetworkPoolConfigStatus,
 };

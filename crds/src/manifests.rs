@@ -8,11 +8,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{
-    API_VERSION, SriovIBNetwork, SriovNetwork, SriovNetworkNodePolicy, SriovNetworkNodeState,
-    SriovNetworkPoolConfig, SriovOperatorConfig,
+    API_VERSION, OVSNetwork, SriovIBNetwork, SriovNetwork, SriovNetworkNodePolicy,
+    SriovNetworkNodeState, SriovNetworkPoolConfig, SriovOperatorConfig,
 };
 
-/// One object of any of the six kinds.
+/// One object of any of the seven kinds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SriovObject {
     /// `SriovNetworkNodePolicy`.
@@ -23,6 +23,8 @@ pub enum SriovObject {
     Network(Box<SriovNetwork>),
     /// `SriovIBNetwork`.
     IbNetwork(Box<SriovIBNetwork>),
+    /// `OVSNetwork`.
+    OvsNetwork(Box<OVSNetwork>),
     /// `SriovOperatorConfig`.
     OperatorConfig(Box<SriovOperatorConfig>),
     /// `SriovNetworkPoolConfig`.
@@ -73,7 +75,7 @@ pub enum ManifestError {
     },
     /// A kind this crate does not know.
     #[error(
-        "{source_name} document {document}: kind {kind:?} is not one of SriovNetworkNodePolicy, SriovNetworkNodeState, SriovNetwork, SriovIBNetwork, SriovOperatorConfig, SriovNetworkPoolConfig"
+        "{source_name} document {document}: kind {kind:?} is not one of SriovNetworkNodePolicy, SriovNetworkNodeState, SriovNetwork, SriovIBNetwork, OVSNetwork, SriovOperatorConfig, SriovNetworkPoolConfig"
     )]
     Kind {
         /// File name.
@@ -136,13 +138,47 @@ fn unknown_fields(input: &Value, typed: &Value, path: &str, out: &mut Vec<String
     }
 }
 
+/// Upstream's Go types have `spec,omitempty`, so the API server keeps objects
+/// without `spec` (and a Go client decodes them to a zero spec). Our types
+/// need a `spec` with its required fields: when `spec` is absent or null this
+/// puts in what Go's zero values would be (`resourceName: ""`, `numVfs: 0`,
+/// …), in place. A `spec` that is there is left as it is (the CRD schema
+/// requires those fields in it, as upstream's does).
+pub fn fill_missing_spec(kind: &str, doc: &mut Value) {
+    let Some(obj) = doc.as_object_mut() else {
+        return;
+    };
+    if obj.get("spec").is_some_and(|s| !s.is_null()) {
+        return;
+    }
+    let mut spec = serde_json::Map::new();
+    let zeros: &[(&str, Value)] = match kind {
+        "SriovNetworkNodePolicy" => &[
+            ("resourceName", Value::String(String::new())),
+            ("nodeSelector", Value::Object(Default::default())),
+            ("numVfs", Value::from(0)),
+            ("nicSelector", Value::Object(Default::default())),
+        ],
+        "SriovNetwork" | "SriovIBNetwork" | "OVSNetwork" => {
+            &[("resourceName", Value::String(String::new()))]
+        }
+        _ => &[],
+    };
+    for (k, v) in zeros {
+        spec.insert(k.to_string(), v.clone());
+    }
+    obj.insert("spec".into(), Value::Object(spec));
+}
+
 fn typed<T: Serialize + DeserializeOwned>(
     doc: &Value,
     source_name: &str,
     document: usize,
     kind: &str,
 ) -> Result<(T, Vec<String>), ManifestError> {
-    let object: T = serde_json::from_value(doc.clone()).map_err(|e| ManifestError::Invalid {
+    let mut filled = doc.clone();
+    fill_missing_spec(kind, &mut filled);
+    let object: T = serde_json::from_value(filled).map_err(|e| ManifestError::Invalid {
         source_name: source_name.to_string(),
         document,
         kind: kind.to_string(),
@@ -210,6 +246,10 @@ pub fn parse_manifests(
             "SriovIBNetwork" => {
                 let (o, u) = typed(doc, source_name, document, kind)?;
                 (SriovObject::IbNetwork(Box::new(o)), u)
+            }
+            "OVSNetwork" => {
+                let (o, u) = typed(doc, source_name, document, kind)?;
+                (SriovObject::OvsNetwork(Box::new(o)), u)
             }
             "SriovOperatorConfig" => {
                 let (o, u) = typed(doc, source_name, document, kind)?;

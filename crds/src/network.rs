@@ -7,6 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Desired state of a `SriovNetwork`.
+// Two `printcolumn(...)` entries look like duplicates to clippy.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "sriovnetwork.openshift.io",
@@ -17,16 +19,20 @@ use serde::{Deserialize, Serialize};
     status = "SriovNetworkStatus",
     derive = "PartialEq",
     derive = "Default",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     doc = "SriovNetwork describes a secondary network backed by SR-IOV VFs; the operator renders it into a NetworkAttachmentDefinition using the sriov CNI."
 )]
-#[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "!has(self.minTxRate) || !has(self.maxTxRate) || self.maxTxRate == 0 || self.maxTxRate >= self.minTxRate",
-     "message": "maxTxRate must be >= minTxRate (or 0 for no limit)"},
-    {"rule": "!has(self.vlanQoS) || self.vlanQoS == 0 || (has(self.vlan) && self.vlan > 0)",
-     "message": "vlanQoS needs a VLAN: set vlan (1-4094) or remove vlanQoS"},
-    {"rule": "!has(self.vlanProto) || self.vlanProto in ['802.1q', '802.1Q'] || (has(self.vlan) && self.vlan > 0)",
-     "message": "vlanProto 802.1ad needs a VLAN: set vlan (1-4094) or remove vlanProto"}
-]))]
+// A missing or null `spec` reads as the default spec (`crate::absent_spec`).
+#[serde(remote = "Self")]
 pub struct SriovNetworkSpec {
     /// Namespace of the NetworkAttachmentDefinition (default: this object's namespace).
     #[serde(
@@ -37,7 +43,6 @@ pub struct SriovNetworkSpec {
     pub network_namespace: String,
     /// Device plugin resource name of the VFs.
     #[serde(rename = "resourceName")]
-    #[schemars(length(min = 1))]
     pub resource_name: String,
     /// CNI capabilities as a JSON string, e.g. `{"mac": true, "ips": true}`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -92,9 +97,9 @@ pub struct SriovNetworkSpec {
         skip_serializing_if = "String::is_empty"
     )]
     pub meta_plugins: String,
-    /// Log level of the sriov CNI: panic, error, warning, info, debug.
+    /// Log level of the sriov CNI: panic, error, warning, info, debug. Defaults to info.
     #[serde(rename = "logLevel", default, skip_serializing_if = "String::is_empty")]
-    #[schemars(extend("enum" = ["panic", "error", "warning", "info", "debug", ""]))]
+    #[schemars(extend("enum" = ["panic", "error", "warning", "info", "debug", ""], "default" = "info"))]
     pub log_level: String,
     /// Log file of the sriov CNI (default: stderr).
     #[serde(rename = "logFile", default, skip_serializing_if = "String::is_empty")]

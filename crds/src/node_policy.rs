@@ -26,6 +26,8 @@ pub const VDPA_TYPE_VHOST: &str = "vhost";
 ///
 /// JSON field names and omission rules are those of the upstream Go
 /// `sriov-network-operator` (`api/v1/sriovnetworknodepolicy_types.go`).
+// Several `printcolumn(type_ = ...)` entries look like duplicates to clippy.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "sriovnetwork.openshift.io",
@@ -36,29 +38,33 @@ pub const VDPA_TYPE_VHOST: &str = "vhost";
     status = "SriovNetworkNodePolicyStatus",
     derive = "PartialEq",
     derive = "Default",
+    printcolumn(
+        name = "Matched",
+        type_ = "integer",
+        json_path = ".status.matchedNodes"
+    ),
+    printcolumn(
+        name = "Applied",
+        type_ = "integer",
+        json_path = ".status.appliedNodes"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     doc = "SriovNetworkNodePolicy selects SR-IOV NICs on a set of nodes and says how many VFs to create, with which driver, and under which device plugin resource name."
 )]
-#[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "!(has(self.deviceType) && self.deviceType == 'vfio-pci' && has(self.isRdma) && self.isRdma)",
-     "message": "'deviceType: vfio-pci' conflicts with 'isRdma: true'; set deviceType to netdevice or isRdma to false"},
-    {"rule": "!(has(self.eSwitchMode) && self.eSwitchMode == 'switchdev') || !has(self.linkType) || self.linkType in ['eth', 'ETH']",
-     "message": "'eSwitchMode: switchdev' can be used only with ethernet links (linkType eth)"},
-    {"rule": "!has(self.vdpaType) || !has(self.deviceType) || self.deviceType == 'netdevice'",
-     "message": "vdpaType needs 'deviceType: netdevice'; set deviceType to netdevice or remove vdpaType"},
-    {"rule": "!has(self.vdpaType) || (has(self.eSwitchMode) && self.eSwitchMode == 'switchdev')",
-     "message": "vdpaType needs 'eSwitchMode: switchdev'"},
-    {"rule": "!has(self.bridge) || !has(self.bridge.ovs) || (has(self.eSwitchMode) && self.eSwitchMode == 'switchdev')",
-     "message": "software bridge management (bridge.ovs) needs 'eSwitchMode: switchdev'"},
-    {"rule": "!has(self.bridge) || !has(self.bridge.ovs) || !has(self.externallyManaged) || !self.externallyManaged",
-     "message": "software bridge management (bridge.ovs) can't be used with 'externallyManaged: true'"}
-]))]
+// A missing or null `spec` reads as the default spec (`crate::absent_spec`).
+#[serde(remote = "Self")]
 pub struct SriovNetworkNodePolicySpec {
     /// Device plugin resource name (without prefix), e.g. `intelnics`.
     #[serde(rename = "resourceName")]
-    #[schemars(
-        length(min = 1, max = 63),
-        pattern(r"^[a-zA-Z0-9]([a-zA-Z0-9_-]*[a-zA-Z0-9])?$")
-    )]
     pub resource_name: String,
     /// Labels a node must carry for this policy to apply.
     #[serde(rename = "nodeSelector")]
@@ -140,25 +146,18 @@ pub struct SriovNetworkNodePolicySpec {
 
 /// Selects PFs on a node. All set fields are ANDed.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "has(self.vendor) || has(self.deviceID) || has(self.rootDevices) || has(self.pfNames) || has(self.netFilter)",
-     "message": "nicSelector is empty: set at least one of vendor, deviceID, pfNames, rootDevices or netFilter"}
-]))]
 pub struct SriovNetworkNicSelector {
     /// PCI vendor id in hex without 0x, e.g. `8086`, `15b3`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    #[schemars(pattern(r"^[0-9a-fA-F]{4}$"))]
     pub vendor: String,
     /// PCI device id of the PF in hex without 0x, e.g. `158b`.
     #[serde(rename = "deviceID", default, skip_serializing_if = "String::is_empty")]
-    #[schemars(pattern(r"^[0-9a-fA-F]{4}$"))]
     pub device_id: String,
     /// PCI addresses of PFs, e.g. `0000:86:00.0`.
     #[serde(rename = "rootDevices", default, skip_serializing_if = "Vec::is_empty")]
     pub root_devices: Vec<String>,
     /// PF names, optionally with a VF index range: `ens1f0`, `ens1f0#2-5`.
     #[serde(rename = "pfNames", default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(inner(pattern(r"^[^#\s]+(#[0-9]+-[0-9]+)?$")))]
     pub pf_names: Vec<String>,
     /// Infrastructure network filter, e.g. `openstack/NetworkID:<uuid>`.
     #[serde(
@@ -266,24 +265,27 @@ pub struct OvsInterfaceConfig {
     pub mtu_request: Option<i32>,
 }
 
-/// Observed state of a `SriovNetworkNodePolicy`.
+/// Observed state of a `SriovNetworkNodePolicy` (new: upstream policies have
+/// no status). Written by the operator through the status subresource.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct SriovNetworkNodePolicyStatus {
-    /// Nodes selected by `nodeSelector`.
+    /// How many nodes the `nodeSelector` selects.
     #[serde(
-        rename = "matchedNodeCount",
+        rename = "matchedNodes",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub matched_node_count: Option<i32>,
-    /// Matched nodes that applied the policy.
+    pub matched_nodes: Option<i32>,
+    /// How many of the matched nodes have applied the policy (their node
+    /// state has `syncStatus: Succeeded` for a spec that includes it).
     #[serde(
-        rename = "readyNodeCount",
+        rename = "appliedNodes",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub ready_node_count: Option<i32>,
-    /// `Ready`, `Degraded`, `Conflict` (a VF range or resource this policy lost to another one).
+    pub applied_nodes: Option<i32>,
+    /// `Ready`, `Progressing`, `Degraded`, `Conflict` (a VF range or resource
+    /// this policy lost to another one); metav1.Condition as the other kinds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

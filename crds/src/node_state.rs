@@ -53,6 +53,8 @@ pub const SYNC_STATUS_FAILED: &str = "Failed";
     ),
     doc = "SriovNetworkNodeState holds, for one node (same name), the PF configuration the operator wants (spec) and the NICs and VFs the config daemon found (status)."
 )]
+// A missing or null `spec` reads as the default spec (`crate::absent_spec`).
+#[serde(remote = "Self")]
 pub struct SriovNetworkNodeStateSpec {
     /// Desired configuration of each PF.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -121,7 +123,6 @@ pub struct VfGroup {
     pub device_type: String,
     /// VF index range `start-end`, inclusive.
     #[serde(rename = "vfRange", default, skip_serializing_if = "String::is_empty")]
-    #[schemars(pattern(r"^[0-9]+-[0-9]+$"))]
     pub vf_range: String,
     /// Policy this group comes from.
     #[serde(
@@ -210,7 +211,6 @@ pub struct SriovNetworkNodeStateStatus {
         default,
         skip_serializing_if = "String::is_empty"
     )]
-    #[schemars(extend("enum" = ["InProgress", "Succeeded", "Failed"]))]
     pub sync_status: String,
     /// Why the last apply failed: PF, step, kernel error.
     #[serde(

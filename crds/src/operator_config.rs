@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub const OPERATOR_CONFIG_NAME: &str = "default";
 
 /// Desired state of the operator.
+// Two `printcolumn(...)` entries look like duplicates to clippy.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "sriovnetwork.openshift.io",
@@ -22,8 +24,20 @@ pub const OPERATOR_CONFIG_NAME: &str = "default";
     status = "SriovOperatorConfigStatus",
     derive = "PartialEq",
     derive = "Default",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     doc = "SriovOperatorConfig holds operator-wide settings; only the object named 'default' in the operator namespace is used."
 )]
+// A missing or null `spec` reads as the default spec (`crate::absent_spec`).
+#[serde(remote = "Self")]
 pub struct SriovOperatorConfigSpec {
     /// Nodes the config daemon runs on.
     #[serde(

@@ -15,7 +15,9 @@ use std::fmt;
 
 use kube::ResourceExt;
 
-use crate::device_plugin_config::{DevicePluginConfig, ResourceConfig, Selectors};
+use crate::device_plugin_config::{
+    DevicePluginConfig, NetDeviceSelectors, ResourceConfig, Selectors,
+};
 use crate::nic_ids::NicIdList;
 use crate::node_policy::{DEVICE_TYPE_VFIO_PCI, SriovNetworkNodePolicy};
 use crate::node_state::{Interface, InterfaceExt, VfGroup};
@@ -303,33 +305,60 @@ fn push_unique(list: &mut Vec<String>, value: &str) {
     }
 }
 
-/// Renders the device plugin config for one node, in the upstream format.
+/// Policies in the upstream operator's application order: priority number
+/// descending, then name ascending (the reverse of [`policies_for_node`]).
+/// The device-plugin config lists resources in this order.
+pub fn policies_in_upstream_order<'a>(
+    policies: &'a [SriovNetworkNodePolicy],
+    node_labels: &BTreeMap<String, String>,
+) -> Vec<&'a SriovNetworkNodePolicy> {
+    let mut v = policies_for_node(policies, node_labels);
+    v.reverse();
+    v
+}
+
+/// Resolves a pfNames entry's interface name (an altName becomes the PF's
+/// netdev name); the `#range` suffix is kept.
+fn resolve_pf_name(entry: &str, pfs: &[InterfaceExt]) -> String {
+    let (name, suffix) = match entry.split_once('#') {
+        Some((n, r)) => (n, format!("#{r}")),
+        None => (entry, String::new()),
+    };
+    for pf in pfs {
+        if pf.name == name {
+            return entry.to_string();
+        }
+        if pf.alt_names.iter().any(|a| a == name) {
+            return format!("{}{suffix}", pf.name);
+        }
+    }
+    entry.to_string()
+}
+
+/// Renders the device plugin config for one node exactly as the upstream
+/// operator does (`renderDevicePluginConfigData`).
 ///
-/// One resource per resourceName, in merge order, for the policies that kept
-/// at least one VF group in `merge`. Selectors: the policy's vendor, the VF
-/// device id of its deviceID (from the NIC list; the PF id when numVfs is 0),
-/// its pfNames (with ranges) and rootDevices, `vfio-pci` as driver for
-/// vfio-pci policies, the link type (not for vfio-pci, undetectable there),
-/// the PCI addresses of PFs matching its netFilter, IsRdma, NeedVhostNet and
-/// vdpaType. Policies with the same resourceName are merged into one entry.
+/// Every policy that selects the node (except `default`) contributes, in
+/// upstream order (priority number descending, then name), whether or not it
+/// won a PF in the merge (`merge` is not consulted; upstream does not either).
+/// Policies with the same resourceName are merged into the first entry.
+/// Selectors: the policy's vendor as written; the VF device id of its
+/// deviceID from the NIC list (the PF id when numVfs is 0; left out when the
+/// id is unknown); pfNames with their `#range`, altNames resolved to the
+/// netdev name; rootDevices; `linkTypes` `ether`/`infiniband` unless the
+/// device type is `vfio-pci`; `drivers: [vfio-pci]` when it is; the PCI
+/// addresses of PFs matching netFilter.
+/// `IsRdma`, `NeedVhostNet` and `vdpaType` come from the first policy of a
+/// resource, `excludeTopology` from the last one.
 pub fn render_device_plugin_config(
     policies: &[SriovNetworkNodePolicy],
     node_labels: &BTreeMap<String, String>,
     pfs: &[InterfaceExt],
-    merge: &NodeMerge,
+    _merge: &NodeMerge,
     nics: &NicIdList,
 ) -> DevicePluginConfig {
-    let surviving: std::collections::BTreeSet<&str> = merge
-        .interfaces
-        .iter()
-        .flat_map(|i| i.vf_groups.iter().map(|g| g.policy_name.as_str()))
-        .collect();
     let mut config = DevicePluginConfig::default();
-    for policy in policies_for_node(policies, node_labels) {
-        let name = policy.name_any();
-        if !surviving.contains(name.as_str()) {
-            continue;
-        }
+    for policy in policies_in_upstream_order(policies, node_labels) {
         let spec = &policy.spec;
         let sel = &spec.nic_selector;
         let index = match config
@@ -341,40 +370,47 @@ pub fn render_device_plugin_config(
             None => {
                 config.resource_list.push(ResourceConfig {
                     resource_name: spec.resource_name.clone(),
-                    exclude_topology: spec.excludes_topology(),
-                    selectors: Some(Selectors::One(Box::default())),
+                    selectors: Some(Selectors::One(Box::new(NetDeviceSelectors {
+                        is_rdma: spec.is_rdma.unwrap_or(false),
+                        need_vhost_net: spec.vhost_net(),
+                        vdpa_type: spec.vdpa_type.clone(),
+                        ..Default::default()
+                    }))),
                     ..Default::default()
                 });
                 config.resource_list.len() - 1
             }
         };
-        let Some(Selectors::One(s)) = config.resource_list[index].selectors.as_mut() else {
+        let resource = &mut config.resource_list[index];
+        resource.exclude_topology = spec.excludes_topology();
+        let Some(Selectors::One(s)) = resource.selectors.as_mut() else {
             continue;
         };
-        push_unique(&mut s.vendors, &sel.vendor.to_ascii_lowercase());
+        push_unique(&mut s.vendors, &sel.vendor);
         if !sel.device_id.is_empty() {
-            let device = sel.device_id.to_ascii_lowercase();
             let vf_device = if spec.num_vfs == 0 {
-                Some(device.clone())
-            } else if sel.vendor.is_empty() {
-                nics.vf_device_for_pf_device(&device).map(str::to_string)
+                Some(sel.device_id.clone())
             } else {
-                nics.vf_device_for(&sel.vendor, &device).map(str::to_string)
+                nics.vf_device_for(&sel.vendor, &sel.device_id)
+                    .or_else(|| nics.vf_device_for_pf_device(&sel.device_id))
+                    .map(str::to_string)
             };
             if let Some(d) = vf_device {
                 push_unique(&mut s.devices, &d);
             }
         }
         for p in &sel.pf_names {
-            push_unique(&mut s.pf_names, p);
+            push_unique(&mut s.pf_names, &resolve_pf_name(p, pfs));
+        }
+        if spec.device_type != DEVICE_TYPE_VFIO_PCI && !spec.link_type.is_empty() {
+            push_unique(&mut s.link_types, device_plugin_link_type(&spec.link_type));
         }
         for d in &sel.root_devices {
             push_unique(&mut s.root_devices, d);
         }
-        if spec.effective_device_type() == DEVICE_TYPE_VFIO_PCI {
+        // Upstream selects vfio-pci VFs by driver (and only those).
+        if spec.device_type == DEVICE_TYPE_VFIO_PCI {
             push_unique(&mut s.drivers, DEVICE_TYPE_VFIO_PCI);
-        } else if !spec.link_type.is_empty() {
-            push_unique(&mut s.link_types, device_plugin_link_type(&spec.link_type));
         }
         if !sel.net_filter.is_empty() {
             for pf in pfs
@@ -383,11 +419,6 @@ pub fn render_device_plugin_config(
             {
                 push_unique(&mut s.pci_addresses, &pf.pci_address);
             }
-        }
-        s.is_rdma |= spec.rdma();
-        s.need_vhost_net |= spec.vhost_net();
-        if s.vdpa_type.is_empty() {
-            s.vdpa_type = spec.vdpa_type.clone();
         }
     }
     config

@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
     derive = "Default",
     doc = "SriovNetworkPoolConfig groups nodes by label selector: how many may be unavailable at once during SR-IOV changes, and their RDMA mode."
 )]
+// A missing or null `spec` reads as the default spec (`crate::absent_spec`).
+#[serde(remote = "Self")]
 pub struct SriovNetworkPoolConfigSpec {
     /// OVS hardware offload configuration (OpenShift).
     #[serde(

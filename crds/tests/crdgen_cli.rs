@@ -36,6 +36,7 @@ fn crdgen_writes_and_checks() {
     assert_eq!(
         files,
         [
+            "sriovnetwork.openshift.io_ovsnetworks.yaml",
             "sriovnetwork.openshift.io_sriovibnetworks.yaml",
             "sriovnetwork.openshift.io_sriovnetworknodepolicies.yaml",
             "sriovnetwork.openshift.io_sriovnetworknodestates.yaml",

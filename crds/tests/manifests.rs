@@ -73,8 +73,8 @@ fn errors_name_the_document() {
             "x.yaml document 1: apiVersion \"v1\" is not sriovnetwork.openshift.io/v1",
         ),
         (
-            "apiVersion: sriovnetwork.openshift.io/v1\nkind: OVSNetwork\n",
-            "x.yaml document 1: kind \"OVSNetwork\" is not one of SriovNetworkNodePolicy, SriovNetworkNodeState, SriovNetwork, SriovIBNetwork, SriovOperatorConfig, SriovNetworkPoolConfig",
+            "apiVersion: sriovnetwork.openshift.io/v1\nkind: SriovFecClusterConfig\n",
+            "x.yaml document 1: kind \"SriovFecClusterConfig\" is not one of SriovNetworkNodePolicy, SriovNetworkNodeState, SriovNetwork, SriovIBNetwork, OVSNetwork, SriovOperatorConfig, SriovNetworkPoolConfig",
         ),
         (
             "apiVersion: sriovnetwork.openshift.io/v1\nkind: SriovNetwork\nmetadata: {name: ok}\nspec: {resourceName: r}\n---\napiVersion: sriovnetwork.openshift.io/v1\nkind: SriovNetworkNodePolicy\nmetadata: {name: p}\nspec: {resourceName: r, nodeSelector: {}, nicSelector: {}}\n",
@@ -102,4 +102,42 @@ fn empty_documents_are_skipped() {
     let parsed = parse_manifests(text, "x.yaml").unwrap();
     assert_eq!(parsed.len(), 1);
     assert!(matches!(parsed[0].object, SriovObject::IbNetwork(_)));
+}
+
+#[test]
+fn ovs_networks_are_read() {
+    let text = r#"
+apiVersion: sriovnetwork.openshift.io/v1
+kind: OVSNetwork
+metadata: {name: ovs, namespace: sriov-network-operator}
+spec:
+  networkNamespace: lane
+  resourceName: switchdev_vfs
+  bridge: br-ovs
+  vlan: 100
+  mtu: 9000
+  interfaceType: netdev
+  trunk: [{minID: 10, maxID: 20}, {id: 30}]
+  trunks: [{id: 40}]
+---
+apiVersion: sriovnetwork.openshift.io/v1
+kind: OVSNetwork
+metadata: {name: bare}
+"#;
+    let parsed = parse_manifests(text, "ovs.yaml").unwrap();
+    assert_eq!(parsed.len(), 2);
+    let SriovObject::OvsNetwork(net) = &parsed[0].object else {
+        panic!("not an OVSNetwork: {:?}", parsed[0].object);
+    };
+    assert_eq!(net.spec.resource_name, "switchdev_vfs");
+    assert_eq!(net.spec.bridge, "br-ovs");
+    assert_eq!(net.spec.trunk.len(), 2);
+    assert_eq!(net.spec.network_namespace, "lane");
+    assert_eq!(parsed[0].unknown_fields, ["spec.trunks"]);
+    // Without spec: Go's zero spec, as the API server stores it.
+    let SriovObject::OvsNetwork(bare) = &parsed[1].object else {
+        panic!("not an OVSNetwork: {:?}", parsed[1].object);
+    };
+    assert_eq!(bare.spec, Default::default());
+    assert!(parsed[1].unknown_fields.is_empty());
 }

@@ -395,16 +395,34 @@ fn device_plugin_config_upstream_format() {
     assert_eq!(
         serde_json::to_value(&config).unwrap(),
         json!({"resourceList": [
-            {"resourceName": "intel_dpdk", "selectors": {
-                "vendors": ["8086"], "devices": ["154c"], "drivers": ["vfio-pci"],
-                "pfNames": ["ens1f0#0-3"], "IsRdma": false, "NeedVhostNet": true}},
+            {"resourceName": "lost", "selectors": {
+                "pfNames": ["ens1f0#0-7"], "IsRdma": false, "NeedVhostNet": false}},
+            {"resourceName": "mlx_ib", "excludeTopology": true, "selectors": {
+                "vendors": ["15b3"], "devices": ["101e"], "linkTypes": ["infiniband"],
+                "IsRdma": true, "NeedVhostNet": false}},
             {"resourceName": "intel_net", "selectors": {
                 "pfNames": ["ens1f0#4-7"], "rootDevices": ["0000:86:00.1"], "linkTypes": ["ether"],
                 "IsRdma": false, "NeedVhostNet": false}},
-            {"resourceName": "mlx_ib", "excludeTopology": true, "selectors": {
-                "vendors": ["15b3"], "devices": ["101e"], "linkTypes": ["infiniband"],
-                "IsRdma": true, "NeedVhostNet": false}}
-        ]})
+            {"resourceName": "intel_dpdk", "selectors": {
+                "vendors": ["8086"], "devices": ["154c"], "drivers": ["vfio-pci"],
+                "pfNames": ["ens1f0#0-3"], "IsRdma": false, "NeedVhostNet": true}}
+        ]}),
+        "upstream order (priority number descending, then name), every selecting policy \
+         (the merge loser too), drivers only for vfio-pci, excludeTopology of the last policy"
+    );
+    // Byte for byte what Go's json.Marshal writes (field order, SelectorObj).
+    assert_eq!(
+        config.to_upstream_json(),
+        concat!(
+            r#"{"resourceList":[{"resourceName":"lost","selectors":{"pfNames":["ens1f0#0-7"],"IsRdma":false,"NeedVhostNet":false},"SelectorObj":null},"#,
+            r#"{"resourceName":"mlx_ib","excludeTopology":true,"selectors":{"vendors":["15b3"],"devices":["101e"],"linkTypes":["infiniband"],"IsRdma":true,"NeedVhostNet":false},"SelectorObj":null},"#,
+            r#"{"resourceName":"intel_net","selectors":{"pfNames":["ens1f0#4-7"],"rootDevices":["0000:86:00.1"],"linkTypes":["ether"],"IsRdma":false,"NeedVhostNet":false},"SelectorObj":null},"#,
+            r#"{"resourceName":"intel_dpdk","selectors":{"vendors":["8086"],"devices":["154c"],"drivers":["vfio-pci"],"pfNames":["ens1f0#0-3"],"IsRdma":false,"NeedVhostNet":true},"SelectorObj":null}]}"#
+        )
+    );
+    assert_eq!(
+        DevicePluginConfig::default().to_upstream_json(),
+        r#"{"resourceList":null}"#
     );
     // The text round-trips through the parser the device plugin uses.
     assert_eq!(

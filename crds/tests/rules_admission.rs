@@ -1,4 +1,5 @@
-//! Table tests: the whole admission check of a policy over several nodes.
+//! Table tests: the whole admission check of a policy over several nodes
+//! (rejections and warnings).
 
 use std::collections::BTreeMap;
 
@@ -52,17 +53,16 @@ fn admit(
     p: &SriovNetworkNodePolicy,
     nodes: &[NodeView],
     existing: &[SriovNetworkNodePolicy],
-) -> Vec<String> {
-    admit_policy(
+) -> (Vec<String>, Vec<String>) {
+    let verdict = admit_policy(
         p,
         nodes,
         existing,
         &NicIdList::builtin(),
         NicCheck::KnownOnly,
-    )
-    .iter()
-    .map(ToString::to_string)
-    .collect()
+    );
+    let strings = |v: &[sriov_crds::rules::RuleError]| v.iter().map(ToString::to_string).collect();
+    (strings(&verdict.errors), strings(&verdict.warnings))
 }
 
 #[test]
@@ -72,20 +72,25 @@ fn admission_cases() {
         node("a2", "a", Some(vec![intel("ens9f0", "0000:5e:00.0")])),
         node("b1", "b", None),
         node("c1", "c", Some(vec![])),
+        node("d1", "d", Some(vec![intel("ens1f0", "0000:3b:00.0")])),
+        node("d2", "d", None),
     ];
     let existing = vec![
         policy("other", "a", &["ens1f0#0-3"], 8),
         policy("elsewhere", "b", &["ens1f0#0-7"], 8),
     ];
-    let cases: Vec<(&str, SriovNetworkNodePolicy, Vec<&str>)> = vec![
+    // (case, policy, rejections, warnings)
+    let cases: Vec<(&str, SriovNetworkNodePolicy, Vec<&str>, Vec<&str>)> = vec![
         (
             "selects on one node of two",
             policy("p", "a", &["ens1f0#4-7"], 8),
+            vec![],
             vec![],
         ),
         (
             "update of itself",
             policy("other", "a", &["ens1f0#0-5"], 8),
+            vec![],
             vec![],
         ),
         (
@@ -94,12 +99,14 @@ fn admission_cases() {
             vec![
                 "spec.nicSelector.pfNames[0]: VF range \"ens1f0#4-9\" ends at index 9, but with numVfs 8 the VF indexes are 0-7; raise numVfs to 10 or end the range at 7",
             ],
+            vec![],
         ),
         (
             "no node",
             policy("p", "z", &["ens1f0"], 8),
+            vec![],
             vec![
-                "spec.nodeSelector: no node has the labels \"zone=z\"; label the nodes (kubectl label node <node> zone=z) or fix nodeSelector",
+                "spec.nodeSelector: no node has the labels \"zone=z\" yet; the policy applies once nodes are labelled (kubectl label node <node> zone=z)",
             ],
         ),
         (
@@ -108,6 +115,7 @@ fn admission_cases() {
             vec![
                 "spec.nicSelector.pfNames[0]: VF index range \"ens1f0#2-5\" overlaps \"ens1f0#0-3\" of policy other on PF ens1f0; give each policy its own VFs (e.g. ens1f0#4-5)",
             ],
+            vec![],
         ),
         (
             "too many VFs on a node",
@@ -115,6 +123,7 @@ fn admission_cases() {
             vec![
                 "spec.numVfs: numVfs 200 exceeds what PF ens9f0 (0000:5e:00.0, 8086:159b) on node a2 supports: 128 VFs (sriov_totalvfs); lower numVfs to 128 or exclude this PF in nicSelector",
             ],
+            vec![],
         ),
         (
             "selects nothing anywhere",
@@ -123,12 +132,14 @@ fn admission_cases() {
                 "spec.nicSelector: no supported NIC on node a1 is selected by nicSelector; PFs on the node: ens1f0 (0000:3b:00.0, 8086:159b)",
                 "spec.nicSelector: no supported NIC on node a2 is selected by nicSelector; PFs on the node: ens9f0 (0000:5e:00.0, 8086:159b)",
             ],
+            vec![],
         ),
         (
             "node without state",
             policy("p", "b", &["ens1f0"], 8),
+            vec![],
             vec![
-                "spec.nicSelector: none of the selected nodes has reported its NICs yet (no SriovNetworkNodeState status); wait for the config daemon or check that it runs",
+                "spec.nicSelector: 1 selected node(s) have not reported their NICs yet (b1); the NIC checks run when the config daemon reports, and the policy's status shows where it applies",
             ],
         ),
         (
@@ -137,9 +148,36 @@ fn admission_cases() {
             vec![
                 "spec.nicSelector: no supported NIC on node c1 is selected by nicSelector; the node reported no SR-IOV PFs",
             ],
+            vec![],
+        ),
+        (
+            "one node reported without a match, one not reported",
+            policy("p", "d", &["ens7f7"], 8),
+            vec![],
+            vec![
+                "spec.nicSelector: no supported NIC on node d1 is selected by nicSelector; PFs on the node: ens1f0 (0000:3b:00.0, 8086:159b)",
+                "spec.nicSelector: 1 selected node(s) have not reported their NICs yet (d2); the NIC checks run when the config daemon reports, and the policy's status shows where it applies",
+            ],
+        ),
+        (
+            "malformed root device: upstream accepts it, a warning",
+            {
+                let mut p = policy("p", "a", &["ens1f0#4-7"], 8);
+                p.spec.nic_selector.root_devices = vec!["86:00.0".into()];
+                p
+            },
+            vec![
+                "spec.nicSelector: no supported NIC on node a1 is selected by nicSelector; PFs on the node: ens1f0 (0000:3b:00.0, 8086:159b)",
+                "spec.nicSelector: no supported NIC on node a2 is selected by nicSelector; PFs on the node: ens9f0 (0000:5e:00.0, 8086:159b)",
+            ],
+            vec![
+                "spec.nicSelector.rootDevices[0]: \"86:00.0\" is not a PCI address; write it as the kernel does, domain:bus:device.function, e.g. 0000:86:00.0",
+            ],
         ),
     ];
-    for (name, p, expected) in cases {
-        assert_eq!(admit(&p, &nodes, &existing), expected, "case {name:?}");
+    for (name, p, errors, warnings) in cases {
+        let (e, w) = admit(&p, &nodes, &existing);
+        assert_eq!(e, errors, "case {name:?}: rejections");
+        assert_eq!(w, warnings, "case {name:?}: warnings");
     }
 }

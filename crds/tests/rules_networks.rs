@@ -4,7 +4,9 @@
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sriov_crds::operator_config::LogConfig;
 use sriov_crds::pool_config::OvsHardwareOffloadConfig;
-use sriov_crds::rules::network::{check_ib_network_spec, check_network_spec};
+use sriov_crds::rules::network::{
+    check_ib_network_spec, check_network_spec, ib_network_warnings, network_warnings,
+};
 use sriov_crds::rules::operator::{
     check_operator_config, check_pool_config, max_unavailable_nodes,
 };
@@ -22,10 +24,13 @@ fn net() -> SriovNetworkSpec {
     }
 }
 
+/// Rejections (what upstream's CRD rejects), then warnings (what upstream
+/// accepts), prefixed `warning: `.
 fn net_messages(s: &SriovNetworkSpec) -> Vec<String> {
     check_network_spec(s)
         .iter()
         .map(ToString::to_string)
+        .chain(network_warnings(s).iter().map(|w| format!("warning: {w}")))
         .collect()
 }
 
@@ -93,13 +98,13 @@ fn networks_rejected() {
         (
             "qos without vlan",
             |s| s.vlan_qos = Some(3),
-            &["spec.vlanQoS: vlanQoS 3 needs a VLAN; set vlan (1-4094) or remove vlanQoS"],
+            &["warning: spec.vlanQoS: vlanQoS 3 needs a VLAN; set vlan (1-4094) or remove vlanQoS"],
         ),
         (
             "802.1ad without vlan",
             |s| s.vlan_proto = "802.1ad".into(),
             &[
-                "spec.vlanProto: vlanProto 802.1ad needs a VLAN; set vlan (1-4094) or remove vlanProto",
+                "warning: spec.vlanProto: vlanProto 802.1ad needs a VLAN; set vlan (1-4094) or remove vlanProto",
             ],
         ),
         (
@@ -116,7 +121,7 @@ fn networks_rejected() {
                 s.max_tx_rate = Some(100);
             },
             &[
-                "spec.maxTxRate: maxTxRate 100 is below minTxRate 200; raise maxTxRate, lower minTxRate, or set maxTxRate 0 for no limit",
+                "warning: spec.maxTxRate: maxTxRate 100 is below minTxRate 200; raise maxTxRate, lower minTxRate, or set maxTxRate 0 for no limit",
             ],
         ),
         (
@@ -150,31 +155,33 @@ fn networks_rejected() {
             "empty resource",
             |s| s.resource_name.clear(),
             &[
-                "spec.resourceName: resource name is empty; use letters, digits, '_' and '-', starting and ending with a letter or digit, at most 63 characters (e.g. intel_nics)",
+                "warning: spec.resourceName: resource name is empty; use letters, digits, '_' and '-', starting and ending with a letter or digit, at most 63 characters (e.g. intel_nics); no policy can create such a resource, so pods using this network can't be scheduled",
             ],
         ),
         (
             "ipam not json",
             |s| s.ipam = "{type: host-local}".into(),
-            &["spec.ipam: is not valid JSON: key must be a string at line 1 column 2"],
+            &["warning: spec.ipam: is not valid JSON: key must be a string at line 1 column 2"],
         ),
         (
             "ipam array",
             |s| s.ipam = "[]".into(),
             &[
-                "spec.ipam: must be a JSON object, e.g. {\"type\": \"host-local\", \"subnet\": \"10.56.217.0/24\"}",
+                "warning: spec.ipam: must be a JSON object, e.g. {\"type\": \"host-local\", \"subnet\": \"10.56.217.0/24\"}",
             ],
         ),
         (
             "capabilities not bool",
             |s| s.capabilities = r#"{"mac": "yes"}"#.into(),
-            &["spec.capabilities: capability \"mac\" must be true or false, e.g. {\"mac\": true}"],
+            &[
+                "warning: spec.capabilities: capability \"mac\" must be true or false, e.g. {\"mac\": true}",
+            ],
         ),
         (
             "metaPlugins without type",
             |s| s.meta_plugins = r#"{"sysctl": {}}"#.into(),
             &[
-                "spec.metaPlugins: must be one or more CNI plugin objects with a \"type\", separated by commas, e.g. {\"type\": \"tuning\"}",
+                "warning: spec.metaPlugins: must be one or more CNI plugin objects with a \"type\", separated by commas, e.g. {\"type\": \"tuning\"}",
             ],
         ),
     ];
@@ -194,6 +201,7 @@ fn ib_networks() {
         ..Default::default()
     };
     assert!(check_ib_network_spec(&ok).is_empty());
+    assert!(ib_network_warnings(&ok).is_empty());
     let bad = SriovIBNetworkSpec {
         resource_name: "mlx.ib".into(),
         link_state: "on".into(),
@@ -203,13 +211,18 @@ fn ib_networks() {
     let msgs: Vec<String> = check_ib_network_spec(&bad)
         .iter()
         .map(ToString::to_string)
+        .chain(
+            ib_network_warnings(&bad)
+                .iter()
+                .map(|w| format!("warning: {w}")),
+        )
         .collect();
     assert_eq!(
         msgs,
         [
-            "spec.resourceName: resource name \"mlx.ib\" contains '.' at position 3; use letters, digits, '_' and '-', starting and ending with a letter or digit, at most 63 characters (e.g. intel_nics)",
             "spec.linkState: \"on\" is not allowed; use one of auto, enable, disable",
-            "spec.metaPlugins: is not one or more comma-separated JSON objects: key must be a string at line 1 column 3",
+            "warning: spec.resourceName: resource name \"mlx.ib\" contains '.' at position 3; use letters, digits, '_' and '-', starting and ending with a letter or digit, at most 63 characters (e.g. intel_nics); no policy can create such a resource, so pods using this network can't be scheduled",
+            "warning: spec.metaPlugins: is not one or more comma-separated JSON objects: key must be a string at line 1 column 3",
         ]
     );
 }

@@ -3,7 +3,9 @@
 use sriov_crds::nic_ids::NicIdList;
 use sriov_crds::node_policy::{Bridge, ESwitchParams, OvsConfig};
 use sriov_crds::rules::defaults::{Defaulted, default_policy_spec};
-use sriov_crds::rules::policy::{NicCheck, check_policy_spec, check_resource_name};
+use sriov_crds::rules::policy::{
+    NicCheck, check_policy_spec, check_resource_name, policy_warnings,
+};
 use sriov_crds::{SriovNetworkNicSelector, SriovNetworkNodePolicySpec};
 
 fn base() -> SriovNetworkNodePolicySpec {
@@ -23,6 +25,11 @@ fn messages(spec: &SriovNetworkNodePolicySpec) -> Vec<String> {
     check_policy_spec(spec, &NicIdList::builtin(), NicCheck::KnownOnly)
         .iter()
         .map(ToString::to_string)
+        .chain(
+            policy_warnings(spec, NicCheck::KnownOnly)
+                .iter()
+                .map(|w| format!("warning: {w}")),
+        )
         .collect()
 }
 
@@ -250,35 +257,35 @@ fn rejected_policies() {
             "rootDevice short form",
             |s| s.nic_selector.root_devices = vec!["86:00.0".into()],
             &[
-                "spec.nicSelector.rootDevices[0]: \"86:00.0\" is not a PCI address; write it as the kernel does, domain:bus:device.function, e.g. 0000:86:00.0",
+                "warning: spec.nicSelector.rootDevices[0]: \"86:00.0\" is not a PCI address; write it as the kernel does, domain:bus:device.function, e.g. 0000:86:00.0",
             ],
         ),
         (
             "rootDevice bad function",
             |s| s.nic_selector.root_devices = vec!["0000:86:00.8".into()],
             &[
-                "spec.nicSelector.rootDevices[0]: \"0000:86:00.8\" is not a PCI address; write it as the kernel does, domain:bus:device.function, e.g. 0000:86:00.0",
+                "warning: spec.nicSelector.rootDevices[0]: \"0000:86:00.8\" is not a PCI address; write it as the kernel does, domain:bus:device.function, e.g. 0000:86:00.0",
             ],
         ),
         (
             "netFilter no colon",
             |s| s.nic_selector.net_filter = "openstack".into(),
             &[
-                "spec.nicSelector.netFilter: netFilter \"openstack\" has no ':'; use openstack/NetworkID:<network uuid> (e.g. openstack/NetworkID:3e1a55a4-2f0c-4b1d-9c64-5e5a1f0b8a11) or aws/NetworkID:<subnet id>",
+                "warning: spec.nicSelector.netFilter: netFilter \"openstack\" has no ':'; use openstack/NetworkID:<network uuid> (e.g. openstack/NetworkID:3e1a55a4-2f0c-4b1d-9c64-5e5a1f0b8a11) or aws/NetworkID:<subnet id>",
             ],
         ),
         (
             "netFilter not uuid",
             |s| s.nic_selector.net_filter = "openstack/NetworkID:1234".into(),
             &[
-                "spec.nicSelector.netFilter: netFilter \"openstack/NetworkID:1234\": \"1234\" is not a UUID; use openstack/NetworkID:<network uuid> (e.g. openstack/NetworkID:3e1a55a4-2f0c-4b1d-9c64-5e5a1f0b8a11) or aws/NetworkID:<subnet id>",
+                "warning: spec.nicSelector.netFilter: netFilter \"openstack/NetworkID:1234\": \"1234\" is not a UUID; use openstack/NetworkID:<network uuid> (e.g. openstack/NetworkID:3e1a55a4-2f0c-4b1d-9c64-5e5a1f0b8a11) or aws/NetworkID:<subnet id>",
             ],
         ),
         (
             "netFilter unknown key",
             |s| s.nic_selector.net_filter = "gcp/NetworkID:x".into(),
             &[
-                "spec.nicSelector.netFilter: netFilter \"gcp/NetworkID:x\": unknown filter \"gcp/NetworkID\"; use openstack/NetworkID:<network uuid> (e.g. openstack/NetworkID:3e1a55a4-2f0c-4b1d-9c64-5e5a1f0b8a11) or aws/NetworkID:<subnet id>",
+                "warning: spec.nicSelector.netFilter: netFilter \"gcp/NetworkID:x\": unknown filter \"gcp/NetworkID\"; use openstack/NetworkID:<network uuid> (e.g. openstack/NetworkID:3e1a55a4-2f0c-4b1d-9c64-5e5a1f0b8a11) or aws/NetworkID:<subnet id>",
             ],
         ),
         (

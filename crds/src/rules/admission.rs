@@ -1,6 +1,7 @@
 //! The whole admission check of a `SriovNetworkNodePolicy`, as the upstream
 //! webhook does it: static rules, then against every node its nodeSelector
-//! picks (that node's reported PFs and the other policies selecting it).
+//! picks (that node's reported PFs and the other policies selecting it);
+//! plus the warnings upstream does not give.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +14,7 @@ use crate::node_state::InterfaceExt;
 use crate::policy_merge::node_selected;
 use crate::rules::cross_policy::check_against_policies;
 use crate::rules::node::{nothing_selected, select_on_node};
-use crate::rules::policy::{NicCheck, check_policy_spec};
+use crate::rules::policy::{NicCheck, check_policy_spec, policy_warnings};
 
 /// A node as the webhook sees it.
 #[derive(Debug, Clone, Default)]
@@ -26,18 +27,33 @@ pub struct NodeView {
     pub pfs: Option<Vec<InterfaceExt>>,
 }
 
+/// The verdict on a policy: rejections and warnings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyAdmission {
+    /// Violations; any of them rejects the policy.
+    pub errors: Vec<RuleError>,
+    /// Accepted, but worth telling the user (admission `warnings`).
+    pub warnings: Vec<RuleError>,
+}
+
 /// Static and node-dependent rules of a policy being created or updated.
 /// `policies` are the existing policies (the old version of this one is skipped).
+///
+/// Unlike upstream, a policy whose `nodeSelector` picks no node yet, or whose
+/// nodes have not reported their NICs yet, is accepted with a warning (its
+/// status then says where it applies). It is rejected when every selected
+/// node has reported and none has a selected, supported PF.
 pub fn admit_policy(
     policy: &SriovNetworkNodePolicy,
     nodes: &[NodeView],
     policies: &[SriovNetworkNodePolicy],
     nics: &NicIdList,
     nic_check: NicCheck,
-) -> Vec<RuleError> {
+) -> PolicyAdmission {
+    let mut warnings = policy_warnings(&policy.spec, nic_check);
     let mut errors = check_policy_spec(&policy.spec, nics, nic_check);
     if !errors.is_empty() {
-        return errors;
+        return PolicyAdmission { errors, warnings };
     }
     let selected_nodes: Vec<&NodeView> = nodes
         .iter()
@@ -51,28 +67,33 @@ pub fn admit_policy(
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(",");
-        return vec![RuleError::new(
+        warnings.push(RuleError::new(
             "spec.nodeSelector",
             format!(
-                "no node has the labels {wanted:?}; label the nodes (kubectl label node <node> {}) or fix nodeSelector",
+                "no node has the labels {wanted:?} yet; the policy applies once nodes are labelled (kubectl label node <node> {})",
                 if wanted.is_empty() {
                     "<key>=<value>"
                 } else {
                     &wanted
                 }
             ),
-        )];
+        ));
+        return PolicyAdmission { errors, warnings };
     }
     let mut any_selected = false;
+    let mut unreported = Vec::new();
     let mut nothing = Vec::new();
     for node in &selected_nodes {
-        if let Some(pfs) = &node.pfs {
-            let sel = select_on_node(&node.name, &policy.spec, pfs, nics, nic_check);
-            any_selected |= !sel.selected.is_empty();
-            if sel.selected.is_empty() && sel.errors.is_empty() {
-                nothing.push(nothing_selected(&node.name, pfs, &sel.unsupported));
+        match &node.pfs {
+            Some(pfs) => {
+                let sel = select_on_node(&node.name, &policy.spec, pfs, nics, nic_check);
+                any_selected |= !sel.selected.is_empty();
+                if sel.selected.is_empty() && sel.errors.is_empty() {
+                    nothing.push(nothing_selected(&node.name, pfs, &sel.unsupported));
+                }
+                errors.extend(sel.errors);
             }
-            errors.extend(sel.errors);
+            None => unreported.push(node.name.clone()),
         }
         let others: Vec<SriovNetworkNodePolicy> = policies
             .iter()
@@ -86,13 +107,32 @@ pub fn admit_policy(
         }
     }
     if !any_selected && errors.is_empty() {
-        errors.extend(nothing);
-        if errors.is_empty() {
-            errors.push(RuleError::new(
+        if unreported.is_empty() {
+            errors.extend(nothing);
+        } else {
+            warnings.extend(nothing);
+            warnings.push(RuleError::new(
                 "spec.nicSelector",
-                "none of the selected nodes has reported its NICs yet (no SriovNetworkNodeState status); wait for the config daemon or check that it runs",
+                format!(
+                    "{} selected node(s) have not reported their NICs yet ({}); the NIC checks run when the config daemon reports, and the policy's status shows where it applies",
+                    unreported.len(),
+                    preview(&unreported)
+                ),
             ));
         }
     }
-    errors
+    PolicyAdmission { errors, warnings }
+}
+
+fn preview(names: &[String]) -> String {
+    const MAX: usize = 5;
+    if names.len() <= MAX {
+        names.join(", ")
+    } else {
+        format!(
+            "{}, and {} more",
+            names[..MAX].join(", "),
+            names.len() - MAX
+        )
+    }
 }

@@ -1,10 +1,35 @@
-//! Rules of `SriovNetwork` and `SriovIBNetwork` (also in the CRD schema
-//! where they need no other object), plus the JSON strings they carry.
+//! Rules of `SriovNetwork`, `SriovIBNetwork` and `OVSNetwork`.
+//!
+//! Upstream rejects only what its CRD schema rejects (enums, ranges) and,
+//! in the webhook, a `networkNamespace` on a network outside the operator
+//! namespace. Everything else here (the JSON strings, VLAN/QoS/rate
+//! combinations, the resource name syntax) upstream accepts, so it is
+//! reported as admission *warnings*: `*_warnings` functions.
 
 use super::{RuleError, check_enum, check_range};
 use crate::ib_network::SriovIBNetworkSpec;
 use crate::network::SriovNetworkSpec;
+use crate::ovs_network::OVSNetworkSpec;
 use crate::rules::policy::check_resource_name;
+
+/// Upstream's webhook rule for every network kind: `networkNamespace` may be
+/// set only on a network in the operator namespace (elsewhere the NAD goes
+/// to the network's own namespace).
+pub fn check_network_namespace(
+    namespace: &str,
+    network_namespace: &str,
+    operator_namespace: &str,
+) -> Result<(), RuleError> {
+    if network_namespace.is_empty() || namespace == operator_namespace {
+        return Ok(());
+    }
+    Err(RuleError::new(
+        "spec.networkNamespace",
+        format!(
+            "{network_namespace:?} can't be set on a network in namespace {namespace}: only networks in the operator namespace {operator_namespace} may name another namespace; remove networkNamespace (the NetworkAttachmentDefinition is created in {namespace}) or create the network in {operator_namespace}"
+        ),
+    ))
+}
 
 /// Checks a JSON string field that must hold one JSON object.
 fn check_json_object(errors: &mut Vec<RuleError>, field: &str, text: &str) {
@@ -64,12 +89,10 @@ fn check_meta_plugins(errors: &mut Vec<RuleError>, field: &str, text: &str) {
     }
 }
 
-/// All rules of a `SriovNetwork` spec.
+/// What upstream's CRD schema rejects in a `SriovNetwork` spec (enums and
+/// ranges); for tools without an API server (render mode).
 pub fn check_network_spec(spec: &SriovNetworkSpec) -> Vec<RuleError> {
     let mut errors = Vec::new();
-    if let Err(e) = check_resource_name("spec.resourceName", &spec.resource_name) {
-        errors.push(e);
-    }
     check_range(&mut errors, "spec.vlan", spec.vlan, 0, Some(4094));
     check_range(&mut errors, "spec.vlanQoS", spec.vlan_qos, 0, Some(7));
     check_range(&mut errors, "spec.minTxRate", spec.min_tx_rate, 0, None);
@@ -99,9 +122,31 @@ pub fn check_network_spec(spec: &SriovNetworkSpec) -> Vec<RuleError> {
         &spec.log_level,
         &["panic", "error", "warning", "info", "debug"],
     );
+    errors
+}
+
+fn resource_name_warning(warnings: &mut Vec<RuleError>, name: &str) {
+    if let Err(e) = check_resource_name("spec.resourceName", name) {
+        warnings.push(RuleError::new(
+            e.field,
+            format!(
+                "{}; no policy can create such a resource, so pods using this network can't be scheduled",
+                e.message
+            ),
+        ));
+    }
+}
+
+/// What upstream accepts in a `SriovNetwork` but will not work: admission
+/// warnings. VLAN QoS or 802.1ad without a VLAN, `maxTxRate` below
+/// `minTxRate`, JSON strings that are not what the CNI expects, a resource
+/// name no policy can have.
+pub fn network_warnings(spec: &SriovNetworkSpec) -> Vec<RuleError> {
+    let mut warnings = Vec::new();
+    resource_name_warning(&mut warnings, &spec.resource_name);
     let vlan = spec.vlan.unwrap_or(0);
     if spec.vlan_qos.unwrap_or(0) != 0 && vlan == 0 {
-        errors.push(RuleError::new(
+        warnings.push(RuleError::new(
             "spec.vlanQoS",
             format!(
                 "vlanQoS {} needs a VLAN; set vlan (1-4094) or remove vlanQoS",
@@ -110,7 +155,7 @@ pub fn check_network_spec(spec: &SriovNetworkSpec) -> Vec<RuleError> {
         ));
     }
     if spec.vlan_proto.eq_ignore_ascii_case("802.1ad") && vlan == 0 {
-        errors.push(RuleError::new(
+        warnings.push(RuleError::new(
             "spec.vlanProto",
             "vlanProto 802.1ad needs a VLAN; set vlan (1-4094) or remove vlanProto",
         ));
@@ -119,31 +164,78 @@ pub fn check_network_spec(spec: &SriovNetworkSpec) -> Vec<RuleError> {
         && max != 0
         && max < min
     {
-        errors.push(RuleError::new(
+        warnings.push(RuleError::new(
             "spec.maxTxRate",
             format!("maxTxRate {max} is below minTxRate {min}; raise maxTxRate, lower minTxRate, or set maxTxRate 0 for no limit"),
         ));
     }
-    check_capabilities(&mut errors, "spec.capabilities", &spec.capabilities);
-    check_json_object(&mut errors, "spec.ipam", &spec.ipam);
-    check_meta_plugins(&mut errors, "spec.metaPlugins", &spec.meta_plugins);
-    errors
+    check_capabilities(&mut warnings, "spec.capabilities", &spec.capabilities);
+    check_json_object(&mut warnings, "spec.ipam", &spec.ipam);
+    check_meta_plugins(&mut warnings, "spec.metaPlugins", &spec.meta_plugins);
+    warnings
 }
 
-/// All rules of a `SriovIBNetwork` spec.
+/// What upstream's CRD schema rejects in a `SriovIBNetwork` spec.
 pub fn check_ib_network_spec(spec: &SriovIBNetworkSpec) -> Vec<RuleError> {
     let mut errors = Vec::new();
-    if let Err(e) = check_resource_name("spec.resourceName", &spec.resource_name) {
-        errors.push(e);
-    }
     check_enum(
         &mut errors,
         "spec.linkState",
         &spec.link_state,
         &["auto", "enable", "disable"],
     );
-    check_capabilities(&mut errors, "spec.capabilities", &spec.capabilities);
-    check_json_object(&mut errors, "spec.ipam", &spec.ipam);
-    check_meta_plugins(&mut errors, "spec.metaPlugins", &spec.meta_plugins);
     errors
+}
+
+/// Admission warnings for a `SriovIBNetwork` (see [`network_warnings`]).
+pub fn ib_network_warnings(spec: &SriovIBNetworkSpec) -> Vec<RuleError> {
+    let mut warnings = Vec::new();
+    resource_name_warning(&mut warnings, &spec.resource_name);
+    check_capabilities(&mut warnings, "spec.capabilities", &spec.capabilities);
+    check_json_object(&mut warnings, "spec.ipam", &spec.ipam);
+    check_meta_plugins(&mut warnings, "spec.metaPlugins", &spec.meta_plugins);
+    warnings
+}
+
+/// What upstream's CRD schema rejects in an `OVSNetwork` spec: VLAN ids above 4095.
+pub fn check_ovs_network_spec(spec: &OVSNetworkSpec) -> Vec<RuleError> {
+    let mut errors = Vec::new();
+    let mut vlan = |field: String, v: Option<i64>| {
+        if let Some(v) = v
+            && !(0..=4095).contains(&v)
+        {
+            errors.push(RuleError::new(
+                field,
+                format!("{v} is out of range; allowed: 0-4095"),
+            ));
+        }
+    };
+    vlan("spec.vlan".into(), spec.vlan);
+    for (i, t) in spec.trunk.iter().enumerate() {
+        vlan(format!("spec.trunk[{i}].minID"), t.min_id);
+        vlan(format!("spec.trunk[{i}].maxID"), t.max_id);
+        vlan(format!("spec.trunk[{i}].id"), t.id);
+    }
+    errors
+}
+
+/// Admission warnings for an `OVSNetwork` (see [`network_warnings`]); also a
+/// trunk range with `minID` above `maxID`.
+pub fn ovs_network_warnings(spec: &OVSNetworkSpec) -> Vec<RuleError> {
+    let mut warnings = Vec::new();
+    resource_name_warning(&mut warnings, &spec.resource_name);
+    for (i, t) in spec.trunk.iter().enumerate() {
+        if let (Some(min), Some(max)) = (t.min_id, t.max_id)
+            && min > max
+        {
+            warnings.push(RuleError::new(
+                format!("spec.trunk[{i}]"),
+                format!("minID {min} is above maxID {max}; the range is empty"),
+            ));
+        }
+    }
+    check_capabilities(&mut warnings, "spec.capabilities", &spec.capabilities);
+    check_json_object(&mut warnings, "spec.ipam", &spec.ipam);
+    check_meta_plugins(&mut warnings, "spec.metaPlugins", &spec.meta_plugins);
+    warnings
 }

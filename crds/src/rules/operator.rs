@@ -4,6 +4,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use super::{RuleError, check_enum, check_range};
+use crate::node_state::{SYNC_STATUS_IN_PROGRESS, SriovNetworkNodeState};
 use crate::operator_config::{OPERATOR_CONFIG_NAME, SriovOperatorConfig};
 use crate::pool_config::SriovNetworkPoolConfig;
 
@@ -64,6 +65,48 @@ pub fn check_operator_config(
         );
     }
     errors
+}
+
+/// Admission warnings for a `SriovOperatorConfig` (upstream's warning when
+/// drains are disabled).
+pub fn operator_config_warnings(config: &SriovOperatorConfig) -> Vec<RuleError> {
+    if config.spec.disable_drain == Some(true) {
+        vec![RuleError::new(
+            "spec.disableDrain",
+            "node draining is disabled for applying SriovNetworkNodePolicy; pods using VFs may be interrupted when a node is reconfigured",
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Upstream's rule: `disableDrain` may not change from false to true while a
+/// node is being reconfigured (`syncStatus: InProgress`), or that node would
+/// stay cordoned. `old` is the stored config (None on create).
+pub fn check_disable_drain_change(
+    old: Option<&SriovOperatorConfig>,
+    new: &SriovOperatorConfig,
+    node_states: &[SriovNetworkNodeState],
+) -> Result<(), RuleError> {
+    let now = new.spec.disable_drain == Some(true);
+    let before = old.is_some_and(|o| o.spec.disable_drain == Some(true));
+    if !now || before || old.is_none() {
+        return Ok(());
+    }
+    match node_states.iter().find(|s| {
+        s.status
+            .as_ref()
+            .is_some_and(|st| st.sync_status == SYNC_STATUS_IN_PROGRESS)
+    }) {
+        None => Ok(()),
+        Some(state) => Err(RuleError::new(
+            "spec.disableDrain",
+            format!(
+                "can't set disableDrain to true while node {} is updating (syncStatus InProgress): the node could stay cordoned; wait until it is Succeeded",
+                state.name_any()
+            ),
+        )),
+    }
 }
 
 /// How many nodes of a pool of `nodes` may be unavailable at once: `None`

@@ -189,7 +189,8 @@ pub fn check_policy_spec(
 
     check_nic_selector(spec, nics, nic_check, &mut errors);
 
-    // Combinations (also in the CRD schema as CEL rules).
+    // Combinations (upstream's webhook rules; not in the CRD schema, which
+    // is never stricter than upstream's).
     if spec.effective_device_type() == DEVICE_TYPE_VFIO_PCI && spec.rdma() {
         errors.push(RuleError::new(
             "spec.isRdma",
@@ -269,7 +270,7 @@ fn check_nic_selector(
         return;
     }
     let mut ids_ok = true;
-    if !sel.vendor.is_empty() && !is_hex(&sel.vendor, 4) {
+    if nic_check == NicCheck::KnownOnly && !sel.vendor.is_empty() && !is_hex(&sel.vendor, 4) {
         ids_ok = false;
         errors.push(RuleError::new(
             "spec.nicSelector.vendor",
@@ -279,7 +280,7 @@ fn check_nic_selector(
             ),
         ));
     }
-    if !sel.device_id.is_empty() && !is_hex(&sel.device_id, 4) {
+    if nic_check == NicCheck::KnownOnly && !sel.device_id.is_empty() && !is_hex(&sel.device_id, 4) {
         ids_ok = false;
         errors.push(RuleError::new(
             "spec.nicSelector.deviceID",
@@ -311,11 +312,6 @@ fn check_nic_selector(
             ));
         }
     }
-    for (i, addr) in sel.root_devices.iter().enumerate() {
-        if let Err(e) = check_pci_address(&format!("spec.nicSelector.rootDevices[{i}]"), addr) {
-            errors.push(e);
-        }
-    }
     for (i, entry) in sel.pf_names.iter().enumerate() {
         let field = format!("spec.nicSelector.pfNames[{i}]");
         match PfSelector::parse(entry) {
@@ -340,9 +336,39 @@ fn check_nic_selector(
             }
         }
     }
+}
+
+/// What upstream accepts but is most likely a mistake: returned as admission
+/// warnings, never as rejections (a cluster switching from the Go operator
+/// must be able to update the objects it has).
+/// - `rootDevices` entries that are not PCI addresses (they match nothing);
+/// - a `netFilter` of an unknown form (it matches nothing);
+/// - in dev mode (`NicCheck::AnyNic`), vendor/deviceID that are not 4 hex digits.
+pub fn policy_warnings(spec: &SriovNetworkNodePolicySpec, nic_check: NicCheck) -> Vec<RuleError> {
+    let mut warnings = Vec::new();
+    let sel = &spec.nic_selector;
+    for (i, addr) in sel.root_devices.iter().enumerate() {
+        if let Err(e) = check_pci_address(&format!("spec.nicSelector.rootDevices[{i}]"), addr) {
+            warnings.push(e);
+        }
+    }
     if !sel.net_filter.is_empty()
         && let Err(e) = check_net_filter("spec.nicSelector.netFilter", &sel.net_filter)
     {
-        errors.push(e);
+        warnings.push(e);
     }
+    if nic_check == NicCheck::AnyNic {
+        for (field, value) in [
+            ("spec.nicSelector.vendor", &sel.vendor),
+            ("spec.nicSelector.deviceID", &sel.device_id),
+        ] {
+            if !value.is_empty() && !is_hex(value, 4) {
+                warnings.push(RuleError::new(
+                    field,
+                    format!("{value:?} is not 4 hex digits without 0x (e.g. \"8086\"); it matches no NIC"),
+                ));
+            }
+        }
+    }
+    warnings
 }
