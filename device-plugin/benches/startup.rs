@@ -52,6 +52,7 @@ fn rss_kb(pid: u32) -> u64 {
 }
 
 /// User + system CPU time of a process (from `/proc/<pid>/stat`).
+#[allow(unsafe_code)] // sysconf, getrusage: libc only in this bench
 fn proc_cpu(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces): state is 3rd,
@@ -82,6 +83,7 @@ fn switches(pid: u32) -> u64 {
 }
 
 /// User + system CPU time of this (the client's) process so far.
+#[allow(unsafe_code)]
 fn self_cpu() -> Duration {
     // SAFETY: getrusage fills the struct we own.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };

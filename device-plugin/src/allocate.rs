@@ -1,33 +1,45 @@
 //! What a container gets for its devices: environment variables, device
-//! nodes, and a device-info file per device.
+//! nodes, and a device-info file per device, as upstream builds them.
 //!
-//! - `PCIDEVICE_<PREFIX>_<NAME>` (upper case; `.`, `/`, `-` made `_`): the
-//!   device IDs (PCI addresses; auxiliary device names such as
-//!   `mlx5_core.sf.4` for `auxNetDevice` pools), comma separated.
-//! - `PCIDEVICE_<PREFIX>_<NAME>_INFO`: JSON, per address: `generic.deviceID`,
-//!   `vfio.mount`/`vfio.dev-mount`, `rdma.*`, `vhost.mount`, `tun.mount`,
-//!   `vdpa.mount` (vhost vDPA), `extra` (the resource's `additionalInfo`,
-//!   looked up by the PCI address, for an auxiliary device its parent's).
-//! - Device specs: vfio-pci devices get `/dev/vfio/vfio` and
-//!   `/dev/vfio/<group>`; RDMA devices in `isRdma: true` pools their
-//!   `/dev/infiniband/*` nodes (as upstream: other pools do not mount them);
-//!   `needVhostNet` pools `/dev/vhost-net` and `/dev/net/tun`; vhost vDPA
-//!   devices (`vdpaType: vhost` pools) their `/dev/vhost-vdpa-N` (`mrw`).
-//!   Paths are the node's.
+//! - `PCIDEVICE_<PREFIX>_<NAME>` (upstream's rule: `PCIDEVICE_`, prefix,
+//!   `_`, name, `.` made `_`, upper case; `-` stays): the device IDs (PCI
+//!   addresses; auxiliary device names such as `mlx5_core.sf.4` for
+//!   `auxNetDevice` pools), comma separated.
+//! - `PCIDEVICE_<PREFIX>_<NAME>_INFO`: JSON, per device ID, per upstream
+//!   info provider: `generic.deviceID`; `vfio.mount`/`vfio.dev-mount`
+//!   (vfio-pci; `dev-mount` is the container path `/dev/vfio/<group>`);
+//!   `uio.mount` (`/dev/uioN`; uio, igb_uio, uio_pci_generic); `extra`
+//!   (the resource's `additionalInfo`, `"*"` overlaid with the PCI
+//!   address's, for an auxiliary device its parent's); `rdma.rdma_dev`,
+//!   `rdma.rdma_cm`, `rdma.uverbs`, `rdma.umad`, `rdma.issm` (the device's
+//!   selector set has `isRdma`); `vhost.net-mount`/`vhost.tun-mount`
+//!   (`needVhostNet`, when the node has `/dev/vhost-net`); `vdpa.mount`
+//!   (`vdpaType`; the `/dev/vhost-vdpa-N` of a vhost one).
+//! - Device specs (all `rw`): vfio-pci `/dev/vfio/vfio` and the group node
+//!   (no-IOMMU: host `/dev/vfio/noiommu-<group>` as `/dev/vfio/<group>`);
+//!   UIO `/dev/uioN`; `isRdma` the RDMA char devices; `needVhostNet`
+//!   `/dev/vhost-net` and `/dev/net/tun`, each when the node has it; vhost
+//!   vDPA `/dev/vhost-vdpa-N`. What a device gets depends on the selector
+//!   set that claimed it ([`crate::pools::PoolDevice::selector`]).
 //! - Device-info file (device-info-spec 1.1.0), written atomically (temp
 //!   file and rename; the directory is a tmpfs on nodes, so no fsync) to
-//!   `<devinfo dir>/<prefix>-<name>-<pci>-device.json`: type `pci`, or
-//!   `vdpa` for a VF with a vDPA device (in a `vdpaType` pool). Auxiliary
-//!   devices get none, as upstream.
+//!   `<devinfo dir>/<prefix>-<name>-<pci>-device.json` for `netDevice`
+//!   pools: type `pci` (`rdma-device` = every RDMA device, comma joined,
+//!   for `isRdma`), or `vdpa` for a VF with a vDPA device (`vdpaType`).
+//!   Auxiliary devices and accelerators get none, as upstream.
+//! - CDI mode: no device specs; the annotation
+//!   `cdi.k8s.io/<prefix>_<kind>` = the devices' CDI names, comma joined
+//!   (see [`crate::cdi`]).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use sriov_host::HostRoot;
+use sriov_host::files::WriteOptions;
 
 use crate::api::{ContainerAllocateResponse, DeviceSpec};
+use crate::config::ResourceConfig;
 use crate::pools::{Pool, PoolDevice};
 
 /// The device-info-spec version written.
@@ -50,14 +62,12 @@ pub enum AllocateError {
     },
 }
 
-/// `PCIDEVICE_<PREFIX>_<NAME>` for a full resource name.
-pub fn env_name(resource: &str) -> String {
-    let mut s = String::from("PCIDEVICE_");
-    s.extend(resource.chars().map(|c| match c {
-        '.' | '/' | '-' => '_',
-        c => c.to_ascii_uppercase(),
-    }));
-    s
+/// `PCIDEVICE_<PREFIX>_<NAME>`, as upstream builds it from the prefix and
+/// the resource name: `.` made `_`, upper case (`-` stays).
+pub fn env_name(prefix: &str, name: &str) -> String {
+    format!("PCIDEVICE_{prefix}_{name}")
+        .replace('.', "_")
+        .to_uppercase()
 }
 
 /// `<prefix>-<name>-<pci>-device.json`.
@@ -98,6 +108,28 @@ pub fn rdma_char_devices(root: &HostRoot, pd: &PoolDevice) -> BTreeMap<&'static 
     out
 }
 
+/// A device node for a container: the node's path and the container's
+/// (they differ for a no-IOMMU VFIO group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNode {
+    pub host_path: String,
+    pub container_path: String,
+}
+
+impl DeviceNode {
+    fn same(p: impl Into<String>) -> DeviceNode {
+        let p = p.into();
+        DeviceNode {
+            host_path: p.clone(),
+            container_path: p,
+        }
+    }
+}
+
+/// The cgroup permissions of every device node: `rw`, as upstream (vhost
+/// vDPA nodes included).
+pub const PERMISSIONS: &str = "rw";
+
 /// Where responses look for node facts and write files.
 #[derive(Debug, Clone)]
 pub struct AllocateContext {
@@ -108,51 +140,77 @@ pub struct AllocateContext {
     pub cdi_dir: Option<PathBuf>,
 }
 
-/// What a pool's selectors ask Allocate to add beyond the devices' own
-/// nodes.
+/// What the selector set that claimed a device asks Allocate to add
+/// beyond the device's own nodes (as upstream, per selector set).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Needs {
     /// `needVhostNet`: `/dev/vhost-net` and `/dev/net/tun`.
     pub vhost_net: bool,
-    /// `isRdma: true`: the RDMA char devices and `rdma` info (as upstream,
-    /// only pools that select RDMA devices mount them).
+    /// `isRdma: true`: the RDMA char devices and `rdma` info.
     pub rdma: bool,
     /// `vdpaType`: the vDPA device (vhost char device, `vdpa` info,
-    /// device-info type `vdpa`), as upstream only in such pools.
+    /// device-info type `vdpa`).
     pub vdpa: bool,
 }
 
 impl Needs {
-    /// From a pool's config: any of its selector sets asking for it.
-    pub fn of(rc: &crate::config::ResourceConfig) -> Needs {
-        Needs {
-            vhost_net: rc.selectors.iter().any(|s| s.need_vhost_net),
-            rdma: rc.selectors.iter().any(|s| s.is_rdma == Some(true)),
-            vdpa: rc.selectors.iter().any(|s| s.vdpa_type.is_some()),
-        }
+    /// From selector set `index` of a pool's config.
+    pub fn of(rc: &crate::config::ResourceConfig, index: usize) -> Needs {
+        rc.selectors
+            .get(index)
+            .map(|s| Needs {
+                vhost_net: s.need_vhost_net,
+                rdma: s.is_rdma,
+                vdpa: s.vdpa_type.is_some(),
+            })
+            .unwrap_or_default()
+    }
+
+    /// For a pool device: from the selector set that claimed it.
+    pub fn of_device(rc: &crate::config::ResourceConfig, pd: &PoolDevice) -> Needs {
+        Needs::of(rc, pd.selector)
     }
 }
 
-/// The device nodes (node paths) one device needs in a container.
-pub fn device_nodes(ctx: &AllocateContext, needs: Needs, pd: &PoolDevice) -> Vec<String> {
+/// The device nodes one device needs in a container.
+pub fn device_nodes(ctx: &AllocateContext, needs: Needs, pd: &PoolDevice) -> Vec<DeviceNode> {
     let mut out = Vec::new();
     if pd.device.is_vfio()
         && let Some(g) = pd.device.iommu_group
     {
-        out.push("/dev/vfio/vfio".to_string());
-        out.push(format!("/dev/vfio/{g}"));
+        let n = sriov_host::devnodes::vfio_group_node(&ctx.root, g);
+        out.push(DeviceNode::same("/dev/vfio/vfio"));
+        out.push(DeviceNode {
+            host_path: n.host_path,
+            container_path: n.container_path,
+        });
+    }
+    if pd.device.is_uio() && pd.device.aux.is_none() {
+        out.extend(
+            sriov_host::devnodes::uio_nodes(&ctx.root, &pd.device.address)
+                .into_iter()
+                .map(DeviceNode::same),
+        );
     }
     if needs.rdma {
-        out.extend(rdma_char_devices(&ctx.root, pd).into_values());
+        out.extend(
+            rdma_char_devices(&ctx.root, pd)
+                .into_values()
+                .map(DeviceNode::same),
+        );
     }
     if needs.vhost_net {
-        out.push("/dev/vhost-net".to_string());
-        out.push("/dev/net/tun".to_string());
+        // each only when the node has it
+        for p in ["vhost-net", "net/tun"] {
+            if ctx.root.dev(p).exists() {
+                out.push(DeviceNode::same(format!("/dev/{p}")));
+            }
+        }
     }
     if needs.vdpa
         && let Some(p) = vhost_vdpa_path(pd)
     {
-        out.push(p.to_string());
+        out.push(DeviceNode::same(p));
     }
     out
 }
@@ -166,22 +224,65 @@ fn vhost_vdpa_path(pd: &PoolDevice) -> Option<&str> {
         .and_then(|v| v.vhost_path.as_deref())
 }
 
-/// The cgroup permissions of a device node: `mrw` for vhost-vdpa (as
-/// upstream), else `rw`.
-pub fn permissions(path: &str) -> &'static str {
-    if path.starts_with("/dev/vhost-vdpa-") {
-        "mrw"
-    } else {
-        "rw"
+fn spec(n: &DeviceNode) -> DeviceSpec {
+    DeviceSpec {
+        container_path: n.container_path.clone(),
+        host_path: n.host_path.clone(),
+        permissions: PERMISSIONS.to_string(),
     }
 }
 
-fn spec(path: &str) -> DeviceSpec {
-    DeviceSpec {
-        container_path: path.to_string(),
-        host_path: path.to_string(),
-        permissions: permissions(path).to_string(),
+/// The `_INFO` entry of one device: upstream's info providers by name.
+pub fn device_env_info(ctx: &AllocateContext, rc: &ResourceConfig, pd: &PoolDevice) -> Value {
+    let needs = Needs::of_device(rc, pd);
+    let mut entry = serde_json::Map::new();
+    entry.insert(
+        "generic".into(),
+        json!({ "deviceID": pd.device.id().to_string() }),
+    );
+    if pd.device.is_vfio()
+        && let Some(g) = pd.device.iommu_group
+    {
+        entry.insert(
+            "vfio".into(),
+            json!({ "mount": "/dev/vfio/vfio", "dev-mount": format!("/dev/vfio/{g}") }),
+        );
     }
+    if pd.device.is_uio() && pd.device.aux.is_none() {
+        let mut m = serde_json::Map::new();
+        if let Some(n) = sriov_host::devnodes::uio_nodes(&ctx.root, &pd.device.address).first() {
+            m.insert("mount".into(), json!(n));
+        }
+        entry.insert("uio".into(), Value::Object(m));
+    }
+    if !rc.additional_info.is_empty() {
+        entry.insert(
+            "extra".into(),
+            json!(rc.extra_for(&pd.device.address.to_string())),
+        );
+    }
+    if needs.rdma && !pd.device.rdma.is_empty() {
+        let mut m: serde_json::Map<String, Value> = rdma_char_devices(&ctx.root, pd)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        m.insert("rdma_dev".into(), json!(pd.device.rdma[0]));
+        entry.insert("rdma".into(), Value::Object(m));
+    }
+    if needs.vhost_net && ctx.root.dev("vhost-net").exists() {
+        entry.insert(
+            "vhost".into(),
+            json!({ "net-mount": "/dev/vhost-net", "tun-mount": "/dev/net/tun" }),
+        );
+    }
+    if needs.vdpa && pd.device.vdpa.is_some() {
+        let mut m = serde_json::Map::new();
+        if let Some(p) = vhost_vdpa_path(pd) {
+            m.insert("mount".into(), json!(p));
+        }
+        entry.insert("vdpa".into(), Value::Object(m));
+    }
+    Value::Object(entry)
 }
 
 /// The response for one container asking for `ids` from `pool`. Nothing is
@@ -191,7 +292,7 @@ pub fn container_response(
     pool: &Pool,
     ids: &[String],
 ) -> Result<ContainerAllocateResponse, AllocateError> {
-    let rc = &pool.config;
+    let rc: &ResourceConfig = &pool.config;
     let resource = rc.resource_name();
     let mut devices = Vec::with_capacity(ids.len());
     for id in ids {
@@ -203,88 +304,47 @@ pub fn container_response(
             })?;
         devices.push(pd);
     }
-    let needs = Needs::of(rc);
     let mut specs: Vec<DeviceSpec> = Vec::new();
     for pd in &devices {
-        for p in device_nodes(ctx, needs, pd) {
-            if !specs.iter().any(|s| s.host_path == p) {
-                specs.push(spec(&p));
+        for n in device_nodes(ctx, Needs::of_device(rc, pd), pd) {
+            if !specs.iter().any(|s| s.host_path == n.host_path) {
+                specs.push(spec(&n));
             }
         }
     }
     let mut info = serde_json::Map::new();
-    let mut addresses = Vec::with_capacity(devices.len());
+    let mut ids_out = Vec::with_capacity(devices.len());
     for pd in &devices {
-        let pci = pd.device.address.to_string();
         let id = pd.device.id().to_string();
-        let mut entry = serde_json::Map::new();
-        entry.insert("generic".into(), json!({ "deviceID": id }));
-        if pd.device.is_vfio()
-            && let Some(g) = pd.device.iommu_group
-        {
-            let dev = format!("/dev/vfio/{g}");
-            entry.insert(
-                "vfio".into(),
-                json!({ "mount": "/dev/vfio/vfio", "dev-mount": dev }),
-            );
-        }
-        let rdma = if needs.rdma {
-            rdma_char_devices(&ctx.root, pd)
-        } else {
-            BTreeMap::new()
-        };
-        if !rdma.is_empty() {
-            let mut m: serde_json::Map<String, Value> = rdma
-                .iter()
-                .map(|(k, v)| (k.to_string(), json!(v)))
-                .collect();
-            m.insert("device".into(), json!(pd.device.rdma[0]));
-            entry.insert("rdma".into(), Value::Object(m));
-        }
-        if needs.vhost_net {
-            entry.insert("vhost".into(), json!({ "mount": "/dev/vhost-net" }));
-            entry.insert("tun".into(), json!({ "mount": "/dev/net/tun" }));
-        }
-        if needs.vdpa
-            && let Some(p) = vhost_vdpa_path(pd)
-        {
-            entry.insert("vdpa".into(), json!({ "mount": p }));
-        }
-        let extra = rc.extra_for(&pci);
-        if !extra.is_empty() {
-            entry.insert("extra".into(), json!(extra));
-        }
-        info.insert(id.clone(), Value::Object(entry));
-        addresses.push(id);
+        info.insert(id.clone(), device_env_info(ctx, rc, pd));
+        ids_out.push(id);
     }
-    for pd in devices.iter().filter(|pd| pd.device.aux.is_none()) {
-        write_device_info(ctx, pool, pd, needs)?;
+    if rc.device_type == crate::config::DeviceType::NetDevice {
+        for pd in &devices {
+            write_device_info(ctx, pool, pd, Needs::of_device(rc, pd))?;
+        }
     }
-    let mut cdi_devices = Vec::new();
+    let mut annotations = std::collections::HashMap::new();
     if let Some(dir) = &ctx.cdi_dir {
-        let spec = crate::cdi::spec(pool, |pd| device_nodes(ctx, needs, pd));
+        let spec = crate::cdi::spec(pool, |pd| device_nodes(ctx, Needs::of_device(rc, pd), pd));
         crate::cdi::write_spec(dir, pool, &spec).map_err(|source| AllocateError::CdiSpec {
             dir: dir.clone(),
             source,
         })?;
-        cdi_devices = devices
-            .iter()
-            .map(|pd| crate::api::CdiDevice {
-                name: crate::cdi::device_name(&rc.prefix, rc.device_type, pd),
-            })
-            .collect();
+        let (key, value) = crate::cdi::annotation(&rc.prefix, rc.device_type, &devices);
+        annotations.insert(key, value);
         specs.clear();
     }
-    let name = env_name(&resource);
+    let name = env_name(&rc.prefix, &rc.name);
     let mut envs = std::collections::HashMap::new();
     envs.insert(format!("{name}_INFO"), Value::Object(info).to_string());
-    envs.insert(name, addresses.join(","));
+    envs.insert(name, ids_out.join(","));
     Ok(ContainerAllocateResponse {
         envs,
         mounts: Vec::new(),
         devices: specs,
-        annotations: Default::default(),
-        cdi_devices,
+        annotations,
+        cdi_devices: Vec::new(),
     })
 }
 
@@ -315,10 +375,9 @@ pub fn device_info(pd: &PoolDevice, needs: Needs) -> Value {
     if needs.vhost_net {
         pci.insert("vhost-net".into(), json!("/dev/vhost-net"));
     }
-    if needs.rdma
-        && let Some(r) = pd.device.rdma.first()
-    {
-        pci.insert("rdma-device".into(), json!(r));
+    if needs.rdma && !pd.device.rdma.is_empty() {
+        // every RDMA device of the function, as upstream
+        pci.insert("rdma-device".into(), json!(pd.device.rdma.join(",")));
     }
     json!({ "type": "pci", "version": DEVICE_INFO_VERSION, "pci": pci })
 }
@@ -340,18 +399,9 @@ fn write_device_info(
         path: path.clone(),
         source,
     };
-    std::fs::create_dir_all(&ctx.devinfo_dir).map_err(err)?;
-    let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
     let body = serde_json::to_vec(&device_info(pd, needs)).expect("JSON value");
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&body)?;
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        err(e)
-    })
+    sriov_host::files::write_atomic(&path, &body, &WriteOptions::runtime(0o644))
+        .map_err(|e| err(e.into()))
 }
 
 #[cfg(test)]
@@ -361,10 +411,14 @@ mod tests {
     #[test]
     fn env_names_follow_upstream() {
         assert_eq!(
-            env_name("intel.com/intel_sriov_netdevice"),
+            env_name("intel.com", "intel_sriov_netdevice"),
             "PCIDEVICE_INTEL_COM_INTEL_SRIOV_NETDEVICE"
         );
-        assert_eq!(env_name("my-vendor.io/dpdk"), "PCIDEVICE_MY_VENDOR_IO_DPDK");
+        // upstream keeps '-' (only '.' becomes '_')
+        assert_eq!(
+            env_name("my-vendor.io", "sriov-dpdk"),
+            "PCIDEVICE_MY-VENDOR_IO_SRIOV-DPDK"
+        );
     }
 
     #[test]

@@ -1,29 +1,53 @@
-//! CDI mode (`--use-cdi`): instead of device specs, Allocate answers with
-//! CDI device names (`<prefix>/net-pci=<pci address>`; for `auxNetDevice`
-//! pools `<prefix>/net-sf=<aux device>`, as upstream), and a CDI spec file
-//! per pool, `<cdi dir>/<prefix>-<name>.json` (default dir `/var/run/cdi`
-//! under the host root), tells the runtime which device nodes each name
-//! stands for. The spec is rewritten (atomically) before each Allocate
-//! answer, so it always covers the devices just handed out.
+//! CDI mode (`--use-cdi`), as upstream: Allocate answers no device specs
+//! but the container annotation `cdi.k8s.io/<prefix>_<kind>` = the
+//! devices' CDI names (`<prefix>/<kind>=<device ID>`, comma joined), which
+//! runtimes with CDI enabled resolve against a spec file per pool, and
+//! which every kubelet passes on (no kubelet CDI field needed).
+//!
+//! - Kinds: `net-pci` (netDevice), `net-accel` (accelerator), `net-sf`
+//!   (auxNetDevice).
+//! - Spec file: `<cdi dir>/sriov-dp-<prefix>-<kind>-<resource name>.yaml`
+//!   (the name upstream's CDI library gives it; default dir `/var/run/cdi`
+//!   under the host root), cdiVersion 0.5.0, one device per pool device
+//!   with its device nodes (`path` in the container, `hostPath` on the
+//!   node, `rw`). The content is JSON, which is YAML too. It is rewritten
+//!   (atomically) when a pool is served or changes and before each
+//!   Allocate answer.
+//! - Spec files named `sriov-dp-*` (upstream's and ours) are removed from
+//!   the CDI dir and `<root>/etc/cdi` at start and at shutdown, as
+//!   upstream does; a removed pool's file is removed with it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use sriov_host::files::WriteOptions;
 
 use serde_json::{Value, json};
 
 use crate::config::DeviceType;
 use crate::pools::{Pool, PoolDevice};
 
-/// The CDI spec version written.
-pub const CDI_VERSION: &str = "0.6.0";
+/// The CDI spec version written (upstream's CDI library's).
+pub const CDI_VERSION: &str = "0.5.0";
 
-/// The CDI kind of a pool: `<prefix>/net-pci`, `<prefix>/net-sf` for
-/// auxiliary devices.
-pub fn kind(prefix: &str, t: DeviceType) -> String {
+/// The file name prefix of every spec this plugin (or upstream's) writes.
+pub const SPEC_PREFIX: &str = "sriov-dp-";
+
+/// The annotation key prefix runtimes read CDI device requests from.
+pub const ANNOTATION_PREFIX: &str = "cdi.k8s.io/";
+
+/// The CDI class of a pool's device type: `net-pci`, `net-accel`,
+/// `net-sf`.
+pub fn class(t: DeviceType) -> &'static str {
     match t {
-        DeviceType::AuxNetDevice => format!("{prefix}/net-sf"),
-        _ => format!("{prefix}/net-pci"),
+        DeviceType::NetDevice => "net-pci",
+        DeviceType::Accelerator => "net-accel",
+        DeviceType::AuxNetDevice => "net-sf",
     }
+}
+
+/// The CDI kind of a pool: `<prefix>/<class>`.
+pub fn kind(prefix: &str, t: DeviceType) -> String {
+    format!("{prefix}/{}", class(t))
 }
 
 /// The fully qualified CDI name of a device.
@@ -31,23 +55,37 @@ pub fn device_name(prefix: &str, t: DeviceType, pd: &PoolDevice) -> String {
     format!("{}={}", kind(prefix, t), pd.device.id())
 }
 
-/// The spec file of a pool.
-pub fn spec_path(dir: &Path, prefix: &str, name: &str) -> PathBuf {
-    dir.join(format!("{prefix}-{name}.json"))
+/// The container annotation for `devices` of a pool: (key, value).
+pub fn annotation(prefix: &str, t: DeviceType, devices: &[&PoolDevice]) -> (String, String) {
+    let key = format!("{ANNOTATION_PREFIX}{prefix}_{}", class(t));
+    let value = devices
+        .iter()
+        .map(|pd| device_name(prefix, t, pd))
+        .collect::<Vec<_>>()
+        .join(",");
+    (key, value)
+}
+
+/// The spec file of a pool: `sriov-dp-<prefix>-<class>-<name>.yaml`.
+pub fn spec_path(dir: &Path, prefix: &str, t: DeviceType, name: &str) -> PathBuf {
+    dir.join(format!("{SPEC_PREFIX}{prefix}-{}-{name}.yaml", class(t)))
 }
 
 /// The CDI spec of a pool: one device per pool device, with its device
-/// nodes (`paths` gives them per device).
-pub fn spec(pool: &Pool, paths: impl Fn(&PoolDevice) -> Vec<String>) -> Value {
+/// nodes (`nodes` gives them per device).
+pub fn spec(pool: &Pool, nodes: impl Fn(&PoolDevice) -> Vec<crate::allocate::DeviceNode>) -> Value {
     let devices: Vec<Value> = pool
         .devices
         .values()
         .map(|pd| {
-            let nodes: Vec<Value> = paths(pd)
+            let nodes: Vec<Value> = nodes(pd)
                 .into_iter()
-                .map(|p| {
-                    let perm = crate::allocate::permissions(&p);
-                    json!({ "path": p, "permissions": perm })
+                .map(|n| {
+                    json!({
+                        "path": n.container_path,
+                        "hostPath": n.host_path,
+                        "permissions": crate::allocate::PERMISSIONS,
+                    })
                 })
                 .collect();
             json!({
@@ -63,18 +101,77 @@ pub fn spec(pool: &Pool, paths: impl Fn(&PoolDevice) -> Vec<String>) -> Value {
     })
 }
 
-/// Writes a pool's spec atomically.
+/// Writes a pool's spec atomically; returns its path.
 pub fn write_spec(dir: &Path, pool: &Pool, spec: &Value) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let path = spec_path(dir, &pool.config.prefix, &pool.config.name);
-    let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
-    let r = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(spec).expect("JSON value"))?;
-        std::fs::rename(&tmp, &path)
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let rc = &pool.config;
+    let path = spec_path(dir, &rc.prefix, rc.device_type, &rc.name);
+    let body = serde_json::to_vec_pretty(spec).expect("JSON value");
+    sriov_host::files::write_atomic(&path, &body, &WriteOptions::runtime(0o644))?;
+    Ok(path)
+}
+
+/// Removes a pool's spec file (a removed pool).
+pub fn remove_spec(dir: &Path, pool: &Pool) {
+    let rc = &pool.config;
+    let _ = std::fs::remove_file(spec_path(dir, &rc.prefix, rc.device_type, &rc.name));
+}
+
+/// Removes every `sriov-dp-*` spec file in `dirs` (missing dirs are
+/// fine); returns how many were removed.
+pub fn cleanup_specs(dirs: &[PathBuf]) -> usize {
+    let mut n = 0;
+    for dir in dirs {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(SPEC_PREFIX) {
+                match std::fs::remove_file(e.path()) {
+                    Ok(()) => n += 1,
+                    Err(err) => {
+                        tracing::warn!(path = %e.path().display(), error = %err, "cannot remove old CDI spec")
+                    }
+                }
+            }
+        }
     }
-    r.map(|()| path)
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_as_upstream() {
+        assert_eq!(
+            spec_path(
+                Path::new("/var/run/cdi"),
+                "intel.com",
+                DeviceType::NetDevice,
+                "sriov"
+            ),
+            PathBuf::from("/var/run/cdi/sriov-dp-intel.com-net-pci-sriov.yaml")
+        );
+        assert_eq!(
+            kind("intel.com", DeviceType::Accelerator),
+            "intel.com/net-accel"
+        );
+        assert_eq!(
+            kind("nvidia.com", DeviceType::AuxNetDevice),
+            "nvidia.com/net-sf"
+        );
+    }
+
+    #[test]
+    fn cleanup_removes_only_our_specs() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("run");
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::write(a.join("sriov-dp-intel.com-net-pci-x.yaml"), "{}").unwrap();
+        std::fs::write(a.join("nvidia-gpu.yaml"), "{}").unwrap();
+        let n = cleanup_specs(&[a.clone(), t.path().join("missing")]);
+        assert_eq!(n, 1);
+        assert!(a.join("nvidia-gpu.yaml").exists());
+    }
 }

@@ -14,10 +14,17 @@
 //! Keys match case-insensitively (`IsRdma` is `isRdma`), as Go's
 //! `encoding/json` does; unknown keys are ignored with a warning. `selectors`
 //! is one object or a list of objects (a device matches the resource when it
-//! matches any of them). Parsing validates everything, and every error names
-//! the entry (`resourceList[2] "intel_dpdk"`).
+//! matches any of them).
+//!
+//! As upstream, one bad entry never takes the others down: an entry with an
+//! invalid name, prefix, device type, selectors or `additionalInfo` value,
+//! or a duplicate name, is skipped with a warning that names it
+//! (`resourceList[2] "intel_dpdk": ...`) and listed in
+//! [`Config::skipped`]; an `additionalInfo` key that is neither `"*"` nor a
+//! PCI address is ignored with a warning. Only a file that is not a JSON
+//! object with a `resourceList` list is rejected as a whole.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -62,7 +69,8 @@ impl DeviceType {
 /// One entry of `resourceList`, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResourceConfig {
-    /// `resourceName`: letters, digits and `_`.
+    /// `resourceName`: letters, digits, `_` and `-` (upstream's
+    /// `^[a-zA-Z0-9_-]+$`).
     pub name: String,
     /// `resourcePrefix`, or the `--resource-prefix` default.
     pub prefix: String,
@@ -96,6 +104,8 @@ impl ResourceConfig {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
     pub resources: Vec<ResourceConfig>,
+    /// Entries skipped, each with why (the message names the entry).
+    pub skipped: Vec<String>,
 }
 
 /// Why a config was rejected.
@@ -156,12 +166,13 @@ const RESOURCE_KEYS: &[&str] = &[
     "additionalInfo",
 ];
 
-/// Whether a resource name is valid: non-empty, letters, digits and `_`
-/// (what the kubelet accepts as the name part, and what upstream checks).
+/// Whether a resource name is valid: what upstream checks,
+/// `^[a-zA-Z0-9_-]+$`.
 pub fn valid_resource_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Whether a prefix is a DNS subdomain (`intel.com`, `nvidia.com`).
@@ -187,7 +198,8 @@ impl Config {
         Config::parse(&text, &path.display().to_string(), default_prefix)
     }
 
-    /// Parses and validates config text; `origin` names it in errors.
+    /// Parses and validates config text; `origin` names it in errors and
+    /// warnings. Bad entries are skipped (see the module docs).
     pub fn parse(text: &str, origin: &str, default_prefix: &str) -> Result<Config, ConfigError> {
         let origin = origin.to_string();
         let invalid = |message: String| ConfigError::Invalid {
@@ -214,23 +226,34 @@ impl Config {
             Some(Value::Array(a)) => a,
             Some(_) => return Err(invalid("\"resourceList\" must be a list".into())),
         };
-        let mut resources = Vec::with_capacity(list.len());
-        let mut seen = HashSet::new();
+        let mut resources: Vec<ResourceConfig> = Vec::with_capacity(list.len());
+        let mut skipped = Vec::new();
         for (i, item) in list.iter().enumerate() {
-            let r = parse_resource(item, i, &origin, default_prefix)?;
-            if !seen.insert(r.resource_name()) {
-                return Err(ConfigError::Entry {
-                    origin: origin.clone(),
-                    entry: format!("resourceList[{i}] {:?}", r.name),
-                    message: format!(
-                        "duplicate resource {}: each resource name may appear once",
-                        r.resource_name()
-                    ),
-                });
+            let r = parse_resource(item, i, &origin, default_prefix).and_then(|r| {
+                if resources
+                    .iter()
+                    .any(|o| o.resource_name() == r.resource_name())
+                {
+                    return Err(ConfigError::Entry {
+                        origin: origin.clone(),
+                        entry: format!("resourceList[{i}] {:?}", r.name),
+                        message: format!(
+                            "duplicate resource {}: each resource name may appear once",
+                            r.resource_name()
+                        ),
+                    });
+                }
+                Ok(r)
+            });
+            match r {
+                Ok(r) => resources.push(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "resource entry skipped; the other entries are used");
+                    skipped.push(e.to_string());
+                }
             }
-            resources.push(r);
         }
-        Ok(Config { resources })
+        Ok(Config { resources, skipped })
     }
 }
 
@@ -264,7 +287,7 @@ fn parse_resource(
     if !valid_resource_name(&name) {
         return Err(err(
             &entry,
-            "invalid resourceName: use 1 to 63 letters, digits and '_'".into(),
+            "invalid resourceName: use letters, digits, '_' and '-'".into(),
         ));
     }
     let string = |key: &str| -> Result<Option<String>, ConfigError> {
@@ -330,6 +353,13 @@ fn parse_resource(
             index,
             source,
         })?;
+        if s.is_rdma && s.vdpa_type.is_some() {
+            // as upstream's netDevice ValidConfig
+            return Err(err(
+                &entry,
+                format!("selectors[{index}]: isRdma and vdpaType are mutually exclusive"),
+            ));
+        }
         if device_type == DeviceType::AuxNetDevice {
             // as upstream's auxNetDevice ValidConfig: auxTypes is required,
             // and only scalable functions are supported
@@ -360,22 +390,23 @@ fn parse_resource(
                 )
             })?,
     };
-    for k in additional_info.keys() {
-        if k != "*" && sriov_host::PciAddress::parse(k).is_none() {
-            return Err(err(
-                &entry,
-                format!("additionalInfo key {k:?} is neither \"*\" nor a PCI address"),
-            ));
-        }
-    }
-    // Entries for a short address apply to the full one.
+    // Keys: "*" or a PCI address (short form accepted: entries for it
+    // apply to the full one). Upstream takes any key and looks devices up
+    // by address, so another key never matches: ignored with a warning.
     let additional_info = additional_info
         .into_iter()
-        .map(|(k, v)| {
-            let k = sriov_host::PciAddress::parse(&k)
-                .map(|a| a.to_string())
-                .unwrap_or(k);
-            (k, v)
+        .filter_map(|(k, v)| {
+            if k == "*" {
+                return Some((k, v));
+            }
+            match sriov_host::PciAddress::parse(&k) {
+                Some(a) => Some((a.to_string(), v)),
+                None => {
+                    tracing::warn!(%origin, entry = %entry, key = %k,
+                        "additionalInfo key is neither \"*\" nor a PCI address; ignored");
+                    None
+                }
+            }
         })
         .collect();
     Ok(ResourceConfig {
@@ -419,7 +450,7 @@ mod tests {
         assert_eq!(r.device_type, DeviceType::NetDevice);
         assert!(r.exclude_topology);
         assert_eq!(r.selectors[0].vendors, vec![0x15b3]);
-        assert_eq!(r.selectors[0].is_rdma, Some(true));
+        assert!(r.selectors[0].is_rdma);
     }
 
     #[test]
@@ -436,7 +467,7 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_the_entry() {
+    fn bad_entries_are_skipped_naming_the_entry() {
         let cases = [
             (
                 r#"{"resourceList":[{"resourceName":"a","deviceType":"gpu","selectors":{}}]}"#,
@@ -447,12 +478,12 @@ mod tests {
                 "resourceList[0] \"a\": \"selectors\" is missing",
             ),
             (
-                r#"{"resourceList":[{"resourceName":"a","selectors":{}},{"resourceName":"b","selectors":{}},{"resourceName":"a","selectors":{}}]}"#,
-                "resourceList[2] \"a\": duplicate resource intel.com/a",
+                r#"{"resourceList":[{"resourceName":"bad name","selectors":{}}]}"#,
+                "resourceList[0] \"bad name\": invalid resourceName",
             ),
             (
-                r#"{"resourceList":[{"resourceName":"bad-name","selectors":{}}]}"#,
-                "resourceList[0] \"bad-name\": invalid resourceName",
+                r#"{"resourceList":[{"resourceName":"bad.name","selectors":{}}]}"#,
+                "invalid resourceName",
             ),
             (
                 r#"{"resourceList":[{"selectors":{}}]}"#,
@@ -475,17 +506,86 @@ mod tests {
                 "invalid resourcePrefix",
             ),
             (
-                r#"{"resourceList":[{"resourceName":"a","selectors":{},"additionalInfo":{"eth0":{"a":"b"}}}]}"#,
-                "additionalInfo key \"eth0\"",
+                r#"{"resourceList":[{"resourceName":"a","selectors":{},"additionalInfo":{"*":{"a":1}}}]}"#,
+                "\"additionalInfo\" must map",
             ),
+            (
+                r#"{"resourceList":[{"resourceName":"a","selectors":{"isRdma":true,"vdpaType":"vhost"}}]}"#,
+                "isRdma and vdpaType are mutually exclusive",
+            ),
+        ];
+        for (text, want) in cases {
+            let c = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert!(c.resources.is_empty(), "{text}: {c:?}");
+            assert_eq!(c.skipped.len(), 1, "{text}: {c:?}");
+            let e = &c.skipped[0];
+            assert!(e.contains(want), "{text}\n got: {e}\nwant: {want}");
+            assert!(e.starts_with("test.json"), "{e}");
+        }
+    }
+
+    /// One bad entry never takes the others down (upstream skips it with a
+    /// warning); a duplicate name keeps the first entry.
+    #[test]
+    fn a_bad_entry_leaves_the_others() {
+        let c = parse(
+            r#"{"resourceList":[
+                {"resourceName":"good","selectors":{"drivers":["iavf"]}},
+                {"resourceName":"bad","selectors":{"vendors":"8086"}},
+                {"resourceName":"not valid!","selectors":{}},
+                {"resourceName":"good","selectors":{"drivers":["ice"]}},
+                {"resourceName":"also-good","selectors":{},
+                 "additionalInfo":{"eth0":{"a":"b"},"*":{"c":"d"}}}]}"#,
+        )
+        .unwrap();
+        let names: Vec<_> = c.resources.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["good", "also-good"]);
+        assert_eq!(c.resources[0].selectors[0].drivers, ["iavf"]);
+        assert_eq!(c.skipped.len(), 3, "{:?}", c.skipped);
+        assert!(c.skipped[2].contains("duplicate resource intel.com/good"));
+        // the bad additionalInfo key is dropped, the rest kept
+        let info = &c.resources[1].additional_info;
+        assert_eq!(info.keys().collect::<Vec<_>>(), ["*"]);
+    }
+
+    /// Upstream's resource name pattern, hyphens included.
+    #[test]
+    fn resource_names_as_upstream() {
+        for ok in ["a", "intel_sriov-netdevice", "A-1_b", "-x"] {
+            assert!(valid_resource_name(ok), "{ok}");
+        }
+        for bad in ["", "a.b", "a/b", "a b", "ä"] {
+            assert!(!valid_resource_name(bad), "{bad}");
+        }
+        let c =
+            parse(r#"{"resourceList":[{"resourceName":"sriov-net-a","selectors":{}}]}"#).unwrap();
+        assert_eq!(c.resources[0].resource_name(), "intel.com/sriov-net-a");
+    }
+
+    /// What the Go operator writes (its config map for a node): `IsRdma`
+    /// and `NeedVhostNet` always present, false meaning "no filter", and
+    /// an unknown `SelectorObj` key.
+    #[test]
+    fn go_operator_config_parses() {
+        let c = parse(
+            r#"{"resourceList":[{"resourceName":"sriovnics","selectors":{"pfNames":["ens785f0#0-4","ens785f1#0-9"],"IsRdma":false,"NeedVhostNet":false},"SelectorObj":null}]}"#,
+        )
+        .unwrap();
+        assert!(c.skipped.is_empty());
+        let s = &c.resources[0].selectors[0];
+        assert!(!s.is_rdma && !s.need_vhost_net);
+        assert_eq!(s.pf_names.len(), 2);
+    }
+
+    #[test]
+    fn whole_file_errors() {
+        for (text, want) in [
             (r#"{"resourceList": [}"#, "test.json: invalid JSON"),
             (r#"[]"#, "must be a JSON object"),
             (r#"{}"#, "\"resourceList\" is missing"),
-        ];
-        for (text, want) in cases {
+        ] {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(want), "{text}\n got: {e}\nwant: {want}");
-            assert!(e.starts_with("test.json"), "{e}");
         }
     }
 

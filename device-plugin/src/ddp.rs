@@ -25,7 +25,7 @@
 //!                  "name": "GTPv1-C/U IPv4/IPv6 payload"}}}
 //! ```
 
-pub mod devlink;
+pub use sriov_host::netlink::devlink;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

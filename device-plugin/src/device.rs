@@ -2,7 +2,9 @@
 //!
 //! Offered: network functions (PCI class 0x02) that are VFs, or PFs without
 //! VFs; and processing accelerators (class 0x12). Not offered: a PF with VFs
-//! enabled, and a PF whose netdev carries the node's default route.
+//! enabled, and, as upstream, any function (PF or VF) one of whose netdevs
+//! carries an IPv4 default route (every default route of the main table,
+//! from `/proc/net/route`, is looked at).
 
 use sriov_host::{HostRoot, LinkType, Node, PciAddress, PciFunction};
 
@@ -90,7 +92,8 @@ pub struct Device {
     /// The PF of a VF (the parent of an auxiliary device).
     pub pf: Option<PciAddress>,
     pub vf_index: Option<u32>,
-    /// The PF's netdev name (for a PF without VFs: its own).
+    /// The PF's netdev name; as upstream, `None` for a function that is
+    /// not a VF (a PF without VFs has no PF name).
     pub pf_ifname: Option<String>,
     /// The device's own netdev.
     pub ifname: Option<String>,
@@ -99,6 +102,9 @@ pub struct Device {
     pub link_type: Option<LinkType>,
     /// RDMA devices (`mlx5_3`).
     pub rdma: Vec<String>,
+    /// The InfiniBand partition key (index 0 of port 1), read for devices
+    /// of link type infiniband (`pKeys`).
+    pub pkey: Option<String>,
     /// The vDPA device (read only when a resource selects on `vdpaType`).
     pub vdpa: Option<VdpaInfo>,
     /// Set for auxiliary devices.
@@ -146,17 +152,46 @@ impl Device {
     pub fn is_vfio(&self) -> bool {
         self.driver.as_deref() == Some("vfio-pci")
     }
+
+    /// Bound to a UIO driver (`uio_pci_generic`, `igb_uio`; upstream also
+    /// names `uio`).
+    pub fn is_uio(&self) -> bool {
+        matches!(
+            self.driver.as_deref(),
+            Some("uio" | "igb_uio" | "uio_pci_generic")
+        )
+    }
+
+    /// The netdev whose link health concerns the device: its PF's (the
+    /// parent's for an auxiliary device), for a PF without VFs its own.
+    pub fn link_ifname(&self) -> Option<&str> {
+        match self.pf {
+            Some(_) => self.pf_ifname.as_deref(),
+            None => self.ifname.as_deref(),
+        }
+    }
 }
 
-/// The interface carrying the default IPv4 route, from
-/// `<root>/proc/net/route` (destination `00000000`).
-pub fn default_route_ifname(root: &HostRoot) -> Option<String> {
-    let text = std::fs::read_to_string(root.proc("net/route")).ok()?;
-    text.lines().skip(1).find_map(|l| {
-        let mut cols = l.split_whitespace();
-        let ifname = cols.next()?;
-        (cols.next()? == "00000000").then(|| ifname.to_string())
-    })
+/// The interfaces with an IPv4 default route (destination and mask
+/// `00000000`) in `<root>/proc/net/route` (the main table, as upstream's
+/// netlink route list), in file order without repeats.
+pub fn default_route_ifnames(root: &HostRoot) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(root.proc("net/route")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for l in text.lines().skip(1) {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        // Iface Destination Gateway Flags RefCnt Use Metric Mask ...
+        if cols.len() >= 8
+            && cols[1] == "00000000"
+            && cols[7] == "00000000"
+            && !out.iter().any(|i| i == cols[0])
+        {
+            out.push(cols[0].to_string());
+        }
+    }
+    out
 }
 
 /// The vDPA device of a function: the first `vdpaN` child bound to
@@ -176,10 +211,8 @@ fn read_vdpa(root: &HostRoot, address: &PciAddress) -> Option<VdpaInfo> {
 fn device_of(root: &HostRoot, node: &Node, f: &PciFunction, want_vdpa: bool) -> Device {
     let pf = f.vf.map(|v| node.get(&v.pf)).unwrap_or(None);
     let own_netdev = f.primary_netdev();
-    let pf_netdev = match pf {
-        Some(p) => p.primary_netdev(),
-        None => own_netdev,
-    };
+    let pf_netdev = pf.and_then(|p| p.primary_netdev());
+    let link_type = own_netdev.or(pf_netdev).map(|n| n.link_type);
     Device {
         address: f.address,
         vendor: f.vendor,
@@ -193,8 +226,13 @@ fn device_of(root: &HostRoot, node: &Node, f: &PciFunction, want_vdpa: bool) -> 
         vf_index: f.vf.map(|v| v.index),
         pf_ifname: pf_netdev.map(|n| n.name.clone()),
         ifname: own_netdev.map(|n| n.name.clone()),
-        link_type: own_netdev.or(pf_netdev).map(|n| n.link_type),
+        link_type,
         rdma: f.rdma.clone(),
+        pkey: if link_type == Some(LinkType::Infiniband) {
+            sriov_host::devnodes::default_pkey(root, &f.address)
+        } else {
+            None
+        },
         vdpa: if want_vdpa && f.is_vf() {
             read_vdpa(root, &f.address)
         } else {
@@ -208,7 +246,7 @@ fn device_of(root: &HostRoot, node: &Node, f: &PciFunction, want_vdpa: bool) -> 
 /// VF's vDPA type (only `vdpaType` selectors need it; it costs a directory
 /// listing per VF).
 pub fn candidates(root: &HostRoot, node: &Node, want_vdpa: bool) -> Vec<Device> {
-    let default_if = default_route_ifname(root);
+    let default_ifs = default_route_ifnames(root);
     let mut out = Vec::new();
     for f in node.functions() {
         let class = (f.class >> 16) as u8;
@@ -220,11 +258,8 @@ pub fn candidates(root: &HostRoot, node: &Node, want_vdpa: bool) -> Vec<Device> 
         {
             continue; // a PF with VFs: its VFs are offered instead
         }
-        if !f.is_vf()
-            && let Some(d) = &default_if
-            && f.has_netdev(d)
-        {
-            tracing::debug!(address = %f.address, ifname = %d, "carries the default route; not offered");
+        if let Some(d) = default_ifs.iter().find(|d| f.has_netdev(d)) {
+            tracing::debug!(address = %f.address, ifname = %d, "carries a default route; not offered");
             continue;
         }
         out.push(device_of(root, node, f, want_vdpa));
@@ -265,6 +300,7 @@ pub fn aux_candidates(root: &HostRoot, node: &Node) -> Vec<Device> {
                 ifname,
                 link_type,
                 rdma: a.rdma.clone(),
+                pkey: None,
                 vdpa: None,
                 aux: Some(AuxInfo {
                     name: a.name,

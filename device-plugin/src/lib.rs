@@ -6,8 +6,11 @@
 //! - [`device`], [`pools`]: candidate devices from a host scan, pools and
 //!   health.
 //! - [`allocate`], [`preferred`]: Allocate responses, device-info files,
-//!   preferred allocations.
+//!   preferred allocations; [`affinity`]: preferring devices near given
+//!   GPUs in the PCIe tree.
+//! - [`upstream_args`]: the Go plugin's command lines, mapped to this one's.
 
+pub mod affinity;
 pub mod allocate;
 pub mod cdi;
 pub mod config;
@@ -21,6 +24,7 @@ pub mod pools;
 pub mod preferred;
 pub mod selectors;
 pub mod test_kubelet;
+pub mod upstream_args;
 pub mod watch;
 
 /// The kubelet device plugin API, v1beta1 (generated from

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use sriov_device_plugin::manager::{Manager, Options};
 use sriov_device_plugin::preferred::AllocationPolicy;
+use sriov_device_plugin::upstream_args;
 use sriov_host::HostRoot;
 
 /// Kubelet device plugin for SR-IOV NICs: pools of VFs (or PFs and
@@ -32,7 +33,7 @@ struct Args {
     #[arg(long, default_value = "/var/run/k8s.cni.cncf.io/devinfo/dp")]
     devinfo_dir: PathBuf,
     /// Node root (sysfs, /dev, the dirs above).
-    #[arg(long, env = "SRIOV_HOST_ROOT", default_value = "/")]
+    #[arg(long, env = sriov_host::root::HOST_ROOT_ENV, default_value = "/")]
     host_root: PathBuf,
     /// Serve /healthz and /metrics on this address (e.g. 127.0.0.1:9808).
     #[arg(long)]
@@ -52,6 +53,35 @@ struct Args {
     /// Milliseconds between health checks.
     #[arg(long, default_value_t = 2000)]
     health_interval_ms: u64,
+    /// Also mark devices Unhealthy while their PF link is down (upstream: off).
+    #[arg(long)]
+    pf_link_health: bool,
+    /// Log verbosity as upstream (-v N): 3 and above add debug messages.
+    #[arg(long, hide = true)]
+    log_level: Option<u32>,
+    /// entrypoint.sh's --log-dir=NAME: also log to /var/log/NAME.
+    #[arg(long, hide = true)]
+    log_dir: Option<PathBuf>,
+    /// glog's -log_dir DIR: also log to DIR.
+    #[arg(long = "log_dir", hide = true)]
+    glog_dir: Option<PathBuf>,
+    /// glog: log to stderr only (no log file).
+    #[arg(long, hide = true)]
+    logtostderr: bool,
+    /// glog: log to stderr as well as files (always done here).
+    #[arg(long, hide = true)]
+    alsologtostderr: bool,
+    /// glog flags accepted and ignored.
+    #[arg(long, hide = true)]
+    stderrthreshold: Option<String>,
+    #[arg(long, hide = true)]
+    vmodule: Option<String>,
+    #[arg(long = "log_backtrace_at", hide = true)]
+    log_backtrace_at: Option<String>,
+    #[arg(long = "log_link", hide = true)]
+    log_link: Option<String>,
+    #[arg(long, hide = true)]
+    logbuflevel: Option<String>,
 }
 
 /// A path as seen under the host root.
@@ -59,15 +89,59 @@ fn under(root: &HostRoot, p: &Path) -> PathBuf {
     root.join(p)
 }
 
+/// Logging as the upstream flags ask: the level from `--log-level`/`-v`
+/// (`RUST_LOG` wins when set), stderr always, and a log file
+/// `sriov-device-plugin.log` in the log directory when one is given
+/// (not with `--logtostderr`, as glog). A log file that cannot be opened
+/// is reported and skipped.
+fn init_logging(args: &Args) {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(upstream_args::log_filter(args.log_level.unwrap_or(0)))
+    });
+    let dir = args
+        .glog_dir
+        .clone()
+        .or_else(|| {
+            args.log_dir
+                .as_deref()
+                .map(|d| upstream_args::entrypoint_log_dir(&d.to_string_lossy()))
+        })
+        .filter(|_| !args.logtostderr);
+    let mut file_error = None;
+    let file = dir.and_then(|d| {
+        let path = d.join("sriov-device-plugin.log");
+        let r = std::fs::create_dir_all(&d).and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+        });
+        match r {
+            Ok(f) => Some(std::sync::Arc::new(f)),
+            Err(e) => {
+                file_error = Some(format!("cannot open log file {}: {e}", path.display()));
+                None
+            }
+        }
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match file {
+        Some(f) => builder
+            .with_writer(std::io::stderr.and(f.with_max_level(tracing::Level::TRACE)))
+            .init(),
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    if let Some(e) = file_error {
+        tracing::warn!("{e}; logging to stderr only");
+    }
+}
+
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let mut argv = std::env::args();
+    let program = argv.next().unwrap_or_else(|| "sriov-device-plugin".into());
+    let args = Args::parse_from(std::iter::once(program).chain(upstream_args::normalize(argv)));
+    init_logging(&args);
     let root = HostRoot::new(&args.host_root);
     let cdi_dir = args.use_cdi.then(|| under(&root, &args.cdi_dir));
     let opts = Options {
@@ -81,6 +155,9 @@ fn main() -> anyhow::Result<()> {
         health_interval: Duration::from_millis(args.health_interval_ms.max(50)),
         uevents: true,
         cdi_dir,
+        health: sriov_device_plugin::pools::HealthChecks {
+            pf_link: args.pf_link_health,
+        },
     };
     // One thread serves every pool: each gRPC call is a few tens of
     // microseconds of work, and on one thread a call's tasks (connection,

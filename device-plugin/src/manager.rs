@@ -49,8 +49,12 @@ pub struct Options {
     pub health_interval: Duration,
     /// Listen for uevents.
     pub uevents: bool,
-    /// CDI mode: write CDI specs here and answer with CDI device names.
+    /// CDI mode: write CDI specs here and answer with CDI annotations.
     pub cdi_dir: Option<PathBuf>,
+    /// Health checks beyond presence, driver and the vfio node (the PF
+    /// link check is off by default, as upstream reports every device
+    /// Healthy).
+    pub health: crate::pools::HealthChecks,
 }
 
 /// Why the plugin could not start.
@@ -85,6 +89,9 @@ pub struct Status {
     pub rescans: std::sync::atomic::AtomicU64,
     pub config_reloads: std::sync::atomic::AtomicU64,
     pub config_errors: std::sync::atomic::AtomicU64,
+    /// The config file as it is now was rejected: the pools come from the
+    /// last config that was accepted.
+    pub config_stale: std::sync::atomic::AtomicBool,
     pub registrations: std::sync::atomic::AtomicU64,
     pub last_scan_seconds: Mutex<f64>,
     pub pools: Mutex<Vec<PoolFigures>>,
@@ -119,12 +126,13 @@ fn scan_pools(
     root: &HostRoot,
     config: &Config,
     previous: &Pools,
+    checks: crate::pools::HealthChecks,
 ) -> Result<Pools, sriov_host::error::Error> {
     let t = Instant::now();
     let node = sriov_host::scan::scan_with(root, Detail::Selection)?;
     let scanned = t.elapsed();
     let (devices, env) = crate::pools::discover(root, config, &node);
-    let pools = crate::pools::build(root, config, &devices, &env, previous);
+    let pools = crate::pools::build_with(root, config, &devices, &env, previous, checks);
     tracing::debug!(
         functions = node.len(),
         scan = ?scanned,
@@ -132,6 +140,16 @@ fn scan_pools(
         "scanned the node and built the pools"
     );
     Ok(pools)
+}
+
+/// The CDI dirs upstream cleans: the configured one and `<root>/etc/cdi`.
+fn cdi_dirs(root: &HostRoot, dir: &std::path::Path) -> Vec<PathBuf> {
+    let etc = root.join("etc/cdi");
+    if etc == dir {
+        vec![dir.to_path_buf()]
+    } else {
+        vec![dir.to_path_buf(), etc]
+    }
 }
 
 impl Manager {
@@ -155,8 +173,19 @@ impl Manager {
             })?;
         }
         let t = Instant::now();
-        let pools = scan_pools(&opts.root, &config, &Pools::new())?;
+        if let Some(dir) = &opts.cdi_dir {
+            // as upstream: specs of an earlier run go before any is written
+            let n = crate::cdi::cleanup_specs(&cdi_dirs(&opts.root, dir));
+            if n > 0 {
+                tracing::info!(removed = n, "old CDI specs removed");
+            }
+        }
+        let pools = scan_pools(&opts.root, &config, &Pools::new(), opts.health)?;
         let status = Arc::new(Status::default());
+        status.config_errors.fetch_add(
+            config.skipped.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         *status.last_scan_seconds.lock().expect("lock") = t.elapsed().as_secs_f64();
         status
             .rescans
@@ -276,6 +305,9 @@ impl Manager {
         for name in gone {
             let h = self.handles.remove(&name).expect("present");
             tracing::info!(resource = %name, "pool removed; unregistering");
+            if let (Some(dir), Some(p)) = (&self.opts.cdi_dir, h.state.borrow().as_deref()) {
+                crate::cdi::remove_spec(dir, p);
+            }
             let _ = h.state.send(None);
             // let ListAndWatch streams deliver the empty list
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -286,7 +318,7 @@ impl Manager {
         for (name, pool) in &self.pools {
             match self.handles.get(name) {
                 Some(h) => {
-                    h.state.send_if_modified(|cur| {
+                    let changed = h.state.send_if_modified(|cur| {
                         if cur.as_deref() == Some(pool) {
                             false
                         } else {
@@ -294,6 +326,9 @@ impl Manager {
                             true
                         }
                     });
+                    if changed {
+                        self.write_cdi_spec(pool);
+                    }
                 }
                 None => {
                     let endpoint = socket_name(&pool.config.prefix, &pool.config.name);
@@ -304,6 +339,7 @@ impl Manager {
                         registered: false,
                     };
                     h.server = self.start_server(&h);
+                    self.write_cdi_spec(pool);
                     tracing::info!(resource = %name, devices = pool.devices.len(), "pool created");
                     self.handles.insert(name.clone(), h);
                 }
@@ -311,6 +347,25 @@ impl Manager {
         }
         self.register_all(false).await;
         self.publish_figures();
+    }
+
+    /// CDI mode: (re)writes a pool's spec, as upstream does whenever it
+    /// sends the pool's list.
+    fn write_cdi_spec(&self, pool: &Pool) {
+        let Some(dir) = &self.opts.cdi_dir else {
+            return;
+        };
+        let ctx = &self.ctx;
+        let spec = crate::cdi::spec(pool, |pd| {
+            crate::allocate::device_nodes(
+                ctx,
+                crate::allocate::Needs::of_device(&pool.config, pd),
+                pd,
+            )
+        });
+        if let Err(e) = crate::cdi::write_spec(dir, pool, &spec) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot write CDI spec");
+        }
     }
 
     fn publish_figures(&self) {
@@ -332,7 +387,9 @@ impl Manager {
         let config = self.config.clone();
         let previous = self.pools.clone();
         let t = Instant::now();
-        let r = tokio::task::spawn_blocking(move || scan_pools(&root, &config, &previous)).await;
+        let checks = self.opts.health;
+        let r = tokio::task::spawn_blocking(move || scan_pools(&root, &config, &previous, checks))
+            .await;
         match r {
             Ok(Ok(pools)) => {
                 *self.status.last_scan_seconds.lock().expect("lock") = t.elapsed().as_secs_f64();
@@ -349,11 +406,32 @@ impl Manager {
     }
 
     async fn reload_config(&mut self) {
-        let text = match std::fs::read_to_string(&self.opts.config_file) {
-            Ok(t) => t,
+        use std::sync::atomic::Ordering::Relaxed;
+        let text = match std::fs::read(&self.opts.config_file) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    // Not text at all: rejected like a file that is not
+                    // JSON, once per content.
+                    let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                    if lossy != self.config_text {
+                        self.config_text = lossy;
+                        self.reject(&format!(
+                            "{}: not UTF-8 text ({e})",
+                            self.opts.config_file.display()
+                        ));
+                    }
+                    return;
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // mid-swap (ConfigMap symlinks), or removed: keep what runs
+                tracing::debug!(error = %e, "config file missing; keeping the running config");
+                return;
+            }
             Err(e) => {
-                // mid-swap, or removed: keep what runs
-                tracing::debug!(error = %e, "config file unreadable; keeping the running config");
+                tracing::warn!(error = %e, path = %self.opts.config_file.display(),
+                    "config file unreadable; the running pools stay as they were");
                 return;
             }
         };
@@ -366,30 +444,46 @@ impl Manager {
             &self.opts.resource_prefix,
         ) {
             Ok(c) => {
-                tracing::info!(resources = c.resources.len(), "config reloaded");
+                tracing::info!(
+                    resources = c.resources.len(),
+                    skipped = c.skipped.len(),
+                    "config reloaded"
+                );
                 self.status
-                    .config_reloads
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    .config_errors
+                    .fetch_add(c.skipped.len() as u64, Relaxed);
+                self.status.config_reloads.fetch_add(1, Relaxed);
+                self.status.config_stale.store(false, Relaxed);
                 self.config = c;
                 self.config_text = text;
                 self.rescan().await;
             }
             Err(e) => {
-                self.status
-                    .config_errors
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 // remember the text so the same bad file is reported once
                 self.config_text = text;
-                tracing::error!(error = %e, "new config rejected; the running pools stay as they were");
+                self.reject(&e.to_string());
             }
         }
     }
 
+    /// A config file rejected as a whole: counted, logged, flagged; the
+    /// running pools stay.
+    fn reject(&self, why: &str) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.status.config_errors.fetch_add(1, Relaxed);
+        self.status.config_stale.store(true, Relaxed);
+        tracing::error!(
+            error = why,
+            "new config rejected; the running pools stay as they were (the last good config)"
+        );
+    }
+
     async fn health_check(&mut self) {
         let root = self.opts.root.clone();
+        let checks = self.opts.health;
         let mut pools = std::mem::take(&mut self.pools);
         let (pools, changed) = tokio::task::spawn_blocking(move || {
-            let changed = crate::pools::recheck(&root, &mut pools);
+            let changed = crate::pools::recheck_with(&root, &mut pools, checks);
             (pools, changed)
         })
         .await
@@ -529,6 +623,9 @@ impl Manager {
             if let Some(s) = h.server {
                 s.stop().await;
             }
+        }
+        if let Some(dir) = &self.opts.cdi_dir {
+            crate::cdi::cleanup_specs(&cdi_dirs(&self.opts.root, dir));
         }
         Ok(())
     }

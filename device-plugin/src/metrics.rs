@@ -61,6 +61,11 @@ pub fn render(status: &Status) -> String {
         "# HELP sriov_dp_last_scan_seconds Duration of the last node scan.\n# TYPE sriov_dp_last_scan_seconds gauge\nsriov_dp_last_scan_seconds {}",
         *status.last_scan_seconds.lock().expect("lock")
     );
+    let _ = writeln!(
+        s,
+        "# HELP sriov_dp_config_stale 1 while the config file was rejected and the pools come from the last good config.\n# TYPE sriov_dp_config_stale gauge\nsriov_dp_config_stale {}",
+        u8::from(status.config_stale.load(Ordering::Relaxed))
+    );
     let pools = status.pools.lock().expect("lock").clone();
     let _ = writeln!(
         s,

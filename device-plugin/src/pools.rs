@@ -10,6 +10,13 @@
 //! deleted) is first kept in its pool as Unhealthy, so the kubelet hears
 //! about it over ListAndWatch, and dropped once it has been gone for
 //! [`VANISHED_GRACE`] (at the next rescan or health check after that).
+//!
+//! Health beyond that ([`HealthChecks`]): a device whose driver changed, a
+//! vfio-pci device without its `/dev/vfio/<group>` node, and, only when
+//! [`HealthChecks::pf_link`] is on, a device whose PF link is down.
+//! Upstream reports every device Healthy; the manager's default is
+//! `pf_link` off (upstream's scheduling), [`build`] and [`recheck`] check
+//! everything (the library's and the hardware tests' view).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -25,10 +32,28 @@ use crate::selectors::MatchEnv;
 /// dropped from its pool.
 pub const VANISHED_GRACE: Duration = Duration::from_secs(1);
 
+/// Which health checks run besides presence, driver and the vfio node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HealthChecks {
+    /// A device is Unhealthy while its PF's link (a PF without VFs: its
+    /// own) has no carrier or is down. Off by default: upstream keeps such
+    /// devices Healthy, and on changes where pods are scheduled.
+    pub pf_link: bool,
+}
+
+impl HealthChecks {
+    /// Every check.
+    pub const ALL: HealthChecks = HealthChecks { pf_link: true };
+}
+
 /// A device in a pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolDevice {
     pub device: Device,
+    /// The index of the pool's selector set that claimed it (the first
+    /// that matches): its `isRdma`, `needVhostNet` and `vdpaType` say what
+    /// Allocate adds for the device, as upstream.
+    pub selector: usize,
     /// `None` when healthy, else why not.
     pub unhealthy: Option<String>,
     /// When the device was first seen gone (it is dropped
@@ -117,26 +142,43 @@ pub fn discover(
     (devices, env)
 }
 
-/// The first resource claiming `d`.
+/// The first resource claiming `d`, and the index of its first selector
+/// set that matches.
 pub fn claim<'a>(
     resources: &'a [Arc<ResourceConfig>],
     d: &Device,
     env: &MatchEnv,
-) -> Option<&'a Arc<ResourceConfig>> {
-    resources
-        .iter()
-        .find(|r| accepts(r.device_type, d) && r.selectors.iter().any(|s| s.matches(d, env)))
+) -> Option<(&'a Arc<ResourceConfig>, usize)> {
+    resources.iter().find_map(|r| {
+        if !accepts(r.device_type, d) {
+            return None;
+        }
+        let i = r.selectors.iter().position(|s| s.matches(d, env))?;
+        Some((r, i))
+    })
 }
 
-/// Builds the pools of `config` from `devices`; `previous` keeps devices
-/// that matched before and now match nothing, and devices that vanished
-/// less than [`VANISHED_GRACE`] ago (see the module docs).
+/// [`build_with`] with every health check ([`HealthChecks::ALL`]).
 pub fn build(
     root: &HostRoot,
     config: &Config,
     devices: &[Device],
     env: &MatchEnv,
     previous: &Pools,
+) -> Pools {
+    build_with(root, config, devices, env, previous, HealthChecks::ALL)
+}
+
+/// Builds the pools of `config` from `devices`; `previous` keeps devices
+/// that matched before and now match nothing, and devices that vanished
+/// less than [`VANISHED_GRACE`] ago (see the module docs).
+pub fn build_with(
+    root: &HostRoot,
+    config: &Config,
+    devices: &[Device],
+    env: &MatchEnv,
+    previous: &Pools,
+    checks: HealthChecks,
 ) -> Pools {
     let resources: Vec<Arc<ResourceConfig>> = config
         .resources
@@ -150,31 +192,40 @@ pub fn build(
         })
         .collect();
     let mut pools: Pools = BTreeMap::new();
-    let mut was_in: HashMap<DeviceId, &str> = HashMap::new();
+    let mut was_in: HashMap<DeviceId, (&str, usize)> = HashMap::new();
     for (name, p) in previous {
-        for a in p.devices.keys() {
-            was_in.insert(a.clone(), name.as_str());
+        for (a, pd) in &p.devices {
+            was_in.insert(a.clone(), (name.as_str(), pd.selector));
         }
     }
     let mut carrier = CarrierCache::default();
     let now = Instant::now();
     for d in devices {
         let id = d.id();
-        let (rc, sticky) = match claim(&resources, d, env) {
-            Some(rc) => (rc, false),
+        let (rc, selector, sticky) = match claim(&resources, d, env) {
+            Some((rc, i)) => (rc, i, false),
             None => {
-                let Some(rc) = was_in
-                    .get(&id)
-                    .and_then(|name| resources.iter().find(|r| r.resource_name() == *name))
-                else {
+                let Some((rc, i)) = was_in.get(&id).and_then(|(name, i)| {
+                    resources
+                        .iter()
+                        .find(|r| r.resource_name() == *name)
+                        .map(|r| (r, (*i).min(r.selectors.len().saturating_sub(1))))
+                }) else {
                     continue;
                 };
-                (rc, true)
+                (rc, i, true)
             }
         };
+        if rc.selectors[selector].need_vhost_net
+            && !env.vhost_net_present
+            && !was_in.contains_key(&id)
+        {
+            tracing::warn!(pool = %rc.resource_name(), device = %id,
+                "needVhostNet is set but the node has no /dev/vhost-net; the device is offered without it");
+        }
         // Just scanned: present, with the driver it has; the links and
         // device nodes are what may be wrong.
-        let mut unhealthy = check_scanned_health(root, d, &mut carrier);
+        let mut unhealthy = check_scanned_health(root, d, &mut carrier, checks);
         if sticky && unhealthy.is_none() {
             unhealthy = Some(match &d.driver {
                 Some(drv) => format!("driver {drv} is not selected by the pool any more"),
@@ -192,6 +243,7 @@ pub fn build(
                 id,
                 PoolDevice {
                     device: d.clone(),
+                    selector,
                     unhealthy,
                     vanished_at: None,
                 },
@@ -232,6 +284,7 @@ pub fn build(
                     id.clone(),
                     PoolDevice {
                         device: pd.device.clone(),
+                        selector: pd.selector,
                         unhealthy: Some(why.into()),
                         vanished_at: Some(since),
                     },
@@ -286,9 +339,14 @@ impl CarrierCache {
 /// The health of one pool device right now: `None` when healthy.
 ///
 /// Unhealthy when the device vanished, its driver is not the one it had when
-/// it was pooled, (vfio-pci) its `/dev/vfio/<group>` is missing, or its PF
-/// (for a PF without VFs: itself) has no carrier.
-pub fn check_health(root: &HostRoot, d: &Device, carrier: &mut CarrierCache) -> Option<String> {
+/// it was pooled, (vfio-pci) its VFIO group node is missing, or (with
+/// `checks.pf_link`) its PF (for a PF without VFs: itself) has no carrier.
+pub fn check_health(
+    root: &HostRoot,
+    d: &Device,
+    carrier: &mut CarrierCache,
+    checks: HealthChecks,
+) -> Option<String> {
     let dir = root.pci_device(&d.address);
     if std::fs::symlink_metadata(&dir).is_err() || !dir.join("vendor").exists() {
         return Some("device vanished".into());
@@ -308,7 +366,7 @@ pub fn check_health(root: &HostRoot, d: &Device, carrier: &mut CarrierCache) -> 
             driver.as_deref().unwrap_or("none")
         ));
     }
-    check_scanned_health(root, d, carrier)
+    check_scanned_health(root, d, carrier, checks)
 }
 
 /// The part of [`check_health`] a device read by a scan a moment ago still
@@ -319,15 +377,20 @@ pub fn check_scanned_health(
     root: &HostRoot,
     d: &Device,
     carrier: &mut CarrierCache,
+    checks: HealthChecks,
 ) -> Option<String> {
     if d.is_vfio()
         && let Some(g) = d.iommu_group
-        && !root.vfio_group_dev(g).exists()
     {
-        return Some(format!("/dev/vfio/{g} is missing"));
+        // no-IOMMU mode: the node has /dev/vfio/noiommu-<group>
+        let node = sriov_host::devnodes::vfio_group_node(root, g);
+        if !root.join(node.host_path.trim_start_matches('/')).exists() {
+            return Some(format!("{} is missing", node.host_path));
+        }
     }
-    if d.is_network()
-        && let Some(pf) = &d.pf_ifname
+    if checks.pf_link
+        && d.is_network()
+        && let Some(pf) = d.link_ifname()
         && let Some(problem) = carrier.link_problem(root, pf)
     {
         return Some(problem);
@@ -335,10 +398,15 @@ pub fn check_scanned_health(
     None
 }
 
+/// [`recheck_with`] with every health check ([`HealthChecks::ALL`]).
+pub fn recheck(root: &HostRoot, pools: &mut Pools) -> Vec<String> {
+    recheck_with(root, pools, HealthChecks::ALL)
+}
+
 /// Re-checks the health of every device of every pool in place, and drops
 /// devices that vanished more than [`VANISHED_GRACE`] ago (a pool left
 /// empty is removed); returns the names of the pools that changed.
-pub fn recheck(root: &HostRoot, pools: &mut Pools) -> Vec<String> {
+pub fn recheck_with(root: &HostRoot, pools: &mut Pools, checks: HealthChecks) -> Vec<String> {
     let mut carrier = CarrierCache::default();
     let mut changed = Vec::new();
     let now = Instant::now();
@@ -370,7 +438,7 @@ pub fn recheck(root: &HostRoot, pools: &mut Pools) -> Vec<String> {
             if pd.vanished_at.is_some() {
                 continue;
             }
-            let mut now = check_health(root, &pd.device, &mut carrier);
+            let mut now = check_health(root, &pd.device, &mut carrier, checks);
             // A sticky device (its driver left the pool's selection) stays
             // unhealthy until a rescan finds it matching again.
             if now.is_none()
@@ -424,6 +492,7 @@ mod tests {
             ifname: None,
             link_type: None,
             rdma: vec![],
+            pkey: None,
             vdpa: None,
             aux: None,
         }

@@ -3,6 +3,12 @@
 //! A device matches a selector set when it matches every selector given in
 //! it (an absent or empty selector matches everything). Values of one
 //! selector are alternatives (`"drivers": ["iavf", "vfio-pci"]`).
+//!
+//! As upstream, the boolean selectors filter only when true: `"isRdma":
+//! false` (which the Go operator always writes) and `"needVhostNet": false`
+//! mean "no filter", not "must not". `needVhostNet` does not filter at all:
+//! it asks Allocate for `/dev/vhost-net` (a device is kept when the node
+//! has none, with a warning, as upstream).
 
 use std::collections::BTreeSet;
 
@@ -91,7 +97,12 @@ pub struct Selectors {
     /// Lower case: `ether`, `infiniband`, or an ARPHRD number.
     pub link_types: Vec<String>,
     pub ddp_profiles: Vec<String>,
-    pub is_rdma: Option<bool>,
+    /// `pKeys`: the InfiniBand partition key at index 0 of the device's
+    /// port 1 (`0x7fff`), compared as numbers.
+    pub p_keys: Vec<String>,
+    /// `isRdma: true`: only devices with an RDMA device (false: no filter).
+    pub is_rdma: bool,
+    /// `needVhostNet: true`: Allocate adds `/dev/vhost-net` (no filter).
     pub need_vhost_net: bool,
     pub vdpa_type: Option<VdpaType>,
     pub aux_types: Vec<String>,
@@ -107,6 +118,7 @@ const SELECTOR_KEYS: &[&str] = &[
     "rootDevices",
     "linkTypes",
     "ddpProfiles",
+    "pKeys",
     "isRdma",
     "needVhostNet",
     "vdpaType",
@@ -118,6 +130,7 @@ const SELECTOR_KEYS: &[&str] = &[
 fn applies(key: &str, t: DeviceType) -> bool {
     match t {
         DeviceType::NetDevice => key != "auxTypes",
+        // upstream's accelerator selectors
         DeviceType::Accelerator => matches!(
             key,
             "vendors" | "devices" | "drivers" | "pciAddresses" | "acpiIndexes"
@@ -131,6 +144,7 @@ fn applies(key: &str, t: DeviceType) -> bool {
                 | "rootDevices"
                 | "linkTypes"
                 | "isRdma"
+                | "needVhostNet"
                 | "auxTypes"
         ),
     }
@@ -259,8 +273,9 @@ impl Selectors {
                         .collect()
                 }
                 "ddpProfiles" => s.ddp_profiles = strings(key, &v)?,
+                "pKeys" => s.p_keys = strings(key, &v)?,
                 "auxTypes" => s.aux_types = strings(key, &v)?,
-                "isRdma" => s.is_rdma = boolean(key, &v)?,
+                "isRdma" => s.is_rdma = boolean(key, &v)?.unwrap_or(false),
                 "needVhostNet" => s.need_vhost_net = boolean(key, &v)?.unwrap_or(false),
                 "vdpaType" => {
                     s.vdpa_type = match &v {
@@ -315,16 +330,21 @@ impl Selectors {
             let Some(name) = d.pf_ifname.as_deref() else {
                 return false;
             };
+            // upstream compares PF names case-insensitively
             if !self
                 .pf_names
                 .iter()
-                .any(|r| r.pf == name && r.matches(d.vf_index))
+                .any(|r| r.pf.eq_ignore_ascii_case(name) && r.matches(d.vf_index))
             {
                 return false;
             }
         }
         if !self.root_devices.is_empty() {
-            let root = d.pf.unwrap_or(d.address);
+            // as upstream, a device without a PF (a PF without VFs) has no
+            // root device
+            let Some(root) = d.pf else {
+                return false;
+            };
             if !self
                 .root_devices
                 .iter()
@@ -343,12 +363,7 @@ impl Selectors {
                 return false;
             }
         }
-        if let Some(want) = self.is_rdma
-            && want == d.rdma.is_empty()
-        {
-            return false;
-        }
-        if self.need_vhost_net && !env.vhost_net_present {
+        if self.is_rdma && d.rdma.is_empty() {
             return false;
         }
         if let Some(t) = self.vdpa_type
@@ -364,6 +379,14 @@ impl Selectors {
                 return false;
             }
         }
+        if !self.p_keys.is_empty()
+            && !d
+                .pkey
+                .as_deref()
+                .is_some_and(|k| self.p_keys.iter().any(|s| same_pkey(s, k)))
+        {
+            return false;
+        }
         if !self.aux_types.is_empty()
             && !d
                 .aux
@@ -376,10 +399,28 @@ impl Selectors {
     }
 }
 
+/// Whether two partition keys are the same: as numbers when both are hex
+/// (`0x7fff`, `7FFF`), else as text.
+fn same_pkey(a: &str, b: &str) -> bool {
+    let num = |s: &str| {
+        let h = s
+            .trim()
+            .strip_prefix("0x")
+            .or_else(|| s.trim().strip_prefix("0X"))
+            .unwrap_or(s.trim());
+        u16::from_str_radix(h, 16).ok()
+    };
+    match (num(a), num(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.trim() == b.trim(),
+    }
+}
+
 /// Node-wide facts selectors need.
 #[derive(Debug, Clone, Default)]
 pub struct MatchEnv {
-    /// `<root>/dev/vhost-net` exists.
+    /// `<root>/dev/vhost-net` exists (for a warning when a `needVhostNet`
+    /// pool cannot get it; it does not filter, as upstream).
     pub vhost_net_present: bool,
     /// The DDP profile of each PF that has one (filled only when a
     /// resource selects on `ddpProfiles`; see [`crate::ddp`]).
@@ -416,6 +457,7 @@ mod tests {
             ifname: Some("ens1f0v3".into()),
             link_type: Some(LinkType::Ether),
             rdma: vec![],
+            pkey: None,
             vdpa: None,
             aux: None,
         }
@@ -477,13 +519,17 @@ mod tests {
         assert!(sel(json!({"rootDevices":["3b:00.0#2-4"]})).matches(&d, &env()));
         assert!(!sel(json!({"rootDevices":["0000:3b:00.0#0-2"]})).matches(&d, &env()));
         assert!(!sel(json!({"rootDevices":["0000:3b:00.1"]})).matches(&d, &env()));
-        // A PF without VFs matches its own address, but not with a range.
+        // As upstream, a PF without VFs has no root device (nor PF name).
         let mut pf = vf();
         pf.address = "0000:5e:00.0".parse().unwrap();
         pf.pf = None;
         pf.vf_index = None;
-        assert!(sel(json!({"rootDevices":["0000:5e:00.0"]})).matches(&pf, &env()));
+        pf.pf_ifname = None;
+        pf.ifname = Some("ens5".into());
+        assert!(!sel(json!({"rootDevices":["0000:5e:00.0"]})).matches(&pf, &env()));
         assert!(!sel(json!({"rootDevices":["0000:5e:00.0#0"]})).matches(&pf, &env()));
+        assert!(!sel(json!({"pfNames":["ens5"]})).matches(&pf, &env()));
+        assert!(sel(json!({"pciAddresses":["0000:5e:00.0"]})).matches(&pf, &env()));
     }
 
     #[test]
@@ -519,6 +565,8 @@ mod tests {
         let mut r = vf();
         r.rdma = vec!["mlx5_3".into()];
         assert!(sel(json!({"IsRdma":true})).matches(&r, &env()));
+        // false is "no filter" (upstream; the Go operator always writes it)
+        assert!(sel(json!({"IsRdma":false})).matches(&r, &env()));
         assert!(!sel(json!({"vdpaType":"vhost"})).matches(&d, &env()));
         let mut v = vf();
         v.vdpa = Some(crate::device::VdpaInfo {
@@ -531,21 +579,56 @@ mod tests {
         assert!(Selectors::from_json(&json!({"vdpaType":"gpu"}), DeviceType::NetDevice).is_err());
     }
 
+    /// Upstream keeps a needVhostNet device when the node has no
+    /// /dev/vhost-net (with a warning); `false` is no filter either.
     #[test]
-    fn vhost_net_and_ddp_need_the_node() {
+    fn vhost_net_does_not_filter_and_ddp_needs_the_node() {
         let d = vf();
-        let s = sel(json!({"needVhostNet":true}));
-        assert!(!s.matches(&d, &env()));
-        let with = MatchEnv {
-            vhost_net_present: true,
-            ..Default::default()
-        };
-        assert!(s.matches(&d, &with));
+        for v in [true, false] {
+            let s = sel(json!({"NeedVhostNet": v}));
+            assert!(s.matches(&d, &env()), "{v}");
+            assert_eq!(s.need_vhost_net, v);
+        }
         let ddp = sel(json!({"ddpProfiles":["GTP"]}));
         assert!(!ddp.matches(&d, &env()));
         let mut e = MatchEnv::default();
         e.ddp_profiles.insert(d.pf.unwrap(), "GTP".into());
         assert!(ddp.matches(&d, &e));
+    }
+
+    /// Upstream's auxNetDevice selectors include needVhostNet.
+    #[test]
+    fn aux_net_device_takes_need_vhost_net() {
+        let s = Selectors::from_json(
+            &json!({"auxTypes":["sf"],"needVhostNet":true}),
+            DeviceType::AuxNetDevice,
+        )
+        .unwrap();
+        assert!(s.need_vhost_net);
+    }
+
+    #[test]
+    fn pf_names_match_case_insensitively() {
+        let d = vf();
+        assert!(sel(json!({"pfNames":["ENS1F0"]})).matches(&d, &env()));
+        assert!(sel(json!({"pfNames":["Ens1f0#3"]})).matches(&d, &env()));
+        assert!(!sel(json!({"pfNames":["ENS1F1"]})).matches(&d, &env()));
+    }
+
+    #[test]
+    fn p_keys_select_infiniband_partitions() {
+        let mut d = vf();
+        let s = sel(json!({"pKeys":["0x7fff","0x66"]}));
+        assert!(!s.matches(&d, &env()), "no pkey: not selected");
+        d.pkey = Some("0x0066".into());
+        assert!(s.matches(&d, &env()));
+        d.pkey = Some("0x7FFF".into());
+        assert!(s.matches(&d, &env()));
+        d.pkey = Some("0xffff".into());
+        assert!(!s.matches(&d, &env()));
+        // not a netDevice selector elsewhere
+        let a = Selectors::from_json(&json!({"pKeys":["0x1"]}), DeviceType::AuxNetDevice).unwrap();
+        assert!(a.p_keys.is_empty());
     }
 
     #[test]

@@ -107,6 +107,12 @@ impl TestKubelet {
         self.serve()
     }
 
+    /// Serves `kubelet.sock` again after [`TestKubelet::shutdown`], leaving
+    /// the other sockets in the directory as they are.
+    pub fn serve_again(&mut self) -> std::io::Result<()> {
+        self.serve()
+    }
+
     /// Stops serving and removes `kubelet.sock`.
     pub async fn shutdown(&mut self) {
         let _ = self.stop.send(true);

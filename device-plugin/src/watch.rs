@@ -81,6 +81,7 @@ pub fn spawn_dir_watch(
     // SAFETY: `InotifyFd` owns the inotify fd and closes it only on drop;
     // `as_raw_fd` always returns that fd, and the `AsyncFd` owns the value
     // for its whole life.
+    #[allow(unsafe_code)] // tokio's API: the fd must stay open while registered
     let fd =
         unsafe { AsyncFd::register_with_interest(InotifyFd(ino), tokio::io::Interest::READABLE) }
             .map_err(|e| WatchError::Inotify {

@@ -61,14 +61,10 @@ fn help_fits_a_screen_and_version_prints() {
 }
 
 #[test]
-fn bad_config_at_start_exits_naming_the_entry() {
+fn unreadable_config_at_start_exits_naming_the_file() {
     let root = mixed_tree();
     let cfg = root.path().join("config.json");
-    std::fs::write(
-        &cfg,
-        r#"{"resourceList":[{"resourceName":"ok","selectors":{}},{"resourceName":"x","deviceType":"gpu","selectors":{}}]}"#,
-    )
-    .unwrap();
+    std::fs::write(&cfg, r#"{"resourceList": [}"#).unwrap();
     let out = Command::new(BIN)
         .arg("--host-root")
         .arg(root.path())
@@ -78,10 +74,106 @@ fn bad_config_at_start_exits_naming_the_entry() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("resourceList[1] \"x\": unknown deviceType \"gpu\""),
-        "{err}"
-    );
+    assert!(err.contains("config.json: invalid JSON"), "{err}");
+}
+
+/// The Go operator's DaemonSet args (entrypoint.sh form), the forms
+/// entrypoint.sh passes to `sriovdp` (glog's), and Go's single-dash forms
+/// all start the plugin: no usage error; a bad entry (upstream skips it)
+/// does not stop the good one from being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_command_lines_start_the_plugin() {
+    let forms: &[&[&str]] = &[
+        &[
+            "--log-level=10",
+            "--resource-prefix=intel.com",
+            "--config-file=CFG",
+            "--use-cdi",
+        ],
+        &[
+            "-v",
+            "10",
+            "--log_dir",
+            "LOGDIR",
+            "--alsologtostderr",
+            "--resource-prefix",
+            "intel.com",
+            "--config-file",
+            "CFG",
+        ],
+        &[
+            "-config-file=CFG",
+            "-resource-prefix",
+            "intel.com",
+            "-v=4",
+            "-logtostderr",
+            "-use-cdi=false",
+            "-stderrthreshold=INFO",
+        ],
+        &[
+            "--log-level=2",
+            "--log-dir=sriovdp-test-unused",
+            "--logtostderr",
+            "--config-file=CFG",
+        ],
+    ];
+    for form in forms {
+        let root = mixed_tree();
+        let kp = root.path().join("kp");
+        std::fs::create_dir_all(&kp).unwrap();
+        let kubelet = TestKubelet::start(&kp).unwrap();
+        let cfg = root.path().join("config.json");
+        std::fs::write(
+            &cfg,
+            r#"{"resourceList":[{"resourceName":"bad name","selectors":{}},
+               {"resourceName":"intel-netdev","selectors":{"drivers":["iavf"],"IsRdma":false,"NeedVhostNet":false},"SelectorObj":null}]}"#,
+        )
+        .unwrap();
+        let logdir = root.path().join("logs");
+        let args: Vec<String> = form
+            .iter()
+            .map(|a| {
+                a.replace("CFG", cfg.to_str().unwrap())
+                    .replace("LOGDIR", logdir.to_str().unwrap())
+            })
+            .collect();
+        let mut child = Kill(Some(
+            Command::new(BIN)
+                .env(sriov_host::root::HOST_ROOT_ENV, root.path())
+                .env_remove("RUST_LOG")
+                .args([
+                    "--device-plugin-dir",
+                    "kp",
+                    "--devinfo-dir",
+                    "di",
+                    "--cdi-dir",
+                    "cdi",
+                ])
+                .args(&args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        ));
+        let reg = kubelet
+            .wait_for(Duration::from_secs(10), |r| {
+                r.resource == "intel.com/intel-netdev"
+            })
+            .await;
+        if reg.is_none() {
+            let mut ch = child.0.take().unwrap();
+            let _ = ch.kill();
+            let out = ch.wait_with_output().unwrap();
+            panic!(
+                "{form:?}: not registered: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        if args.iter().any(|a| a.contains("log_dir")) {
+            wait_file(&logdir.join("sriov-device-plugin.log")).await;
+        }
+        drop(child);
+    }
 }
 
 async fn wait_file(p: &Path) {
@@ -115,7 +207,7 @@ async fn metrics_then_sigterm_removes_sockets_and_keeps_device_info() {
         .port();
     let mut child = Kill(Some(
         Command::new(BIN)
-            .env("SRIOV_HOST_ROOT", root.path())
+            .env(sriov_host::root::HOST_ROOT_ENV, root.path())
             .args(["--device-plugin-dir", "kp", "--devinfo-dir", "di"])
             .arg("--config-file")
             .arg(&cfg)

@@ -30,7 +30,10 @@ fn ddp_profiles_select_pfs_and_their_vfs() {
     let tool = tmp.path().join(sriov_sim::ddptool::DDPTOOL_PATH);
     assert!(tool.exists());
     // SAFETY: the only test of this binary, before the runtime's threads
-    unsafe { std::env::set_var(sriov_device_plugin::ddp::DDPTOOL_ENV, &tool) };
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var(sriov_device_plugin::ddp::DDPTOOL_ENV, &tool)
+    };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

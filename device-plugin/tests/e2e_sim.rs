@@ -379,7 +379,7 @@ pfs:
         r.container_responses[0]
             .devices
             .iter()
-            .any(|d| d.host_path == "/dev/vhost-vdpa-0" && d.permissions == "mrw"),
+            .any(|d| d.host_path == "/dev/vhost-vdpa-0" && d.permissions == "rw"),
         "{r:?}"
     );
     drop(h);

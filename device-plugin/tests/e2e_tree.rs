@@ -37,7 +37,7 @@ const CONFIG: &str = r#"{"resourceList":[
   {"resourceName":"intel_netdev","selectors":{"vendors":["8086"],"devices":["1889"],"drivers":["iavf"]},
    "additionalInfo":{"*":{"token":"abc"}}},
   {"resourceName":"intel_dpdk","selectors":[{"drivers":["vfio-pci"]}]},
-  {"resourceName":"intel_pf","selectors":{"pfNames":["ens1f1"]}},
+  {"resourceName":"intel_pf","selectors":{"pciAddresses":["0000:3b:00.1"]}},
   {"resourceName":"mlnx_rdma","resourcePrefix":"nvidia.com","excludeTopology":true,
    "selectors":{"Vendors":["15b3"],"IsRdma":true}},
   {"resourceName":"unused","selectors":{"vendors":["abcd"]}}
@@ -205,7 +205,7 @@ async fn allocate_answers_env_devices_and_writes_device_info() {
     let cr = &r.container_responses[0];
     let info: serde_json::Value =
         serde_json::from_str(&cr.envs["PCIDEVICE_NVIDIA_COM_MLNX_RDMA_INFO"]).unwrap();
-    let rdma = info[&id]["rdma"]["device"].as_str().unwrap().to_string();
+    let rdma = info[&id]["rdma"]["rdma_dev"].as_str().unwrap().to_string();
     assert!(rdma.starts_with("mlx5_"), "{info}");
     assert!(
         cr.devices
@@ -268,9 +268,9 @@ async fn preferred_allocation_spreads_and_honours_must_include() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_flips_on_pf_carrier_loss_and_back() {
+async fn health_flips_on_pf_carrier_loss_and_back_with_pf_link_health() {
     let root = tree();
-    let h = Harness::start(root.path(), CONFIG).await;
+    let h = Harness::start_custom(root.path(), CONFIG, |o| o.health.pf_link = true).await;
     let ep = h.registered("intel.com/intel_netdev").await;
     let mut c = h.client(&ep).await;
     let mut w = Watch::open(&mut c).await.unwrap();
@@ -336,7 +336,7 @@ async fn config_reload_updates_pools_and_bad_config_keeps_them() {
 
     // a bad config: nothing changes
     h.config
-        .update(r#"{"resourceList":[{"resourceName":"x","deviceType":"gpu","selectors":{}}]}"#);
+        .update(r#"{"resourceList":[{"resourceName":"x","deviceType":"gpu","#);
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
         h.status
@@ -449,12 +449,18 @@ async fn cdi_mode_answers_cdi_names_and_writes_the_spec() {
         .into_inner();
     let cr = &r.container_responses[0];
     assert!(cr.devices.is_empty(), "CDI mode: no device specs");
-    assert_eq!(cr.cdi_devices.len(), 1);
-    assert_eq!(cr.cdi_devices[0].name, "intel.com/net-pci=0000:3b:02.3");
+    // as upstream: the annotation (every kubelet passes it on), no CDI field
+    assert!(cr.cdi_devices.is_empty());
+    assert_eq!(
+        cr.annotations["cdi.k8s.io/intel.com_net-pci"],
+        "intel.com/net-pci=0000:3b:02.3"
+    );
     assert_eq!(cr.envs["PCIDEVICE_INTEL_COM_INTEL_DPDK"], "0000:3b:02.3");
-    let spec: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(cdi.join("intel.com-intel_dpdk.json")).unwrap())
-            .unwrap();
+    let spec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(cdi.join("sriov-dp-intel.com-net-pci-intel_dpdk.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spec["cdiVersion"], "0.5.0");
     assert_eq!(spec["kind"], "intel.com/net-pci");
     let dev = &spec["devices"][0];
     assert_eq!(dev["name"], "0000:3b:02.3");

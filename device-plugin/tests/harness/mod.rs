@@ -99,6 +99,7 @@ impl Harness {
             health_interval: Duration::from_millis(100),
             uevents: true,
             cdi_dir: None,
+            health: Default::default(),
         };
         let mut opts = opts;
         tweak(&mut opts);
