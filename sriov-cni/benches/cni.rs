@@ -33,7 +33,7 @@ fn invoke(bin: &Path, cmd: &str, netns: &Path, root: &Path, conf: &Value) -> Dur
         .env("CNI_IFNAME", "net1")
         .env("CNI_NETNS", netns)
         .env("CNI_PATH", CNI_PATH)
-        .env("SRIOV_HOST_ROOT", root)
+        .env(sriov_host::root::HOST_ROOT_ENV, root)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

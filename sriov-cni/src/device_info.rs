@@ -155,33 +155,26 @@ pub fn read(root: &HostRoot, path: &Path) -> Result<Option<DeviceInfo>> {
 /// created; mode 0444 as the spec's reference library writes it). Fails if
 /// the file already exists (it is Multus' copy of the device plugin's).
 pub fn write(root: &HostRoot, path: &Path, info: &DeviceInfo) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::DirBuilderExt;
     let full = root.join(path);
     let dir = full.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir)
+    // 0755 whatever the umask: readable by the pod's consumers, writable
+    // only by root.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
         .map_err(|e| io_err("cannot create the device-info directory", dir, &e))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        full.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
     let body = serde_json::to_vec(info).expect("device info serializes");
-    let res = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o444)
-            .open(&tmp)?;
-        f.write_all(&body)?;
-        // link(2) instead of rename(2): never replaces a file that appeared
-        // meanwhile.
-        std::fs::hard_link(&tmp, &full)
-    })();
-    let _ = std::fs::remove_file(&tmp);
-    res.map_err(|e| io_err("cannot write the device-info file", &full, &e))
+    // link(2) instead of rename(2): never replaces a file that appeared
+    // meanwhile.
+    let opts = sriov_host::files::WriteOptions {
+        dir_mode: None,
+        publish: sriov_host::files::Publish::NoReplace,
+        ..sriov_host::files::WriteOptions::runtime(0o444)
+    };
+    sriov_host::files::write_atomic(&full, &body, &opts)
+        .map_err(|e| io_err("cannot write the device-info file", &full, &e.into()))
 }
 
 /// Removes the file at `path` under `root`; a missing file is fine.

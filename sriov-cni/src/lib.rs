@@ -8,7 +8,8 @@
 //! - [`state`]: saved state, allocation records, per-VF locks.
 //! - [`device`]: the VF under the host root; [`vf_settings`]: PF-side VF
 //!   settings; [`addressing`]: addresses and routes in the pod; [`ipam`]:
-//!   IPAM delegation; [`link_move`]: namespace moves in one request.
+//!   IPAM delegation. Every netlink request, the one-request namespace
+//!   move included, goes through the host crate's `LinkOps`.
 //! - [`plugin`]: ADD, DEL, CHECK, STATUS, GC; [`run`]: one invocation.
 //!
 //! See `docs/cni.md`.
@@ -20,7 +21,6 @@ pub mod device_info;
 pub mod env;
 pub mod error;
 pub mod ipam;
-pub mod link_move;
 pub mod plugin;
 pub mod result;
 pub mod run;

@@ -9,16 +9,15 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use sriov_host::HostRoot;
-use sriov_host::netlink::{LinkId, LinkOps, NetlinkError, VfSetting};
+use sriov_host::netlink::{LinkId, LinkOps, MoveLink, NetlinkError, VfSetting};
 use sriov_host::netns::Netns;
 
-use crate::config::{NetConf, VfSettings};
+use crate::config::NetConf;
 use crate::device::{self, Mode, Vf};
 use crate::device_info;
 use crate::env::CniEnv;
 use crate::error::{CniError, Code, Result};
 use crate::ipam;
-use crate::link_move::{self, MoveRequest};
 use crate::result::{CniResult, Interface};
 use crate::state::{Extras, OrigVfState, Saved, StateDir, netns_alive};
 use crate::test_hooks::checkpoint;
@@ -57,18 +56,11 @@ fn open_pod_netns(path: &Path) -> Result<Netns> {
     })
 }
 
-/// The PF-side settings a saved attachment changed.
+/// The PF-side settings a saved attachment changed: those its config
+/// names, whatever their values (as the Go plugin's `ResetVFConfig`), so a
+/// cached config never fails to parse here.
 fn applied_settings(s: &Saved) -> Vec<VfSetting> {
-    let vf = match serde_json::to_vec(&s.config)
-        .ok()
-        .and_then(|b| NetConf::parse(&b, None).ok())
-    {
-        Some(c) => c.vf,
-        None => {
-            tracing::warn!("saved config does not parse; restoring no PF-side settings");
-            VfSettings::default()
-        }
-    };
+    let vf = crate::config::cached_vf_settings(&s.config);
     let (pf_known, mac_on_pf) = match &s.extras {
         Some(x) => (x.pf_state_known, x.pf_mac_set),
         None => (true, s.mac.is_some()),
@@ -77,6 +69,20 @@ fn applied_settings(s: &Saved) -> Vec<VfSetting> {
         return Vec::new();
     }
     vf_settings::wanted(&vf, if mac_on_pf { s.mac } else { None })
+}
+
+/// The `ipam.type` of a saved config (keys matched as Go does).
+fn cached_ipam(config: &Value) -> Option<String> {
+    let ipam = config
+        .as_object()?
+        .iter()
+        .find_map(|(k, v)| (k == "ipam" || k.eq_ignore_ascii_case("ipam")).then_some(v))?;
+    ipam.as_object()?
+        .iter()
+        .find_map(|(k, v)| k.eq_ignore_ascii_case("type").then_some(v))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty() && !t.contains('/'))
+        .map(str::to_owned)
 }
 
 impl Plugin {
@@ -376,7 +382,8 @@ impl Plugin {
                     "EEXIST: pick another CNI_IFNAME or remove that interface",
                 ));
             }
-            let req = MoveRequest {
+            // One request: moved, renamed, MAC and MTU set (MoveLink).
+            let req = MoveLink {
                 index: host_index,
                 to: pod,
                 name: ifname,
@@ -386,18 +393,25 @@ impl Plugin {
                 // so the kernel announces them.
                 up: conf.ipam.is_none(),
             };
-            if let Err(e) = link_move::move_link(None, &req) {
+            if let Err(e) = self.host.move_link(&req) {
                 return Err(CniError::new(
-                    if e.errno == 0 {
+                    if e.errno().is_none() {
                         Code::Netns
                     } else {
                         Code::Netlink
                     },
                     format!("cannot move VF netdev {host_name} into the pod as {ifname}"),
-                    e.msg,
+                    e.to_string(),
                 ));
             }
             tracing::debug!("moved into the pod");
+            // As the Go plugin: the VF's host name must not stay behind as
+            // an altname (it would make DEL's rename back fail, EEXIST).
+            match pod_ops.del_alt_name(ifname, host_name) {
+                Ok(true) => tracing::info!("removed altname {host_name} from {ifname}"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!("{e}"),
+            }
             checkpoint("move")?;
             // The request set the MAC and MTU (when configured) and the
             // kernel acknowledged it; a move changes neither otherwise.
@@ -408,11 +422,24 @@ impl Plugin {
                 .unwrap_or_default();
             iface.mtu = Some(conf.mtu.unwrap_or(host_link.mtu));
             checkpoint("link")?;
-        } else if let Some(m) = conf.mac {
-            iface.mac = m.to_string();
-            iface.sandbox.clear();
         } else {
-            iface.sandbox.clear();
+            // Userspace (DPDK) mode, reported as the Go plugin does: the
+            // pod's sandbox, the configured MAC or else the VF's admin MAC
+            // on the PF when one is set, and the PF's MTU.
+            let pf = (!vf.pf_name.is_empty()).then(|| LinkId::from(&vf.pf_name));
+            let admin_mac = if pf_known {
+                saved.orig.admin_mac()
+            } else {
+                pf.clone()
+                    .and_then(|pf| self.host.vf(pf, vf.index).ok())
+                    .map(|i| i.mac)
+            };
+            iface.mac = conf
+                .mac
+                .or(admin_mac.filter(|m| !m.is_zero()))
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            iface.mtu = pf.and_then(|pf| self.host.link(pf).ok()).map(|l| l.mtu);
         }
 
         let mut result = CniResult {
@@ -504,7 +531,7 @@ impl Plugin {
                         .effective_mac()
                         .filter(|m| !m.is_zero() && l.mac != Some(*m));
                     let mtu = s.orig.mtu.filter(|m| *m != l.mtu);
-                    let req = MoveRequest {
+                    let req = MoveLink {
                         index: l.index,
                         to: &self.host_ns,
                         name: host_name,
@@ -512,13 +539,12 @@ impl Plugin {
                         mtu,
                         up: false,
                     };
-                    link_move::move_link(Some(pod), &req).map_err(|e| {
+                    pod_ops.move_link(&req).map_err(|e| {
                         CniError::new(
                             Code::Netlink,
                             format!("cannot move {cont} back to the host as {host_name}"),
                             format!(
-                                "{}; the VF stays in the pod; free the name {host_name} on the host and retry DEL",
-                                e.msg
+                                "{e}; the VF stays in the pod; free the name {host_name} on the host and retry DEL"
                             ),
                         )
                     })?;
@@ -594,8 +620,13 @@ impl Plugin {
         let (cid, ifname) = (env.container_id(), env.ifname());
         let Some(first) = states.load(cid, ifname)? else {
             tracing::info!(cid, ifname, "no saved state: nothing to restore");
-            if let Some(i) = &conf.ipam {
-                ipam::run(&i.kind, ipam::Step::Del, env, cid, ifname, stdin)?;
+            // The Go plugin returns here. Releasing the address too (an ADD
+            // that crashed before saving its state may hold one) is best
+            // effort: DEL does not fail on it.
+            if let Some(i) = &conf.ipam
+                && let Err(e) = ipam::run(&i.kind, ipam::Step::Del, env, cid, ifname, stdin)
+            {
+                tracing::warn!("IPAM DEL without saved state failed (ignored): {e}");
             }
             return Ok(());
         };
@@ -640,14 +671,10 @@ impl Plugin {
                 &saved_bytes
             }
         };
-        let ipam_kind = conf.ipam.as_ref().map(|i| i.kind.clone()).or_else(|| {
-            s.config
-                .get("ipam")
-                .and_then(|i| i.get("type"))
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-        });
+        // The IPAM plugin the attachment used is the saved config's (as the
+        // Go plugin's DEL); it gets DEL's config when that has an ipam
+        // section, else the saved one.
+        let ipam_kind = cached_ipam(&s.config);
         if owned {
             self.teardown(
                 env,
@@ -789,6 +816,16 @@ impl Plugin {
             if s.config.get("name").and_then(Value::as_str) != Some(conf.name.as_str()) {
                 continue;
             }
+            let mut s = s;
+            if s.cont_ifname.is_empty() {
+                // A Go v2.8+ cache has no ContIFNames: the file is
+                // `<containerID>-<ifname>`, and runtimes' container IDs
+                // have no '-'.
+                match name.split_once('-') {
+                    Some((_, ifname)) => s.cont_ifname = ifname.to_owned(),
+                    None => continue,
+                }
+            }
             let Some(cid) = name.strip_suffix(&format!("-{}", s.cont_ifname)) else {
                 continue;
             };
@@ -809,21 +846,22 @@ impl Plugin {
                     .filter(|p| !p.as_os_str().is_empty()),
                 ..env.clone()
             };
-            let r = states
-                .lock(&s.pci)
-                .and_then(|_lock| match states.load_path(&path)? {
-                    Some(s) => self.release(
-                        &att_env,
-                        None,
-                        &NetConf {
-                            ipam: None,
-                            ..conf.clone()
-                        },
-                        &states,
-                        &s,
-                    ),
-                    None => Ok(()),
-                });
+            let r =
+                states
+                    .lock(&s.pci)
+                    .and_then(|_lock| match states.load(cid, &s.cont_ifname)? {
+                        Some(s) => self.release(
+                            &att_env,
+                            None,
+                            &NetConf {
+                                ipam: None,
+                                ..conf.clone()
+                            },
+                            &states,
+                            &s,
+                        ),
+                        None => Ok(()),
+                    });
             if let Err(e) = r {
                 tracing::warn!("GC of {cid}/{}: {e}", s.cont_ifname);
                 first_err.get_or_insert(e);

@@ -156,11 +156,46 @@ impl CniResult {
         if let Some(d) = v.get("dns") {
             out.dns = serde_json::from_value(d.clone()).map_err(|e| decode_err(what, e))?;
         }
+        // The 0.1.0/0.2.0 shape (an IPAM plugin answering a config without
+        // cniVersion): `ip4`/`ip6` with `ip`, `gateway`, `routes`.
+        for key in ["ip4", "ip6"] {
+            let Some(c) = v.get(key).filter(|c| c.is_object()) else {
+                continue;
+            };
+            let ip = c
+                .get("ip")
+                .and_then(Value::as_str)
+                .ok_or_else(|| decode_err(what, format!("{key} has no ip")))?;
+            let (address, prefix) = parse_cidr(ip).map_err(|e| decode_err(what, e))?;
+            let gateway = match c.get("gateway").and_then(Value::as_str) {
+                None | Some("") => None,
+                Some(g) => Some(
+                    g.parse()
+                        .map_err(|_| decode_err(what, format!("bad gateway {g:?}")))?,
+                ),
+            };
+            out.ips.push(IpConfig {
+                address,
+                prefix,
+                gateway,
+                interface: None,
+            });
+            let legacy = CniResult::parse(
+                json!({ "routes": c.get("routes").cloned().unwrap_or(json!([])) })
+                    .to_string()
+                    .as_bytes(),
+                what,
+            )?;
+            out.routes.extend(legacy.routes);
+        }
         Ok(out)
     }
 
     /// The result as JSON for `cni_version`.
     pub fn to_json(&self, cni_version: &str) -> Value {
+        if matches!(cni_version, "0.1.0" | "0.2.0") {
+            return self.to_legacy_json(cni_version);
+        }
         let with_version = cni_version.starts_with("0.");
         let ips: Vec<Value> = self
             .ips
@@ -195,10 +230,11 @@ impl CniResult {
             .iter()
             .map(|i| {
                 let mut i = i.clone();
-                if cni_version != "1.1.0" {
-                    // `mtu` and `pciID` are spec 1.1.0 fields; older
-                    // runtimes get the fields their schema has.
+                if cni_version.starts_with("0.") {
+                    // `mtu` and `pciID` are not in the 0.x schemas; the Go
+                    // library prints `mtu` for 1.0.0 and 1.1.0 alike.
                     i.mtu = None;
+                    i.pci_id.clear();
                 }
                 serde_json::to_value(i).expect("interface serializes")
             })
@@ -216,6 +252,45 @@ impl CniResult {
         if !self.dns.is_empty() || cni_version.starts_with("0.") {
             o["dns"] = serde_json::to_value(&self.dns).expect("dns serializes");
         }
+        o
+    }
+}
+
+impl CniResult {
+    /// The 0.1.0/0.2.0 shape, converted as the Go library converts: the
+    /// first address of each family as `ip4`/`ip6` with its gateway, the
+    /// routes of each family under it, `dns`; no interfaces. Where the Go
+    /// library refuses a result without addresses ("cannot convert: no
+    /// valid IP addresses", after the VF was set up), this prints one
+    /// without `ip4`/`ip6`.
+    fn to_legacy_json(&self, cni_version: &str) -> Value {
+        let mut o = json!({ "cniVersion": cni_version });
+        for (key, v4) in [("ip4", true), ("ip6", false)] {
+            let Some(ip) = self.ips.iter().find(|i| i.address.is_ipv4() == v4) else {
+                continue;
+            };
+            let mut c = json!({ "ip": format!("{}/{}", ip.address, ip.prefix) });
+            if let Some(g) = ip.gateway {
+                c["gateway"] = json!(g.to_string());
+            }
+            let routes: Vec<Value> = self
+                .routes
+                .iter()
+                .filter(|r| r.dst.is_ipv4() == v4)
+                .map(|r| {
+                    let mut o = json!({ "dst": format!("{}/{}", r.dst, r.dst_prefix) });
+                    if let Some(g) = r.gw {
+                        o["gw"] = json!(g.to_string());
+                    }
+                    o
+                })
+                .collect();
+            if !routes.is_empty() {
+                c["routes"] = json!(routes);
+            }
+            o[key] = c;
+        }
+        o["dns"] = serde_json::to_value(&self.dns).expect("dns serializes");
         o
     }
 }
@@ -274,10 +349,38 @@ mod tests {
         assert_eq!(v0["ips"][0]["version"], "4");
         assert_eq!(v0["ips"][1]["version"], "6");
         assert!(v0["interfaces"][0].get("mtu").is_none());
+        assert!(v0["interfaces"][0].get("pciID").is_none());
+        // The Go library prints `mtu` for 1.0.0 as for 1.1.0 (one types100).
         let v10 = r.to_json("1.0.0");
-        assert!(v10["interfaces"][0].get("mtu").is_none());
+        assert_eq!(v10["interfaces"][0]["mtu"], 1500);
         // round trip
         let back = CniResult::parse(v1.to_string().as_bytes(), "x").unwrap();
         assert_eq!(back, r);
+    }
+
+    /// Issue 12 item 12: a config without cniVersion (0.1.0) or with 0.2.0
+    /// gets the legacy result shape, as the Go library converts it.
+    #[test]
+    fn legacy_result_shape() {
+        let mut r = CniResult::parse(HOST_LOCAL_100.as_bytes(), "x").unwrap();
+        r.interfaces.push(Interface {
+            name: "net1".into(),
+            ..Default::default()
+        });
+        let v = r.to_json("0.2.0");
+        assert_eq!(v["cniVersion"], "0.2.0");
+        assert_eq!(v["ip4"]["ip"], "10.1.0.2/24");
+        assert_eq!(v["ip4"]["gateway"], "10.1.0.1");
+        assert_eq!(v["ip4"]["routes"][1]["gw"], "10.1.0.254");
+        assert_eq!(v["ip6"]["ip"], "fd00::2/64");
+        assert_eq!(v["dns"]["nameservers"][0], "10.1.0.53");
+        assert!(v.get("interfaces").is_none() && v.get("ips").is_none());
+        // read back (an IPAM plugin's answer to a 0.2.0 config)
+        let back = CniResult::parse(v.to_string().as_bytes(), "x").unwrap();
+        assert_eq!(back.ips.len(), 2);
+        assert_eq!(back.ips[0].gateway, Some("10.1.0.1".parse().unwrap()));
+        assert_eq!(back.routes.len(), 2);
+        let none = CniResult::default().to_json("0.1.0");
+        assert_eq!(none, json!({"cniVersion": "0.1.0", "dns": {}}));
     }
 }

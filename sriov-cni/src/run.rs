@@ -8,7 +8,7 @@ use sriov_host::netlink::{LinkOps, Netlink};
 
 use crate::config::{self, LATEST_VERSION, NetConf, SUPPORTED_VERSIONS};
 use crate::env::{CniEnv, Command};
-use crate::error::{CniError, Result};
+use crate::error::{CniError, Code, Result};
 use crate::plugin::Plugin;
 
 /// What to print and how to exit.
@@ -28,8 +28,10 @@ pub fn version_json(requested: Option<&str>) -> String {
     json!({ "cniVersion": v, "supportedVersions": SUPPORTED_VERSIONS }).to_string()
 }
 
-fn setup_logging(conf: &NetConf) {
-    let level = match conf
+/// The log level of `logLevel`: as the Go plugin, `info` when it is
+/// missing or not a level name (plus `warn` and `trace`).
+pub fn log_level(conf: &NetConf) -> tracing::Level {
+    match conf
         .log_level
         .as_deref()
         .map(str::to_ascii_lowercase)
@@ -37,11 +39,14 @@ fn setup_logging(conf: &NetConf) {
     {
         Some("panic") | Some("error") => tracing::Level::ERROR,
         Some("warning") | Some("warn") => tracing::Level::WARN,
-        Some("info") => tracing::Level::INFO,
         Some("debug") => tracing::Level::DEBUG,
         Some("trace") => tracing::Level::TRACE,
-        _ => tracing::Level::WARN,
-    };
+        _ => tracing::Level::INFO,
+    }
+}
+
+fn setup_logging(conf: &NetConf) {
+    let level = log_level(conf);
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_ansi(false)
@@ -83,12 +88,46 @@ pub fn run(
             code: 0,
         };
     }
-    let conf = match NetConf::parse(stdin, env.args.get("MAC")) {
+    // DEL works from the saved state and never re-validates the config
+    // (as the Go plugin, whose DEL reads only its cache): a config that ADD
+    // accepted, by this plugin or the Go one, or that changed since, never
+    // makes DEL fail. GC and STATUS (which the Go plugin lacks) work from
+    // the state too. CHECK is the Go plugin's (success) unless the config
+    // asks for `strictCheck`.
+    let lenient = match env.command {
+        Command::Del | Command::Gc | Command::Status => true,
+        Command::Check => !config::peek_strict_check(stdin),
+        _ => false,
+    };
+    let parsed = if lenient {
+        NetConf::parse_lenient(stdin, env.args.get("MAC"))
+    } else {
+        NetConf::parse(stdin, env.args.get("MAC"))
+    };
+    let conf = match parsed {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
     setup_logging(&conf);
     tracing::debug!(command = ?env.command, container = env.container_id(), ifname = env.ifname(), "invoked");
+    for w in &conf.warnings {
+        tracing::warn!("{w}");
+    }
+    if env.command == Command::Check && !config::at_least(&conf.cni_version, "0.4.0") {
+        return fail(CniError::new(
+            Code::IncompatibleVersion,
+            "config version does not allow CHECK",
+            format!("cniVersion {} predates CHECK (0.4.0)", conf.cni_version),
+        ));
+    }
+    if env.command == Command::Check && !conf.strict_check {
+        // The Go plugin's CHECK: nothing to verify.
+        tracing::debug!("CHECK: nothing verified (set strictCheck to verify the attachment)");
+        return Output {
+            stdout: String::new(),
+            code: 0,
+        };
+    }
     let out = (|| -> Result<String> {
         if env.command == Command::Status {
             return crate::plugin::status(&env, &conf, stdin).map(|()| String::new());
@@ -176,6 +215,98 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(v["code"], 7);
         assert!(v["msg"].as_str().unwrap().contains("vlan 5000"));
+    }
+
+    fn fake_link() -> Result<Arc<dyn LinkOps>> {
+        Ok(Arc::new(sriov_host::netlink::RecordingLinkOps::new()))
+    }
+
+    fn env_for(cmd: &'static str) -> Result<CniEnv> {
+        CniEnv::from_lookup(move |k| match k {
+            "CNI_COMMAND" => Some(cmd.into()),
+            "CNI_CONTAINERID" => Some("c".into()),
+            "CNI_NETNS" => Some("/proc/self/ns/net".into()),
+            "CNI_IFNAME" => Some("net1".into()),
+            "CNI_PATH" => Some("/nonexistent".into()),
+            _ => None,
+        })
+    }
+
+    /// Issue 12 item 11: DEL does not validate the config's values (ADD's
+    /// parse would refuse this one with code 7).
+    #[test]
+    fn del_does_not_validate_the_config() {
+        let d = tempfile::tempdir().unwrap();
+        let conf = format!(
+            r#"{{"cniVersion":"1.0.0","name":"n","type":"sriov","dataDir":"{}","vlan":5000,"mac":"zz","min_tx_rate":9,"max_tx_rate":1}}"#,
+            d.path().display()
+        );
+        let add = run(env_for("ADD"), conf.as_bytes(), nolink);
+        assert_eq!(add.code, 1);
+        let out = run(env_for("DEL"), conf.as_bytes(), fake_link);
+        assert_eq!(
+            out,
+            Output {
+                stdout: String::new(),
+                code: 0
+            }
+        );
+        // Not JSON, or a version nobody supports: refused for every
+        // command, as the Go library does.
+        let out = run(env_for("DEL"), b"nope", fake_link);
+        assert_eq!(out.code, 1);
+    }
+
+    /// Issue 12 item 11: CHECK as the Go plugin's: success without looking
+    /// at the attachment (there is none here), whatever the values; code 1
+    /// before 0.4.0 (the Go library's "config version does not allow
+    /// CHECK"); `strictCheck` verifies.
+    #[test]
+    fn check_as_upstream() {
+        let d = tempfile::tempdir().unwrap();
+        let conf = |v: &str, extra: &str| {
+            format!(
+                r#"{{"cniVersion":"{v}","name":"n","type":"sriov","dataDir":"{}","spoofchk":"maybe","mtu":1{extra}}}"#,
+                d.path().display()
+            )
+        };
+        let out = run(env_for("CHECK"), conf("1.0.0", "").as_bytes(), nolink);
+        assert_eq!(
+            out,
+            Output {
+                stdout: String::new(),
+                code: 0
+            }
+        );
+        let out = run(env_for("CHECK"), conf("0.3.1", "").as_bytes(), nolink);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(v["code"], 1, "{v}");
+        let out = run(
+            env_for("CHECK"),
+            conf("1.0.0", r#","strictCheck":true"#).as_bytes(),
+            fake_link,
+        );
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(v["code"], 3, "no such attachment: {v}");
+    }
+
+    /// Issue 12 item 12: info by default and for any unknown logLevel.
+    #[test]
+    fn log_level_defaults_to_info() {
+        let level = |l: &str| {
+            let c = NetConf::parse(
+                format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"sriov"{l}}}"#).as_bytes(),
+                None,
+            )
+            .unwrap();
+            log_level(&c)
+        };
+        assert_eq!(level(""), tracing::Level::INFO);
+        assert_eq!(level(r#","logLevel":"verbose""#), tracing::Level::INFO);
+        assert_eq!(level(r#","logLevel":"""#), tracing::Level::INFO);
+        assert_eq!(level(r#","logLevel":"Debug""#), tracing::Level::DEBUG);
+        assert_eq!(level(r#","logLevel":"warning""#), tracing::Level::WARN);
+        assert_eq!(level(r#","LogLevel":"error""#), tracing::Level::ERROR);
     }
 
     #[test]

@@ -11,8 +11,11 @@
 //!   read).
 //! - `<dataDir>/pci/<pci>`: the allocation record, holding the netns path of
 //!   the attachment that holds the VF.
-//! - `<dataDir>/locks/<pci>.lock`: a per-VF `flock` held for the whole of
-//!   an ADD, DEL or GC step on that VF.
+//! - `<dataDir>/pci/vf_lock/<pci>.lock`: a per-VF `flock` (exclusive, on
+//!   the whole file) held for the whole of an ADD, DEL or GC step on that
+//!   VF: the Go plugin's lock file and primitive, so the two plugins exclude
+//!   each other on a node that runs both. Waiting for it gives up after
+//!   [`LOCK_TIMEOUT`] (60 s, as the Go plugin) with code 11 (try again).
 //!
 //! Every write is atomic: a temporary file in the same directory, then
 //! `rename(2)`. A crash of the plugin at any point leaves either the old
@@ -25,8 +28,7 @@
 //! rather than as a damaged file, so a DEL after the reboot succeeds.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::fd::AsRawFd;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -47,25 +49,37 @@ fn io_err(what: &str, path: &Path, e: &io::Error) -> CniError {
     )
 }
 
-/// Writes `bytes` to `path` atomically (temp file + rename).
+/// Writes `bytes` to `path` atomically (temp file + rename). Directories
+/// are created 0700 and files 0600 whatever the umask, as the Go plugin
+/// creates them (`os.MkdirAll(dataDir, 0700)`, `os.WriteFile(…, 0600)`):
+/// the files say which VF a pod has and how to restore it. A state
+/// directory that others can write is logged as a warning (not refused:
+/// the Go plugin does not check, and refusing would break DEL on a node
+/// that worked before).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use sriov_host::files::WriteOptions;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| io_err("cannot create state directory", dir, &e))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
-        std::process::id()
-    ));
-    let res = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err("cannot write state file", path, &e));
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| io_err("cannot create state directory", dir, &e))?;
+    if let Ok(m) = fs::metadata(dir)
+        && m.permissions().mode() & 0o002 != 0
+    {
+        tracing::warn!(
+            dir = %dir.display(),
+            mode = format!("{:o}", m.permissions().mode() & 0o7777),
+            "the CNI state directory is world-writable: anyone on the node can change what DEL restores; chmod 700 it"
+        );
     }
-    Ok(())
+    let opts = WriteOptions {
+        dir_mode: None,
+        ..WriteOptions::runtime(0o600)
+    };
+    sriov_host::files::write_atomic(path, bytes, &opts)
+        .map_err(|e| io_err("cannot write state file", path, &e.into()))
 }
 
 fn remove_if_exists(path: &Path) -> Result<()> {
@@ -316,6 +330,10 @@ impl Saved {
     }
 }
 
+/// How long [`StateDir::lock`] waits for another holder (the Go plugin's
+/// `pciLockAcquireTimeout`).
+pub const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The state directory.
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -325,7 +343,7 @@ pub struct StateDir {
 /// A held per-VF lock; released when dropped (the fd closes).
 #[derive(Debug)]
 pub struct VfLock {
-    _file: File,
+    _lock: nix::fcntl::Flock<File>,
 }
 
 impl StateDir {
@@ -349,35 +367,78 @@ impl StateDir {
         self.dir.join("pci").join(pci.to_string())
     }
 
-    /// Takes the per-VF lock, waiting for another ADD/DEL on the VF.
+    /// `<dir>/pci/vf_lock/<pci>.lock`: the Go plugin's lock file.
+    pub fn lock_path(&self, pci: &PciAddress) -> PathBuf {
+        self.dir
+            .join("pci")
+            .join("vf_lock")
+            .join(format!("{pci}.lock"))
+    }
+
+    /// Takes the per-VF lock, waiting up to [`LOCK_TIMEOUT`] for another
+    /// ADD/DEL on the VF (by this plugin or the Go one).
     pub fn lock(&self, pci: &PciAddress) -> Result<VfLock> {
-        let dir = self.dir.join("locks");
-        fs::create_dir_all(&dir).map_err(|e| io_err("cannot create lock directory", &dir, &e))?;
-        let path = dir.join(format!("{pci}.lock"));
+        self.lock_within(pci, LOCK_TIMEOUT)
+    }
+
+    /// [`StateDir::lock`] with another bound on the wait.
+    pub fn lock_within(&self, pci: &PciAddress, timeout: std::time::Duration) -> Result<VfLock> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let path = self.lock_path(pci);
+        let dir = path.parent().expect("lock path has a parent");
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| io_err("cannot create lock directory", dir, &e))?;
+        // Opened read-only and created 0600, as the Go plugin does: flock
+        // does not care how the file was opened, and either plugin can
+        // create it first.
         let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
+            .read(true)
+            .write(false)
+            .custom_flags(libc::O_CREAT | libc::O_CLOEXEC)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| io_err("cannot open lock file", &path, &e))?;
-        loop {
-            // SAFETY: flock on an fd we own.
-            let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if r == 0 {
-                break;
+        let start = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(1);
+        let mut file = file;
+        let lock = loop {
+            use nix::fcntl::{Flock, FlockArg};
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => break lock,
+                Err((f, nix::errno::Errno::EWOULDBLOCK | nix::errno::Errno::EINTR)) => file = f,
+                Err((_, e)) => return Err(io_err("cannot lock", &path, &io::Error::from(e))),
             }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(io_err("cannot lock", &path, &e));
+            if start.elapsed() >= timeout {
+                return Err(CniError::new(
+                    Code::TryAgain,
+                    format!("timed out waiting for the VF lock {}", path.display()),
+                    format!(
+                        "another ADD or DEL on VF {pci} (this plugin or the Go sriov-cni) held it for {} s; retry",
+                        timeout.as_secs()
+                    ),
+                ));
             }
-        }
-        Ok(VfLock { _file: file })
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(20));
+        };
+        Ok(VfLock { _lock: lock })
     }
 
     /// Reads an attachment's state; `None` when there is none.
     pub fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Saved>> {
         let path = self.state_path(container_id, ifname);
-        self.load_path(&path)
+        let mut s = self.load_path(&path)?;
+        // The Go plugin has not written `ContIFNames` since v2.8: the
+        // file's name says it.
+        if let Some(s) = s.as_mut()
+            && s.cont_ifname.is_empty()
+        {
+            s.cont_ifname = ifname.to_owned();
+        }
+        Ok(s)
     }
 
     /// Reads a state file; `None` when it does not exist, or when it is
@@ -557,6 +618,59 @@ mod tests {
         st.release(&pci).unwrap();
         st.release(&pci).unwrap();
         assert!(st.list().unwrap().is_empty());
+    }
+
+    /// Issue 12 item 13: the lock is the Go plugin's file
+    /// (`<dataDir>/pci/vf_lock/<pci>.lock`) and primitive (`flock`
+    /// exclusive): a holder of that file in another process (here
+    /// util-linux `flock`, which takes the same lock Go's `unix.Flock`
+    /// does) keeps this plugin out until it lets go.
+    #[test]
+    fn lock_is_the_go_plugins_file_and_primitive() {
+        let d = tempfile::tempdir().unwrap();
+        let st = StateDir::new(d.path());
+        let pci: PciAddress = "0000:3b:01.1".parse().unwrap();
+        let go_path = d.path().join("pci/vf_lock/0000:3b:01.1.lock");
+        assert_eq!(st.lock_path(&pci), go_path);
+        // The Go plugin creates the directory with mode 0600 (root can
+        // still use it).
+        std::fs::create_dir_all(go_path.parent().unwrap()).unwrap();
+        let holder = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&go_path)
+            .unwrap();
+        // Stands in for the Go process.
+        let holder = nix::fcntl::Flock::lock(holder, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .unwrap();
+        let e = st
+            .lock_within(&pci, std::time::Duration::from_millis(150))
+            .unwrap_err();
+        assert_eq!(e.code, Code::TryAgain, "{e}");
+        drop(holder);
+        let _l = st
+            .lock_within(&pci, std::time::Duration::from_millis(150))
+            .unwrap();
+        // And the other way round: while this plugin holds it, another
+        // process cannot take it (util-linux flock, nonblocking).
+        if let Ok(out) = std::process::Command::new("flock")
+            .args(["-n", "-E", "75"])
+            .arg(&go_path)
+            .arg("true")
+            .output()
+        {
+            assert_eq!(out.status.code(), Some(75), "flock -n got the lock");
+        } else {
+            eprintln!("SKIP part: util-linux flock not installed");
+        }
+        // The allocation record directory still lists only records.
+        st.allocate(&pci, "/run/netns/x").unwrap();
+        assert_eq!(
+            st.allocation(&pci).unwrap().as_deref(),
+            Some("/run/netns/x")
+        );
     }
 
     #[test]

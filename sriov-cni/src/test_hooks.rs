@@ -18,8 +18,7 @@ pub fn checkpoint(step: &str) -> Result<()> {
     use crate::error::{CniError, Code};
     if std::env::var("SRIOV_CNI_TEST_CRASH_AFTER").as_deref() == Ok(step) {
         tracing::warn!(step, "test hook: killing the process");
-        // SAFETY: sending SIGKILL to ourselves.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
     }
     if std::env::var("SRIOV_CNI_TEST_FAIL_AFTER").as_deref() == Ok(step) {
         return Err(CniError::new(

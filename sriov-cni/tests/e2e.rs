@@ -168,7 +168,7 @@ impl World {
             .env("CNI_IFNAME", "net1")
             .env("CNI_PATH", CNI_PATH)
             .env("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=p")
-            .env("SRIOV_HOST_ROOT", self.sim.root())
+            .env(sriov_host::root::HOST_ROOT_ENV, self.sim.root())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -315,17 +315,23 @@ fn add_check_del_round_trip_with_host_local() {
     assert_eq!(w.state_files(), vec!["ctr-a-net1"]);
     assert_eq!(w.alloc(0).as_deref(), Some(ns.to_str().unwrap()));
 
-    // CHECK with prevResult
+    // CHECK with prevResult (strictCheck: the attachment is verified)
     let mut check = conf.clone();
     check["prevResult"] = res.clone();
+    check["strictCheck"] = json!(true);
     let (code, out) = w.cni("CHECK", "ctr-a", Some(&ns), &check);
     assert_eq!(code, 0, "{out}");
-    // CHECK notices a changed MTU
+    // strictCheck notices a changed MTU
     pod.set_mtu(LinkId::from("net1"), 1400).unwrap();
     let mut check_mtu = check.clone();
     check_mtu["mtu"] = json!(1500);
+    check_mtu["setMtu"] = json!(true);
     let (code, out) = w.cni("CHECK", "ctr-a", Some(&ns), &check_mtu);
     assert_eq!((code, out["code"].as_u64()), (1, Some(110)), "{out}");
+    // The Go plugin's CHECK (the default) verifies nothing: success.
+    check_mtu.as_object_mut().unwrap().remove("strictCheck");
+    let (code, out) = w.cni("CHECK", "ctr-a", Some(&ns), &check_mtu);
+    assert_eq!(code, 0, "{out}");
     pod.set_mtu(LinkId::from("net1"), before.mtu).unwrap();
     drop(pod);
 
@@ -354,9 +360,23 @@ fn mac_mtu_runtime_config_and_cni_1_1_0() {
     let ns = w.netns("b");
     let vfname = w.vf_name(1);
     let before = host().link(LinkId::from(&vfname)).unwrap();
+    // Issue 12 item 14: `mtu` alone is not applied, as the Go plugin; the
+    // result reports the VF's own MTU.
+    let conf = w.conf(1, json!({"mtu": 9000}));
+    let (code, res) = w.cni("ADD", "ctr-m", Some(&ns), &conf);
+    assert_eq!(code, 0, "{res}");
+    assert_eq!(res["interfaces"][0]["mtu"], before.mtu, "{res}");
+    assert_eq!(
+        in_ns(&ns).link(LinkId::from("net1")).unwrap().mtu,
+        before.mtu
+    );
+    let (code, out) = w.cni("DEL", "ctr-m", Some(&ns), &conf);
+    assert_eq!(code, 0, "{out}");
+    w.wait_sysfs(1);
+    // With setMtu it is.
     let mut conf = w.conf(
         1,
-        json!({"mac": "02:11:22:33:44:55", "mtu": 9000, "ipam": w.ipam(),
+        json!({"mac": "02:11:22:33:44:55", "mtu": 9000, "setMtu": true, "ipam": w.ipam(),
                "runtimeConfig": {"mac": "02:aa:bb:cc:dd:ee"}}),
     );
     conf["cniVersion"] = json!("1.1.0");
@@ -482,7 +502,7 @@ fn bad_configs_get_their_codes_and_change_nothing() {
     let cases: Vec<(Value, u64)> = vec![
         (json!({"vlan": 5000}), 7),
         (json!({"deviceID": "eth0"}), 7),
-        (json!({"spoofchk": "yes"}), 7),
+        (json!({"link_state": "up"}), 7),
         (json!({"vlanQoS": 3}), 7),
         (json!({"min_tx_rate": 100, "max_tx_rate": 10}), 7),
         (json!({"mac": "01:00:5e:00:00:01"}), 7),
@@ -535,7 +555,9 @@ fn userspace_vf_add_del() {
     let (code, res) = w.cni("ADD", "ctr-u", Some(&ns), &conf);
     assert_eq!(code, 0, "{res}");
     assert_eq!(res["interfaces"][0]["pciID"], w.vf(2));
-    assert!(res["interfaces"][0].get("sandbox").is_none());
+    // Issue 12 item 15: the sandbox as the Go plugin reports it (the
+    // simulated PF is not on netlink: no admin MAC or PF MTU to report).
+    assert_eq!(res["interfaces"][0]["sandbox"], ns.to_str().unwrap());
     let saved: Value =
         serde_json::from_slice(&std::fs::read(w.state_dir().join("ctr-u-net1")).unwrap()).unwrap();
     assert_eq!(saved["DPDKMode"], true);
@@ -590,13 +612,73 @@ fn del_of_go_sriov_cni_cache_restores() {
         ns.to_str().unwrap(),
     )
     .unwrap();
-    let conf = w.conf(1, json!({"cniVersion": "0.4.0"}));
+    // Issue 12 item 11: the DEL's config is one ADD refuses (the NAD was
+    // edited since, or holds values only the Go plugin tolerates); DEL
+    // works from the cache and succeeds.
+    let conf = w.conf(
+        1,
+        json!({"cniVersion": "0.4.0", "vlan": 5000, "mac": "zz", "link_state": "up",
+               "min_tx_rate": 9, "max_tx_rate": 1}),
+    );
+    let (code, out) = w.cni("ADD", "ctr-x", Some(&ns), &conf);
+    assert_eq!((code, out["code"].as_u64()), (1, Some(7)), "{out}");
     let (code, out) = w.cni("DEL", "ctr-go", Some(&ns), &conf);
     assert_eq!(code, 0, "{out}");
     let after = host().link(LinkId::from(&vfname)).unwrap();
     assert_eq!((after.mac, after.mtu), (before.mac, before.mtu));
     assert!(w.state_files().is_empty());
     assert_eq!(w.alloc(1), None);
+}
+
+/// Issue 12 item 13: ADD waits for the Go plugin's lock on the VF
+/// (`<dataDir>/pci/vf_lock/<pci>.lock`, flock), here held by util-linux
+/// `flock` in another process as the Go plugin would hold it.
+#[test]
+fn add_waits_for_the_go_plugins_vf_lock() {
+    let Some(mut w) = World::new("add_waits_for_the_go_plugins_vf_lock") else {
+        return;
+    };
+    if Command::new("flock").arg("--version").output().is_err() {
+        eprintln!("SKIP add_waits_for_the_go_plugins_vf_lock: util-linux flock not installed");
+        return;
+    }
+    let ns = w.netns("l");
+    let lock = w
+        .state_dir()
+        .join("pci/vf_lock")
+        .join(format!("{}.lock", w.vf(0)));
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "1.5"])
+        .spawn()
+        .unwrap();
+    // until flock holds it
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline
+        && Command::new("flock")
+            .args(["-n", "-E", "75"])
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .unwrap()
+            .code()
+            == Some(0)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let start = std::time::Instant::now();
+    let conf = w.conf(0, json!({}));
+    let (code, res) = w.cni("ADD", "ctr-l", Some(&ns), &conf);
+    let waited = start.elapsed();
+    holder.wait().unwrap();
+    assert_eq!(code, 0, "{res}");
+    assert!(
+        waited >= std::time::Duration::from_millis(800),
+        "ADD did not wait for the lock: {waited:?}"
+    );
+    let (code, out) = w.cni("DEL", "ctr-l", Some(&ns), &conf);
+    assert_eq!(code, 0, "{out}");
 }
 
 #[test]
@@ -925,4 +1007,27 @@ fn ipv6_addresses_are_not_tentative_when_add_returns() {
     assert!(took < std::time::Duration::from_secs(9), "{took:?}");
     let (code, out) = w.cni("DEL", "ctr-v6b", Some(&ns), &conf);
     assert_eq!(code, 0, "{out}");
+}
+
+/// Issue 12 item 12: a config without `cniVersion` (0.1.0, as the Go CNI
+/// library reads it) works end to end with host-local: the legacy result
+/// (`ip4`), the address in the pod, and DEL.
+#[test]
+fn no_cni_version_gets_a_legacy_result() {
+    let Some(mut w) = World::new("no_cni_version_gets_a_legacy_result") else {
+        return;
+    };
+    let ns = w.netns("v");
+    let mut conf = w.conf(0, json!({"ipam": w.ipam()}));
+    conf.as_object_mut().unwrap().remove("cniVersion");
+    let (code, res) = w.cni("ADD", "ctr-v", Some(&ns), &conf);
+    assert_eq!(code, 0, "{res}");
+    assert_eq!(res["cniVersion"], "0.1.0", "{res}");
+    assert_eq!(res["ip4"]["ip"], "10.77.0.2/24", "{res}");
+    assert_eq!(res["ip4"]["gateway"], "10.77.0.1", "{res}");
+    assert!(res.get("interfaces").is_none(), "{res}");
+    assert!(addrs(&ns, "net1").contains("10.77.0.2/24"));
+    let (code, out) = w.cni("DEL", "ctr-v", Some(&ns), &conf);
+    assert_eq!(code, 0, "{out}");
+    assert!(w.state_files().is_empty());
 }

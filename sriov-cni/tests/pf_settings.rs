@@ -194,27 +194,105 @@ fn vf_in_use_by_a_live_netns_is_refused() {
     assert_eq!(s.fake.vf_state("ens1f0", 2).unwrap(), VfInfo::fresh(2));
 }
 
-/// With no PF-side setting configured the PF's VF table is not read (on
-/// some drivers that dump costs a firmware query per VF), nothing is
-/// changed on the PF, and DEL restores nothing there.
+/// With no PF-side setting configured nothing is changed on the PF and DEL
+/// restores nothing there. (A userspace VF's ADD reads the PF's VF table
+/// once, for the admin MAC its result reports, as the Go plugin; a netdev
+/// VF's does not read it at all, see the e2e tests.)
 #[test]
-fn no_pf_side_setting_means_no_pf_dump() {
+fn no_pf_side_setting_means_no_pf_change() {
     let s = setup();
     let (c, b) = conf(&s, json!({}));
     s.plugin.add(&env(Command::Add, "c0"), &c, &b).unwrap();
     let calls = s.fake.calls();
-    assert!(
-        !calls.iter().any(|c| matches!(c, Call::Vfs(_))),
+    assert_eq!(
+        calls.iter().filter(|c| matches!(c, Call::Vfs(_))).count(),
+        1,
         "PF read: {calls:?}"
     );
     assert!(s.fake.changes().is_empty(), "{:?}", s.fake.changes());
+    let before = s.fake.calls().len();
     s.plugin.del(&env(Command::Del, "c0"), &c, &b).unwrap();
     assert!(s.fake.changes().is_empty(), "{:?}", s.fake.changes());
-    assert!(!s.fake.calls().iter().any(|c| matches!(c, Call::Vfs(_))));
+    assert!(
+        !s.fake.calls()[before..]
+            .iter()
+            .any(|c| matches!(c, Call::Vfs(_)))
+    );
     // A PF-side setting makes ADD read it (to restore it on DEL).
     let (c, b) = conf(&s, json!({"spoofchk": "off"}));
     s.plugin.add(&env(Command::Add, "c1"), &c, &b).unwrap();
     assert!(s.fake.calls().iter().any(|c| matches!(c, Call::Vfs(_))));
     s.plugin.del(&env(Command::Del, "c1"), &c, &b).unwrap();
     assert_eq!(s.fake.vf_state("ens1f0", 2).unwrap(), VfInfo::fresh(2));
+}
+
+/// Issue 12 item 15: a userspace (DPDK) VF's result as the Go plugin's:
+/// the pod's sandbox, the configured MAC or else the VF's admin MAC on the
+/// PF (none when it is zero), and the PF's MTU.
+#[test]
+fn dpdk_result_fields_as_upstream() {
+    let s = setup();
+    let (c, b) = conf(&s, json!({}));
+    let r = s.plugin.add(&env(Command::Add, "d0"), &c, &b).unwrap();
+    let i = &r.interfaces[0];
+    assert_eq!(i.sandbox, "/proc/self/ns/net");
+    assert_eq!(i.mac, "", "zero admin MAC is not reported");
+    assert_eq!(i.mtu, Some(1500), "the PF's MTU");
+    let out = r.to_json("1.0.0");
+    assert_eq!(out["interfaces"][0]["sandbox"], "/proc/self/ns/net");
+    assert_eq!(out["interfaces"][0]["mtu"], 1500);
+    s.plugin.del(&env(Command::Del, "d0"), &c, &b).unwrap();
+
+    // An admin MAC set on the PF beforehand (by the operator) is reported.
+    s.fake
+        .set_vf_mac("ens1f0".into(), 2, "02:00:00:00:00:55".parse().unwrap())
+        .unwrap();
+    s.fake.set_mtu("ens1f0".into(), 9000).unwrap();
+    let r = s.plugin.add(&env(Command::Add, "d1"), &c, &b).unwrap();
+    assert_eq!(r.interfaces[0].mac, "02:00:00:00:00:55");
+    assert_eq!(r.interfaces[0].mtu, Some(9000));
+    s.plugin.del(&env(Command::Del, "d1"), &c, &b).unwrap();
+
+    // A configured MAC wins.
+    let (c, b) = conf(&s, json!({"mac": "02:00:00:00:00:66"}));
+    let r = s.plugin.add(&env(Command::Add, "d2"), &c, &b).unwrap();
+    assert_eq!(r.interfaces[0].mac, "02:00:00:00:00:66");
+    s.plugin.del(&env(Command::Del, "d2"), &c, &b).unwrap();
+}
+
+/// Issue 12 item 11: DEL works from the saved state and never re-validates
+/// the config. The Go plugin ADDed with values it tolerates (and its cache
+/// holds them); the DEL's config has since become one ADD would refuse
+/// (the NAD was edited). DEL restores what the cache says and succeeds.
+#[test]
+fn del_never_revalidates_the_config() {
+    let s = setup();
+    for set in [VfSetting::SpoofCheck(false), VfSetting::Trust(false)] {
+        s.fake.set_vf("ens1f0".into(), 2, &[set]).unwrap();
+    }
+    let cache = json!({
+        "cniVersion": "0.4.0", "name": "n", "type": "sriov",
+        "OrigVfState": {"HostIFName": "", "SpoofChk": true, "Trust": false,
+            "AdminMAC": "00:00:00:00:00:00", "EffectiveMAC": "", "Vlan": 0, "VlanQoS": 0,
+            "VlanProto": 33024, "MinTxRate": 0, "MaxTxRate": 0, "LinkState": 0},
+        "DPDKMode": true, "Master": "ens1f0", "MAC": "", "VFID": 2,
+        "ContIFNames": "net1", "HostIFNames": "", "deviceID": s.vf.to_string(),
+        "spoofchk": "yes", "Trust": "Off", "logLevel": "verbose", "DeviceInfo": null
+    });
+    std::fs::write(s.state.path().join("go2-net1"), cache.to_string()).unwrap();
+    let del_conf = json!({"cniVersion": "0.4.0", "name": "n", "type": "sriov",
+        "deviceID": "not-a-pci-address", "vlan": 5000, "mac": "zz", "spoofchk": "yes",
+        "dataDir": s.state.path()});
+    let b = serde_json::to_vec(&del_conf).unwrap();
+    // ADD's parse refuses it: without the lenient DEL parse, DEL failed here.
+    assert_eq!(
+        NetConf::parse(&b, None).unwrap_err().code,
+        Code::InvalidConfig
+    );
+    let c = NetConf::parse_lenient(&b, None).unwrap();
+    s.plugin.del(&env(Command::Del, "go2"), &c, &b).unwrap();
+    // spoofchk restored (its cached value "yes" still counts as set); trust
+    // ("Off", matched case-insensitively) too.
+    assert_eq!(s.fake.vf_state("ens1f0", 2).unwrap(), VfInfo::fresh(2));
+    assert_eq!(files(s.state.path()), 0);
 }
