@@ -6,11 +6,11 @@
 //! are never reset.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use sriov_host::files::WriteOptions;
 
 /// The journal's file name under the state dir.
 pub const JOURNAL_FILE: &str = "journal.json";
@@ -159,6 +159,30 @@ impl Journal {
         })
     }
 
+    /// Clears the interrupted step of PFs this run had nothing to do on:
+    /// the kernel finished the step (or the node was changed since), so
+    /// the record is no longer news. PFs with steps clear theirs as their
+    /// steps run. Writes only when something is cleared.
+    pub fn settle_interrupted<'a>(
+        &self,
+        idle: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), JournalError> {
+        let stale: Vec<&str> = {
+            let st = self.state();
+            idle.into_iter()
+                .filter(|p| st.in_progress.contains_key(*p))
+                .collect()
+        };
+        if stale.is_empty() {
+            return Ok(());
+        }
+        self.update(|st| {
+            for p in stale {
+                st.in_progress.remove(p);
+            }
+        })
+    }
+
     /// Forgets a PF (after its reset).
     pub fn forget(&self, pci: &str) -> Result<(), JournalError> {
         self.update(|st| {
@@ -168,18 +192,11 @@ impl Journal {
     }
 }
 
-/// Writes a file atomically: a temp file in the same directory, fsync, rename.
+/// Writes a file atomically and durably (it is read after a reboot):
+/// [`sriov_host::files::write_atomic`] with [`WriteOptions::durable`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
+    sriov_host::files::write_atomic(path, bytes, &WriteOptions::durable(0o644))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -217,6 +234,27 @@ mod tests {
         j.forget("0000:3b:00.0").unwrap();
         let j = Journal::open(dir.path(), true).unwrap();
         assert_eq!(j.state(), JournalState::default());
+    }
+
+    #[test]
+    fn settling_clears_only_the_idle_pfs_and_writes_only_when_needed() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), true).unwrap();
+        j.begin("0000:3b:00.0", "set sriov_numvfs from 2 to 4")
+            .unwrap();
+        j.begin("0000:3b:00.1", "bind VFs 0-3 to vfio-pci").unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        j.settle_interrupted(["0000:3b:00.0", "0000:99:00.0"])
+            .unwrap();
+        let j = Journal::open(dir.path(), true).unwrap();
+        assert_eq!(
+            j.interrupted().into_keys().collect::<Vec<_>>(),
+            ["0000:3b:00.1"]
+        );
+        // Nothing to clear: no write.
+        std::fs::remove_file(&path).unwrap();
+        j.settle_interrupted(["0000:3b:00.0"]).unwrap();
+        assert!(!path.exists());
     }
 
     #[test]

@@ -38,7 +38,7 @@ enum Command {
 #[derive(Args, Debug)]
 struct ShowArgs {
     /// Root under which /sys and /dev are resolved.
-    #[arg(long, env = "SRIOV_HOST_ROOT", default_value = "/")]
+    #[arg(long, env = sriov_host::root::HOST_ROOT_ENV, default_value = "/")]
     host_root: PathBuf,
     /// Print the SriovNetworkNodeState status interfaces as JSON instead.
     #[arg(long)]
@@ -61,7 +61,7 @@ fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
 #[derive(Args, Debug)]
 struct CommonArgs {
     /// Root under which /sys and /dev are resolved.
-    #[arg(long, env = "SRIOV_HOST_ROOT", default_value = "/")]
+    #[arg(long, env = sriov_host::root::HOST_ROOT_ENV, default_value = "/")]
     host_root: PathBuf,
     /// Journal of the PFs this daemon configured.
     #[arg(long, default_value = "/var/lib/sriov-config-daemon")]

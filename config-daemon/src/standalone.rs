@@ -230,6 +230,12 @@ pub fn run_with_env(
             waits: env.waits,
         };
         let outcomes = apply_plan_with(root, &plan, &journal, &cfg.apply, &apply_env);
+        journal.settle_interrupted(resumed.keys().map(String::as_str).filter(|pf| {
+            !plan
+                .pfs
+                .iter()
+                .any(|p| p.pci_address == *pf && !p.steps.is_empty())
+        }))?;
         let after = if plan.pfs.iter().all(|p| p.steps.is_empty()) {
             found
         } else {

@@ -43,10 +43,14 @@ fn scan(root: &HostRoot) -> Result<sriov_host::Node, ConvergeError> {
 }
 
 /// Opens the journal (logging steps a crash interrupted), scans, plans.
+/// With `resets` false, PFs this daemon configured that are not in `spec`
+/// are left as they are (not reset): the spec is a placeholder, not what
+/// anyone asked for.
 pub fn prepare(
     root: &HostRoot,
     state_dir: &Path,
     spec: &[Interface],
+    resets: bool,
 ) -> Result<Prepared, ConvergeError> {
     let journal = Journal::open(state_dir, true)?;
     for (pf, step) in journal.interrupted() {
@@ -58,7 +62,12 @@ pub fn prepare(
     }
     let node = scan(root)?;
     let found = discover::interfaces(&node);
-    let plan = plan_node(root, spec, &node, &journal.configured());
+    let configured = if resets {
+        journal.configured()
+    } else {
+        Default::default()
+    };
+    let plan = plan_node(root, spec, &node, &configured);
     Ok(Prepared {
         journal,
         found,
@@ -116,6 +125,17 @@ pub fn apply(
 ) -> Result<Applied, ConvergeError> {
     let start = Instant::now();
     let outcomes = apply_plan(root, plan, journal, opts);
+    let idle: Vec<String> = journal
+        .interrupted()
+        .into_keys()
+        .filter(|pf| {
+            !plan
+                .pfs
+                .iter()
+                .any(|p| &p.pci_address == pf && !p.steps.is_empty())
+        })
+        .collect();
+    journal.settle_interrupted(idle.iter().map(String::as_str))?;
     let after = if plan.pfs.iter().any(|p| !p.steps.is_empty()) {
         discover::interfaces(&scan(root)?)
     } else {

@@ -165,6 +165,9 @@ pub struct Daemon {
     last_status: Option<SriovNetworkNodeStateStatus>,
     /// Generation of the spec last applied without failure.
     applied_generation: Option<i64>,
+    /// (uid, generation) of the node state this daemon created, while its
+    /// spec is the empty placeholder it wrote.
+    created: Option<(String, Option<i64>)>,
 }
 
 fn now() -> Time {
@@ -213,6 +216,7 @@ impl Daemon {
             cfg,
             last_status: None,
             applied_generation: None,
+            created: None,
         }
     }
 
@@ -258,6 +262,11 @@ impl Daemon {
         match self.states.create(&PostParams::default(), &ns).await {
             Ok(created) => {
                 self.metrics.api_result(true);
+                self.created = created
+                    .metadata
+                    .uid
+                    .clone()
+                    .map(|uid| (uid, created.metadata.generation));
                 Ok(created)
             }
             Err(kube::Error::Api(s)) if s.is_already_exists() => {
@@ -428,9 +437,22 @@ impl Daemon {
         let reference = ns.object_ref(&());
         let spec = ns.spec.interfaces.clone();
         let drain_state = DrainState::of(ns);
+        // The empty spec of a node state this daemon created (at start, or
+        // after someone deleted it) asks for nothing: the PFs it configured
+        // keep their VFs until the operator writes a spec (as upstream,
+        // which leaves the node alone while its node state is missing).
+        let placeholder = self.created.as_ref().is_some_and(|(uid, generation)| {
+            ns.metadata.uid.as_ref() == Some(uid) && ns.metadata.generation == *generation
+        });
+        if placeholder {
+            tracing::info!("the node state is the placeholder this daemon created: no PF is reset");
+        }
         let (root, dir) = (self.cfg.host_root.clone(), self.cfg.state_dir.clone());
         let spec2 = spec.clone();
-        let prepared = blocking("planning", move || converge::prepare(&root, &dir, &spec2)).await?;
+        let prepared = blocking("planning", move || {
+            converge::prepare(&root, &dir, &spec2, !placeholder)
+        })
+        .await?;
         let prepared = match prepared {
             Ok(p) => p,
             Err(e) => return self.host_failure(ns, &reference, &previous_status, e).await,
@@ -655,6 +677,8 @@ impl Daemon {
                 }
             }
         };
+        // The API server answers again: the next failure starts over.
+        backoff = self.cfg.backoff;
         let name = self.cfg.node_name.clone();
         let mut stream = watcher(
             self.states.clone(),

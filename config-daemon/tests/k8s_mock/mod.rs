@@ -59,6 +59,31 @@ impl Req {
         self.send.send_response(resp);
     }
 
+    /// Fails the request as a client does when nothing listens on the API
+    /// server's address (connection refused).
+    pub fn refuse(self) {
+        self.send.send_error(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        ));
+    }
+
+    /// Answers 500 as an API server whose etcd is down does.
+    pub fn internal_error(self) {
+        self.reply(
+            500,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": "etcdserver: request timed out", "reason": "InternalError", "code": 500}),
+        )
+    }
+
+    /// Whether this is a watch (not the initial list) on the node states.
+    pub fn is_watch(&self) -> bool {
+        self.method == "GET"
+            && self.path == STATES
+            && self.param("watch").as_deref() == Some("true")
+    }
+
     /// Answers 200 with `body`.
     pub fn ok(self, body: Value) {
         self.reply(200, body)
@@ -168,6 +193,19 @@ impl ApiServer {
                 .to_string(),
             body,
             send,
+        }
+    }
+
+    /// The next request that is not a watch on the node states; watches
+    /// seen meanwhile are kept, unanswered, in `watches`.
+    pub async fn next_not_watch(&mut self, watches: &mut Vec<Req>) -> Req {
+        loop {
+            let r = self.next().await;
+            if r.is_watch() {
+                watches.push(r);
+            } else {
+                return r;
+            }
         }
     }
 
