@@ -25,7 +25,7 @@ impl Node {
             .arg("--host-root")
             .arg(self.path())
             .args(args)
-            .env_remove("SRIOV_HOST_ROOT")
+            .env_remove(sriov_host::root::HOST_ROOT_ENV)
             .output()
             .unwrap()
     }
@@ -267,7 +267,7 @@ fn host_root_comes_from_the_environment_too() {
     let n = node();
     let o = Command::new(env!("CARGO_BIN_EXE_dpdk-bind"))
         .args(["status", "--json"])
-        .env("SRIOV_HOST_ROOT", n.path())
+        .env(sriov_host::root::HOST_ROOT_ENV, n.path())
         .output()
         .unwrap();
     assert!(o.status.success());

@@ -13,7 +13,7 @@ fn run(root: &Path, args: &[&str]) -> Output {
         .arg("--host-root")
         .arg(root)
         .args(args)
-        .env_remove("SRIOV_HOST_ROOT")
+        .env_remove(sriov_host::root::HOST_ROOT_ENV)
         .output()
         .unwrap()
 }
