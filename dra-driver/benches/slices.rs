@@ -1,0 +1,181 @@
+//! Benchmark of publishing a node of 1,024 VFs (`scale:8:128`, static
+//! tree) as ResourceSlices, from nothing: PCI scan + PCIe topology read +
+//! attributes + 8 slices built and handed to an in-memory store (target
+//! for the whole path to the API server: < 2 s; the API server's own time
+//! is not measured here), and the latency of `NodePrepareResources` (v1)
+//! for one VF claim over the plugin's unix socket, with the claim read from
+//! an in-memory claim source instead of the API server (checkpoint + CDI
+//! spec written on a tmpfs when `/dev/shm` exists; target p99 < 50 ms).
+//! Median and p99 over `DRA_BENCH_RUNS` (default 11) publishes and 500
+//! prepare/unprepare pairs after 50 warm-up pairs.
+//!
+//! `cargo bench -p sriov-dra-driver --bench slices`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::TokioIo;
+use tonic::transport::{Endpoint, Uri};
+
+use sriov_dra_driver::attributes::{self, Selection};
+use sriov_dra_driver::plugin::{self, ClaimSource, Driver, v1};
+use sriov_dra_driver::prepare::{AllocatedDevice, Preparer};
+use sriov_dra_driver::slices::{self, MemoryStore};
+use sriov_host::HostRoot;
+use sriov_host::topology::Topology;
+use sriov_sim::kernel::write_static_tree;
+use sriov_sim::node::NodeSpec;
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let runs: usize = std::env::var("DRA_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(11);
+    let tmp = tempfile::tempdir().unwrap();
+    write_static_tree(tmp.path(), &NodeSpec::scale(8, 128).unwrap()).unwrap();
+    let root = HostRoot::new(tmp.path());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+
+    let mut publish = Vec::new();
+    let mut phases = Vec::new();
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        let node = sriov_host::scan(&root).unwrap();
+        let t1 = Instant::now();
+        let topo = Topology::read(&root).unwrap();
+        let t2 = Instant::now();
+        let devs = attributes::devices(&node, &topo, &Selection::default());
+        let store = MemoryStore::default();
+        let p = rt
+            .block_on(slices::publish(
+                &store,
+                "sriovnetwork.k8snetworkplumbingwg.io",
+                "n",
+                &devs,
+            ))
+            .unwrap();
+        let t3 = Instant::now();
+        assert_eq!((devs.len(), p.slices), (1024, 8));
+        publish.push(t3 - t0);
+        phases.push((t1 - t0, t2 - t1, t3 - t2));
+    }
+    let median = pct(&mut publish, 0.5);
+    let max = *publish.iter().max().unwrap();
+    let (s, t, b) = phases[phases.len() / 2];
+    println!(
+        "publish 1,024 VFs (scan + topology + 8 slices): median {:.1} ms, max {:.1} ms \
+         (one run: scan {:.1} ms, topology {:.1} ms, attributes+slices {:.1} ms) over {runs} runs",
+        median.as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3,
+        s.as_secs_f64() * 1e3,
+        t.as_secs_f64() * 1e3,
+        b.as_secs_f64() * 1e3,
+    );
+
+    let shm = std::path::Path::new("/dev/shm");
+    let state = if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (p50, p99, n) = rt.block_on(prepare_latency(root, state.path()));
+    println!(
+        "NodePrepareResources v1, one VF over the unix socket (claim from memory, {}): \
+         p50 {:.2} ms, p99 {:.2} ms over {n} calls",
+        if shm.is_dir() { "tmpfs" } else { "temp dir" },
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+    );
+}
+
+struct OneVf;
+
+#[tonic::async_trait]
+impl ClaimSource for OneVf {
+    async fn allocated(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<Vec<AllocatedDevice>, String> {
+        Ok(vec![AllocatedDevice {
+            request: "vf".into(),
+            pool: "n".into(),
+            device: "0000-10-02-0".into(),
+        }])
+    }
+}
+
+async fn prepare_latency(root: HostRoot, dir: &std::path::Path) -> (Duration, Duration, usize) {
+    let driver_name = "sriovnetwork.k8snetworkplumbingwg.io";
+    let preparer = Preparer::open(root, "n", &dir.join("plugin"), &dir.join("cdi")).unwrap();
+    let driver = Arc::new(Driver::new(driver_name, preparer, Arc::new(OneVf)));
+    let dra = plugin::dra_socket(&dir.join("plugins"), driver_name);
+    let reg = plugin::registration_socket(&dir.join("registry"), driver_name);
+    let (tx, _rx) = tokio::sync::watch::channel(None);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (d2, r2) = (dra.clone(), reg.clone());
+    let server = tokio::spawn(async move {
+        plugin::serve(driver, &d2, &r2, tx, async move {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    while !reg.exists() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let path = dra.clone();
+    let channel = Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move {
+                let s = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(TokioIo::new(s))
+            }
+        }))
+        .await
+        .unwrap();
+    let mut client = v1::dra_plugin_client::DraPluginClient::new(channel);
+    let mut lat = Vec::new();
+    for i in 0..550 {
+        let c = v1::Claim {
+            namespace: "ns".into(),
+            uid: format!("uid-{i}"),
+            name: "c".into(),
+        };
+        let t0 = Instant::now();
+        let r = client
+            .node_prepare_resources(v1::NodePrepareResourcesRequest {
+                claims: vec![c.clone()],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let d = t0.elapsed();
+        assert_eq!(r.claims[&c.uid].error, "");
+        client
+            .node_unprepare_resources(v1::NodeUnprepareResourcesRequest { claims: vec![c] })
+            .await
+            .unwrap();
+        if i >= 50 {
+            lat.push(d);
+        }
+    }
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    let n = lat.len();
+    (pct(&mut lat, 0.5), pct(&mut lat, 0.99), n)
+}

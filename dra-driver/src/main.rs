@@ -1,0 +1,161 @@
+//! `sriov-dra-driver`: publishes the node's SR-IOV VFs as ResourceSlices
+//! (`resource.k8s.io/v1`) with PCIe topology attributes and keeps them
+//! current, and serves the kubelet plugin API (registration, DRAPlugin
+//! v1/v1beta1) preparing claims as CDI specs. See docs/dra.md for what is
+//! not done yet.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use sriov_dra_driver::attributes::{self, Selection};
+use sriov_dra_driver::plugin::{self, Driver, KubeClaims};
+use sriov_dra_driver::prepare::Preparer;
+use sriov_dra_driver::slices::{self, KubeStore};
+use sriov_host::HostRoot;
+use sriov_host::topology::Topology;
+
+/// Publish this node's SR-IOV VFs as DRA ResourceSlices.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The node's name (the pool name and spec.nodeName of its slices).
+    #[arg(long, env = "NODE_NAME")]
+    node_name: String,
+    /// The DRA driver name.
+    #[arg(long, default_value = sriov_dra_driver::DEFAULT_DRIVER_NAME)]
+    driver_name: String,
+    /// Publish only the VFs of these PF netdevs (comma separated); default all.
+    #[arg(long, value_delimiter = ',')]
+    pf_names: Vec<String>,
+    /// Host root the node's /sys is read under.
+    #[arg(long, env = sriov_host::root::HOST_ROOT_ENV, default_value = "/")]
+    host_root: String,
+    /// Seconds between rescans of the node (slices are rewritten only when
+    /// something changed).
+    #[arg(long, default_value_t = 30)]
+    resync_seconds: u64,
+    /// Publish the slices once and exit (no kubelet plugin).
+    #[arg(long)]
+    once: bool,
+    /// The kubelet's plugins directory (the DRA socket is
+    /// <dir>/<driver>/dra.sock, the checkpoint next to it).
+    #[arg(long, default_value = "/var/lib/kubelet/plugins")]
+    plugins_dir: PathBuf,
+    /// The kubelet's plugin registry directory (<dir>/<driver>-reg.sock).
+    #[arg(long, default_value = "/var/lib/kubelet/plugins_registry")]
+    registry_dir: PathBuf,
+    /// Where CDI specs are written (the runtime's CDI spec directory).
+    #[arg(long, default_value = "/var/run/cdi")]
+    cdi_dir: PathBuf,
+}
+
+fn node_devices(
+    root: &HostRoot,
+    selection: &Selection,
+) -> anyhow::Result<Vec<attributes::PublishedDevice>> {
+    let node = sriov_host::scan(root).context("scanning PCI devices")?;
+    let topology = Topology::read(root).context("reading the PCIe topology")?;
+    Ok(attributes::devices(&node, &topology, selection))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let root = HostRoot::new(&args.host_root);
+    let selection = Selection {
+        pf_names: args.pf_names.clone(),
+    };
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the API server")?;
+    let store = KubeStore::new(client.clone());
+    if args.once {
+        let devices = node_devices(&root, &selection)?;
+        let p = slices::publish(&store, &args.driver_name, &args.node_name, &devices)
+            .await
+            .context("publishing ResourceSlices")?;
+        tracing::info!(
+            devices = devices.len(),
+            slices = p.slices,
+            generation = p.generation,
+            "ResourceSlices published"
+        );
+        return Ok(());
+    }
+    let plugin_dir = args.plugins_dir.join(&args.driver_name);
+    let preparer = Preparer::open(root.clone(), &args.node_name, &plugin_dir, &args.cdi_dir)
+        .context("opening the checkpoint")?;
+    let driver = Arc::new(Driver::new(
+        &args.driver_name,
+        preparer,
+        Arc::new(KubeClaims::new(client)),
+    ));
+    let (status, _status_rx) = tokio::sync::watch::channel(None);
+    let dra_socket = plugin::dra_socket(&args.plugins_dir, &args.driver_name);
+    let reg_socket = plugin::registration_socket(&args.registry_dir, &args.driver_name);
+    let server = tokio::spawn(async move {
+        plugin::serve(driver, &dra_socket, &reg_socket, status, async {
+            // SIGTERM (the kubelet stopping the pod) or SIGINT.
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        })
+        .await
+    });
+    tracing::info!(driver = %args.driver_name, node = %args.node_name, "kubelet plugin serving");
+    let publisher = async {
+        loop {
+            let r = root.clone();
+            let sel = selection.clone();
+            match tokio::task::spawn_blocking(move || node_devices(&r, &sel)).await? {
+                Ok(devices) => {
+                    match slices::publish(&store, &args.driver_name, &args.node_name, &devices)
+                        .await
+                    {
+                        Ok(p) => tracing::info!(
+                            devices = devices.len(),
+                            slices = p.slices,
+                            generation = p.generation,
+                            written = p.written,
+                            deleted = p.deleted,
+                            "ResourceSlices published"
+                        ),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "publishing ResourceSlices failed; retrying")
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "scanning the node failed; retrying")
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(args.resync_seconds)).await;
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), anyhow::Error>(())
+    };
+    tokio::select! {
+        r = publisher => r,
+        r = server => {
+            r.context("kubelet plugin task")?.context("kubelet plugin")?;
+            Ok(())
+        }
+    }
+}

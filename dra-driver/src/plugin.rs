@@ -1,0 +1,412 @@
+//! The kubelet plugin API: registration (`pluginregistration.Registration`
+//! on `<registry dir>/<driver>-reg.sock`) and `DRAPlugin` v1 and v1beta1
+//! (`NodePrepareResources`, `NodeUnprepareResources`) on
+//! `<plugins dir>/<driver>/dra.sock`.
+//!
+//! For each claim the kubelet names (namespace, name, UID), prepare reads
+//! the ResourceClaim's allocation through a [`ClaimSource`], keeps the
+//! results of this driver, and hands them to the [`Preparer`]. Every claim
+//! gets an entry in the answer, with `error` set when it failed (the
+//! kubelet retries those). Calls are serialized (one prepare or unprepare
+//! at a time), as the Go helper does by default.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+
+use crate::prepare::{AllocatedDevice, PreparedDevice, Preparer};
+
+/// Generated registration API.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod registration {
+    tonic::include_proto!("pluginregistration");
+}
+
+/// Generated DRA plugin API v1.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod v1 {
+    tonic::include_proto!("k8s.io.kubelet.pkg.apis.dra.v1");
+}
+
+/// Generated DRA plugin API v1beta1.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod v1beta1 {
+    tonic::include_proto!("k8s.io.kubelet.pkg.apis.dra.v1beta1");
+}
+
+/// The services listed in `supported_versions`, newest first.
+pub const SUPPORTED_VERSIONS: [&str; 2] = ["v1.DRAPlugin", "v1beta1.DRAPlugin"];
+
+/// The registration socket of a driver: `<dir>/<driver>-reg.sock`.
+pub fn registration_socket(registry_dir: &Path, driver: &str) -> PathBuf {
+    registry_dir.join(format!("{driver}-reg.sock"))
+}
+
+/// The DRA socket of a driver: `<plugins dir>/<driver>/dra.sock`.
+pub fn dra_socket(plugins_dir: &Path, driver: &str) -> PathBuf {
+    plugins_dir.join(driver).join("dra.sock")
+}
+
+/// Where the allocation of a claim comes from.
+#[tonic::async_trait]
+pub trait ClaimSource: Send + Sync + 'static {
+    /// The devices allocated to the claim by `driver`; an error when the
+    /// claim does not exist, has another UID, or is not allocated.
+    async fn allocated(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        driver: &str,
+    ) -> Result<Vec<AllocatedDevice>, String>;
+}
+
+/// The ResourceClaims on the API server (`resource.k8s.io/v1`).
+#[derive(Clone)]
+pub struct KubeClaims {
+    client: kube::Client,
+}
+
+impl KubeClaims {
+    pub fn new(client: kube::Client) -> Self {
+        Self { client }
+    }
+}
+
+/// The allocated devices of `driver` in a ResourceClaim (JSON), checking
+/// its UID; pure, for [`KubeClaims`] and tests.
+pub fn allocation_of(
+    claim: &serde_json::Value,
+    uid: &str,
+    driver: &str,
+) -> Result<Vec<AllocatedDevice>, String> {
+    let got = claim["metadata"]["uid"].as_str().unwrap_or_default();
+    if got != uid {
+        return Err(format!(
+            "claim has UID {got:?}, the kubelet asked for {uid:?} (deleted and recreated?)"
+        ));
+    }
+    let results = claim["status"]["allocation"]["devices"]["results"]
+        .as_array()
+        .ok_or("claim is not allocated (no status.allocation.devices.results)")?;
+    Ok(results
+        .iter()
+        .filter(|r| r["driver"].as_str() == Some(driver))
+        .map(|r| AllocatedDevice {
+            request: r["request"].as_str().unwrap_or_default().to_string(),
+            pool: r["pool"].as_str().unwrap_or_default().to_string(),
+            device: r["device"].as_str().unwrap_or_default().to_string(),
+        })
+        .collect())
+}
+
+#[tonic::async_trait]
+impl ClaimSource for KubeClaims {
+    async fn allocated(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        driver: &str,
+    ) -> Result<Vec<AllocatedDevice>, String> {
+        let ar = kube::api::ApiResource {
+            group: "resource.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "resource.k8s.io/v1".into(),
+            kind: "ResourceClaim".into(),
+            plural: "resourceclaims".into(),
+        };
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(self.client.clone(), namespace, &ar);
+        let obj = api
+            .get(name)
+            .await
+            .map_err(|e| format!("reading ResourceClaim {namespace}/{name}: {e}"))?;
+        let v = serde_json::to_value(&obj).map_err(|e| e.to_string())?;
+        allocation_of(&v, uid, driver)
+    }
+}
+
+/// A claim as the kubelet names it (both API versions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRef {
+    pub namespace: String,
+    pub uid: String,
+    pub name: String,
+}
+
+/// The prepare/unprepare logic behind both API versions.
+pub struct Driver {
+    pub name: String,
+    pub preparer: Mutex<Preparer>,
+    pub claims: Arc<dyn ClaimSource>,
+    /// Serializes calls.
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl Driver {
+    pub fn new(name: &str, preparer: Preparer, claims: Arc<dyn ClaimSource>) -> Self {
+        Self {
+            name: name.to_string(),
+            preparer: Mutex::new(preparer),
+            claims,
+            lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Prepares each claim; per claim UID, the devices or an error.
+    pub async fn prepare(
+        &self,
+        claims: Vec<ClaimRef>,
+    ) -> HashMap<String, Result<Vec<PreparedDevice>, String>> {
+        let _serial = self.lock.lock().await;
+        let mut out = HashMap::new();
+        for c in claims {
+            // A claim prepared before (checkpoint) needs no API call.
+            let known = self
+                .preparer
+                .lock()
+                .expect("poisoned")
+                .checkpoint()
+                .claims
+                .get(&c.uid)
+                .map(|p| p.devices.clone());
+            let r = match known {
+                Some(d) => Ok(d),
+                None => match self
+                    .claims
+                    .allocated(&c.namespace, &c.name, &c.uid, &self.name)
+                    .await
+                {
+                    Ok(devices) => self
+                        .preparer
+                        .lock()
+                        .expect("poisoned")
+                        .prepare(&c.uid, &c.namespace, &c.name, &devices)
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = &r {
+                tracing::warn!(claim = %format!("{}/{}", c.namespace, c.name), uid = %c.uid, error = %e, "prepare failed");
+            }
+            out.insert(c.uid, r);
+        }
+        out
+    }
+
+    /// Unprepares each claim by UID.
+    pub async fn unprepare(&self, claims: Vec<ClaimRef>) -> HashMap<String, Result<(), String>> {
+        let _serial = self.lock.lock().await;
+        claims
+            .into_iter()
+            .map(|c| {
+                let r = self
+                    .preparer
+                    .lock()
+                    .expect("poisoned")
+                    .unprepare(&c.uid)
+                    .map_err(|e| e.to_string());
+                (c.uid, r)
+            })
+            .collect()
+    }
+}
+
+/// The `DRAPlugin` service (either version) over a shared [`Driver`].
+#[derive(Clone)]
+pub struct DraService(pub Arc<Driver>);
+
+macro_rules! dra_service {
+    ($v:ident) => {
+        // v1's Device has `share_id`, v1beta1's not: `..Default` covers both.
+        #[allow(clippy::needless_update)]
+        #[tonic::async_trait]
+        impl $v::dra_plugin_server::DraPlugin for DraService {
+            async fn node_prepare_resources(
+                &self,
+                req: Request<$v::NodePrepareResourcesRequest>,
+            ) -> Result<Response<$v::NodePrepareResourcesResponse>, Status> {
+                let claims = req
+                    .into_inner()
+                    .claims
+                    .into_iter()
+                    .map(|c| ClaimRef {
+                        namespace: c.namespace,
+                        uid: c.uid,
+                        name: c.name,
+                    })
+                    .collect();
+                let claims = self
+                    .0
+                    .prepare(claims)
+                    .await
+                    .into_iter()
+                    .map(|(uid, r)| {
+                        let resp = match r {
+                            Ok(devices) => $v::NodePrepareResourceResponse {
+                                devices: devices
+                                    .into_iter()
+                                    .map(|d| $v::Device {
+                                        request_names: vec![d.request],
+                                        pool_name: d.pool,
+                                        device_name: d.device,
+                                        cdi_device_ids: d.cdi_ids,
+                                        ..Default::default()
+                                    })
+                                    .collect(),
+                                error: String::new(),
+                            },
+                            Err(error) => $v::NodePrepareResourceResponse {
+                                devices: Vec::new(),
+                                error,
+                            },
+                        };
+                        (uid, resp)
+                    })
+                    .collect();
+                Ok(Response::new($v::NodePrepareResourcesResponse { claims }))
+            }
+
+            async fn node_unprepare_resources(
+                &self,
+                req: Request<$v::NodeUnprepareResourcesRequest>,
+            ) -> Result<Response<$v::NodeUnprepareResourcesResponse>, Status> {
+                let claims = req
+                    .into_inner()
+                    .claims
+                    .into_iter()
+                    .map(|c| ClaimRef {
+                        namespace: c.namespace,
+                        uid: c.uid,
+                        name: c.name,
+                    })
+                    .collect();
+                let claims = self
+                    .0
+                    .unprepare(claims)
+                    .await
+                    .into_iter()
+                    .map(|(uid, r)| {
+                        (
+                            uid,
+                            $v::NodeUnprepareResourceResponse {
+                                error: r.err().unwrap_or_default(),
+                            },
+                        )
+                    })
+                    .collect();
+                Ok(Response::new($v::NodeUnprepareResourcesResponse { claims }))
+            }
+        }
+    };
+}
+dra_service!(v1);
+dra_service!(v1beta1);
+
+/// The registration service: answers GetInfo and records the kubelet's
+/// verdict (`Some(Ok)` registered, `Some(Err(reason))` refused).
+#[derive(Clone)]
+pub struct RegistrationService {
+    pub driver: String,
+    pub endpoint: PathBuf,
+    pub status: watch::Sender<Option<Result<(), String>>>,
+}
+
+#[tonic::async_trait]
+impl registration::registration_server::Registration for RegistrationService {
+    async fn get_info(
+        &self,
+        _: Request<registration::InfoRequest>,
+    ) -> Result<Response<registration::PluginInfo>, Status> {
+        Ok(Response::new(registration::PluginInfo {
+            r#type: "DRAPlugin".into(),
+            name: self.driver.clone(),
+            endpoint: self.endpoint.to_string_lossy().into_owned(),
+            supported_versions: SUPPORTED_VERSIONS.iter().map(|s| s.to_string()).collect(),
+        }))
+    }
+
+    async fn notify_registration_status(
+        &self,
+        req: Request<registration::RegistrationStatus>,
+    ) -> Result<Response<registration::RegistrationStatusResponse>, Status> {
+        let s = req.into_inner();
+        if s.plugin_registered {
+            tracing::info!(driver = %self.driver, "registered with the kubelet");
+            self.status.send_replace(Some(Ok(())));
+        } else {
+            tracing::error!(driver = %self.driver, error = %s.error, "the kubelet refused the registration");
+            self.status.send_replace(Some(Err(s.error)));
+        }
+        Ok(Response::new(registration::RegistrationStatusResponse {}))
+    }
+}
+
+/// Binds a unix socket, replacing a stale socket file.
+fn bind(path: &Path) -> std::io::Result<tokio_stream::wrappers::UnixListenerStream> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    Ok(tokio_stream::wrappers::UnixListenerStream::new(
+        tokio::net::UnixListener::bind(path)?,
+    ))
+}
+
+/// Serves the DRA socket (`dra_socket`) and then the registration socket
+/// (`reg_socket`) until `shutdown` resolves; the socket files are removed
+/// at the end. Returns the registration status receiver through `status`.
+pub async fn serve(
+    driver: Arc<Driver>,
+    dra_socket: &Path,
+    reg_socket: &Path,
+    status: watch::Sender<Option<Result<(), String>>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), std::io::Error> {
+    let dra_incoming = bind(dra_socket)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let svc = DraService(driver.clone());
+    let mut stop1 = stop_rx.clone();
+    let dra = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(v1::dra_plugin_server::DraPluginServer::new(svc.clone()))
+            .add_service(v1beta1::dra_plugin_server::DraPluginServer::new(svc))
+            .serve_with_incoming_shutdown(dra_incoming, async move {
+                let _ = stop1.wait_for(|s| *s).await;
+            }),
+    );
+    // Registration last: the kubelet may call the DRA socket at once.
+    let reg_incoming = bind(reg_socket)?;
+    let reg_svc = RegistrationService {
+        driver: driver.name.clone(),
+        endpoint: dra_socket.to_path_buf(),
+        status,
+    };
+    let mut stop2 = stop_rx;
+    let reg = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(registration::registration_server::RegistrationServer::new(
+                reg_svc,
+            ))
+            .serve_with_incoming_shutdown(reg_incoming, async move {
+                let _ = stop2.wait_for(|s| *s).await;
+            }),
+    );
+    shutdown.await;
+    stop_tx.send_replace(true);
+    let r1 = dra.await.map_err(std::io::Error::other)?;
+    let r2 = reg.await.map_err(std::io::Error::other)?;
+    let _ = std::fs::remove_file(reg_socket);
+    let _ = std::fs::remove_file(dra_socket);
+    r1.map_err(std::io::Error::other)?;
+    r2.map_err(std::io::Error::other)?;
+    Ok(())
+}
