@@ -39,6 +39,12 @@ if [ -x hw-tests/setup.sh ] && [ "${SRIOV_SKIP_HW_SETUP:-0}" != 1 ]; then
   hw-tests/setup.sh
 fi
 
+# The cluster lane (scripts/cluster.sh, docs/cluster.md) has its own packages
+# (containerd, runc, conntrack, openssl, busybox-static…); see cluster/setup.sh.
+if [ -x cluster/setup.sh ] && [ "${SRIOV_SKIP_CLUSTER_SETUP:-0}" != 1 ]; then
+  cluster/setup.sh
+fi
+
 # Rust: edition 2024 needs a toolchain newer than Debian's; use rustup.
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"
@@ -46,5 +52,22 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: installing the Rust toolchain with rustup"
   curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt
+fi
+# The manual (`make docs`, docs/README.md): mdBook from crates.io, and
+# PyYAML for scripts/gen-reference.py. Skipped when present.
+if ! command -v mdbook >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/mdbook" ]; then
+  echo "setup: installing mdbook 0.5.4 (cargo install)"
+  PATH="$HOME/.cargo/bin:$PATH" cargo install mdbook --version 0.5.4 --locked
+fi
+if ! python3 -c 'import yaml' >/dev/null 2>&1; then
+  need_root
+  apt-get install -y -qq --no-install-recommends python3-yaml >/dev/null
+fi
+
+# cargo-fuzz for the fuzz targets in fuzz/ (scripts/fuzz.sh; the smoke run is
+# part of `make test`). It runs on stable with RUSTC_BOOTSTRAP=1.
+if command -v cargo >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
 fi
 echo "setup: ok"
