@@ -16,6 +16,7 @@ pub mod discover;
 pub mod http;
 pub mod journal;
 pub mod k8s;
+pub mod kernel_args;
 pub mod metrics;
 pub mod plan;
 pub mod policies;

@@ -130,6 +130,12 @@ struct RunArgs {
     /// Seconds between periodic re-checks of the node (drift).
     #[arg(long, default_value_t = 30.0)]
     resync_interval: f64,
+    /// Leave this node's drains to an external drainer: the node state gets
+    /// the sriovnetwork.openshift.io/use-external-drainer annotation and the
+    /// operator skips it. Also set by USE_EXTERNAL_DRAINER=true (as upstream:
+    /// only the exact value `true`).
+    #[arg(long)]
+    use_external_drainer: bool,
 }
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -144,6 +150,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         bind_timeout: Duration::from_secs_f64(args.common.bind_timeout),
     };
     cfg.resync = Duration::from_secs_f64(args.resync_interval);
+    cfg.use_external_drainer = args.use_external_drainer
+        || std::env::var("USE_EXTERNAL_DRAINER").is_ok_and(|v| v == "true");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

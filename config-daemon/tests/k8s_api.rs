@@ -435,6 +435,151 @@ async fn a_disruptive_plan_asks_for_a_drain_and_waits_for_it() {
     );
 }
 
+#[tokio::test]
+async fn use_external_drainer_marks_the_node_state_only_while_no_drain_is_going_on() {
+    let env = Env::new();
+    let (client, mut api) = pair();
+    let mut cfg = env.cfg();
+    cfg.use_external_drainer = true;
+    let d = Daemon::new(client, cfg, Arc::new(Metrics::new()));
+    let spec = json!({"interfaces": [{"pciAddress": "0000:3b:00.0", "name": "ens1f0", "numVfs": 4,
+           "vfGroups": [{"resourceName": "net", "deviceType": "netdevice", "vfRange": "0-3", "policyName": "p"}]}]});
+
+    // Idle and unmarked: the annotation is added first (a merge patch).
+    let ns = node_state(2, spec.clone(), "Idle", "Idle");
+    let t = spawn_sync(d, ns.clone(), Trigger::Spec);
+    let r = api.expect("PATCH", &format!("{STATES}/{NODE}")).await;
+    assert_eq!(r.content_type, "application/merge-patch+json", "{r:?}");
+    assert_eq!(
+        r.body,
+        json!({"metadata": {"annotations": {"sriovnetwork.openshift.io/use-external-drainer": "true"}}})
+    );
+    r.echo(ns.clone());
+    let st = api.expect_status(&ns).await;
+    assert_eq!(st["syncStatus"], "Succeeded");
+    let _ = api.expect_event().await;
+    let (d, _) = join(t).await;
+
+    // Marked: nothing more to say.
+    let mut marked = ns.clone();
+    marked["metadata"]["annotations"]["sriovnetwork.openshift.io/use-external-drainer"] =
+        json!("true");
+    marked["status"] = st.clone();
+    let t = spawn_sync(d, marked.clone(), Trigger::Resync);
+    let (_, o) = join(t).await;
+    assert!(!o.status_written);
+    api.expect_silence(Duration::from_millis(100)).await;
+
+    // The setting is turned off while a drain is in flight: the annotation
+    // stays until the node is Idle again, then goes (a null in the patch).
+    let mut cfg = env.cfg();
+    cfg.use_external_drainer = false;
+    let (client, mut api) = pair();
+    let d = Daemon::new(client, cfg, Arc::new(Metrics::new()));
+    let mut busy = node_state(2, spec.clone(), "Drain_Required", "Draining");
+    busy["metadata"]["annotations"]["sriovnetwork.openshift.io/use-external-drainer"] =
+        json!("true");
+    busy["status"] = st.clone();
+    let t = spawn_sync(d, busy, Trigger::Resync);
+    // Nothing disruptive is left to do: the stale request is withdrawn,
+    // and only then (next sync) the mark.
+    api.expect_annotations(&ns, "Idle").await;
+    let (d, _) = join(t).await;
+    marked["metadata"]["annotations"]["sriovnetwork.openshift.io/desired-state"] = json!("Idle");
+    let t = spawn_sync(d, marked, Trigger::Spec);
+    let r = api.expect("PATCH", &format!("{STATES}/{NODE}")).await;
+    assert_eq!(
+        r.body,
+        json!({"metadata": {"annotations": {"sriovnetwork.openshift.io/use-external-drainer": null}}})
+    );
+    r.echo(ns);
+    let (_, o) = join(t).await;
+    assert_eq!(o.sync_status, "Succeeded");
+    api.check_rbac();
+}
+
+#[tokio::test]
+async fn vfio_pci_without_an_iommu_drains_adds_the_kernel_arguments_and_reboots_once() {
+    use sriov_host::boot::{CpuVendor, RecordingBoot};
+    let env = Env::new();
+    let boot = Arc::new(RecordingBoot::new(CpuVendor::Intel, "ro quiet", false));
+    let mut cfg = env.cfg();
+    cfg.boot = boot.clone();
+    let (client, mut api) = pair();
+    let d = Daemon::new(client, cfg.clone(), Arc::new(Metrics::new()));
+    let spec = json!({"interfaces": [{"pciAddress": "0000:3b:00.0", "name": "ens1f0", "numVfs": 4,
+           "vfGroups": [{"resourceName": "dpdk", "deviceType": "vfio-pci", "vfRange": "0-3", "policyName": "p"}]}]});
+
+    // Ask for a full drain first (Reboot_Required), say why.
+    let ns = node_state(2, spec.clone(), "Idle", "Idle");
+    let t = spawn_sync(d, ns.clone(), Trigger::Spec);
+    api.expect_operator_config(Some(false)).await;
+    api.expect_annotations(&ns, "Reboot_Required").await;
+    let (t_, reason, note) = api.expect_event().await;
+    assert_eq!(
+        (t_.as_str(), reason.as_str()),
+        ("Normal", "RebootRequested")
+    );
+    assert!(note.contains("intel_iommu=on iommu=pt"), "{note}");
+    let st = api.expect_status(&ns).await;
+    assert_eq!(st["syncStatus"], "InProgress");
+    let (d, o) = join(t).await;
+    assert_eq!(o.decision, Decision::RequestReboot);
+    assert!(boot.added().is_empty() && boot.reboots() == 0);
+
+    // The operator drains: wait, and say where the drain is.
+    let mut draining = node_state(2, spec.clone(), "Reboot_Required", "Draining");
+    draining["status"] = st;
+    let t = spawn_sync(d, draining.clone(), Trigger::Spec);
+    api.expect_operator_config(Some(false)).await;
+    let st = api.expect_status(&draining).await;
+    let msg = condition(&st, "Draining")["message"].as_str().unwrap();
+    assert!(msg.contains("current-state is Draining"), "{msg}");
+    let (d, o) = join(t).await;
+    assert_eq!(o.decision, Decision::WaitForReboot);
+    assert!(boot.reboots() == 0);
+
+    // Drained: the arguments go to the boot loader, then one reboot.
+    let mut drained = node_state(2, spec.clone(), "Reboot_Required", "DrainComplete");
+    drained["status"] = st;
+    let t = spawn_sync(d, drained.clone(), Trigger::Spec);
+    let (t_, reason, note) = api.expect_event().await;
+    assert_eq!((t_.as_str(), reason.as_str()), ("Warning", "RebootNode"));
+    assert!(note.contains("intel_iommu=on iommu=pt"), "{note}");
+    let st = api.expect_status(&drained).await;
+    assert_eq!(st["syncStatus"], "InProgress");
+    let (_, o) = join(t).await;
+    assert_eq!(o.decision, Decision::Reboot);
+    assert_eq!(
+        boot.added(),
+        vec![vec!["intel_iommu=on".to_string(), "iommu=pt".to_string()]]
+    );
+    assert_eq!(boot.reboots(), 1);
+    api.check_rbac();
+
+    // The node came back with the arguments but the firmware has the IOMMU
+    // off: no second reboot; Failed with the reason, and the node is
+    // released (Idle) instead of kept drained for nothing.
+    boot.reboot_into(false);
+    let (client, mut api) = pair();
+    let d = Daemon::new(client, cfg, Arc::new(Metrics::new()));
+    drained["status"] = st;
+    let t = spawn_sync(d, drained.clone(), Trigger::Spec);
+    api.expect_annotations(&drained, "Idle").await;
+    let st = api.expect_status(&drained).await;
+    assert_eq!(st["syncStatus"], "Failed");
+    let err = st["lastSyncError"].as_str().unwrap();
+    assert!(
+        err.contains("ens1f0") && err.contains("firmware") && err.contains("not rebooting"),
+        "{err}"
+    );
+    let (t_, reason, _) = api.expect_event().await;
+    assert_eq!((t_.as_str(), reason.as_str()), ("Warning", "SyncFailed"));
+    let (_, o) = join(t).await;
+    assert!(o.failed());
+    assert_eq!(boot.reboots(), 1);
+}
+
 #[test]
 fn requests_map_to_the_rbac_attributes_they_need() {
     let a = |m: &str, p: &str, q: &str| rbac_attributes(m, p, q);

@@ -19,6 +19,7 @@
 // sysfs model and writes
 mod attr;
 pub mod auxiliary;
+pub mod boot;
 pub mod devnodes;
 pub mod driver;
 pub mod error;

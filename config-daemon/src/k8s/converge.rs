@@ -24,6 +24,9 @@ pub enum ConvergeError {
         #[source]
         source: Box<sriov_host::error::Error>,
     },
+    /// The node's kernel cannot do what the spec asks (kernel arguments).
+    #[error("{0}")]
+    Boot(String),
 }
 
 /// A planned node: what the scan found and what to change.

@@ -26,12 +26,17 @@ pub const CURRENT_STATE: &str = "sriovnetwork.openshift.io/current-state";
 /// drain controller reads the request from the Node).
 pub const NODE_STATE: &str = "sriovnetwork.openshift.io/state";
 
+/// `SriovNetworkNodeState` annotation the daemon writes (`"true"`) when
+/// `USE_EXTERNAL_DRAINER=true`: the operator leaves this node's drains to
+/// an external drainer (e.g. a maintenance operator), as upstream.
+pub const USE_EXTERNAL_DRAINER: &str = "sriovnetwork.openshift.io/use-external-drainer";
+
 /// Nothing needed / nothing going on.
 pub const IDLE: &str = "Idle";
 /// The daemon needs the node drained of pods that use SR-IOV devices.
 pub const DRAIN_REQUIRED: &str = "Drain_Required";
-/// The daemon needs the node drained and rebooted (never requested by this
-/// daemon: nothing it does needs a reboot).
+/// The daemon needs the node drained and rebooted (kernel arguments:
+/// `crate::kernel_args`).
 pub const REBOOT_REQUIRED: &str = "Reboot_Required";
 /// The operator is draining.
 pub const DRAINING: &str = "Draining";
@@ -71,6 +76,26 @@ impl DrainState {
     }
 }
 
+/// Whether the external-drainer annotation must be added (`Some(true)`) or
+/// removed (`Some(false)`). As upstream, it changes only while no drain is
+/// asked for or going on (both handshake annotations `Idle` or missing), so
+/// a drain in flight is finished by whoever started it.
+pub fn external_drainer_change(
+    a: &BTreeMap<String, String>,
+    state: &DrainState,
+    use_external_drainer: bool,
+) -> Option<bool> {
+    if state.desired != IDLE || state.current != IDLE {
+        return None;
+    }
+    let present = a.contains_key(USE_EXTERNAL_DRAINER);
+    match (use_external_drainer, present) {
+        (true, false) => Some(true),
+        (false, true) => Some(false),
+        _ => None,
+    }
+}
+
 /// What to do with a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -85,6 +110,14 @@ pub enum Decision {
     /// Disruptive, the drain is asked for already: wait for the operator;
     /// apply the non-disruptive PFs now.
     WaitForDrain,
+    /// Kernel arguments are needed: ask for a drain before a reboot.
+    RequestReboot,
+    /// Kernel arguments are needed, the drain before the reboot is asked
+    /// for: wait.
+    WaitForReboot,
+    /// Kernel arguments are needed and the node is drained (or
+    /// `disableDrain`): add them and reboot.
+    Reboot,
 }
 
 impl Decision {
@@ -115,6 +148,20 @@ pub fn decide(disruptive: bool, state: &DrainState, disable_drain: bool) -> Deci
     }
 }
 
+/// The decision when the node needs kernel arguments and a reboot. A drain
+/// the operator finished for `Drain_Required` is not enough (it left
+/// DaemonSet-free pods that a reboot also stops): as upstream, the request
+/// goes back to `Idle` first and a full drain is asked for next.
+pub fn decide_reboot(state: &DrainState, disable_drain: bool) -> Decision {
+    if disable_drain || (state.drained() && state.desired == REBOOT_REQUIRED) {
+        Decision::Reboot
+    } else if state.desired == REBOOT_REQUIRED {
+        Decision::WaitForReboot
+    } else {
+        Decision::RequestReboot
+    }
+}
+
 /// After a run: whether to set the annotations back to `Idle` (a drain was
 /// asked for, and everything is applied without failure). A failed apply
 /// keeps the drain so pods do not come back to a half-configured node
@@ -136,6 +183,49 @@ mod tests {
             a.insert(CURRENT_STATE.to_string(), current.to_string());
         }
         DrainState::from_annotations(&a)
+    }
+
+    #[test]
+    fn the_external_drainer_annotation_changes_only_while_idle() {
+        let mut a = BTreeMap::new();
+        let idle = st("", "");
+        assert_eq!(external_drainer_change(&a, &idle, true), Some(true));
+        assert_eq!(external_drainer_change(&a, &idle, false), None);
+        // Mid-drain: left as it is, either way.
+        let draining = st(DRAIN_REQUIRED, DRAINING);
+        assert_eq!(external_drainer_change(&a, &draining, true), None);
+        assert_eq!(
+            external_drainer_change(&a, &st(DRAIN_REQUIRED, IDLE), true),
+            None
+        );
+        a.insert(USE_EXTERNAL_DRAINER.to_string(), "true".to_string());
+        assert_eq!(external_drainer_change(&a, &idle, true), None);
+        assert_eq!(external_drainer_change(&a, &idle, false), Some(false));
+        assert_eq!(external_drainer_change(&a, &draining, false), None);
+        // Explicit Idle reads as missing.
+        assert_eq!(
+            external_drainer_change(&a, &st(IDLE, IDLE), false),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn a_reboot_waits_for_a_full_drain() {
+        assert_eq!(decide_reboot(&st("", ""), false), Decision::RequestReboot);
+        assert_eq!(
+            decide_reboot(&st(REBOOT_REQUIRED, DRAINING), false),
+            Decision::WaitForReboot
+        );
+        assert_eq!(
+            decide_reboot(&st(REBOOT_REQUIRED, DRAIN_COMPLETE), false),
+            Decision::Reboot
+        );
+        // Drained for a Drain_Required only: ask again, for a reboot.
+        assert_eq!(
+            decide_reboot(&st(DRAIN_REQUIRED, DRAIN_COMPLETE), false),
+            Decision::RequestReboot
+        );
+        assert_eq!(decide_reboot(&st("", ""), true), Decision::Reboot);
     }
 
     #[test]

@@ -38,9 +38,11 @@ use sriov_crds::{
     SriovOperatorConfig,
 };
 use sriov_host::HostRoot;
+use sriov_host::boot::{HostBoot, NodeBoot};
 use tokio::sync::mpsc;
 
 use crate::apply::ApplyOptions;
+use crate::kernel_args::{self, KernelArgs};
 use crate::metrics::{Metrics, RunSample};
 use crate::watch::Source;
 use converge::{ConvergeError, hold_disruptive};
@@ -71,6 +73,12 @@ pub struct K8sConfig {
     /// First retry delay after a failure (doubles up to `max_backoff`).
     pub backoff: Duration,
     pub max_backoff: Duration,
+    /// Leave drains to an external drainer (`USE_EXTERNAL_DRAINER=true`,
+    /// as upstream): the node state carries the
+    /// [`drain::USE_EXTERNAL_DRAINER`] annotation while this is set.
+    pub use_external_drainer: bool,
+    /// The node's boot: kernel facts, boot-loader arguments, reboot.
+    pub boot: Arc<dyn NodeBoot>,
 }
 
 impl K8sConfig {
@@ -80,12 +88,14 @@ impl K8sConfig {
         Self {
             node_name: node_name.to_string(),
             namespace: DEFAULT_NAMESPACE.to_string(),
-            host_root,
             state_dir,
             apply: ApplyOptions::default(),
             resync: Duration::from_secs(30),
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
+            use_external_drainer: false,
+            boot: Arc::new(HostBoot(host_root.clone())),
+            host_root,
         }
     }
 }
@@ -377,6 +387,27 @@ impl Daemon {
         .await
     }
 
+    /// Adds (`"true"`) or removes the external-drainer annotation of the
+    /// node state (a merge patch, as upstream).
+    async fn set_external_drainer(&self, add: bool) -> Result<(), SyncError> {
+        let name = &self.cfg.node_name;
+        let value = if add { json!("true") } else { json!(null) };
+        tracing::info!(node = %name, add, "{}", drain::USE_EXTERNAL_DRAINER);
+        let patch = json!({"metadata": {"annotations": {drain::USE_EXTERNAL_DRAINER: value}}});
+        self.api(
+            self.states
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(|_| ())
+                .map_err(api_err(format!(
+                    "{} {} on SriovNetworkNodeState {name}",
+                    if add { "adding" } else { "removing" },
+                    drain::USE_EXTERNAL_DRAINER
+                ))),
+        )
+        .await
+    }
+
     /// Writes the status by server-side apply (forced: the daemon owns it),
     /// unless it says what was last written.
     async fn write_status(&mut self, st: SriovNetworkNodeStateStatus) -> Result<bool, SyncError> {
@@ -437,6 +468,13 @@ impl Daemon {
         let reference = ns.object_ref(&());
         let spec = ns.spec.interfaces.clone();
         let drain_state = DrainState::of(ns);
+        if let Some(add) = drain::external_drainer_change(
+            ns.annotations(),
+            &drain_state,
+            self.cfg.use_external_drainer,
+        ) {
+            self.set_external_drainer(add).await?;
+        }
         // The empty spec of a node state this daemon created (at start, or
         // after someone deleted it) asks for nothing: the PFs it configured
         // keep their VFs until the operator writes a spec (as upstream,
@@ -457,6 +495,32 @@ impl Daemon {
             Ok(p) => p,
             Err(e) => return self.host_failure(ns, &reference, &previous_status, e).await,
         };
+        let boot = self.cfg.boot.clone();
+        let facts = blocking("reading the kernel command line", move || boot.facts()).await?;
+        match kernel_args::needed(&spec, &facts) {
+            KernelArgs::Satisfied => {}
+            KernelArgs::Reboot(args) => {
+                return self
+                    .reboot_for(
+                        ns,
+                        &reference,
+                        &previous_status,
+                        &drain_state,
+                        args,
+                        prepared,
+                    )
+                    .await;
+            }
+            KernelArgs::Stuck(why) => {
+                // A reboot would not help: never hold the node drained for it.
+                if drain_state.desired != drain::IDLE {
+                    self.annotate(drain::IDLE).await?;
+                }
+                return self
+                    .host_failure(ns, &reference, &previous_status, ConvergeError::Boot(why))
+                    .await;
+            }
+        }
         let disruptive = prepared.plan.disruptive();
         let disable = if drain::needs_drain_setting(disruptive, &drain_state) {
             self.disable_drain().await?
@@ -615,6 +679,115 @@ impl Daemon {
             held: held.iter().map(|p| p.pci_address.clone()).collect(),
             status_written: written,
             drift_repaired,
+        })
+    }
+
+    /// The spec needs kernel arguments: ask for a full drain, then add them
+    /// and reboot (nothing else is applied: the node reboots). After the
+    /// reboot the daemon finds them, applies the spec and returns to `Idle`.
+    async fn reboot_for(
+        &mut self,
+        ns: &SriovNetworkNodeState,
+        reference: &ObjectReference,
+        previous_status: &str,
+        drain_state: &DrainState,
+        args: Vec<String>,
+        prepared: converge::Prepared,
+    ) -> Result<SyncOutcome, SyncError> {
+        let args_text = args.join(" ");
+        let disable = if drain_state.drained() && drain_state.desired == drain::REBOOT_REQUIRED {
+            false
+        } else {
+            self.disable_drain().await?
+        };
+        let decision = drain::decide_reboot(drain_state, disable);
+        let message = match decision {
+            Decision::RequestReboot => {
+                self.annotate(drain::REBOOT_REQUIRED).await?;
+                self.metrics.drain_requested();
+                let note = format!(
+                    "vfio-pci VFs need an IOMMU: the kernel arguments {args_text} and a reboot; asking for a drain first"
+                );
+                self.event(reference, EventType::Normal, "RebootRequested", &note)
+                    .await;
+                format!(
+                    "waiting for the operator to drain the node before a reboot for the kernel arguments {args_text}"
+                )
+            }
+            Decision::WaitForReboot => format!(
+                "waiting for the operator to drain the node ({} is {}) before a reboot for the kernel arguments {args_text}",
+                drain::CURRENT_STATE,
+                drain_state.current
+            ),
+            _ => {
+                let boot = self.cfg.boot.clone();
+                let a = args.clone();
+                let added =
+                    blocking("adding kernel arguments", move || boot.add_kernel_args(&a)).await?;
+                let tool = match added {
+                    Ok(tool) => tool,
+                    Err(e) => {
+                        return self
+                            .host_failure(
+                                ns,
+                                reference,
+                                previous_status,
+                                ConvergeError::Boot(format!(
+                                    "cannot add the kernel arguments {args_text} that vfio-pci VFs need: {e}"
+                                )),
+                            )
+                            .await;
+                    }
+                };
+                let note = format!(
+                    "added the kernel arguments {args_text} ({tool:?}); rebooting the node"
+                );
+                tracing::warn!("{note}");
+                self.event(reference, EventType::Warning, "RebootNode", &note)
+                    .await;
+                let st = build_status(
+                    self.last_status.as_ref(),
+                    status_interfaces(prepared.found.clone(), &ns.spec.interfaces),
+                    &Phase::WaitingForDrain(note.clone()),
+                    ns.metadata.generation,
+                    now(),
+                );
+                self.write_status(st).await?;
+                let boot = self.cfg.boot.clone();
+                let rebooted = blocking("rebooting", move || boot.reboot()).await?;
+                if let Err(e) = rebooted {
+                    return self
+                        .host_failure(
+                            ns,
+                            reference,
+                            previous_status,
+                            ConvergeError::Boot(format!(
+                                "added the kernel arguments {args_text} but cannot reboot the node: {e}; reboot it by hand"
+                            )),
+                        )
+                        .await;
+                }
+                note
+            }
+        };
+        let phase = Phase::WaitingForDrain(message);
+        let st = build_status(
+            self.last_status.as_ref(),
+            status_interfaces(prepared.found, &ns.spec.interfaces),
+            &phase,
+            ns.metadata.generation,
+            now(),
+        );
+        let written = self.write_status(st).await?;
+        self.metrics.set_sync_status(phase.sync_status());
+        Ok(SyncOutcome {
+            sync_status: phase.sync_status().to_string(),
+            last_sync_error: String::new(),
+            decision,
+            steps: 0,
+            held: Vec::new(),
+            status_written: written,
+            drift_repaired: false,
         })
     }
 
