@@ -680,7 +680,13 @@ async fn operator_config_daemonsets_applied_once_and_removed_with_it() {
     assert_eq!(n, 0, "unchanged DaemonSets are not written");
 
     let (n, api) = run(
-        |c| tokio::spawn(async move { remove_deployed(&c, &settings(), &existing).await.unwrap() }),
+        |c| {
+            tokio::spawn(async move {
+                remove_deployed(&c, &settings(), &existing, false)
+                    .await
+                    .unwrap()
+            })
+        },
         async |api| {
             for name in [
                 "sriov-network-config-daemon",

@@ -317,7 +317,9 @@ async fn webhooks_deployed_with_the_ca_and_removed_when_disabled() {
     // The config deleted: the rest goes, the configurations first.
     let existing = daemonsets(&c);
     let first_delete = c.seen().len();
-    remove_deployed(&client, &s, &existing).await.unwrap();
+    remove_deployed(&client, &s, &existing, false)
+        .await
+        .unwrap();
     for (res, name) in [
         (
             "mutatingwebhookconfigurations",
@@ -346,6 +348,67 @@ async fn webhooks_deployed_with_the_ca_and_removed_when_disabled() {
         ],
         "{deletes:?}"
     );
+    c.check_rbac();
+}
+
+#[tokio::test]
+async fn configurations_go_with_the_config_even_when_the_gc_took_the_daemonsets_first() {
+    let (client, c) = cluster();
+    let s = settings(&[]);
+    c.put("sriovoperatorconfigs", config(true, true));
+    let cfg = typed(&config(true, true));
+    reconcile_operator_config(&client, &s, &cfg, &[], &now())
+        .await
+        .unwrap();
+    for name in ["operator-webhook", "network-resources-injector"] {
+        mark_ready(&c, name);
+    }
+    reconcile_operator_config(&client, &s, &cfg, &daemonsets(&c), &now())
+        .await
+        .unwrap();
+    assert!(
+        c.get(
+            "mutatingwebhookconfigurations",
+            "",
+            "network-resources-injector-config"
+        )
+        .is_some()
+    );
+    // The config is deleted and the garbage collector removes the DaemonSets
+    // it owns before the operator's pass: nothing names the cluster-scoped
+    // configurations any more.
+    for name in ["operator-webhook", "network-resources-injector"] {
+        c.delete("daemonsets", NS, name);
+    }
+    // Without a sweep they would stay, pointing the API server at servers
+    // that are gone.
+    remove_deployed(&client, &s, &[], false).await.unwrap();
+    assert!(
+        c.get(
+            "mutatingwebhookconfigurations",
+            "",
+            "network-resources-injector-config"
+        )
+        .is_some()
+    );
+    remove_deployed(&client, &s, &[], true).await.unwrap();
+    for (res, name) in [
+        (
+            "mutatingwebhookconfigurations",
+            "sriov-operator-webhook-config",
+        ),
+        (
+            "validatingwebhookconfigurations",
+            "sriov-operator-webhook-config",
+        ),
+        (
+            "mutatingwebhookconfigurations",
+            "network-resources-injector-config",
+        ),
+    ] {
+        assert!(c.get(res, "", name).is_none(), "{res} {name}");
+    }
+    assert!(c.get("services", NS, "operator-webhook-service").is_none());
     c.check_rbac();
 }
 

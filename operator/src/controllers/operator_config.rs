@@ -119,10 +119,14 @@ pub async fn reconcile_operator_config(
 
 /// The config is gone: delete the DaemonSets it deployed (their owner
 /// reference would let the garbage collector do it too; this does not wait).
+/// With `sweep`, every webhook component's configurations and Service are
+/// deleted even when its DaemonSet is gone already (the garbage collector
+/// was first); without, only those of the DaemonSets in `existing`.
 pub async fn remove_deployed(
     client: &Client,
     settings: &Settings,
     existing: &[DaemonSet],
+    sweep: bool,
 ) -> Result<usize> {
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), &settings.namespace);
     let mut deleted = 0;
@@ -130,7 +134,7 @@ pub async fn remove_deployed(
     // servers that are going away (they are cluster-scoped, so no owner
     // reference removes them).
     for component in crate::webhook::deploy::Component::ALL {
-        if existing.iter().any(|d| d.name_any() == component.name()) {
+        if sweep || existing.iter().any(|d| d.name_any() == component.name()) {
             deleted += crate::webhook::deploy::remove(client, settings, component).await?;
         }
     }

@@ -610,6 +610,10 @@ pub struct Worker {
     renders: BTreeMap<String, NodeRender>,
     policy_selectors: HashMap<String, BTreeMap<String, String>>,
     recorder: Recorder,
+    /// Since the operator config was last seen gone, the webhook
+    /// configurations were swept (deleted whether or not their DaemonSets
+    /// were still there).
+    swept: bool,
 }
 
 /// `reportingController` of the operator's Events.
@@ -666,6 +670,7 @@ impl Worker {
             nics: NicIdList::builtin(),
             renders: BTreeMap::new(),
             policy_selectors: HashMap::new(),
+            swept: false,
             recorder: Recorder::new(
                 client_for_events,
                 Reporter {
@@ -828,13 +833,21 @@ impl Worker {
                 .collect();
             let r = match &cfg {
                 Some(c) => {
+                    self.swept = false;
                     reconcile_operator_config(&self.client, &self.settings, c, &existing, &now)
                         .await
                         .map(|_| ())
                 }
-                None => remove_deployed(&self.client, &self.settings, &existing)
-                    .await
-                    .map(|_| ()),
+                None => {
+                    // The garbage collector may have deleted the webhook
+                    // DaemonSets (owned by the config) before this pass saw
+                    // the config go: their cluster-scoped configurations
+                    // have no owner and must go too, once.
+                    let sweep = !self.swept;
+                    let r = remove_deployed(&self.client, &self.settings, &existing, sweep).await;
+                    self.swept |= r.is_ok();
+                    r.map(|_| ())
+                }
             };
             self.metrics.reconciled("operator-config", r.is_ok());
             if let Err(e) = r {
