@@ -339,9 +339,10 @@ say "initramfs $(du -m "$WORK/initrd" | cut -f1) MB, $(wc -l <"$WORK/tests.tsv")
 # BOOT_TIMEOUT seconds is killed and booted once more (under TCG a loaded
 # host has been seen to stall a boot for minutes); the console tail of the
 # stalled boot is printed.
-# QEMU's serial console flows through a pipe (without the firmware's
-# terminal control sequences) to console.log; its pid is kept for the
-# cleanup trap.
+# QEMU's serial console flows through an unbuffered pipe (without the
+# firmware's terminal control sequences and carriage returns) to
+# console.log, which the watchdog reads; QEMU's pid is kept for the cleanup
+# trap.
 boot_vm() { # boot_vm LIMIT_SECONDS
   rm -f "$WORK/qemu.pid" "$WORK/qemu.rc"
   : >"$WORK/console.log"
@@ -359,7 +360,7 @@ boot_vm() { # boot_vm LIMIT_SECONDS
     echo $! >"$WORK/qemu.pid"
     wait $!
     echo $? >"$WORK/qemu.rc"
-  ) | tr -d '\r' | sed -u 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g' | tee "$WORK/console.log" |
+  ) | sed -u 's/\r//g; s/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g' | tee "$WORK/console.log" |
     grep --line-buffered -av '^\[ *[0-9]*\.[0-9]*\] ' &
   PIPE_PID=$!
   local t0 now
@@ -390,7 +391,8 @@ if [ $? = 2 ]; then
   cp "$WORK/console.log" "$WORK/console.stalled.log"
   left=$((TIMEOUT - ($(date +%s) - start)))
   [ "$left" -lt $((BOOT_TIMEOUT + 60)) ] && left=$((BOOT_TIMEOUT + 60))
-  say "booting once more (timeout ${left}s)"
+  BOOT_TIMEOUT=$((BOOT_TIMEOUT * 2))
+  say "booting once more (timeout ${left}s, init within ${BOOT_TIMEOUT}s)"
   start=$(date +%s)
   TIMEOUT=$left
   boot_vm "$left"
