@@ -616,6 +616,18 @@ pub struct Worker {
     swept: bool,
 }
 
+/// How many nodes of a pass are worked on at once (their API requests
+/// overlap; the renders are pure and cheap).
+pub const PARALLEL_NODES: usize = 16;
+
+/// What [`Worker::pass_node`] did for one node.
+struct NodeOutcome {
+    name: String,
+    /// The node's render to keep (`None`: the node is not selected).
+    render: Option<NodeRender>,
+    retry: Option<Key>,
+}
+
 /// `reportingController` of the operator's Events.
 pub const EVENT_REPORTER: &str = "sriov-network-operator";
 
@@ -876,6 +888,132 @@ impl Worker {
         }
     }
 
+    /// One node of a pass: its node state spec, the spec Event and the pool
+    /// condition (a selected node), or the stale-state cleanup (a node state
+    /// without a selected node). Takes `&self`: a pass runs up to
+    /// [`PARALLEL_NODES`] of these at once.
+    async fn pass_node(
+        &self,
+        cfg: &SriovOperatorConfig,
+        ctx: NodeContext<'_>,
+        name: String,
+        node: Option<Arc<Node>>,
+        state: Option<Arc<SriovNetworkNodeState>>,
+        now: &Time,
+    ) -> NodeOutcome {
+        let node = node.as_ref();
+        let state = state.as_ref();
+        let mut out = NodeOutcome {
+            name: name.clone(),
+            render: None,
+            retry: None,
+        };
+        let selected = node.is_some_and(|n| node_selected_by_config(cfg, n.labels()));
+        if selected {
+            let node = node.expect("selected nodes exist");
+            let r = reconcile_node(
+                &self.client,
+                &self.settings,
+                cfg,
+                ctx,
+                node,
+                state.map(|s| &**s),
+            )
+            .await;
+            self.metrics.reconciled("node", r.is_ok());
+            match r {
+                Ok((render, writes)) => {
+                    let regarding = state_ref(&self.settings, &name, state.map(|s| &**s));
+                    if writes.state {
+                        let groups: usize = render
+                            .spec
+                            .interfaces
+                            .iter()
+                            .map(|i| i.vf_groups.len())
+                            .sum();
+                        let note = format!(
+                            "spec written: {} interface(s), {} VF group(s){}",
+                            render.spec.interfaces.len(),
+                            groups,
+                            if render.merge.applied_policies.is_empty() {
+                                String::new()
+                            } else {
+                                format!(
+                                    " from policies {}",
+                                    render.merge.applied_policies.join(", ")
+                                )
+                            }
+                        );
+                        self.event(
+                            &regarding,
+                            false,
+                            reasons::NODE_STATE_UPDATED,
+                            "Render",
+                            note,
+                        )
+                        .await;
+                    }
+                    let c = reconcile_pool_condition(
+                        &self.client,
+                        &self.settings,
+                        &render,
+                        state.map(|s| &**s),
+                        now,
+                    )
+                    .await;
+                    match c {
+                        Ok(Some(c)) if c.status == "True" => {
+                            self.event(
+                                &regarding,
+                                true,
+                                reasons::POOL_CONFLICT,
+                                "SelectPool",
+                                c.message,
+                            )
+                            .await;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!("node {name}: pool condition: {e}");
+                            out.retry = Some(Key::Node(name.clone()));
+                        }
+                    }
+                    out.render = Some(render);
+                }
+                Err(e) => {
+                    tracing::warn!("node {name}: {e}");
+                    out.retry = Some(Key::Node(name.clone()));
+                }
+            }
+        } else {
+            if let Some(state) = state {
+                let r = reconcile_stale_state(
+                    &self.client,
+                    &self.settings,
+                    state,
+                    node.map(|n| &**n),
+                    now,
+                )
+                .await;
+                self.metrics.reconciled("stale-node-state", r.is_ok());
+                match r {
+                    Ok(StaleOutcome::Marked(d) | StaleOutcome::Waiting(d)) => {
+                        // Looked at again by the periodic resync.
+                        tracing::info!("node state {name} has no node; deleted in {d:?}");
+                    }
+                    Ok(StaleOutcome::Deleted) => {
+                        tracing::info!("deleted node state {name} (no node)")
+                    }
+                    Err(e) => {
+                        tracing::warn!("stale node state {name}: {e}");
+                        out.retry = Some(Key::Node(name.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     async fn pass_nodes(
         &mut self,
         cfg: Option<&SriovOperatorConfig>,
@@ -930,113 +1068,28 @@ impl Worker {
             .filter(|s| s.namespace().as_deref() == Some(self.settings.namespace.as_str()))
             .map(|s| (s.name_any(), s))
             .collect();
-        for name in nodes {
-            let node = node_map.get(&name);
-            let state = state_map.get(&name);
-            let selected = node.is_some_and(|n| node_selected_by_config(cfg, n.labels()));
-            if selected {
-                let node = node.expect("selected nodes exist");
-                let r = reconcile_node(
-                    &self.client,
-                    &self.settings,
-                    cfg,
-                    ctx,
-                    node,
-                    state.map(|s| &**s),
-                )
-                .await;
-                self.metrics.reconciled("node", r.is_ok());
-                match r {
-                    Ok((render, writes)) => {
-                        let regarding = state_ref(&self.settings, &name, state.map(|s| &**s));
-                        if writes.state {
-                            let groups: usize = render
-                                .spec
-                                .interfaces
-                                .iter()
-                                .map(|i| i.vf_groups.len())
-                                .sum();
-                            let note = format!(
-                                "spec written: {} interface(s), {} VF group(s){}",
-                                render.spec.interfaces.len(),
-                                groups,
-                                if render.merge.applied_policies.is_empty() {
-                                    String::new()
-                                } else {
-                                    format!(
-                                        " from policies {}",
-                                        render.merge.applied_policies.join(", ")
-                                    )
-                                }
-                            );
-                            self.event(
-                                &regarding,
-                                false,
-                                reasons::NODE_STATE_UPDATED,
-                                "Render",
-                                note,
-                            )
-                            .await;
-                        }
-                        let c = reconcile_pool_condition(
-                            &self.client,
-                            &self.settings,
-                            &render,
-                            state.map(|s| &**s),
-                            now,
-                        )
-                        .await;
-                        match c {
-                            Ok(Some(c)) if c.status == "True" => {
-                                self.event(
-                                    &regarding,
-                                    true,
-                                    reasons::POOL_CONFLICT,
-                                    "SelectPool",
-                                    c.message,
-                                )
-                                .await;
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                tracing::warn!("node {name}: pool condition: {e}");
-                                retry.push(Key::Node(name.clone()));
-                            }
-                        }
-                        self.renders.insert(name, render);
-                    }
-                    Err(e) => {
-                        tracing::warn!("node {name}: {e}");
-                        retry.push(Key::Node(name));
-                    }
+        // The nodes' API writes overlap (a policy change touching 1,000 nodes
+        // is 1,000 server-side applies and Events); renders are kept after.
+        use futures::StreamExt as _;
+        let outcomes: Vec<NodeOutcome> = futures::stream::iter(nodes)
+            .map(|name| {
+                let node = node_map.get(&name).cloned();
+                let state = state_map.get(&name).cloned();
+                self.pass_node(cfg, ctx, name, node, state, now)
+            })
+            .buffer_unordered(PARALLEL_NODES)
+            .collect()
+            .await;
+        for o in outcomes {
+            match o.render {
+                Some(r) => {
+                    self.renders.insert(o.name, r);
                 }
-            } else {
-                self.renders.remove(&name);
-                if let Some(state) = state {
-                    let r = reconcile_stale_state(
-                        &self.client,
-                        &self.settings,
-                        state,
-                        node.map(|n| &**n),
-                        now,
-                    )
-                    .await;
-                    self.metrics.reconciled("stale-node-state", r.is_ok());
-                    match r {
-                        Ok(StaleOutcome::Marked(d) | StaleOutcome::Waiting(d)) => {
-                            // Looked at again by the periodic resync.
-                            tracing::info!("node state {name} has no node; deleted in {d:?}");
-                        }
-                        Ok(StaleOutcome::Deleted) => {
-                            tracing::info!("deleted node state {name} (no node)")
-                        }
-                        Err(e) => {
-                            tracing::warn!("stale node state {name}: {e}");
-                            retry.push(Key::Node(name));
-                        }
-                    }
+                None => {
+                    self.renders.remove(&o.name);
                 }
             }
+            retry.extend(o.retry);
         }
         let cm = self
             .stores
