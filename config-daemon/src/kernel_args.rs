@@ -40,6 +40,12 @@ fn vfio_pfs(spec: &[Interface]) -> Vec<String> {
         .collect()
 }
 
+/// Whether `spec` has a vfio-pci VF group (only then are the kernel's facts
+/// worth reading).
+pub fn uses_vfio(spec: &[Interface]) -> bool {
+    !vfio_pfs(spec).is_empty()
+}
+
 /// The decision for `spec` on a kernel described by `facts`.
 pub fn needed(spec: &[Interface], facts: &BootFacts) -> KernelArgs {
     let pfs = vfio_pfs(spec);

@@ -495,9 +495,14 @@ impl Daemon {
             Ok(p) => p,
             Err(e) => return self.host_failure(ns, &reference, &previous_status, e).await,
         };
-        let boot = self.cfg.boot.clone();
-        let facts = blocking("reading the kernel command line", move || boot.facts()).await?;
-        match kernel_args::needed(&spec, &facts) {
+        let need = if kernel_args::uses_vfio(&spec) {
+            let boot = self.cfg.boot.clone();
+            let facts = blocking("reading the kernel command line", move || boot.facts()).await?;
+            kernel_args::needed(&spec, &facts)
+        } else {
+            KernelArgs::Satisfied
+        };
+        match need {
             KernelArgs::Satisfied => {}
             KernelArgs::Reboot(args) => {
                 return self
