@@ -578,6 +578,24 @@ async fn vfio_pci_without_an_iommu_drains_adds_the_kernel_arguments_and_reboots_
     let (_, o) = join(t).await;
     assert!(o.failed());
     assert_eq!(boot.reboots(), 1);
+
+    // A node drained for a Drain_Required (only the pods holding VFs went)
+    // is not drained enough for a reboot: the request is withdrawn first.
+    let boot = Arc::new(RecordingBoot::new(CpuVendor::Intel, "ro", false));
+    let mut cfg = env.cfg();
+    cfg.boot = boot.clone();
+    let (client, mut api) = pair();
+    let d = Daemon::new(client, cfg, Arc::new(Metrics::new()));
+    let half = node_state(3, spec, "Drain_Required", "DrainComplete");
+    let t = spawn_sync(d, half.clone(), Trigger::Spec);
+    api.expect_operator_config(Some(false)).await;
+    api.expect_annotations(&half, "Idle").await;
+    let st = api.expect_status(&half).await;
+    let msg = condition(&st, "Draining")["message"].as_str().unwrap();
+    assert!(msg.contains("withdrew the Drain_Required request"), "{msg}");
+    let (_, o) = join(t).await;
+    assert_eq!(o.decision, Decision::RequestReboot);
+    assert!(boot.added().is_empty() && boot.reboots() == 0);
 }
 
 #[test]

@@ -707,6 +707,17 @@ impl Daemon {
         };
         let decision = drain::decide_reboot(drain_state, disable);
         let message = match decision {
+            Decision::RequestReboot if drain_state.desired != drain::IDLE => {
+                // A drain asked for as Drain_Required evicts only the pods
+                // holding VFs: withdraw it first (the operator uncordons and
+                // goes Idle), then ask for the full drain a reboot needs on
+                // the next sync, as upstream.
+                self.annotate(drain::IDLE).await?;
+                format!(
+                    "withdrew the {} request; a full drain for the reboot with the kernel arguments {args_text} is asked for next",
+                    drain_state.desired
+                )
+            }
             Decision::RequestReboot => {
                 self.annotate(drain::REBOOT_REQUIRED).await?;
                 self.metrics.drain_requested();
