@@ -3,22 +3,20 @@
 //! `tls.key`, plus `ca.crt` and `ca.key`), renewed before they expire, and
 //! the CA in the `caBundle` of the webhook configurations.
 //!
-//! The operator's controller calls [`ensure`] on start and periodically
-//! (e.g. hourly). The webhook pod mounts the Secret and reloads the files
-//! when the kubelet updates them (`tls::watch`).
+//! The operator calls [`ensure_secret`] whenever it reconciles the webhooks
+//! (`webhook::deploy`) and writes the CA into the configurations it renders.
+//! The webhook pod mounts the Secret and reloads the files when the kubelet
+//! updates them (`tls::watch`).
 //!
 //! cert-manager instead: annotate the Secret with
-//! `cert-manager.io/certificate-name` (cert-manager owns it; [`ensure`] leaves
+//! `cert-manager.io/certificate-name` (cert-manager owns it; [`ensure_secret`] leaves
 //! it alone) and the webhook configurations with
 //! `cert-manager.io/inject-ca-from: <ns>/<certificate>` (cert-manager's CA
-//! injector sets `caBundle`; [`ensure`] does not touch those).
+//! injector sets `caBundle`; the operator renders none there).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
-};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::{Span, Timestamp, ToSpan};
 use kube::api::{Api, ObjectMeta, PostParams};
@@ -361,54 +359,9 @@ pub fn secret_for(name: &str, namespace: &str, bundle: &CertBundle) -> Secret {
     }
 }
 
-/// The webhook configurations whose `caBundle` [`ensure`] keeps current.
-#[derive(Debug, Clone, Default)]
-pub struct WebhookConfigNames {
-    /// MutatingWebhookConfiguration names.
-    pub mutating: Vec<String>,
-    /// ValidatingWebhookConfiguration names.
-    pub validating: Vec<String>,
-}
-
-impl WebhookConfigNames {
-    /// The configurations of `deploy/operator/webhooks.yaml` (upstream's names).
-    pub fn upstream() -> Self {
-        Self {
-            mutating: vec![
-                OPERATOR_WEBHOOK_CONFIG.to_string(),
-                INJECTOR_WEBHOOK_CONFIG.to_string(),
-            ],
-            validating: vec![OPERATOR_WEBHOOK_CONFIG.to_string()],
-        }
-    }
-}
-
 fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> CertError {
     let action = action.into();
     move |source| CertError::Kube { action, source }
-}
-
-/// Makes sure the Secret `secret_name` in `namespace` holds a valid CA and a
-/// serving certificate for the `services` (one pod serves both upstream
-/// Service names: `operator-webhook-service`, `network-resources-injector-service`), renewing or rotating as needed, and
-/// that the named webhook configurations trust the CA (`caBundle`; during a
-/// CA rotation the old CA too). Webhook configurations that do not exist
-/// (yet) are skipped; cert-manager-managed objects are left alone. Returns
-/// the bundle in use.
-pub async fn ensure(
-    client: Client,
-    namespace: &str,
-    secret_name: &str,
-    services: &[&str],
-    configs: &WebhookConfigNames,
-    lifetimes: Lifetimes,
-) -> Result<CertBundle, CertError> {
-    let ensured =
-        ensure_secret(client.clone(), namespace, secret_name, services, lifetimes).await?;
-    if !ensured.cert_manager {
-        patch_ca_bundles(client, configs, ensured.ca_bundle.as_bytes()).await?;
-    }
-    Ok(ensured.bundle)
 }
 
 /// What [`ensure_secret`] found or wrote.
@@ -423,7 +376,7 @@ pub struct EnsuredCert {
     pub cert_manager: bool,
 }
 
-/// The Secret half of [`ensure`]: creates, renews or rotates the
+/// The Secret: creates, renews or rotates the
 /// certificates in the Secret and returns the CA bundle to trust, without
 /// touching any webhook configuration (the operator's controller writes
 /// the `caBundle` with the configurations themselves).
@@ -503,74 +456,4 @@ pub async fn ensure_secret(
         ca_bundle,
         cert_manager: false,
     })
-}
-
-/// Sets `caBundle` on every webhook of the named configurations that lack
-/// it or have another one.
-pub async fn patch_ca_bundles(
-    client: Client,
-    configs: &WebhookConfigNames,
-    ca_bundle: &[u8],
-) -> Result<(), CertError> {
-    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    for name in &configs.mutating {
-        let Some(mut cfg) = mutating.get_opt(name).await.map_err(kube_err(format!(
-            "reading MutatingWebhookConfiguration {name}"
-        )))?
-        else {
-            continue;
-        };
-        if cfg
-            .annotations()
-            .contains_key(CERT_MANAGER_INJECT_ANNOTATION)
-        {
-            continue;
-        }
-        let mut changed = false;
-        for w in cfg.webhooks.iter_mut().flatten() {
-            if w.client_config.ca_bundle.as_ref().map(|b| b.0.as_slice()) != Some(ca_bundle) {
-                w.client_config.ca_bundle = Some(ByteString(ca_bundle.to_vec()));
-                changed = true;
-            }
-        }
-        if changed {
-            mutating
-                .replace(name, &PostParams::default(), &cfg)
-                .await
-                .map_err(kube_err(format!(
-                    "updating MutatingWebhookConfiguration {name}"
-                )))?;
-        }
-    }
-    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client);
-    for name in &configs.validating {
-        let Some(mut cfg) = validating.get_opt(name).await.map_err(kube_err(format!(
-            "reading ValidatingWebhookConfiguration {name}"
-        )))?
-        else {
-            continue;
-        };
-        if cfg
-            .annotations()
-            .contains_key(CERT_MANAGER_INJECT_ANNOTATION)
-        {
-            continue;
-        }
-        let mut changed = false;
-        for w in cfg.webhooks.iter_mut().flatten() {
-            if w.client_config.ca_bundle.as_ref().map(|b| b.0.as_slice()) != Some(ca_bundle) {
-                w.client_config.ca_bundle = Some(ByteString(ca_bundle.to_vec()));
-                changed = true;
-            }
-        }
-        if changed {
-            validating
-                .replace(name, &PostParams::default(), &cfg)
-                .await
-                .map_err(kube_err(format!(
-                    "updating ValidatingWebhookConfiguration {name}"
-                )))?;
-        }
-    }
-    Ok(())
 }

@@ -46,7 +46,7 @@ fn set_ca<'a>(
 
 /// The operator webhook's configurations (mutating, validating) for the
 /// operator `namespace`, trusting `ca_bundle` (PEM; None leaves it to
-/// `certs::ensure` or cert-manager).
+/// cert-manager's CA injector).
 pub fn operator_webhook(
     namespace: &str,
     ca_bundle: Option<&[u8]>,
