@@ -1667,3 +1667,82 @@ async fn ovs_network_gets_an_ovs_nad_and_ready() {
     );
     c.check_rbac();
 }
+
+/// A pass writing more than `NODE_EVENTS_MAX` node state specs announces
+/// them in one Event on the operator config; a pass writing a few announces
+/// each on its node state.
+#[tokio::test]
+async fn many_node_state_writes_are_one_event_few_are_one_each() {
+    use sriov_operator::controllers::run::NODE_EVENTS_MAX;
+    let many = NODE_EVENTS_MAX + 2;
+    let mut objects = vec![("sriovoperatorconfigs", lane_config())];
+    for i in 0..many {
+        let name = format!("worker-{i:02}");
+        let mut n = worker_node();
+        n["metadata"]["name"] = json!(name);
+        let mut s = reported_state();
+        s["metadata"]["name"] = json!(name);
+        objects.push(("nodes", n));
+        objects.push(("sriovnetworknodestates", s));
+    }
+    objects.push((
+        "sriovnetworknodepolicies",
+        policy_json("pol", "ens1f0", 4, 10),
+    ));
+    let run = start(objects, settings(), fast());
+    let c = &run.cluster;
+    let specs_with = |c: &Cluster, vfs: i64| {
+        (0..many).all(|i| {
+            c.get("sriovnetworknodestates", NS, &format!("worker-{i:02}"))
+                .is_some_and(|s| s["spec"]["interfaces"][0]["numVfs"] == vfs)
+        })
+    };
+    c.wait_for("every node state rendered", LONG, |c| specs_with(c, 4))
+        .await;
+    // Every spec of that pass, in one Event on the operator config.
+    c.wait_for("the summary Event", LONG, |c| {
+        !events(c, "NodeStateUpdated").is_empty()
+    })
+    .await;
+    let ev = events(c, "NodeStateUpdated");
+    assert_eq!(
+        ev.len(),
+        1,
+        "{:?}",
+        ev.iter().map(|e| &e.body).collect::<Vec<_>>()
+    );
+    let e = &ev[0].body;
+    assert_eq!(e["regarding"]["kind"], "SriovOperatorConfig");
+    assert_eq!(e["regarding"]["name"], "default");
+    let note = e["note"].as_str().unwrap();
+    assert!(
+        note.starts_with(&format!("{many} node state specs written: worker-00, ")),
+        "{note}"
+    );
+    assert!(note.ends_with(&format!(" and {} more", many - 5)), "{note}");
+
+    // A policy change that touches two nodes: one Event on each node state.
+    let mut p = policy_json("pol2", "ens1f0", 6, 5);
+    p["spec"]["nodeSelector"] = json!({"pick": "yes"});
+    for i in [3, 7] {
+        let name = format!("worker-{i:02}");
+        let mut n = c.get("nodes", "", &name).unwrap();
+        n["metadata"]["labels"]["pick"] = json!("yes");
+        c.put("nodes", n);
+    }
+    c.put("sriovnetworknodepolicies", p);
+    c.wait_for("two per-node Events", LONG, |c| {
+        events(c, "NodeStateUpdated").len() >= 3
+    })
+    .await;
+    let mut regarding: Vec<String> = events(c, "NodeStateUpdated")[1..]
+        .iter()
+        .map(|e| {
+            assert_eq!(e.body["regarding"]["kind"], "SriovNetworkNodeState");
+            e.body["regarding"]["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    regarding.sort();
+    assert_eq!(regarding, ["worker-03", "worker-07"]);
+    c.check_rbac();
+}

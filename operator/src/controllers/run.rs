@@ -620,12 +620,21 @@ pub struct Worker {
 /// overlap; the renders are pure and cheap).
 pub const PARALLEL_NODES: usize = 16;
 
+/// A pass that writes at most this many node state specs announces each on
+/// its node state (a `NodeStateUpdated` Event); one that writes more (a
+/// policy change across a large cluster) announces them in one Event on the
+/// `SriovOperatorConfig`, so a change to 1,000 nodes costs 1,000 applies and
+/// one Event, not 2,000 requests. The log has every node either way.
+pub const NODE_EVENTS_MAX: usize = 10;
+
 /// What [`Worker::pass_node`] did for one node.
 struct NodeOutcome {
     name: String,
     /// The node's render to keep (`None`: the node is not selected).
     render: Option<NodeRender>,
     retry: Option<Key>,
+    /// The spec was written: the node state and what was written.
+    spec_written: Option<(ObjectReference, String)>,
 }
 
 /// `reportingController` of the operator's Events.
@@ -651,6 +660,25 @@ pub mod reasons {
     pub const NAD_APPLIED: &str = "NetworkAttachmentDefinitionApplied";
     /// A policy lost VFs or a PF to another policy.
     pub const MERGE_CONFLICT: &str = "MergeConflict";
+}
+
+/// The note of the one Event for many node state specs: the count and the
+/// first names (an Event note holds at most 1 kB).
+fn spec_summary(names: &[&str]) -> String {
+    const SHOWN: usize = 5;
+    let mut note = format!("{} node state specs written: ", names.len());
+    note.push_str(
+        &names
+            .iter()
+            .take(SHOWN)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    if names.len() > SHOWN {
+        note.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    note
 }
 
 fn state_ref(
@@ -727,6 +755,41 @@ impl Worker {
         if let Err(e) = self.recorder.publish(&ev, regarding).await {
             tracing::debug!("event {reason}: {e}");
         }
+    }
+
+    /// Announces the node state specs a pass wrote: one Event per node
+    /// state, or one for all of them on the operator config when there are
+    /// more than [`NODE_EVENTS_MAX`].
+    async fn spec_events(
+        &self,
+        cfg: &SriovOperatorConfig,
+        written: Vec<(ObjectReference, String)>,
+    ) {
+        if written.len() <= NODE_EVENTS_MAX {
+            for (regarding, note) in written {
+                self.event(
+                    &regarding,
+                    false,
+                    reasons::NODE_STATE_UPDATED,
+                    "Render",
+                    note,
+                )
+                .await;
+            }
+            return;
+        }
+        let names: Vec<&str> = written
+            .iter()
+            .filter_map(|(r, _)| r.name.as_deref())
+            .collect();
+        self.event(
+            &cfg.object_ref(&()),
+            false,
+            reasons::NODE_STATE_UPDATED,
+            "Render",
+            spec_summary(&names),
+        )
+        .await;
     }
 
     fn nodes_for_policy(&mut self, name: &str) -> BTreeSet<String> {
@@ -907,6 +970,7 @@ impl Worker {
             name: name.clone(),
             render: None,
             retry: None,
+            spec_written: None,
         };
         let selected = node.is_some_and(|n| node_selected_by_config(cfg, n.labels()));
         if selected {
@@ -944,14 +1008,8 @@ impl Worker {
                                 )
                             }
                         );
-                        self.event(
-                            &regarding,
-                            false,
-                            reasons::NODE_STATE_UPDATED,
-                            "Render",
-                            note,
-                        )
-                        .await;
+                        tracing::info!("node state {name}: {note}");
+                        out.spec_written = Some((regarding.clone(), note));
                     }
                     let c = reconcile_pool_condition(
                         &self.client,
@@ -1080,6 +1138,11 @@ impl Worker {
             .buffer_unordered(PARALLEL_NODES)
             .collect()
             .await;
+        let written: Vec<_> = outcomes
+            .iter()
+            .filter_map(|o| o.spec_written.clone())
+            .collect();
+        self.spec_events(cfg, written).await;
         for o in outcomes {
             match o.render {
                 Some(r) => {
