@@ -1746,3 +1746,69 @@ async fn many_node_state_writes_are_one_event_few_are_one_each() {
     assert_eq!(regarding, ["worker-03", "worker-07"]);
     c.check_rbac();
 }
+
+#[tokio::test]
+async fn a_deleted_webhook_secret_is_made_again_at_once_with_a_new_ca() {
+    // An admin rotates the operator webhook's CA by deleting its Secret:
+    // the operator watches the Secret and makes a new CA and serving
+    // certificate, and the configurations trust it, well before any resync
+    // (the test's is an hour away).
+    let mut cfg = lane_config();
+    cfg["spec"]["enableOperatorWebhook"] = json!(true);
+    let mut vars = BTreeMap::from([
+        ("RESOURCE_PREFIX".to_string(), "openshift.io".to_string()),
+        (
+            "SRIOV_NETWORK_WEBHOOK_IMAGE".to_string(),
+            "img/webhook:1".to_string(),
+        ),
+    ]);
+    vars.insert(
+        "NETWORK_RESOURCES_INJECTOR_IMAGE".to_string(),
+        "img/injector:1".to_string(),
+    );
+    let run = start(
+        vec![("sriovoperatorconfigs", cfg)],
+        Settings::from_vars(&vars),
+        fast(),
+    );
+    let c = &run.cluster;
+    let b64 = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let secret_ca = |c: &Cluster| {
+        c.get("secrets", NS, "operator-webhook-cert")
+            .map(|s| b64(&s["data"]["ca.crt"]))
+    };
+    let bundle = |c: &Cluster| {
+        c.get(
+            "validatingwebhookconfigurations",
+            "",
+            "sriov-operator-webhook-config",
+        )
+        .map(|v| b64(&v["webhooks"][0]["clientConfig"]["caBundle"]))
+    };
+    c.wait_for("the DaemonSet", LONG, |c| {
+        c.get("daemonsets", NS, "operator-webhook").is_some()
+    })
+    .await;
+    // What the DaemonSet controller would report: one ready pod.
+    let mut d = c.get("daemonsets", NS, "operator-webhook").unwrap();
+    d["status"] = json!({"numberReady": 1, "desiredNumberScheduled": 1,
+        "currentNumberScheduled": 1, "numberMisscheduled": 0});
+    c.put("daemonsets", d);
+    c.wait_for("the configuration with the Secret's CA", LONG, |c| {
+        bundle(c).is_some() && bundle(c) == secret_ca(c)
+    })
+    .await;
+    let old = secret_ca(c).unwrap();
+
+    c.delete("secrets", NS, "operator-webhook-cert");
+    c.wait_for(
+        "a new Secret, trusted by the configuration",
+        Duration::from_secs(3),
+        |c| secret_ca(c).is_some_and(|ca| ca != old) && bundle(c) == secret_ca(c),
+    )
+    .await;
+    let s = c.get("secrets", NS, "operator-webhook-cert").unwrap();
+    assert_eq!(s["type"], "kubernetes.io/tls");
+    assert!(s["data"]["tls.crt"].is_string() && s["data"]["tls.key"].is_string());
+    c.check_rbac();
+}

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
@@ -455,6 +455,24 @@ pub async fn run_with(
             |n: &Namespace| vec![Key::Namespace(n.name_any())],
         ),
     };
+    // The webhooks' Secrets (by name; data not kept): one deleted to
+    // rotate a CA by hand, or changed, is made again within seconds
+    // instead of at the next resync.
+    for component in crate::webhook::deploy::Component::ALL {
+        let name = component.secret(&settings).to_string();
+        spawn_reflector_with(
+            Api::<Secret>::namespaced(client.clone(), &ns),
+            all.clone().fields(&format!("metadata.name={name}")),
+            tx.clone(),
+            |_: &Secret| vec![Key::Config],
+            None,
+            |s: &mut Secret| {
+                s.data = None;
+                s.string_data = None;
+                s.metadata.managed_fields = None;
+            },
+        );
+    }
     let _ = futures::join!(
         stores.nodes.wait_until_ready(),
         stores.states.wait_until_ready(),
