@@ -241,11 +241,23 @@ fn main() {
         .with_root_certificates(roots)
         .with_no_client_auth(),
     );
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("client runtime");
+    // The client (the API server's side of the calls) on one thread by
+    // default: on the 2 cores of the test machine a multi-thread client
+    // takes the server's cores and the figures measure the two fighting
+    // for them (in a cluster the API server runs on other cores).
+    // `INJECTOR_BENCH_CLIENT_THREADS` > 1 gives it a multi-thread runtime.
+    let client_threads = env("INJECTOR_BENCH_CLIENT_THREADS", 1);
+    let client_rt = if client_threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(client_threads)
+            .enable_all()
+            .build()
+    }
+    .expect("client runtime");
 
     // The handler alone (parse, NAD lookups, patch, response JSON), no I/O.
     {
@@ -269,7 +281,7 @@ fn main() {
         );
     }
     println!(
-        "injector bench: {pods} pods, {concurrency} concurrent, {rounds} rounds, TLS on loopback, 1000 NADs, 2 networks per pod, hugepages switch on"
+        "injector bench: {pods} pods, {concurrency} concurrent, {rounds} rounds, TLS on loopback, 1000 NADs, 2 networks per pod, hugepages switch on, server 2 threads, client {client_threads} thread(s)"
     );
     // Warm-up (not counted).
     client_rt.block_on(burst(addr, client_config.clone(), pods, concurrency, true));
