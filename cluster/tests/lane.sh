@@ -756,6 +756,53 @@ EOF
   K -n lane delete pod inj-pod --wait=true --timeout=60s
 }
 
+# (d) Rotation: the operator webhook's Secret deleted (how an admin rotates
+# its CA by hand). The operator watches the Secret: it makes a new CA and
+# serving certificate at once and the configurations trust only the new CA;
+# the kubelet updates the pod's mounted Secret and the server reloads the
+# files (no restart); the API server then calls the webhook over TLS with
+# the new CA: a bad policy is refused by our webhook again, not by a TLS
+# error.
+webhook_secret_rotated() {
+  local old s pod0 pod1
+  old=$(K -n "$NS_OP" get secret operator-webhook-cert -o jsonpath='{.data.ca\.crt}')
+  [ -n "$old" ] || { fail "no CA in Secret operator-webhook-cert"; return 1; }
+  pod0=$(K -n "$NS_OP" get pods -l app=operator-webhook -o jsonpath='{.items[0].metadata.uid}')
+  s=$(now_ms)
+  K -n "$NS_OP" delete secret operator-webhook-cert
+  new_ca() {
+    local ca; ca=$(K -n "$NS_OP" get secret operator-webhook-cert -o jsonpath='{.data.ca\.crt}') &&
+      [ -n "$ca" ] && [ "$ca" != "$old" ]
+  }
+  wait_until 30 "a new Secret operator-webhook-cert with a new CA" new_ca || return 1
+  wait_until 30 "the validating configuration trusts the new CA" \
+    webhook_cfg_ready validatingwebhookconfiguration sriov-operator-webhook-config operator-webhook-cert || return 1
+  wait_until 30 "the mutating configuration trusts the new CA" \
+    webhook_cfg_ready mutatingwebhookconfiguration sriov-operator-webhook-config operator-webhook-cert || return 1
+  timing "webhook_secret_delete_to_configurations_ms" "$(( $(now_ms) - s ))"
+  refused_by_us() {
+    K apply --dry-run=server -f - >"$WORK/rotation.out" 2>&1 <<EOF
+apiVersion: sriovnetwork.openshift.io/v1
+kind: SriovNetworkNodePolicy
+metadata: {name: bad-range, namespace: $NS_OP}
+spec:
+  resourceName: intel_sriov_netdevice
+  nodeSelector: {sriov-rs.io/lane: "true"}
+  numVfs: 4
+  nicSelector: {pfNames: ["lnp0#2-7"]}
+EOF
+    grep -q 'admission webhook "operator-webhook.sriovnetwork.openshift.io" denied the request' "$WORK/rotation.out"
+  }
+  wait_until 120 "the API server calls the webhook trusting the new CA (the pod reloaded the rotated certificate)" \
+    refused_by_us || { cat "$WORK/rotation.out"; return 1; }
+  timing "webhook_secret_delete_to_served_ms" "$(( $(now_ms) - s ))"
+  cat "$WORK/rotation.out"
+  pod1=$(K -n "$NS_OP" get pods -l app=operator-webhook -o jsonpath='{.items[0].metadata.uid}')
+  [ "$pod0" = "$pod1" ] || { fail "the webhook pod was replaced ($pod0 -> $pod1); the rotation should reach it in place"; return 1; }
+  K -n "$NS_OP" logs -l app=operator-webhook --tail=100 | grep 'serving certificate reloaded' \
+    || { fail "the server did not log a reload"; return 1; }
+}
+
 # (c) With the webhook servers down, a pod without networks is still
 # created (the injector's matchConditions: the API server does not call
 # it); a pod that asks for a network and a policy are refused (Fail, as
@@ -853,6 +900,7 @@ if [ "$DEPLOY" = helm ]; then
   {
     t "webhooks: a bad policy applied with kubectl is refused with our message; defaults applied" webhook_refuses_bad_policy
     t "webhooks: a pod naming the SriovNetwork's NAD gets the VF resource injected and runs with the VF" injector_injects_resources
+    t "webhooks: Secret deleted -> new CA in the configurations, the server reloads it in place, the API server calls it" webhook_secret_rotated
     t "webhooks: servers down -> a pod without networks is still created" webhook_down_pods_still_created
   }
   t "webhooks: disabled -> configurations and servers removed" webhooks_disabled_removed
