@@ -25,7 +25,8 @@ SANITIZER=${SRIOV_FUZZ_SANITIZER:-none}
 RSS_MB=${SRIOV_FUZZ_RSS_MB:-1024}
 TIMEOUT=${SRIOV_FUZZ_TIMEOUT:-10}
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
-BIN_DIR=fuzz/target/$TRIPLE/release
+# cargo fuzz builds where cargo would: CARGO_TARGET_DIR when set.
+BIN_DIR=${CARGO_TARGET_DIR:-fuzz/target}/$TRIPLE/release
 WORK=target/fuzz
 
 # target:max_len
