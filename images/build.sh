@@ -71,7 +71,7 @@ build_test() {
 }
 
 build_sriov_rs() {
-  local dir=target/$PROFILE b bins=() want=(sriov-device-plugin sriov-config-daemon sriov sriov-network-operator)
+  local dir=${CARGO_TARGET_DIR:-target}/$PROFILE b bins=() want=(sriov-device-plugin sriov-config-daemon sriov sriov-network-operator)
   # dpdk-bind too when built; with --profile debug (the lane) only the four
   # binaries the lane builds, never a stale debug build of anything else.
   [ "$PROFILE" = release ] && want+=(dpdk-bind)

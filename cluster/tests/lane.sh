@@ -217,7 +217,7 @@ spec:
 
 sim_mount() {
   mkdir -p "$SIM"
-  local bin=target/$PROFILE/sriov-sim
+  local bin=${CARGO_TARGET_DIR:-target}/$PROFILE/sriov-sim
   # Started as the cluster's own process so `cluster.sh down` stops it.
   setsid "$bin" mount "$SIM" --node cluster/tests/node.yaml --veth \
     >"$STATE/logs/sriov-sim.out" 2>"$STATE/logs/sriov-sim.log" </dev/null 9>&- &

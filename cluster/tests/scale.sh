@@ -67,7 +67,7 @@ if [ ! -x "$KWOK" ]; then
 fi
 flag=(); [ "$PROFILE" = release ] && flag=(--release)
 cargo build "${flag[@]}" -q -p sriov-network-operator --bins || { say "cargo build failed"; exit 1; }
-OPERATOR=$REPO/target/$PROFILE/sriov-network-operator
+OPERATOR=${CARGO_TARGET_DIR:-$REPO/target}/$PROFILE/sriov-network-operator
 
 # ------------------------------------------------------------ cluster ---
 "$REPO/scripts/cluster.sh" down >/dev/null 2>&1 || true
