@@ -3,7 +3,7 @@
 cannot drift from the code:
 
   docs/reference/cli.md    every binary's --help (and each subcommand's),
-                           run from target/debug (BIN_DIR to change)
+                           run from target/debug (CARGO_TARGET_DIR/debug when set; BIN_DIR to change)
   docs/reference/crds.md   every field of every CRD in deploy/crds/*.yaml:
                            path, type, default, allowed values and limits,
                            description
@@ -29,7 +29,12 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs/reference"
-BIN_DIR = pathlib.Path(os.environ.get("BIN_DIR", ROOT / "target/debug"))
+BIN_DIR = pathlib.Path(
+    os.environ.get(
+        "BIN_DIR",
+        pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug",
+    )
+)
 
 # (binary, manual page, one line on what it is)
 BINARIES = [
