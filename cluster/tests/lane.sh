@@ -664,9 +664,9 @@ webhooks_enabled() {
 
 # (a) The API server calls the operator webhook: a bad policy applied with
 # kubectl is refused with our message; a good one gets the defaults.
-webhook_refuses_bad_policy() {
-  local out rc=0
-  out=$(K apply -f - 2>&1 <<EOF
+# A policy whose pfNames range ends past numVfs: our webhook refuses it.
+bad_range_policy() {
+  cat <<EOF
 apiVersion: sriovnetwork.openshift.io/v1
 kind: SriovNetworkNodePolicy
 metadata: {name: bad-range, namespace: $NS_OP}
@@ -676,7 +676,11 @@ spec:
   numVfs: 4
   nicSelector: {pfNames: ["lnp0#2-7"]}
 EOF
-) || rc=$?
+}
+
+webhook_refuses_bad_policy() {
+  local out rc=0
+  out=$(bad_range_policy | K apply -f - 2>&1) || rc=$?
   echo "$out"
   if [ $rc = 0 ]; then K -n "$NS_OP" delete sriovnetworknodepolicy bad-range --wait=false; fail "the bad policy was accepted"; return 1; fi
   grep -q 'admission webhook "operator-webhook.sriovnetwork.openshift.io" denied the request' <<<"$out" \
@@ -781,16 +785,7 @@ webhook_secret_rotated() {
     webhook_cfg_ready mutatingwebhookconfiguration sriov-operator-webhook-config operator-webhook-cert || return 1
   timing "webhook_secret_delete_to_configurations_ms" "$(( $(now_ms) - s ))"
   refused_by_us() {
-    K apply --dry-run=server -f - >"$WORK/rotation.out" 2>&1 <<EOF
-apiVersion: sriovnetwork.openshift.io/v1
-kind: SriovNetworkNodePolicy
-metadata: {name: bad-range, namespace: $NS_OP}
-spec:
-  resourceName: intel_sriov_netdevice
-  nodeSelector: {sriov-rs.io/lane: "true"}
-  numVfs: 4
-  nicSelector: {pfNames: ["lnp0#2-7"]}
-EOF
+    bad_range_policy | K apply --dry-run=server -f - >"$WORK/rotation.out" 2>&1
     grep -q 'admission webhook "operator-webhook.sriovnetwork.openshift.io" denied the request' "$WORK/rotation.out"
   }
   wait_until 120 "the API server calls the webhook trusting the new CA (the pod reloaded the rotated certificate)" \
