@@ -69,8 +69,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# t NAME FUNC: one test; runs in a subshell with -e; a failure does not stop the lane
-# unless the test is a prerequisite of the rest (t! NAME FUNC).
+# t NAME FUNC: one test; runs in a subshell with -e; a failure does not stop the lane.
+# Never call it as a condition (`t … || x`, `t … && y`, `if t …`): bash then
+# ignores -e for everything the function runs, subshells included, and a
+# failing command in the middle of a step goes unnoticed.
 t() {
   local name=$1 s=$SECONDS; shift
   say "== $name"
@@ -78,6 +80,11 @@ t() {
   ( set -e; "$@" )
   if [ $? = 0 ]; then PASSED=$((PASSED + 1)); say "ok $name ($((SECONDS - s))s)"; return 0; fi
   FAILED=$((FAILED + 1)); FAILED_NAMES+=("$name"); say "FAILED $name ($((SECONDS - s))s)"; return 1
+}
+# must NAME FUNC: a test the rest depends on; its failure ends the lane.
+must() {
+  t "$@"
+  [ $? = 0 ] || finish
 }
 finish() {
   [ -f "$WORK/timings" ] && { say "timings:"; sed 's/^/    /' "$WORK/timings"; cp "$WORK/timings" "$STATE/logs/timings" 2>/dev/null || true; }
@@ -866,20 +873,20 @@ policy_deleted() {
 
 # -------------------------------------------------------------------- run ---
 
-t "build: Rust binaries ($PROFILE) and images" build || finish
-t "cluster up (warm: cached Kubernetes binaries)" up || finish
+must "build: Rust binaries ($PROFILE) and images" build
+must "cluster up (warm: cached Kubernetes binaries)" up
 t "CRDs applied; upstream examples accepted" crds_apply
 t "CRDs: bad objects refused by the API server (schema; CEL rules where present) with our messages" crds_refuse_bad
-t "simulated node mounted (--veth)" sim_mount || finish
+must "simulated node mounted (--veth)" sim_mount
 if [ "$DEPLOY" = helm ]; then
-  t "Helm chart installed; the operator deploys the config daemon and CNI installer" deploy_helm || finish
+  must "Helm chart installed; the operator deploys the config daemon and CNI installer" deploy_helm
   t "CNI installer put sriov into the node's CNI bin dir" cni_installed
   t "operator: policy applied with kubectl -> node state spec -> Succeeded with the VFs" policy_converges
   t "config daemon: drift repaired" config_daemon_repairs_drift
   t "operator: device-plugin ConfigMap key, node label, device plugin scheduled" operator_device_plugin
   t "operator: SriovNetwork -> NAD in its target namespace, Ready" network_nad
 else
-  t "DaemonSets (CNI installer, device plugin, config daemon) roll out" deploy || finish
+  must "DaemonSets (CNI installer, device plugin, config daemon) roll out" deploy
   t "CNI installer put sriov into the node's CNI bin dir" cni_installed
   t "config daemon: node state converges to Succeeded, status lists NICs and VFs" config_daemon_converges
   t "config daemon: drift repaired" config_daemon_repairs_drift
@@ -891,13 +898,13 @@ t "device plugin: re-registers after a kubelet restart" kubelet_restart_reregist
 t "pod with a VF through Multus ($([ "$DEPLOY" = helm ] && echo "the operator's NAD less vlan" || echo "a NAD by hand")): name, IPAM address, MAC, MTU" vf_pod
 t "VF returns to the host with its name, MAC and MTU" vf_returns
 if [ "$DEPLOY" = helm ]; then
-  t "webhooks: enabled in SriovOperatorConfig -> DaemonSets, Services, certificates, configurations with the CA" webhooks_enabled &&
-  {
+  t "webhooks: enabled in SriovOperatorConfig -> DaemonSets, Services, certificates, configurations with the CA" webhooks_enabled
+  if [ $? = 0 ]; then
     t "webhooks: a bad policy applied with kubectl is refused with our message; defaults applied" webhook_refuses_bad_policy
     t "webhooks: a pod naming the SriovNetwork's NAD gets the VF resource injected and runs with the VF" injector_injects_resources
     t "webhooks: Secret deleted -> new CA in the configurations, the server reloads it in place, the API server calls it" webhook_secret_rotated
     t "webhooks: servers down -> a pod without networks is still created" webhook_down_pods_still_created
-  }
+  fi
   t "webhooks: disabled -> configurations and servers removed" webhooks_disabled_removed
 fi
 if [ "$DEPLOY" = helm ]; then
