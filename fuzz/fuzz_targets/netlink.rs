@@ -1,6 +1,6 @@
 //! Route netlink replies as `Netlink::request` reads them: messages split
 //! by their length field, decoded, and `RTM_NEWLINK` turned into a link and
-//! its VFs.
+//! its VFs (with the raw walk that finds spoofchk/trust left unreported).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -19,7 +19,8 @@ fuzz_target!(|data: &[u8]| {
             && let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(lm)) = &msg.payload
         {
             let _ = message::link_from_message(lm);
-            let _ = message::vfs_from_message(lm);
+            let mut vfs = message::vfs_from_message(lm);
+            message::mark_unreported(&mut vfs, &data[off..off + len]);
         }
         off += (len + 3) & !3;
     }

@@ -43,7 +43,7 @@ fn pf_reports_fresh_vfs_and_applies_settings() {
     let vf = fake.vf("ens1f0".into(), 2).unwrap();
     assert_eq!(vf.mac, mac("02:00:00:00:02:02"));
     assert_eq!(vf.vlan, v);
-    assert!(vf.trust && !vf.spoofchk);
+    assert_eq!((vf.trust, vf.spoofchk), (Some(true), Some(false)));
     assert_eq!(vf.link_state, VfLinkState::Enable);
     assert_eq!((vf.min_tx_rate, vf.max_tx_rate), (10, 100));
     // Other VFs untouched.
@@ -109,7 +109,7 @@ fn injected_failures_fail_the_matching_calls_only_and_change_nothing() {
     // The whole request failed: trust was not applied either (one message).
     assert_eq!(fake.vf_state("igb0", 0), Some(VfInfo::fresh(0)));
     fake.set_vf_trust("igb0".into(), 0, true).unwrap();
-    assert!(fake.vf_state("igb0", 0).unwrap().trust);
+    assert_eq!(fake.vf_state("igb0", 0).unwrap().trust, Some(true));
 
     // A failure that fires once.
     fake.fail(Failure::when(Errno::EBUSY, |c| matches!(c, Call::SetMtu { .. })).times(1));

@@ -133,10 +133,14 @@ pub struct OrigVfState {
 }
 
 impl OrigVfState {
-    /// Fills the PF-side fields from the PF's VF info.
+    /// Fills the PF-side fields from the PF's VF info. Spoof checking and
+    /// trust the driver does not report are saved as the kernel's defaults
+    /// for a new VF (spoof checking on, trust off), so a DEL that restores
+    /// them never leaves a VF trusted or unchecked that was not. (The Go
+    /// plugin saves both as on, and would turn trust on at DEL.)
     pub fn set_pf_side(&mut self, vf: &VfInfo) {
-        self.spoofchk = vf.spoofchk;
-        self.trust = vf.trust;
+        self.spoofchk = vf.spoofchk.unwrap_or(true);
+        self.trust = vf.trust.unwrap_or(false);
         self.admin_mac = vf.mac.to_string();
         self.vlan = vf.vlan.vlan as i64;
         self.vlan_qos = vf.vlan.qos as i64;

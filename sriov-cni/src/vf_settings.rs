@@ -192,11 +192,33 @@ mod tests {
         let st = f.vf_state("pf0", 2).unwrap();
         assert_eq!(st.mac, mac);
         assert_eq!(st.vlan.vlan, 100);
-        assert!(!st.spoofchk && st.trust);
+        assert_eq!((st.spoofchk, st.trust), (Some(false), Some(true)));
         assert_eq!(st.link_state, VfLinkState::Enable);
         assert_eq!((st.min_tx_rate, st.max_tx_rate), (10, 100));
         // restore puts everything back
         restore(&f, "pf0", 2, &wanted(&all(), Some(mac)), &orig).unwrap();
+        assert_eq!(f.vf_state("pf0", 2).unwrap(), VfInfo::fresh(2));
+    }
+
+    #[test]
+    fn flags_the_driver_does_not_report_are_restored_to_the_defaults() {
+        // A driver that keeps spoofchk and trust but does not report them:
+        // the saved original is the new-VF default (spoofchk on, trust
+        // off), not "off" for both, so DEL neither leaves spoof checking
+        // off nor turns trust on (what saving the Go plugin's reading of
+        // the kernel's -1, "on", would do).
+        let f = fake();
+        f.hide_vf_flags("pf0");
+        let seen = f.vfs(LinkId::from("pf0")).unwrap();
+        assert_eq!((seen[2].spoofchk, seen[2].trust), (None, None));
+        let mut orig = OrigVfState::default();
+        orig.set_pf_side(&seen[2]);
+        assert!(orig.spoofchk && !orig.trust);
+        let want = wanted(&all(), None);
+        apply(&f, "pf0", 2, &want, &orig).unwrap();
+        let st = f.vf_state("pf0", 2).unwrap();
+        assert_eq!((st.spoofchk, st.trust), (Some(false), Some(true)));
+        restore(&f, "pf0", 2, &want, &orig).unwrap();
         assert_eq!(f.vf_state("pf0", 2).unwrap(), VfInfo::fresh(2));
     }
 
@@ -300,6 +322,6 @@ mod tests {
         .unwrap_err();
         assert!(e.msg.contains("VF trust"), "{e}");
         // the other setting was still restored
-        assert!(!f.vf_state("pf0", 1).unwrap().spoofchk);
+        assert_eq!(f.vf_state("pf0", 1).unwrap().spoofchk, Some(false));
     }
 }

@@ -185,12 +185,12 @@ fn go_cache_files_are_released_by_del() {
         );
         assert_eq!(
             now.spoofchk,
-            named("spoofchk") || dirty_state.spoofchk,
+            Some(named("spoofchk") || dirty_state.spoofchk == Some(true)),
             "{name}: spoofchk"
         );
         assert_eq!(
             now.trust,
-            !named("trust") && dirty_state.trust,
+            Some(!named("trust") && dirty_state.trust == Some(true)),
             "{name}: trust"
         );
         assert_eq!(

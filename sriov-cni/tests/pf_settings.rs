@@ -97,7 +97,7 @@ fn add_applies_configured_settings_check_sees_them_del_restores() {
     assert_eq!(r.interfaces[0].mac, "02:00:00:00:00:42");
     let st = s.fake.vf_state("ens1f0", 2).unwrap();
     assert_eq!((st.vlan.vlan, st.vlan.qos), (100, 2));
-    assert!(!st.spoofchk && st.trust);
+    assert_eq!((st.spoofchk, st.trust), (Some(false), Some(true)));
     assert_eq!(st.link_state, VfLinkState::Enable);
     assert_eq!((st.min_tx_rate, st.max_tx_rate), (0, 500));
     assert_eq!(st.mac.to_string(), "02:00:00:00:00:42");

@@ -301,8 +301,8 @@ pub fn vfs_from_message(lm: &LinkMessage) -> Vec<VfInfo> {
                             });
                         }
                     }
-                    rl::VfInfo::SpoofCheck(s) => vf.spoofchk = s.enabled,
-                    rl::VfInfo::Trust(t) => vf.trust = t.enabled,
+                    rl::VfInfo::SpoofCheck(s) => vf.spoofchk = Some(s.enabled),
+                    rl::VfInfo::Trust(t) => vf.trust = Some(t.enabled),
                     rl::VfInfo::LinkState(s) => {
                         vf.link_state =
                             VfLinkState::from_u32(u32::from(s.state)).unwrap_or_default()
@@ -323,6 +323,69 @@ pub fn vfs_from_message(lm: &LinkMessage) -> Vec<VfInfo> {
     }
     out.sort_by_key(|v| v.index);
     out
+}
+
+const IFLA_VFINFO_LIST: u16 = 22;
+const IFLA_VF_INFO: u16 = 1;
+const IFLA_VF_SPOOFCHK: u16 = 4;
+const IFLA_VF_TRUST: u16 = 9;
+/// What the kernel sends in `IFLA_VF_SPOOFCHK`/`IFLA_VF_TRUST` when the
+/// driver's `ndo_get_vf_config` leaves the field alone (`-1`).
+const VF_SETTING_UNREPORTED: u32 = u32::MAX;
+/// Attribute type bits (without `NLA_F_NESTED`/`NLA_F_NET_BYTEORDER`).
+const NLA_TYPE_MASK: u16 = 0x3fff;
+
+/// The netlink attributes in `buf` as (type, payload); stops at the first
+/// malformed one.
+fn attributes(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    let mut off = 0;
+    std::iter::from_fn(move || {
+        let head = buf.get(off..off + 4)?;
+        let len = u16::from_ne_bytes([head[0], head[1]]) as usize;
+        let kind = u16::from_ne_bytes([head[2], head[3]]) & NLA_TYPE_MASK;
+        let payload = buf
+            .get(off + 4..off.checked_add(len)?)
+            .filter(|_| len >= 4)?;
+        off += (len + 3) & !3;
+        Some((kind, payload))
+    })
+}
+
+/// Sets [`VfInfo::spoofchk`] and [`VfInfo::trust`] to `None` for the VFs
+/// whose driver does not report them, from the raw bytes of the
+/// `RTM_NEWLINK` message `vfs` were decoded from. The decoder reads the
+/// kernel's "not reported" value as off, which would make a VF look
+/// unprotected (or a restore on CNI DEL switch spoof checking off).
+pub fn mark_unreported(vfs: &mut [VfInfo], raw: &[u8]) {
+    // nlmsghdr (16 bytes), ifinfomsg (16 bytes), then the attributes.
+    let Some(attrs) = raw.get(32..) else {
+        return;
+    };
+    let setting = |payload: &[u8]| -> Option<(u32, u32)> {
+        let vf = u32::from_ne_bytes(payload.get(0..4)?.try_into().ok()?);
+        let value = u32::from_ne_bytes(payload.get(4..8)?.try_into().ok()?);
+        Some((vf, value))
+    };
+    for (_, list) in attributes(attrs).filter(|(t, _)| *t == IFLA_VFINFO_LIST) {
+        for (_, info) in attributes(list).filter(|(t, _)| *t == IFLA_VF_INFO) {
+            for (kind, payload) in attributes(info) {
+                let Some((index, value)) = setting(payload) else {
+                    continue;
+                };
+                if value != VF_SETTING_UNREPORTED {
+                    continue;
+                }
+                let Some(vf) = vfs.iter_mut().find(|v| v.index == index) else {
+                    continue;
+                };
+                match kind {
+                    IFLA_VF_SPOOFCHK => vf.spoofchk = None,
+                    IFLA_VF_TRUST => vf.trust = None,
+                    _ => {}
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -452,9 +515,61 @@ mod tests {
                 proto: VlanProto::Dot1Ad
             }
         );
-        assert!(!v1.spoofchk && v1.trust);
+        assert_eq!((v1.spoofchk, v1.trust), (Some(false), Some(true)));
+        // Nothing in the bytes says "not reported": the values stay.
+        let mut marked = vfs.clone();
+        mark_unreported(&mut marked, &bytes);
+        assert_eq!(marked, vfs);
         assert_eq!(v1.link_state, VfLinkState::Disable);
         assert_eq!((v1.min_tx_rate, v1.max_tx_rate), (10, 100));
+    }
+
+    /// Replaces the setting of the 12-byte `{vf, setting}` attribute of
+    /// type `kind` for VF `vf` in `bytes`.
+    fn patch_setting(bytes: &mut [u8], kind: u16, vf: u32, value: u32) {
+        let mut head = vec![12, 0];
+        head.extend(kind.to_ne_bytes());
+        head.extend(vf.to_ne_bytes());
+        let at = bytes
+            .windows(head.len())
+            .position(|w| w == head)
+            .expect("attribute present");
+        bytes[at + 8..at + 12].copy_from_slice(&value.to_ne_bytes());
+    }
+
+    #[test]
+    fn spoofchk_and_trust_a_driver_does_not_report_are_unknown_not_off() {
+        // Two VFs; the kernel says -1 for VF 1's spoofchk and VF 0's trust
+        // (what it sends when ndo_get_vf_config leaves them alone).
+        let vf = |i: u32| {
+            rl::LinkVfInfo(vf_attributes(
+                i,
+                &[
+                    VfSetting::Mac(MacAddr::ZERO),
+                    VfSetting::SpoofCheck(true),
+                    VfSetting::Trust(true),
+                ],
+            ))
+        };
+        let lm = set_link(4, vec![LinkAttribute::VfInfoList(vec![vf(0), vf(1)])]);
+        let mut bytes = to_bytes(&newlink(lm));
+        patch_setting(&mut bytes, IFLA_VF_SPOOFCHK, 1, u32::MAX);
+        patch_setting(&mut bytes, IFLA_VF_TRUST, 0, u32::MAX);
+        let parsed = RouteMessage::deserialize(&bytes).unwrap();
+        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(lm)) = parsed.payload else {
+            panic!("not a NewLink");
+        };
+        let mut vfs = vfs_from_message(&lm);
+        // The decoder alone reads -1 as off.
+        assert_eq!(vfs[1].spoofchk, Some(false));
+        mark_unreported(&mut vfs, &bytes);
+        assert_eq!((vfs[0].spoofchk, vfs[0].trust), (Some(true), None));
+        assert_eq!((vfs[1].spoofchk, vfs[1].trust), (None, Some(true)));
+        // Short and malformed input marks nothing and does not panic.
+        for cut in [0, 20, 32, 40, bytes.len() - 3] {
+            let mut v = vfs_from_message(&lm);
+            mark_unreported(&mut v, &bytes[..cut]);
+        }
     }
 
     #[test]

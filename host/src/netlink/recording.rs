@@ -179,6 +179,9 @@ struct State {
     next_index: u32,
     calls: Vec<Recorded>,
     failures: Vec<Failure>,
+    /// PFs whose driver keeps VF spoof checking and trust but does not
+    /// report them ([`RecordingLinkOps::hide_vf_flags`]).
+    hidden_vf_flags: Vec<String>,
 }
 
 /// The recording fake. Clones share state.
@@ -268,6 +271,14 @@ impl RecordingLinkOps {
         l.link.num_vfs = Some(num_vfs);
         l.vfs = (0..num_vfs).map(VfInfo::fresh).collect();
         index
+    }
+
+    /// Makes `pf` behave like a driver whose `ndo_get_vf_config` leaves
+    /// spoof checking and trust unset: [`LinkOps::vfs`] reports them as
+    /// unknown (`None`), while `set_vf` still stores them (see
+    /// [`vf_state`](Self::vf_state) for what is stored).
+    pub fn hide_vf_flags(&self, pf: &str) {
+        self.lock().hidden_vf_flags.push(pf.to_owned());
     }
 
     /// Adds a failure rule (checked in the order added).
@@ -417,7 +428,13 @@ impl LinkOps for RecordingLinkOps {
         let op = Op::GetVfs;
         let st = self.begin(Call::Vfs(pf.clone()), &op, &pf, None)?;
         let i = self.position(&st, &pf, &op)?;
-        Ok(st.links[i].vfs.clone())
+        let mut vfs = st.links[i].vfs.clone();
+        if st.hidden_vf_flags.contains(&st.links[i].link.name) {
+            for v in &mut vfs {
+                (v.spoofchk, v.trust) = (None, None);
+            }
+        }
+        Ok(vfs)
     }
 
     fn set_netns(&self, id: LinkId, netns: &Netns) -> Result<()> {

@@ -108,10 +108,26 @@ impl Netlink {
     /// or error).
     pub(super) fn exchange(
         &self,
-        mut req: RouteMessage,
+        req: RouteMessage,
         op: &Op,
         link: &str,
     ) -> Result<Vec<RouteMessage>> {
+        Ok(self
+            .exchange_keeping(req, op, link, false)?
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect())
+    }
+
+    /// [`exchange`](Self::exchange), also returning each message's bytes
+    /// when `keep_bytes` (empty otherwise), for what the decoder loses.
+    fn exchange_keeping(
+        &self,
+        mut req: RouteMessage,
+        op: &Op,
+        link: &str,
+        keep_bytes: bool,
+    ) -> Result<Vec<(RouteMessage, Vec<u8>)>> {
         let io = |source: std::io::Error| {
             if matches!(
                 source.kind(),
@@ -154,8 +170,10 @@ impl Netlink {
                 if len < 16 || off + len > data.len() {
                     return Err(protocol(format!("truncated message of {len} bytes")));
                 }
-                let msg = RouteMessage::deserialize(&data[off..off + len])
+                let raw = &data[off..off + len];
+                let msg = RouteMessage::deserialize(raw)
                     .map_err(|e| protocol(format!("cannot decode the reply: {e}")))?;
+                let raw = if keep_bytes { raw.to_vec() } else { Vec::new() };
                 off += align(len);
                 if msg.header.sequence_number != seq {
                     continue; // a late answer to an earlier, timed-out request
@@ -164,7 +182,7 @@ impl Netlink {
                     NetlinkPayload::Done(_) | NetlinkPayload::Error(_) => true,
                     _ => msg.header.flags & NLM_F_MULTIPART == 0,
                 };
-                out.push(msg);
+                out.push((msg, raw));
                 if last {
                     return Ok(out);
                 }
@@ -198,10 +216,25 @@ impl Netlink {
 
     /// `RTM_GETLINK` of one link.
     fn get(&self, id: &LinkId, vfs: bool, op: &Op) -> Result<LinkMessage> {
+        Ok(self.get_keeping(id, vfs, op, false)?.0)
+    }
+
+    /// `RTM_GETLINK` of one link, with the reply's bytes when `keep_bytes`.
+    fn get_keeping(
+        &self,
+        id: &LinkId,
+        vfs: bool,
+        op: &Op,
+        keep_bytes: bool,
+    ) -> Result<(LinkMessage, Vec<u8>)> {
         let mut found = None;
-        for msg in self.exchange(message::get_link(id, vfs), op, &id.to_string())? {
+        let reply =
+            self.exchange_keeping(message::get_link(id, vfs), op, &id.to_string(), keep_bytes)?;
+        for (msg, raw) in reply {
             match msg.payload {
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(lm)) => found = Some(lm),
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(lm)) => {
+                    found = Some((lm, raw))
+                }
                 NetlinkPayload::Error(e) => {
                     if let Some(code) = e.code {
                         let errno = Errno::from_raw(-code.get());
@@ -305,8 +338,10 @@ impl LinkOps for Netlink {
     }
 
     fn vfs(&self, pf: LinkId) -> Result<Vec<VfInfo>> {
-        let lm = self.get(&pf, true, &Op::GetVfs)?;
-        Ok(message::vfs_from_message(&lm))
+        let (lm, raw) = self.get_keeping(&pf, true, &Op::GetVfs, true)?;
+        let mut vfs = message::vfs_from_message(&lm);
+        message::mark_unreported(&mut vfs, &raw);
+        Ok(vfs)
     }
 
     fn set_netns(&self, id: LinkId, netns: &Netns) -> Result<()> {

@@ -265,10 +265,12 @@ pub struct VfInfo {
     /// Port VLAN (0 = none), qos and protocol. When the kernel reports a
     /// VLAN list the first entry is used.
     pub vlan: VfVlan,
-    /// Spoof checking. Drivers that do not support it report it off.
-    pub spoofchk: bool,
-    /// Trust. Drivers that do not support it report it off.
-    pub trust: bool,
+    /// Spoof checking; `None` when the driver does not report it (the
+    /// kernel then sends the "not set" value, -1, that `ip link` hides).
+    pub spoofchk: Option<bool>,
+    /// Trust; `None` when the driver does not report it (as for
+    /// [`spoofchk`](Self::spoofchk)).
+    pub trust: Option<bool>,
     /// Administrative link state.
     pub link_state: VfLinkState,
     /// Minimum tx rate, Mbit/s (0 = none).
@@ -284,7 +286,8 @@ impl VfInfo {
     pub fn fresh(index: u32) -> VfInfo {
         VfInfo {
             index,
-            spoofchk: true,
+            spoofchk: Some(true),
+            trust: Some(false),
             ..Default::default()
         }
     }
@@ -294,8 +297,8 @@ impl VfInfo {
         match *setting {
             VfSetting::Mac(m) => self.mac = m,
             VfSetting::Vlan(v) | VfSetting::VlanList(v) => self.vlan = v,
-            VfSetting::SpoofCheck(b) => self.spoofchk = b,
-            VfSetting::Trust(b) => self.trust = b,
+            VfSetting::SpoofCheck(b) => self.spoofchk = Some(b),
+            VfSetting::Trust(b) => self.trust = Some(b),
             VfSetting::LinkState(s) => self.link_state = s,
             VfSetting::Rate { min_mbps, max_mbps } => {
                 self.min_tx_rate = min_mbps;
@@ -396,7 +399,7 @@ mod tests {
             min_mbps: 1,
             max_mbps: 9,
         });
-        assert!(vf.trust && vf.spoofchk);
+        assert_eq!((vf.trust, vf.spoofchk), (Some(true), Some(true)));
         assert_eq!((vf.min_tx_rate, vf.max_tx_rate), (1, 9));
     }
 }
