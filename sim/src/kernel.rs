@@ -103,6 +103,10 @@ struct NetdevState {
     dir: String,
     mtu: u32,
     backed: bool,
+    /// The `operstate` sysfs shows now.
+    operstate: String,
+    /// `carrier` as shown; `None` while the link is down (unreadable).
+    carrier: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +167,9 @@ pub struct SimKernel<S: TreeSink> {
     seqnum: u64,
     events: Vec<Uevent>,
     backend: Option<Box<dyn NetdevBackend>>,
+    /// PFs (spec indexes) removed through `remove`, found again by
+    /// `bus/pci/rescan`.
+    removed: BTreeSet<usize>,
 }
 
 impl<S: TreeSink> std::fmt::Debug for SimKernel<S> {
@@ -259,6 +266,7 @@ impl<S: TreeSink> SimKernel<S> {
             seqnum: 0,
             events: Vec::new(),
             backend,
+            removed: BTreeSet::new(),
         };
         let to_io = |e: StoreError| io::Error::other(e.to_string());
         // Drivers the node's modules register, plus vfio-pci.
@@ -406,6 +414,14 @@ impl<S: TreeSink> SimKernel<S> {
                         .map_err(|e| eio(path, e))?;
                     Ok(StoreEffect::Done)
                 }
+                "remove" => {
+                    let n = parse_uint(data)
+                        .ok_or_else(|| err(libc::EINVAL, path, "expected a number"))?;
+                    if n != 0 {
+                        self.remove_function(&addr).map_err(|e| eio(path, e))?;
+                    }
+                    Ok(StoreEffect::Done)
+                }
                 "driver_override" => {
                     let v = chomp(data);
                     if data.len() >= 4096 {
@@ -427,6 +443,13 @@ impl<S: TreeSink> SimKernel<S> {
                 )),
             };
         }
+        if path == "sys/bus/pci/rescan" {
+            let n = parse_uint(data).ok_or_else(|| err(libc::EINVAL, path, "expected a number"))?;
+            if n != 0 {
+                self.rescan().map_err(|e| eio(path, e))?;
+            }
+            return Ok(StoreEffect::Done);
+        }
         if path == "sys/bus/pci/drivers_probe" {
             let addr = chomp(data).to_string();
             if !self.funcs.contains_key(&addr) {
@@ -447,6 +470,11 @@ impl<S: TreeSink> SimKernel<S> {
             && let Some(addr) = self.netdev_dirs.get(dir).cloned()
         {
             return self.store_mtu(path, &addr, data);
+        }
+        if attr == "carrier"
+            && let Some(addr) = self.netdev_dirs.get(dir).cloned()
+        {
+            return self.store_carrier(path, &addr, data);
         }
         Err(err(
             libc::EOPNOTSUPP,
@@ -1008,6 +1036,66 @@ impl<S: TreeSink> SimKernel<S> {
         Ok(())
     }
 
+    /// `echo 1 > <fn>/remove` (`pci_stop_and_remove_bus_device`): the
+    /// driver's remove runs (a PF's disables its VFs first), then the
+    /// function goes: its directory, links, IOMMU group, and a `remove`
+    /// pci uevent. A removed PF comes back with `bus/pci/rescan`; a removed
+    /// VF does not (VFs are not found by a bus scan; the PF's
+    /// `sriov_numvfs` still counts it until SR-IOV is disabled).
+    fn remove_function(&mut self, addr: &str) -> io::Result<()> {
+        let to_io = |e: StoreError| io::Error::other(e.to_string());
+        self.detach(addr).map_err(to_io)?;
+        let Some(f) = self.funcs.get(addr).cloned() else {
+            return Ok(());
+        };
+        match &f.kind {
+            Kind::Pf { spec, created, .. } => {
+                if *created > 0 {
+                    // SR-IOV still on (the PF was not bound to its driver).
+                    self.disable_vfs(addr)?;
+                }
+                self.removed.insert(*spec);
+            }
+            Kind::Vf { pf, index } => self.tree.unlink_vf(pf, *index)?,
+        }
+        self.funcs.remove(addr);
+        self.tree.remove_function(addr)?;
+        if let Some(g) = f.group {
+            self.tree
+                .sink()
+                .remove_all(&format!("sys/kernel/iommu_groups/{g}"))?;
+            self.free_groups.insert(g);
+        }
+        self.dir_to_addr.remove(&f.dir);
+        let vars = self.pci_vars(addr, &f, None);
+        self.emit("remove", Self::devpath(&f.dir), "pci", vars);
+        Ok(())
+    }
+
+    /// `echo 1 > bus/pci/rescan`: removed PFs are found again, in address
+    /// order, each with an `add` pci uevent, then bound to the driver the
+    /// node started them with (SR-IOV disabled, as after a hot-add).
+    fn rescan(&mut self) -> io::Result<()> {
+        let to_io = |e: StoreError| io::Error::other(e.to_string());
+        let mut found: Vec<usize> = std::mem::take(&mut self.removed).into_iter().collect();
+        found.sort_by(|a, b| self.spec.pfs[*a].address.cmp(&self.spec.pfs[*b].address));
+        for i in found {
+            let pf = self.spec.pfs[i].clone();
+            self.add_pf(i, &pf)?;
+            let f = self.funcs[&pf.address].clone();
+            let vars = self.pci_vars(&pf.address, &f, None);
+            self.emit("add", Self::devpath(&f.dir), "pci", vars);
+            let driver = pf
+                .driver
+                .clone()
+                .unwrap_or_else(|| pf.nic().pf_driver.into());
+            if driver != "none" {
+                self.attach(&pf.address, &driver).map_err(to_io)?;
+            }
+        }
+        Ok(())
+    }
+
     fn disable_vfs(&mut self, pf: &str) -> io::Result<()> {
         let Kind::Pf { created, .. } = self.funcs[pf].kind else {
             return Ok(());
@@ -1133,6 +1221,8 @@ impl<S: TreeSink> SimKernel<S> {
                 dir: ndir,
                 mtu,
                 backed,
+                operstate: operstate.into(),
+                carrier: (operstate != "down").then_some(true),
             });
             if m.rdma {
                 let rdma = format!("mlx5_{}", self.next_rdma);
@@ -1415,6 +1505,7 @@ impl<S: TreeSink> SimKernel<S> {
             return false;
         };
         let mut changes = Vec::new();
+        let mut oper = Vec::new();
         for (addr, f) in &self.funcs {
             let Some(nd) = f.netdev.as_ref().filter(|n| n.backed) else {
                 continue;
@@ -1423,17 +1514,103 @@ impl<S: TreeSink> SimKernel<S> {
                 Ok(loc) if loc.as_ref().map(|l| &l.name) != nd.shown.as_ref() => {
                     changes.push((addr.clone(), loc));
                 }
+                Ok(Some(l)) if l.operstate != nd.operstate => {
+                    oper.push((addr.clone(), l.operstate));
+                }
                 Ok(_) => {}
                 Err(e) => tracing::debug!(netdev = %nd.name, error = %e, "cannot locate"),
             }
         }
-        let changed = !changes.is_empty();
+        let changed = !changes.is_empty() || !oper.is_empty();
         for (addr, loc) in changes {
             if let Err(e) = self.show_netdev(&addr, loc) {
                 tracing::warn!(function = %addr, error = %e, "cannot update the netdev in sysfs");
             }
         }
+        for (addr, operstate) in oper {
+            if let Err(e) = self.set_operstate(&addr, &operstate) {
+                tracing::warn!(function = %addr, error = %e, "cannot update the operstate in sysfs");
+            }
+        }
         changed
+    }
+
+    /// Shows `operstate` for the netdev of `addr`, with `carrier` as the
+    /// kernel shows it: `1` when up, `0` when the link is up but has no
+    /// carrier, unreadable (absent here) when the link is down. No uevent:
+    /// the kernel announces link state changes over rtnetlink only.
+    fn set_operstate(&mut self, addr: &str, operstate: &str) -> io::Result<()> {
+        let Some(nd) = self.funcs.get(addr).and_then(|f| f.netdev.clone()) else {
+            return Ok(());
+        };
+        if nd.shown.is_none() {
+            return Ok(());
+        }
+        let sink = self.tree.sink();
+        sink.write_file(
+            &format!("{}/operstate", nd.dir),
+            &format!("{operstate}\n"),
+            false,
+        )?;
+        let path = format!("{}/carrier", nd.dir);
+        let carrier = match operstate {
+            "up" => Some(true),
+            "lowerlayerdown" | "dormant" => Some(false),
+            _ => None,
+        };
+        match carrier {
+            Some(c) => sink.write_file(&path, &format!("{}\n", u8::from(c)), true)?,
+            None => sink.remove_all(&path)?,
+        }
+        if let Some(n) = self.funcs.get_mut(addr).and_then(|f| f.netdev.as_mut()) {
+            n.operstate = operstate.to_string();
+            n.carrier = carrier;
+        }
+        Ok(())
+    }
+
+    /// A write to a netdev's `carrier`: the drivers the simulator stands
+    /// for implement `ndo_change_carrier`, as dummy and netdevsim do (real
+    /// NIC drivers refuse it): tests pull the cable with `echo 0`. Carrier
+    /// off shows `operstate` `down` and `carrier` `0`; on, `up` and `1`.
+    fn store_carrier(
+        &mut self,
+        path: &str,
+        addr: &str,
+        data: &str,
+    ) -> Result<StoreEffect, StoreError> {
+        let on = parse_uint(data)
+            .ok_or_else(|| err(libc::EINVAL, path, "carrier is not a number"))?
+            != 0;
+        let nd = self.funcs[addr]
+            .netdev
+            .clone()
+            .expect("netdev dir maps to a netdev");
+        if nd.backed {
+            return Err(err(
+                libc::EOPNOTSUPP,
+                path,
+                "a veth-backed netdev follows its veth's carrier",
+            ));
+        }
+        if nd.carrier.is_none() {
+            // netif_running() is false: the kernel answers EINVAL.
+            return Err(err(libc::EINVAL, path, "the link is down"));
+        }
+        let sink = self.tree.sink();
+        let state = if on { "up" } else { "down" };
+        sink.write_file(
+            &format!("{}/operstate", nd.dir),
+            &format!("{state}\n"),
+            false,
+        )
+        .and_then(|_| sink.write_file(path, &format!("{}\n", u8::from(on)), true))
+        .map_err(|e| eio(path, e))?;
+        if let Some(n) = self.funcs.get_mut(addr).and_then(|f| f.netdev.as_mut()) {
+            n.operstate = state.to_string();
+            n.carrier = Some(on);
+        }
+        Ok(StoreEffect::Done)
     }
 
     fn show_netdev(&mut self, addr: &str, loc: Option<LinkInfo>) -> io::Result<()> {
@@ -1442,35 +1619,43 @@ impl<S: TreeSink> SimKernel<S> {
             return Ok(());
         };
         let old_dir = nd.dir.clone();
-        if let Some(old) = nd.shown.take() {
-            self.tree.remove_netdev_under(addr, "", &old)?;
+        let old = nd.shown.take();
+        if let Some(old) = &old {
+            self.tree.remove_netdev_under(addr, "", old)?;
             self.netdev_dirs.remove(&old_dir);
-            self.emit(
-                "remove",
-                Self::devpath(&old_dir),
-                "net",
-                vec![("INTERFACE".into(), old)],
-            );
+            if loc.is_none() {
+                self.emit(
+                    "remove",
+                    Self::devpath(&old_dir),
+                    "net",
+                    vec![("INTERFACE".into(), old.clone())],
+                );
+            }
         }
         if let Some(l) = loc {
             let mut n = Netdev::ethernet(&l.name, &l.mac, l.ifindex);
             n.mtu = l.mtu;
             n.speed = Some(f.model.speed);
             n.carrier = (l.operstate == "up").then_some(true);
-            n.operstate = l.operstate;
+            n.operstate = l.operstate.clone();
             self.tree.add_netdev(addr, &n)?;
             nd.dir = format!("{}/net/{}", f.dir, l.name);
             nd.mtu = l.mtu;
+            nd.operstate = l.operstate;
+            nd.carrier = n.carrier;
             self.netdev_dirs.insert(nd.dir.clone(), addr.to_string());
-            self.emit(
-                "add",
-                Self::devpath(&nd.dir),
-                "net",
-                vec![
-                    ("INTERFACE".into(), l.name.clone()),
-                    ("IFINDEX".into(), l.ifindex.to_string()),
-                ],
-            );
+            let mut vars = vec![
+                ("INTERFACE".into(), l.name.clone()),
+                ("IFINDEX".into(), l.ifindex.to_string()),
+            ];
+            if old.is_some() {
+                // Renamed where it is shown: the kernel's kobject_rename
+                // sends `move` with the old path first.
+                vars.insert(0, ("DEVPATH_OLD".into(), Self::devpath(&old_dir)));
+                self.emit("move", Self::devpath(&nd.dir), "net", vars);
+            } else {
+                self.emit("add", Self::devpath(&nd.dir), "net", vars);
+            }
             nd.shown = Some(l.name);
         } else {
             // The kernel keeps the empty `net` glue directory.
@@ -1901,6 +2086,259 @@ gpus:
         k.store("sys/bus/pci/drivers/ice/unbind", "0000:3b:00.1")
             .unwrap();
         assert_eq!(errno(k.store(&numvfs, "1")), libc::ENOENT);
+    }
+
+    /// The content of a file in the in-memory tree, `None` when absent.
+    fn read_mem(k: &mut SimKernel<crate::memfs::MemFs>, path: &str) -> Option<String> {
+        let fs = k.sink();
+        let ino = fs.resolve(path)?;
+        match &fs.get(ino)?.kind {
+            crate::memfs::NodeKind::File { content, .. } => Some(content.clone()),
+            other => panic!("{path} is not a file: {other:?}"),
+        }
+    }
+
+    fn actions(k: &mut SimKernel<crate::memfs::MemFs>) -> Vec<String> {
+        k.take_events()
+            .iter()
+            .map(|e| format!("{} {} {}", e.action, e.subsystem, e.devpath))
+            .collect()
+    }
+
+    #[test]
+    fn remove_and_rescan_follow_the_kernel() {
+        use crate::memfs::MemFs;
+        let mut k = SimKernel::boot(MemFs::new(), NodeSpec::mixed(), None).unwrap();
+        let errno = |r: Result<StoreEffect, StoreError>| r.unwrap_err().errno;
+        let pf = k.funcs["0000:3b:00.0"].dir.clone();
+        let pf_group = k.funcs["0000:3b:00.0"].group.unwrap();
+        assert_eq!(errno(k.store(&format!("{pf}/remove"), "x")), libc::EINVAL);
+        k.store(&format!("{pf}/remove"), "0").unwrap();
+        assert!(k.sink().resolve(&pf).is_some(), "0 removes nothing");
+
+        // A PF: its VFs go first (unbind, remove), then the PF itself.
+        k.store(&format!("{pf}/remove"), "1\n").unwrap();
+        let ev = actions(&mut k);
+        assert_eq!(
+            ev.iter().filter(|e| e.starts_with("remove pci")).count(),
+            5,
+            "{ev:#?}"
+        );
+        assert!(
+            ev.last()
+                .unwrap()
+                .starts_with(&format!("remove pci /{}", pf.trim_start_matches("sys/"))),
+            "{ev:#?}"
+        );
+        assert!(
+            ev.iter()
+                .any(|e| e.starts_with("unbind pci") && e.ends_with("0000:3b:00.0")),
+            "{ev:#?}"
+        );
+        for gone in [
+            "sys/bus/pci/devices/0000:3b:00.0",
+            "sys/bus/pci/devices/0000:3b:02.0",
+            "sys/class/net/ens1f0",
+            "sys/class/net/ens1f0v0",
+            "sys/bus/pci/drivers/ice/0000:3b:00.0",
+            pf.as_str(),
+        ] {
+            assert!(k.sink().resolve(gone).is_none(), "{gone} still there");
+        }
+        assert!(
+            k.sink()
+                .resolve(&format!("sys/kernel/iommu_groups/{pf_group}"))
+                .is_none()
+        );
+        assert!(!k.functions().contains(&"0000:3b:00.0".to_string()));
+
+        // A VF: gone, its virtfn link too; the PF still counts it.
+        let cx = k.funcs["0000:af:00.0"].dir.clone();
+        let vf1 = k.vf_addr("0000:af:00.0", 1).unwrap();
+        let vf1_dir = k.funcs[&vf1].dir.clone();
+        k.take_events();
+        k.store(&format!("{vf1_dir}/remove"), "1").unwrap();
+        let ev = actions(&mut k);
+        assert!(ev.last().unwrap().starts_with("remove pci"), "{ev:#?}");
+        assert!(k.sink().resolve(&vf1_dir).is_none());
+        assert!(k.sink().resolve(&format!("{cx}/virtfn1")).is_none());
+        assert!(k.sink().resolve(&format!("{cx}/virtfn0")).is_some());
+        assert_eq!(
+            read_mem(&mut k, &format!("{cx}/sriov_numvfs")).unwrap(),
+            "2\n"
+        );
+
+        // Rescan: the PF is found again, bound to its driver, SR-IOV off;
+        // the removed VF is not (a bus scan does not find VFs).
+        k.store("sys/bus/pci/rescan", "1").unwrap();
+        let ev = actions(&mut k);
+        let pf_path = format!("/{}", pf.trim_start_matches("sys/"));
+        assert_eq!(
+            ev,
+            [
+                format!("add pci {pf_path}"),
+                format!("add net {pf_path}/net/ens1f0"),
+                format!("bind pci {pf_path}"),
+            ]
+        );
+        assert_eq!(
+            read_mem(&mut k, &format!("{pf}/sriov_numvfs")).unwrap(),
+            "0\n"
+        );
+        assert!(k.sink().resolve("sys/class/net/ens1f0").is_some());
+        assert_eq!(k.driver_of("0000:3b:00.0"), Some("ice"));
+        assert!(k.sink().resolve(&vf1_dir).is_none());
+        // SR-IOV works on the PF found again, and off on the one with a
+        // removed VF.
+        k.store(&format!("{pf}/sriov_numvfs"), "2").unwrap();
+        assert_eq!(k.driver_of("0000:3b:02.1"), Some("iavf"));
+        k.store(&format!("{cx}/sriov_numvfs"), "0").unwrap();
+        assert!(k.sink().resolve(&format!("{cx}/virtfn0")).is_none());
+        // A second rescan finds nothing new.
+        k.take_events();
+        k.store("sys/bus/pci/rescan", "1").unwrap();
+        assert!(actions(&mut k).is_empty());
+    }
+
+    #[test]
+    fn carrier_writes_change_operstate_without_uevents() {
+        use crate::memfs::MemFs;
+        let mut k = SimKernel::boot(MemFs::new(), NodeSpec::mixed(), None).unwrap();
+        let errno = |r: Result<StoreEffect, StoreError>| r.unwrap_err().errno;
+        let net = "sys/devices/pci0000:3a/0000:3a:00.0/0000:3b:00.1/net/ens1f1";
+        let net = if k.sink().resolve(net).is_some() {
+            net.to_string()
+        } else {
+            format!("{}/net/ens1f1", k.funcs["0000:3b:00.1"].dir)
+        };
+        assert_eq!(read_mem(&mut k, &format!("{net}/carrier")).unwrap(), "1\n");
+        k.store(&format!("{net}/carrier"), "0\n").unwrap();
+        assert_eq!(read_mem(&mut k, &format!("{net}/carrier")).unwrap(), "0\n");
+        assert_eq!(
+            read_mem(&mut k, &format!("{net}/operstate")).unwrap(),
+            "down\n"
+        );
+        k.store(&format!("{net}/carrier"), "1").unwrap();
+        assert_eq!(
+            read_mem(&mut k, &format!("{net}/operstate")).unwrap(),
+            "up\n"
+        );
+        assert_eq!(
+            errno(k.store(&format!("{net}/carrier"), "up")),
+            libc::EINVAL
+        );
+        assert!(
+            k.take_events().is_empty(),
+            "the kernel sends no uevent for carrier"
+        );
+        // A VF netdev that is down: no carrier to change (EINVAL, as
+        // netif_running() is false).
+        let vf = format!("{}/net/ens1f0v0", k.funcs["0000:3b:02.0"].dir);
+        assert!(read_mem(&mut k, &format!("{vf}/carrier")).is_none());
+        assert_eq!(errno(k.store(&format!("{vf}/carrier"), "1")), libc::EINVAL);
+    }
+
+    /// A backend standing for veths a test moves, renames and sets up.
+    #[derive(Clone, Default)]
+    struct FakeBackend(std::sync::Arc<std::sync::Mutex<BTreeMap<String, Option<LinkInfo>>>>);
+
+    impl NetdevBackend for FakeBackend {
+        fn create(&mut self, name: &str, mac: &str, mtu: u32) -> io::Result<u32> {
+            let mut m = self.0.lock().unwrap();
+            let ifindex = 100 + m.len() as u32;
+            m.insert(
+                name.into(),
+                Some(LinkInfo {
+                    name: name.into(),
+                    ifindex,
+                    mac: mac.into(),
+                    mtu,
+                    operstate: "down".into(),
+                }),
+            );
+            Ok(ifindex)
+        }
+        fn delete(&mut self, name: &str) -> io::Result<()> {
+            self.0.lock().unwrap().remove(name);
+            Ok(())
+        }
+        fn set_mtu(&mut self, _: &str, _: u32) -> io::Result<()> {
+            Ok(())
+        }
+        fn delete_all(&mut self) {
+            self.0.lock().unwrap().clear();
+        }
+        fn locate(&mut self, name: &str) -> io::Result<Option<LinkInfo>> {
+            Ok(self.0.lock().unwrap().get(name).cloned().flatten())
+        }
+    }
+
+    #[test]
+    fn backed_netdevs_renamed_send_move_and_follow_operstate() {
+        use crate::memfs::MemFs;
+        let backend = FakeBackend::default();
+        let mut k = SimKernel::boot(
+            MemFs::new(),
+            NodeSpec::mixed(),
+            Some(Box::new(backend.clone())),
+        )
+        .unwrap();
+        let vf_dir = k.funcs["0000:3b:02.0"].dir.clone();
+        let edit = |f: &dyn Fn(&mut LinkInfo)| {
+            let mut m = backend.0.lock().unwrap();
+            f(m.get_mut("ens1f0v0").unwrap().as_mut().unwrap());
+        };
+        // Renamed in place: one `move` with the old path, sysfs under the
+        // new name.
+        edit(&|l| l.name = "data0".into());
+        assert!(k.refresh_netdevs());
+        let ev = k.take_events();
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(ev[0].action, "move");
+        assert_eq!(
+            ev[0].devpath,
+            format!("/{}/net/data0", vf_dir.trim_start_matches("sys/"))
+        );
+        assert_eq!(
+            ev[0].vars[0],
+            (
+                "DEVPATH_OLD".to_string(),
+                format!("/{}/net/ens1f0v0", vf_dir.trim_start_matches("sys/"))
+            )
+        );
+        assert!(
+            ev[0]
+                .vars
+                .iter()
+                .any(|(k, v)| k == "INTERFACE" && v == "data0")
+        );
+        assert!(k.sink().resolve("sys/class/net/data0").is_some());
+        assert!(k.sink().resolve("sys/class/net/ens1f0v0").is_none());
+        // Set up with carrier: operstate and carrier follow, no uevent.
+        edit(&|l| l.operstate = "up".into());
+        assert!(k.refresh_netdevs());
+        assert!(k.take_events().is_empty());
+        let net = format!("{vf_dir}/net/data0");
+        assert_eq!(
+            read_mem(&mut k, &format!("{net}/operstate")).unwrap(),
+            "up\n"
+        );
+        assert_eq!(read_mem(&mut k, &format!("{net}/carrier")).unwrap(), "1\n");
+        edit(&|l| l.operstate = "lowerlayerdown".into());
+        assert!(k.refresh_netdevs());
+        assert_eq!(read_mem(&mut k, &format!("{net}/carrier")).unwrap(), "0\n");
+        // A veth-backed netdev follows its veth: writing carrier is refused.
+        let errno = k.store(&format!("{net}/carrier"), "1").unwrap_err().errno;
+        assert_eq!(errno, libc::EOPNOTSUPP);
+        edit(&|l| l.operstate = "down".into());
+        assert!(k.refresh_netdevs());
+        assert!(read_mem(&mut k, &format!("{net}/carrier")).is_none());
+        // Gone to another namespace: `remove`; back: `add`.
+        backend.0.lock().unwrap().insert("ens1f0v0".into(), None);
+        assert!(k.refresh_netdevs());
+        let ev: Vec<String> = k.take_events().iter().map(|e| e.action.clone()).collect();
+        assert_eq!(ev, ["remove"]);
+        assert!(!k.refresh_netdevs(), "nothing changed since");
     }
 
     /// `write_delay_ms` delays the writes named, about the PF or its VFs

@@ -332,7 +332,7 @@ impl SysfsTree<DiskSink> {
 }
 
 impl<S: TreeSink> SysfsTree<S> {
-    /// Creates the skeleton: `sys/bus/pci/{devices,drivers,drivers_probe}`,
+    /// Creates the skeleton: `sys/bus/pci/{devices,drivers,drivers_probe,rescan}`,
     /// `sys/class/net`, `sys/kernel/iommu_groups`, `sys/devices`.
     pub fn new(mut sink: S) -> io::Result<Self> {
         for d in [
@@ -346,6 +346,7 @@ impl<S: TreeSink> SysfsTree<S> {
             sink.mkdir_all(d)?;
         }
         sink.write_file("sys/bus/pci/drivers_probe", "", true)?;
+        sink.write_file("sys/bus/pci/rescan", "", true)?;
         Ok(Self {
             sink,
             devices: BTreeMap::new(),
@@ -605,7 +606,9 @@ impl<S: TreeSink> SysfsTree<S> {
             ("addr_len", "6\n".to_string(), false),
         ];
         if let Some(c) = n.carrier {
-            files.push(("carrier", format!("{}\n", u8::from(c)), false));
+            // 0644 as in the kernel; writes reach the driver's
+            // ndo_change_carrier (SimKernel::store).
+            files.push(("carrier", format!("{}\n", u8::from(c)), true));
         }
         if let Some(s) = n.speed {
             files.push(("speed", format!("{s}\n"), false));

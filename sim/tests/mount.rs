@@ -690,6 +690,44 @@ fn veth_backed_vf_netdevs() {
         read(&Path::new("/sys/class/net").join(&names[0]).join("mtu")),
         "9000"
     );
+    // Renamed where it is: one `move` uevent with DEVPATH_OLD, sysfs under
+    // the new name; set up: operstate follows the veth (its peer is down,
+    // so no carrier: `lowerlayerdown`, carrier 0), with no uevent.
+    let listener = UeventListener::bind(root, "veth-test").unwrap();
+    let renamed = format!("{pf}n1");
+    let ip_ok = |args: &[&str]| Command::new("ip").args(args).status().unwrap().success();
+    assert!(ip_ok(&["link", "set", &names[1], "name", &renamed]));
+    guard.ifnames.push(renamed.clone());
+    let ev = String::from_utf8(listener.recv(Duration::from_secs(3)).expect("a uevent")).unwrap();
+    let vf1 = "/devices/pci0000:3a/0000:3a:00.0/0000:3b:02.1";
+    assert!(
+        ev.starts_with(&format!("move@{vf1}/net/{renamed}\0")),
+        "{ev:?}"
+    );
+    assert!(
+        ev.contains(&format!("\0DEVPATH_OLD={vf1}/net/{}\0", names[1])),
+        "{ev:?}"
+    );
+    assert!(ev.contains(&format!("\0INTERFACE={renamed}\0")), "{ev:?}");
+    let sim1 = root.join("sys/class/net").join(&renamed);
+    assert!(sim1.exists() && !root.join("sys/class/net").join(&names[1]).exists());
+    assert!(ip_ok(&["link", "set", &renamed, "up"]));
+    wait_for(
+        "operstate of the link set up",
+        Duration::from_secs(3),
+        || std::fs::read_to_string(sim1.join("operstate")).is_ok_and(|s| s.trim() != "down"),
+    );
+    assert_eq!(read(&sim1.join("operstate")), "lowerlayerdown");
+    assert_eq!(read(&sim1.join("carrier")), "0");
+    assert!(
+        listener.recv(Duration::from_millis(300)).is_err(),
+        "no uevent for operstate"
+    );
+    assert!(ip_ok(&["link", "set", &renamed, "down", "name", &names[1]]));
+    guard.ifnames.pop();
+    wait_for("renamed back", Duration::from_secs(3), || {
+        root.join("sys/class/net").join(&names[1]).exists()
+    });
     // A VF netdev moved into another namespace is still deleted with the VF.
     let ns = format!("simt{}", std::process::id());
     assert!(
@@ -769,4 +807,77 @@ fn veth_backed_vf_netdevs() {
     // Leave some for drop to delete.
     echo("2", &p.join("sriov_numvfs")).unwrap();
     assert!(Path::new("/sys/class/net").join(&names[1]).exists());
+}
+
+#[test]
+fn remove_rescan_and_carrier_through_the_mount() {
+    if !lanes::require("remove_rescan_and_carrier_through_the_mount", &[Lane::Fuse]) {
+        return;
+    }
+    let (_guard, sim) = start("mixed", SimOptions::default());
+    let root = sim.root();
+    let listener = UeventListener::bind(root, "test").unwrap();
+    let recv =
+        || String::from_utf8(listener.recv(Duration::from_secs(2)).expect("a uevent")).unwrap();
+    let pf_path = "/devices/pci0000:3a/0000:3a:00.0/0000:3b:00.1";
+    let pf_dir = std::fs::canonicalize(dev(root, PF)).unwrap();
+    // Pull the cable on the PF, put it back: operstate and carrier follow.
+    let net = root.join("sys/class/net/ens1f1");
+    echo("0", &net.join("carrier")).unwrap();
+    assert_eq!(
+        (read(&net.join("carrier")), read(&net.join("operstate"))),
+        ("0".into(), "down".into())
+    );
+    echo("1", &net.join("carrier")).unwrap();
+    assert_eq!(read(&net.join("operstate")), "up");
+    assert_eq!(write(&net.join("carrier"), "x"), Err(libc::EINVAL));
+
+    // Remove the PF: the driver lets go (net remove, unbind), then the
+    // function goes (pci remove).
+    echo("1", &pf_dir.join("remove")).unwrap();
+    let ev = [recv(), recv(), recv()];
+    assert!(
+        ev[0].starts_with(&format!("remove@{pf_path}/net/ens1f1\0")),
+        "{ev:?}"
+    );
+    assert!(ev[1].starts_with(&format!("unbind@{pf_path}\0")), "{ev:?}");
+    assert!(ev[2].starts_with(&format!("remove@{pf_path}\0")), "{ev:?}");
+    assert!(!dev(root, PF).exists());
+    assert!(!net.exists());
+    assert!(!pf_dir.exists());
+
+    // Rescan: back, bound to ice, SR-IOV off, usable.
+    echo("1", &root.join("sys/bus/pci/rescan")).unwrap();
+    let ev = [recv(), recv(), recv()];
+    assert!(ev[0].starts_with(&format!("add@{pf_path}\0")), "{ev:?}");
+    assert!(
+        ev[1].starts_with(&format!("add@{pf_path}/net/ens1f1\0")),
+        "{ev:?}"
+    );
+    assert!(ev[2].starts_with(&format!("bind@{pf_path}\0")), "{ev:?}");
+    assert!(link(&dev(root, PF).join("driver")).ends_with("/ice"));
+    assert_eq!(read(&dev(root, PF).join("sriov_numvfs")), "0");
+    assert_eq!(read(&net.join("operstate")), "up");
+    echo("2", &dev(root, PF).join("sriov_numvfs")).unwrap();
+    assert!(dev(root, "0000:3b:12.1").exists());
+
+    // A PF with VFs: all of them go with it; a VF removed alone is gone
+    // for good (a rescan does not find VFs).
+    let pf0 = "0000:3b:00.0";
+    let vf3 = std::fs::canonicalize(dev(root, "0000:3b:02.3")).unwrap();
+    echo("1", &vf3.join("remove")).unwrap();
+    assert!(!dev(root, "0000:3b:02.3").exists());
+    assert!(!dev(root, pf0).join("virtfn3").exists());
+    echo(
+        "1",
+        &std::fs::canonicalize(dev(root, pf0))
+            .unwrap()
+            .join("remove"),
+    )
+    .unwrap();
+    assert!(!dev(root, pf0).exists() && !dev(root, "0000:3b:02.0").exists());
+    echo("1", &root.join("sys/bus/pci/rescan")).unwrap();
+    assert!(dev(root, pf0).exists());
+    assert!(!dev(root, "0000:3b:02.3").exists());
+    assert_eq!(read(&dev(root, pf0).join("sriov_numvfs")), "0");
 }
