@@ -374,7 +374,20 @@ fn set_vf_admin_macs(
         .into_iter()
         .map(|v| (v.index, v.mac))
         .collect();
-    for link in sriov::read_vf_links(&root.pci_device(pf))? {
+    let vf_links = sriov::read_vf_links(&root.pci_device(pf))?;
+    if admin.is_empty() && !vf_links.is_empty() {
+        // The kernel lists a PF's VFs (IFLA_VFINFO_LIST) whenever it has
+        // any; a netdev that lists none while sysfs shows VFs has no VF
+        // table to set (a simulated node's veth-backed PF, a driver
+        // without ndo_get_vf_config). Setting MACs there could only fail.
+        tracing::warn!(
+            pf = %ifname,
+            vfs = vf_links.len(),
+            "the PF's netdev reports no VFs over netlink: VF admin MACs not set"
+        );
+        return Ok(());
+    }
+    for link in vf_links {
         let i = link.index;
         let addr = link.address.to_string();
         if !(*first..=*last).contains(&i) || !(all_in_range || vfs.contains(&addr)) {

@@ -110,7 +110,7 @@ pub fn pf_link(ops: &dyn LinkOps, pf: &PciFunction) -> PfLink {
         Ok(l) => l,
         Err(NetlinkError::NotFound { .. }) => {
             return PfLink::NotVisible(format!(
-                "{name} is not visible over netlink in this network namespace (a simulated node's PFs have no kernel netdev)"
+                "{name} is not visible over netlink in this network namespace (a simulated node's PFs have kernel netdevs only with --veth)"
             ));
         }
         Err(e) => return PfLink::NotVisible(format!("reading {name}: {e}")),

@@ -29,6 +29,11 @@ impl World {
     /// The static tree of `mixed`, and a fake netlink that shows ens1f0 as
     /// the same device (ifindex and MAC) with its 4 VFs, down, no admin MACs.
     fn new() -> World {
+        World::listing(4)
+    }
+
+    /// [`new`](Self::new) with a PF that lists `listed` VFs over netlink.
+    fn listing(listed: u32) -> World {
         let dir = tempfile::tempdir().unwrap();
         sriov_sim::kernel::write_static_tree(dir.path(), &NodeSpec::mixed()).unwrap();
         let root = HostRoot::new(dir.path());
@@ -44,7 +49,7 @@ impl World {
             fake.add_link(&format!("pad{}", next()), None);
         }
         let mac: MacAddr = nd.mac.as_deref().unwrap().parse().unwrap();
-        let idx = fake.add_pf(&nd.name, mac, 4);
+        let idx = fake.add_pf(&nd.name, mac, listed);
         assert_eq!(idx, want);
         World { dir, node, fake }
     }
@@ -360,4 +365,33 @@ fn without_netlink_the_link_steps_fail_saying_so() {
     let e = out[0].result.as_ref().unwrap_err().to_string();
     assert!(e.contains("set ens1f0 up"), "{e}");
     assert!(e.contains("netlink is not available"), "{e}");
+}
+
+/// A PF netdev that lists no VFs over netlink while sysfs shows them (the
+/// simulator's veth-backed PF; a driver without ndo_get_vf_config): the
+/// admin MAC step sets nothing and does not fail the PF.
+#[test]
+fn admin_macs_are_skipped_when_the_pf_lists_no_vfs() {
+    let w = World::new();
+    let spec = [iface(4, vec![group("0-3", "netdevice")])];
+    let plan = w.plan(&spec);
+    assert!(
+        actions(&plan)
+            .iter()
+            .any(|a| matches!(a, Action::SetVfAdminMacs { .. })),
+        "{:?}",
+        actions(&plan)
+    );
+    let bare = World::listing(0);
+    let errors = bare.apply(&plan);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(
+        !bare
+            .fake
+            .changes()
+            .iter()
+            .any(|c| matches!(c, Call::SetVf { .. })),
+        "{:?}",
+        bare.fake.changes()
+    );
 }

@@ -48,9 +48,9 @@ pub enum StoreEffect {
 /// Creates and deletes real interfaces that back simulated netdevs (veths
 /// with `--veth`).
 pub trait NetdevBackend: Send {
-    /// Creates the interface `name` with `mac` and `mtu`; returns its
-    /// ifindex.
-    fn create(&mut self, name: &str, mac: &str, mtu: u32) -> io::Result<u32>;
+    /// Creates the interface `name` with `mac` and `mtu`, up with carrier
+    /// when `up` (a PF) and down otherwise (a VF); returns its ifindex.
+    fn create(&mut self, name: &str, mac: &str, mtu: u32, up: bool) -> io::Result<u32>;
     /// Deletes the interface created as `name` (wherever it has moved).
     fn delete(&mut self, name: &str) -> io::Result<()>;
     /// Sets the MTU of the interface created as `name`.
@@ -1170,20 +1170,25 @@ impl<S: TreeSink> SimKernel<S> {
                 Kind::Vf { .. } => 1500,
             };
             let mut backed = false;
-            let ifindex = match (&f.kind, self.backend.as_mut()) {
-                (Kind::Vf { .. }, Some(b)) => {
+            let ifindex = match self.backend.as_mut() {
+                Some(b) => {
                     backed = true;
-                    b.create(&name, &mac, mtu).map_err(|e| {
+                    let what = if matches!(f.kind, Kind::Vf { .. }) {
+                        "VF"
+                    } else {
+                        "PF"
+                    };
+                    b.create(&name, &mac, mtu, operstate == "up").map_err(|e| {
                         // The driver's probe failed: leave the device unbound.
                         let _ = self.tree.unbind(addr);
                         err(
                             crate::veth::errno_of(&e),
                             &path,
-                            format!("cannot create the veth {name} backing the VF: {e}"),
+                            format!("cannot create the veth {name} backing the {what}: {e}"),
                         )
                     })?
                 }
-                _ => {
+                None => {
                     let i = self.next_ifindex;
                     self.next_ifindex += 1;
                     i
@@ -2243,7 +2248,7 @@ gpus:
     struct FakeBackend(std::sync::Arc<std::sync::Mutex<BTreeMap<String, Option<LinkInfo>>>>);
 
     impl NetdevBackend for FakeBackend {
-        fn create(&mut self, name: &str, mac: &str, mtu: u32) -> io::Result<u32> {
+        fn create(&mut self, name: &str, mac: &str, mtu: u32, up: bool) -> io::Result<u32> {
             let mut m = self.0.lock().unwrap();
             let ifindex = 100 + m.len() as u32;
             m.insert(
@@ -2253,7 +2258,7 @@ gpus:
                     ifindex,
                     mac: mac.into(),
                     mtu,
-                    operstate: "down".into(),
+                    operstate: if up { "up" } else { "down" }.into(),
                 }),
             );
             Ok(ifindex)

@@ -1,4 +1,4 @@
-//! Real veth interfaces backing simulated VF netdevs (`--veth`).
+//! Real veth interfaces backing simulated PF and VF netdevs (`--veth`).
 //!
 //! Each VF netdev `<pf>v<N>` is one end of a veth pair created in the
 //! simulator's network namespace with the VF's name, MAC and MTU; the other
@@ -100,14 +100,19 @@ pub fn errno_of(e: &io::Error) -> i32 {
 }
 
 impl NetdevBackend for VethBackend {
-    fn create(&mut self, name: &str, mac: &str, mtu: u32) -> io::Result<u32> {
+    fn create(&mut self, name: &str, mac: &str, mtu: u32, up: bool) -> io::Result<u32> {
         let peer = self.peer_name();
         let mtu_s = mtu.to_string();
         ip(&[
             "link", "add", "name", name, "address", mac, "mtu", &mtu_s, "type", "veth", "peer",
             "name", &peer,
         ])?;
-        self.peers.insert(name.to_string(), peer);
+        self.peers.insert(name.to_string(), peer.clone());
+        if up {
+            // Both ends up: the link is up with carrier, as a cabled PF.
+            ip(&["link", "set", "dev", &peer, "up"])?;
+            ip(&["link", "set", "dev", name, "up"])?;
+        }
         let out = ip(&["-o", "link", "show", "dev", name])?;
         out.split(':')
             .next()

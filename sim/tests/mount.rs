@@ -667,8 +667,30 @@ fn veth_backed_vf_netdevs() {
         },
     );
     guard.ifnames = names.clone();
+    guard.ifnames.push(pf.clone());
     let root = sim.root();
     let p = dev(root, "0000:3b:00.0");
+    // The PF is a veth too, up with carrier, the same device in both views.
+    let host_pf = Path::new("/sys/class/net").join(&pf);
+    wait_for("the PF veth up", Duration::from_secs(3), || {
+        std::fs::read_to_string(host_pf.join("operstate")).is_ok_and(|s| s.trim() == "up")
+    });
+    let sim_pf = root.join("sys/class/net").join(&pf);
+    assert_eq!(
+        read(&host_pf.join("ifindex")),
+        read(&sim_pf.join("ifindex"))
+    );
+    assert_eq!(
+        read(&host_pf.join("address")),
+        read(&sim_pf.join("address"))
+    );
+    assert_eq!(
+        (
+            read(&sim_pf.join("operstate")),
+            read(&sim_pf.join("carrier"))
+        ),
+        ("up".into(), "1".into())
+    );
     echo("3", &p.join("sriov_numvfs")).unwrap();
     for (i, n) in names.iter().enumerate() {
         let host = Path::new("/sys/class/net").join(n);

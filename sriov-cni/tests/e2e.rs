@@ -2,10 +2,10 @@
 //! simulated node with veth-backed VFs (`sriov-sim`, FUSE), in real network
 //! namespaces, with Debian's `host-local` IPAM from /usr/lib/cni.
 //!
-//! The simulated PF has no netdev visible over netlink (only VFs are veths),
-//! so configs here carry no PF-side VF settings; that logic is tested against
-//! `RecordingLinkOps` in `src/vf_settings.rs`. A config with a PF-side
-//! setting is checked to fail cleanly.
+//! The simulated PF is a veth: it has no VF table over netlink, so configs
+//! here carry no PF-side VF settings; that logic is tested against
+//! `RecordingLinkOps` in `src/vf_settings.rs` and on real igb PFs in the
+//! QEMU lane. A config with a PF-side setting is checked to fail cleanly.
 //!
 //! Tests run one at a time (a process-wide lock): two simulated nodes in one
 //! process would pick the same veth peer names.
@@ -510,7 +510,7 @@ fn bad_configs_get_their_codes_and_change_nothing() {
         (json!({"deviceID": PF_PCI}), 100),
         (json!({"deviceID": "0000:99:00.0"}), 102),
         (json!({"ipam": {"type": "no-such-ipam"}}), 107),
-        // the simulated PF is not visible over netlink: PF-side settings fail
+        // the simulated PF (a veth) lists no VFs: PF-side settings fail
         (json!({"trust": "on"}), 105),
         (json!({"ipam": {"type": "host-local"}}), 107),
     ];
