@@ -1,7 +1,82 @@
-//! The `pfNames` / `rootDevices` entry syntax: `ens1f0` or `ens1f0#2-5`
-//! (a PF and an inclusive range of VF indexes), and VF group ranges `2-5`.
+//! The one `pfNames` / `rootDevices` grammar, in the two forms upstream
+//! accepts:
+//!
+//! - in a `SriovNetworkNodePolicy` ([`PfSelector`]): `ens1f0` or
+//!   `ens1f0#2-5`, a PF and one inclusive range of VF indexes (the Go
+//!   operator splits on `#` and `-`); VF group ranges are `2-5`;
+//! - in the device plugin's config ([`PfVfList`]): `ens1f0` or
+//!   `ens1f0#0-3,5,7-9`, a comma-separated list of indexes and ranges (the
+//!   Go device plugin's form).
+//!
+//! Both share the split at `#` and its checks (one `#`, a name before it,
+//! no whitespace in the name) and the number and range rules.
 
+use std::collections::BTreeSet;
 use std::fmt;
+
+/// The largest number of VF indexes one range may name (a typo such as
+/// `0-40000` would otherwise make a set of 40,001 entries).
+pub const MAX_RANGE_LEN: u32 = 4096;
+
+/// `NAME` or `NAME#TAIL`, with the checks both forms share.
+fn split_entry(entry: &str) -> Result<(&str, Option<&str>), PfNameError> {
+    let mut parts = entry.split('#');
+    let name = parts.next().unwrap_or_default();
+    let tail = parts.next();
+    if parts.next().is_some() {
+        return Err(PfNameError::Separator {
+            entry: entry.to_string(),
+        });
+    }
+    if name.is_empty() {
+        return Err(PfNameError::EmptyName {
+            entry: entry.to_string(),
+        });
+    }
+    if name.chars().any(char::is_whitespace) {
+        return Err(PfNameError::Whitespace {
+            entry: entry.to_string(),
+        });
+    }
+    Ok((name, tail))
+}
+
+/// A device plugin `pfNames` / `rootDevices` entry: a PF, and the VF
+/// indexes it selects (`None`: all its VFs, and the PF itself).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PfVfList {
+    /// PF netdev name (or PCI address for rootDevices).
+    pub name: String,
+    /// The VF indexes after `#`.
+    pub indexes: Option<BTreeSet<u32>>,
+}
+
+impl PfVfList {
+    /// Parses `ens1f0` or `ens1f0#0-3,5,7-9` (spaces around the list's
+    /// items are allowed).
+    pub fn parse(entry: &str) -> Result<Self, PfNameError> {
+        let (name, tail) = split_entry(entry)?;
+        let Some(list) = tail else {
+            return Ok(Self {
+                name: name.to_string(),
+                indexes: None,
+            });
+        };
+        let mut set = BTreeSet::new();
+        for item in list.split(',').map(str::trim) {
+            if item.contains('-') {
+                let r = parse_range(entry, item)?;
+                set.extend(r.start..=r.end);
+            } else {
+                set.insert(parse_index(entry, "VF", item)?);
+            }
+        }
+        Ok(Self {
+            name: name.to_string(),
+            indexes: Some(set),
+        })
+    }
+}
 
 /// An inclusive range of VF indexes, `start-end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -67,28 +142,17 @@ pub struct PfSelector {
 }
 
 impl PfSelector {
-    /// Parses `ens1f0` or `ens1f0#2-5`.
+    /// Parses `ens1f0` or `ens1f0#2-5`. A list (`#0-3,5`, the device
+    /// plugin's form) is refused: a policy names one range per entry.
     pub fn parse(entry: &str) -> Result<Self, PfNameError> {
-        let mut parts = entry.split('#');
-        let name = parts.next().unwrap_or_default();
-        let range_text = parts.next();
-        if parts.next().is_some() {
-            return Err(PfNameError::Separator {
-                entry: entry.to_string(),
-            });
-        }
-        if name.is_empty() {
-            return Err(PfNameError::EmptyName {
-                entry: entry.to_string(),
-            });
-        }
-        if name.chars().any(char::is_whitespace) {
-            return Err(PfNameError::Whitespace {
-                entry: entry.to_string(),
-            });
-        }
-        let range = match range_text {
+        let (name, tail) = split_entry(entry)?;
+        let range = match tail {
             None => None,
+            Some(r) if r.contains(',') => {
+                return Err(PfNameError::RangeSyntax {
+                    entry: entry.to_string(),
+                });
+            }
             Some(r) => Some(parse_range(entry, r)?),
         };
         Ok(Self {
@@ -121,30 +185,39 @@ impl fmt::Display for PfSelector {
     }
 }
 
+/// A non-negative decimal index (`which` names it in the error).
+fn parse_index(entry: &str, which: &'static str, s: &str) -> Result<u32, PfNameError> {
+    if s.is_empty() || !s.chars().all(|c| c.is_ascii_digit()) {
+        return Err(PfNameError::RangeNumber {
+            entry: entry.to_string(),
+            which,
+            value: s.to_string(),
+        });
+    }
+    s.parse::<u32>().map_err(|_| PfNameError::RangeNumber {
+        entry: entry.to_string(),
+        which,
+        value: s.to_string(),
+    })
+}
+
 fn parse_range(entry: &str, text: &str) -> Result<VfRange, PfNameError> {
     let Some((a, b)) = text.split_once('-') else {
         return Err(PfNameError::RangeSyntax {
             entry: entry.to_string(),
         });
     };
-    let parse = |s: &str, which: &'static str| {
-        if s.is_empty() || !s.chars().all(|c| c.is_ascii_digit()) {
-            return Err(PfNameError::RangeNumber {
-                entry: entry.to_string(),
-                which,
-                value: s.to_string(),
-            });
-        }
-        s.parse::<u32>().map_err(|_| PfNameError::RangeNumber {
-            entry: entry.to_string(),
-            which,
-            value: s.to_string(),
-        })
-    };
-    let start = parse(a, "start")?;
-    let end = parse(b, "end")?;
+    let start = parse_index(entry, "start", a)?;
+    let end = parse_index(entry, "end", b)?;
     if start > end {
         return Err(PfNameError::Reversed {
+            entry: entry.to_string(),
+            start,
+            end,
+        });
+    }
+    if end - start >= MAX_RANGE_LEN {
+        return Err(PfNameError::TooLarge {
             entry: entry.to_string(),
             start,
             end,
@@ -206,4 +279,67 @@ pub enum PfNameError {
         /// Last.
         end: u32,
     },
+    /// A range naming more than [`MAX_RANGE_LEN`] VFs.
+    #[error("VF range in {entry:?}: {start}-{end} names more than 4096 VFs")]
+    TooLarge {
+        /// The entry.
+        entry: String,
+        /// First.
+        start: u32,
+        /// Last.
+        end: u32,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_forms_share_the_name_and_number_rules() {
+        for bad in [
+            "#0-3",
+            "a#1#2",
+            "ens 1#0-1",
+            "ens1#x-3",
+            "ens1#3-1",
+            "ens1#0-5000",
+            "ens1#-",
+        ] {
+            assert!(PfSelector::parse(bad).is_err(), "policy form {bad}");
+            assert!(PfVfList::parse(bad).is_err(), "plugin form {bad}");
+        }
+        assert_eq!(
+            PfVfList::parse("ens1#3-1").unwrap_err(),
+            PfSelector::parse("ens1#3-1").unwrap_err()
+        );
+    }
+
+    #[test]
+    fn the_policy_form_is_one_range_the_plugin_form_a_list() {
+        let p = PfSelector::parse("ens1f0#2-5").unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.range),
+            ("ens1f0", Some(VfRange { start: 2, end: 5 }))
+        );
+        assert!(matches!(
+            PfSelector::parse("ens1f0#0-3,5"),
+            Err(PfNameError::RangeSyntax { .. })
+        ));
+        assert!(matches!(
+            PfSelector::parse("ens1f0#3"),
+            Err(PfNameError::RangeSyntax { .. })
+        ));
+        let l = PfVfList::parse("ens1f0#0-3, 5,7-8").unwrap();
+        assert_eq!(l.name, "ens1f0");
+        assert_eq!(
+            l.indexes.unwrap().into_iter().collect::<Vec<_>>(),
+            [0, 1, 2, 3, 5, 7, 8]
+        );
+        assert_eq!(PfVfList::parse("0000:3b:00.0").unwrap().indexes, None);
+        assert_eq!(
+            PfVfList::parse("0000:3b:00.0#4").unwrap().indexes,
+            Some(BTreeSet::from([4]))
+        );
+    }
 }

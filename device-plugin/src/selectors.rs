@@ -48,40 +48,12 @@ impl<T> PfRange<T> {
     }
 }
 
-/// Parses `NAME` or `NAME#RANGES` where RANGES is `0-3,5,7-9`.
+/// Parses `NAME` or `NAME#RANGES` where RANGES is `0-3,5,7-9` (the
+/// project's one grammar: [`sriov_crds::pf_names::PfVfList`]).
 pub fn parse_pf_range(s: &str) -> Result<(String, Option<BTreeSet<u32>>), String> {
-    let (name, ranges) = match s.split_once('#') {
-        None => return Ok((s.to_string(), None)),
-        Some((n, r)) => (n, r),
-    };
-    if name.is_empty() {
-        return Err(format!("{s:?}: nothing before '#'"));
-    }
-    let mut set = BTreeSet::new();
-    for part in ranges.split(',') {
-        let part = part.trim();
-        let num = |v: &str| {
-            v.trim()
-                .parse::<u32>()
-                .map_err(|_| format!("{s:?}: {v:?} is not a VF index"))
-        };
-        match part.split_once('-') {
-            None => {
-                set.insert(num(part)?);
-            }
-            Some((a, b)) => {
-                let (a, b) = (num(a)?, num(b)?);
-                if a > b {
-                    return Err(format!("{s:?}: range {part:?} runs backwards"));
-                }
-                if b - a > 4096 {
-                    return Err(format!("{s:?}: range {part:?} is too large"));
-                }
-                set.extend(a..=b);
-            }
-        }
-    }
-    Ok((name.to_string(), Some(set)))
+    sriov_crds::pf_names::PfVfList::parse(s)
+        .map(|p| (p.name, p.indexes))
+        .map_err(|e| e.to_string())
 }
 
 /// One selector set, parsed and normalised.
