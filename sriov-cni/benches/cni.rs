@@ -85,20 +85,54 @@ fn settle(sysfs_net: &Path) {
     );
 }
 
-/// One plugin's invocation: binary, host root and config.
-struct Case<'a> {
-    bin: &'a Path,
-    root: &'a Path,
-    conf: Value,
+/// One plugin's invocation (binary, host root and config), or the kernel
+/// floor: the same kernel work by iproute2 (a small C program), one
+/// request each way: moved, renamed and set up in the pod (every plugin
+/// hands the pod an up interface), moved back and renamed (the move closes
+/// the up link: one more RCU grace period than moving a down link).
+enum Case<'a> {
+    Plugin {
+        bin: &'a Path,
+        root: &'a Path,
+        conf: Value,
+    },
+    Floor {
+        vf_name: &'a str,
+        nsname: &'a str,
+    },
 }
 
-/// Median ADD+DEL of each case, rounds interleaved (a, b, b, a, a, b, …)
-/// so that both see the same machine: a busy moment (other processes, the
-/// VM's host) slows both instead of one.
-fn measure(cases: &[Case<'_>], netns: &Path, rounds: usize, sysfs_net: &Path) -> Vec<Duration> {
+fn ip(args: &[&str]) -> Duration {
+    let t = Instant::now();
+    let st = Command::new("ip").args(args).status().unwrap();
+    assert!(st.success(), "ip {args:?}");
+    t.elapsed()
+}
+
+/// ADD+DEL of each case, every round, rounds interleaved (a, b, b, a, a,
+/// b, …) so that all see the same machine: a busy moment (other processes,
+/// the VM's host) slows all instead of one.
+fn measure(
+    cases: &[Case<'_>],
+    netns: &Path,
+    rounds: usize,
+    sysfs_net: &Path,
+) -> Vec<Vec<Duration>> {
+    let me = std::process::id().to_string();
     let once = |c: &Case<'_>| {
         settle(sysfs_net);
-        invoke(c.bin, "ADD", netns, c.root, &c.conf) + invoke(c.bin, "DEL", netns, c.root, &c.conf)
+        match c {
+            Case::Plugin { bin, root, conf } => {
+                invoke(bin, "ADD", netns, root, conf) + invoke(bin, "DEL", netns, root, conf)
+            }
+            Case::Floor { vf_name, nsname } => {
+                ip(&[
+                    "link", "set", "dev", vf_name, "netns", nsname, "name", "net1", "up",
+                ]) + ip(&[
+                    "-n", nsname, "link", "set", "dev", "net1", "netns", &me, "name", vf_name,
+                ])
+            }
+        }
     };
     // warm-up (page cache, first netns setup)
     for c in cases {
@@ -115,7 +149,19 @@ fn measure(cases: &[Case<'_>], netns: &Path, rounds: usize, sysfs_net: &Path) ->
             v[i].push(once(&cases[i]));
         }
     }
-    v.into_iter().map(median).collect()
+    v
+}
+
+/// Median of the per-round differences `a - b` (rounds are interleaved, so
+/// each pair saw the same machine), in ms.
+fn paired_ms(a: &[Duration], b: &[Duration]) -> f64 {
+    let mut d: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x.as_secs_f64() - y.as_secs_f64()) * 1e3)
+        .collect();
+    d.sort_by(f64::total_cmp);
+    d[d.len() / 2]
 }
 
 fn main() {
@@ -207,72 +253,67 @@ fn main() {
         .status()
         .unwrap();
     assert!(st.success(), "cp -a of the simulated sysfs");
+    let nsname = ns.name().to_owned();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let mut on_copy = Vec::new();
+    let mut floor_lines = Vec::new();
     for with_ipam in [false, true] {
-        let mut cases = vec![
-            Case {
+        let cases = vec![
+            Case::Plugin {
                 bin: &sriov,
                 root: sim.root(),
                 conf: sriov_conf(with_ipam),
             },
-            Case {
+            Case::Plugin {
                 bin: &host_device,
                 root: sim.root(),
                 conf: hd_conf(with_ipam),
             },
+            Case::Plugin {
+                bin: &sriov,
+                root: &copy,
+                conf: sriov_conf(with_ipam),
+            },
+            Case::Floor {
+                vf_name: &vf_name,
+                nsname: &nsname,
+            },
         ];
-        cases.push(Case {
-            bin: &sriov,
-            root: &copy,
-            conf: sriov_conf(with_ipam),
-        });
         let m = measure(&cases, ns.path(), rounds, &sysfs_net);
-        let (ours, theirs) = (m[0], m[1]);
-        on_copy.push((m[2], m[2].as_secs_f64() / theirs.as_secs_f64()));
-        let ratio = ours.as_secs_f64() / theirs.as_secs_f64();
+        let med: Vec<Duration> = m.iter().cloned().map(median).collect();
+        let (ours, theirs) = (med[0], med[1]);
+        on_copy.push((med[2], ms(med[2]) / ms(theirs)));
         println!(
             "{:<14} {:>11.2} ms {:>11.2} ms {:>8.2}",
             if with_ipam { "host-local" } else { "no IPAM" },
-            ours.as_secs_f64() * 1e3,
-            theirs.as_secs_f64() * 1e3,
-            ratio
+            ms(ours),
+            ms(theirs),
+            ms(ours) / ms(theirs)
         );
+        floor_lines.push((
+            with_ipam,
+            ms(med[3]),
+            paired_ms(&m[0], &m[3]),
+            paired_ms(&m[2], &m[3]),
+            paired_ms(&m[1], &m[3]),
+        ));
     }
     println!(
         "sriov with sysfs from a static copy (no FUSE; rounds interleaved with the lines above):"
     );
     for ((t, ratio), what) in on_copy.iter().zip(["no IPAM", "host-local"]) {
-        println!(
-            "{what:<14} {:>11.2} ms {:>14} {ratio:>8.2}",
-            t.as_secs_f64() * 1e3,
-            ""
-        );
-    }
-    // The kernel's share: the same move and rename, one request each way,
-    // by iproute2 (a small C program).
-    let nsname = ns.name().to_owned();
-    let me = std::process::id().to_string();
-    let ip = |args: &[&str]| {
-        let t = Instant::now();
-        let st = Command::new("ip").args(args).status().unwrap();
-        assert!(st.success(), "ip {args:?}");
-        t.elapsed()
-    };
-    let mut v = Vec::new();
-    for _ in 0..rounds {
-        settle(&sysfs_net);
-        let a = ip(&[
-            "link", "set", "dev", &vf_name, "netns", &nsname, "name", "net1",
-        ]);
-        let d = ip(&[
-            "-n", &nsname, "link", "set", "dev", "net1", "netns", &me, "name", &vf_name,
-        ]);
-        v.push(a + d);
+        println!("{what:<14} {:>11.2} ms {:>14} {ratio:>8.2}", ms(*t), "");
     }
     println!(
-        "kernel floor: `ip link set DEV netns NS name NAME` there and back: {:.2} ms (median)",
-        median(v).as_secs_f64() * 1e3
+        "kernel floor (`ip link set DEV netns NS name net1 up`, and back with its name), interleaved;"
     );
+    println!("above the floor: median of per-round differences");
+    for (with_ipam, floor, ours, copy, hd) in floor_lines {
+        println!(
+            "{:<14} floor {floor:.2} ms; above it: sriov {ours:+.2} ms, static copy {copy:+.2} ms, host-device {hd:+.2} ms",
+            if with_ipam { "host-local" } else { "no IPAM" },
+        );
+    }
     drop(ns);
     drop(sim);
 }
