@@ -23,6 +23,7 @@ pub mod plugin;
 pub mod pools;
 pub mod preferred;
 pub mod selectors;
+#[cfg(feature = "testing")]
 pub mod test_kubelet;
 pub mod upstream_args;
 pub mod watch;
