@@ -2,14 +2,19 @@
 //! (`SriovNetworkNodeState` spec, or policies in standalone mode) to its
 //! sysfs and reports what the node has.
 //!
-//! - [`policies`]: the standalone mode's policy file and node labels.
-//! - [`discover`]: a host scan as `SriovNetworkNodeState` status.
+//! Modules:
+//! - [`apply`]: executes a plan: PFs in parallel, checked writes, bounded waits.
+//! - [`discover`]: a host scan as the `SriovNetworkNodeState` status; which PFs netlink sees.
+//! - [`http`]: `/healthz`, `/readyz` and `/metrics` over HTTP.
+//! - [`journal`]: which PFs this daemon configured, and the step in progress.
+//! - [`k8s`]: the Kubernetes mode: node state watch, status, drain handshake.
+//! - [`kernel_args`]: which kernel arguments the spec needs, and whether a reboot does.
+//! - [`metrics`]: what the daemon counts, and its readiness.
 //! - [`plan`]: per PF, only the steps that differ, and whether they disrupt pods.
-//! - [`apply`]: PFs in parallel, checked writes, bounded waits.
-//! - [`journal`]: which PFs this daemon configured, the step in progress.
-//! - [`standalone`]: one standalone run.
-//! - [`k8s`]: the Kubernetes mode (node state watch, status, drain handshake).
-//! - [`metrics`] and [`http`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`policies`]: the standalone mode's policy file and node labels.
+//! - [`standalone`]: one standalone run (`apply`).
+//! - [`table`]: the node's PFs and VFs as a text table (`show`).
+//! - [`watch`]: `apply --watch`: re-apply on policy edits, drift (uevents) and a timer.
 
 pub mod apply;
 pub mod discover;

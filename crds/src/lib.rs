@@ -4,6 +4,26 @@
 //! JSON field names are exactly those of the Go sriov-network-operator, so
 //! existing manifests apply unchanged (note the upstream spellings
 //! `totalvfs`, `Vfs`, `Vlan`, `vfID`).
+//!
+//! Modules:
+//! - `absent_spec`: a missing or null `spec` reads as the default spec.
+//! - [`conditions`]: status condition types and an upsert that keeps transition times.
+//! - [`crd_gen`]: the seven CustomResourceDefinitions, rendered as YAML.
+//! - [`device_plugin_config`]: the device plugin's `config.json` as typed data.
+//! - [`ib_network`]: `SriovIBNetwork`.
+//! - [`manifests`]: reading YAML streams of `sriovnetwork.openshift.io/v1` objects.
+//! - [`network`]: `SriovNetwork`.
+//! - [`nic_ids`]: the known SR-IOV NICs: vendor, PF and VF device ids.
+//! - [`node_policy`]: `SriovNetworkNodePolicy`.
+//! - [`node_state`]: `SriovNetworkNodeState`.
+//! - [`operator_config`]: `SriovOperatorConfig`.
+//! - [`ovs_network`]: `OVSNetwork`.
+//! - [`pf_names`]: the one `pfNames` / `rootDevices` grammar, policy and device-plugin forms.
+//! - [`policy_merge`]: policies to one node's spec, shared by the operator and the daemon.
+//! - [`pool_config`]: `SriovNetworkPoolConfig`.
+//! - [`rules`]: validation and defaulting rules, pure functions.
+//! - [`selection`]: which PFs a policy's `nicSelector` selects.
+//! - `serde_skip`: `skip_serializing_if` predicates matching Go's `omitempty`.
 
 mod absent_spec;
 pub mod conditions;

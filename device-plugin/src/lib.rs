@@ -2,13 +2,23 @@
 //! (upstream config format), served to the kubelet over the device plugin
 //! API v1beta1, with live rescans and health.
 //!
-//! - [`config`], [`selectors`]: the config file and what it selects.
-//! - [`device`], [`pools`]: candidate devices from a host scan, pools and
-//!   health.
-//! - [`allocate`], [`preferred`]: Allocate responses, device-info files,
-//!   preferred allocations; [`affinity`]: preferring devices near given
-//!   GPUs in the PCIe tree.
+//! Modules:
+//! - [`affinity`]: preferring devices near given GPUs in the PCIe tree.
+//! - [`allocate`]: Allocate responses: env vars, device specs, mounts, device-info files.
+//! - [`cdi`]: CDI mode (`--use-cdi`).
+//! - [`config`]: the config file, in the upstream format.
+//! - [`ddp`]: DDP profiles of i40e/ice PFs (`ddpProfiles`).
+//! - [`device`]: candidate devices from a host scan.
+//! - [`kubelet`]: registration with the kubelet, and its socket's lifecycle.
+//! - [`manager`]: the running plugin: config, scans, pools, one server per pool.
+//! - [`metrics`]: `/healthz` and `/metrics`.
+//! - [`plugin`]: one pool's `DevicePlugin` gRPC server.
+//! - [`pools`]: the devices of each resource, with their health.
+//! - [`preferred`]: GetPreferredAllocation.
+//! - [`selectors`]: which devices a resource claims.
+//! - `test_kubelet`: a test kubelet for the tests and benchmark (feature `testing`).
 //! - [`upstream_args`]: the Go plugin's command lines, mapped to this one's.
+//! - [`watch`]: what makes the plugin look again: inotify, uevents, a timer.
 
 pub mod affinity;
 pub mod allocate;

@@ -1,20 +1,26 @@
 //! The node's kernel as typed data and operations, resolved under a host
 //! root (default `/`, `--host-root` / `SRIOV_HOST_ROOT`).
 //!
-//! - Sysfs model (PCI functions, SR-IOV PFs and VFs, drivers, IOMMU groups,
-//!   NUMA, netdevs, RDMA devices, auxiliary and vDPA devices)
-//!   and checked writes: [`root`], [`pci`],
-//!   [`sriov`], [`netdev`], [`driver`], [`mod@scan`], [`routes`],
-//!   [`auxiliary`], [`vdpa`]; device nodes (VFIO, no-IOMMU, UIO) and
-//!   InfiniBand partition keys: [`devnodes`].
-//! - Atomic file writes with one durability policy: [`files`].
-//! - PCIe topology (root, root port, switches, NUMA, distance to GPUs):
-//!   [`topology`].
-//! - Netlink (VF settings on a PF, link moves, renames, addresses and
-//!   routes): [`netlink`]; per-interface `/proc/sys/net` knobs:
-//!   [`sysctl`].
-//! - Network namespaces on a dedicated thread: [`netns`].
-//! - Kernel uevents: [`uevent`].
+//! Modules:
+//! - `attr`: reading sysfs attributes as the kernel writes them.
+//! - [`auxiliary`]: auxiliary-bus devices (scalable functions).
+//! - [`boot`]: kernel command line, IOMMU state, boot-loader arguments.
+//! - [`devnodes`]: device nodes (VFIO, no-IOMMU, UIO) and InfiniBand partition keys.
+//! - [`driver`]: driver binding, the safe kernel way.
+//! - [`error`]: errors of the sysfs model and its checked writes.
+//! - [`files`]: atomic file writes with one durability policy.
+//! - [`netdev`]: network interfaces as sysfs shows them.
+//! - [`netlink`]: link, VF, address and route operations behind one synchronous trait.
+//! - [`netns`]: network namespaces, and running code inside one.
+//! - [`pci`]: PCI addresses and what sysfs says about one function.
+//! - [`root`]: the host root every path is resolved under.
+//! - [`routes`]: whether an interface carries routes (`/proc/net/route`).
+//! - [`scan`](mod@scan): a whole-node scan.
+//! - [`sriov`]: a PF's SR-IOV capability files and VF links; `sriov_numvfs` writes.
+//! - [`sysctl`]: per-interface `/proc/sys/net` knobs.
+//! - [`topology`]: PCIe topology: root, root port, switches, NUMA, distance to GPUs.
+//! - [`uevent`]: kernel uevents.
+//! - [`vdpa`]: vDPA devices of PCI functions.
 
 // sysfs model and writes
 mod attr;

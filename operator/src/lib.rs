@@ -2,12 +2,15 @@
 //! per-node desired state, device-plugin config and NetworkAttachmentDefinitions,
 //! coordinates drains, and serves the admission webhooks.
 //!
-//! - [`render`]: the pure core. Objects in, objects to write out; no I/O.
-//!   `sriov-network-operator render` and the controllers both use it.
+//! Modules:
 //! - [`controllers`]: one controller per watched resource, on kube-runtime.
-//! - [`webhook`]: the operator webhook and the network-resources injector.
+//! - [`metrics`]: Prometheus metrics and `/healthz`, `/readyz`, `/metrics`.
+//! - [`nad`]: the `NetworkAttachmentDefinition` kind.
+//! - [`operator`]: `run`: leader election, the controllers, the webhooks.
+//! - [`output`]: printing rendered objects as a YAML stream (render mode).
+//! - [`render`]: the pure core: objects in, objects to write out; no I/O.
 //! - [`settings`]: the environment variables shared with the Go operator.
-//! - [`nad`]: the NetworkAttachmentDefinition kind.
+//! - [`webhook`]: the operator webhook and the network-resources injector.
 
 pub mod controllers;
 pub mod metrics;

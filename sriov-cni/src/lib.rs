@@ -3,14 +3,20 @@
 //! applies VF settings on the PF, delegates IPAM, and restores everything on
 //! DEL. A drop-in for the Go sriov-cni: same config, same state files.
 //!
-//! - [`env`](mod@env): the CNI environment; [`config`]: the network config;
-//!   [`result`]: results per spec version; [`error`]: error codes.
-//! - [`state`]: saved state, allocation records, per-VF locks.
-//! - [`device`]: the VF under the host root; [`vf_settings`]: PF-side VF
-//!   settings; [`addressing`]: addresses and routes in the pod; [`ipam`]:
-//!   IPAM delegation. Every netlink request, the one-request namespace
-//!   move included, goes through the host crate's `LinkOps`.
-//! - [`plugin`]: ADD, DEL, CHECK, STATUS, GC; [`run`]: one invocation.
+//! Modules:
+//! - [`addressing`]: addresses and routes inside the pod's network namespace.
+//! - [`config`]: the network configuration on stdin.
+//! - [`device`]: the VF named by `deviceID`, resolved under the host root.
+//! - [`device_info`]: device-info files (device-info-spec 1.1.0).
+//! - [`env`](mod@env): the CNI environment (`CNI_COMMAND`, …).
+//! - [`error`]: error codes, one table.
+//! - [`ipam`]: IPAM delegation to the plugin named by `ipam.type`.
+//! - [`plugin`]: ADD, DEL, CHECK, STATUS, GC.
+//! - [`result`]: results in the shape of the config's `cniVersion`.
+//! - [`run`]: one invocation: environment and stdin in, JSON out.
+//! - [`state`]: saved state, allocation records, per-VF locks (the Go plugin's formats).
+//! - [`test_hooks`]: failure injection for the tests (feature `test-hooks`).
+//! - [`vf_settings`]: VF settings on the PF, applied and restored one by one.
 //!
 //! See `docs/cni.md`.
 
