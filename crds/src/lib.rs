@@ -10,17 +10,17 @@
 //! - [`conditions`]: status condition types and an upsert that keeps transition times.
 //! - [`crd_gen`]: the seven CustomResourceDefinitions, rendered as YAML.
 //! - [`device_plugin_config`]: the device plugin's `config.json` as typed data.
-//! - [`ib_network`]: `SriovIBNetwork`.
+//! - [`ib_network`]: the `SriovIBNetwork` kind.
 //! - [`manifests`]: reading YAML streams of `sriovnetwork.openshift.io/v1` objects.
-//! - [`network`]: `SriovNetwork`.
+//! - [`network`]: the `SriovNetwork` kind.
 //! - [`nic_ids`]: the known SR-IOV NICs: vendor, PF and VF device ids.
-//! - [`node_policy`]: `SriovNetworkNodePolicy`.
-//! - [`node_state`]: `SriovNetworkNodeState`.
-//! - [`operator_config`]: `SriovOperatorConfig`.
-//! - [`ovs_network`]: `OVSNetwork`.
+//! - [`node_policy`]: the `SriovNetworkNodePolicy` kind.
+//! - [`node_state`]: the `SriovNetworkNodeState` kind.
+//! - [`operator_config`]: the `SriovOperatorConfig` kind.
+//! - [`ovs_network`]: the `OVSNetwork` kind.
 //! - [`pf_names`]: the one `pfNames` / `rootDevices` grammar, policy and device-plugin forms.
 //! - [`policy_merge`]: policies to one node's spec, shared by the operator and the daemon.
-//! - [`pool_config`]: `SriovNetworkPoolConfig`.
+//! - [`pool_config`]: the `SriovNetworkPoolConfig` kind.
 //! - [`rules`]: validation and defaulting rules, pure functions.
 //! - [`selection`]: which PFs a policy's `nicSelector` selects.
 //! - `serde_skip`: `skip_serializing_if` predicates matching Go's `omitempty`.
