@@ -14,7 +14,7 @@
 //! - [`metrics`]: `/healthz` and `/metrics`.
 //! - [`plugin`]: one pool's `DevicePlugin` gRPC server.
 //! - [`pools`]: the devices of each resource, with their health.
-//! - [`preferred`]: GetPreferredAllocation.
+//! - [`preferred`]: which available devices GetPreferredAllocation hands out.
 //! - [`selectors`]: which devices a resource claims.
 //! - `test_kubelet`: a test kubelet for the tests and benchmark (feature `testing`).
 //! - [`upstream_args`]: the Go plugin's command lines, mapped to this one's.
