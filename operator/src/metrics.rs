@@ -146,49 +146,29 @@ impl Metrics {
 
     /// The text exposition.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("metrics encode");
-        out
+        sriov_health::encode(&self.registry)
     }
 }
 
-/// The HTTP router: `/healthz` (always 200), `/readyz` (200 once the caches
-/// are synced, or while standing by as a non-leader), `/metrics`.
+/// `/healthz` (always 200), `/readyz` (200 once the caches are synced, or
+/// while standing by as a non-leader), `/metrics`: served by the project's
+/// one health and metrics server ([`sriov_health`]).
+impl sriov_health::Probe for Metrics {
+    fn ready(&self) -> Result<(), String> {
+        let standby = self.leader.load(Ordering::Relaxed) == 0;
+        if self.is_ready() || standby {
+            Ok(())
+        } else {
+            Err("caches not synced".into())
+        }
+    }
+
+    fn metrics(&self) -> String {
+        self.encode()
+    }
+}
+
+/// The HTTP router ([`sriov_health::router`] over these metrics).
 pub fn router(metrics: Arc<Metrics>) -> axum::Router {
-    use axum::http::StatusCode;
-    use axum::routing::get;
-    let m1 = metrics.clone();
-    let m2 = metrics;
-    axum::Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let m = m1.clone();
-                async move {
-                    let standby = m.leader.load(Ordering::Relaxed) == 0;
-                    if m.is_ready() || standby {
-                        (StatusCode::OK, "ready")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
-                    }
-                }
-            }),
-        )
-        .route(
-            "/metrics",
-            get(move || {
-                let m = m2.clone();
-                async move {
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        m.encode(),
-                    )
-                }
-            }),
-        )
+    sriov_health::router(metrics)
 }
