@@ -79,7 +79,11 @@ build_sriov_rs() {
   for b in sriov-device-plugin sriov-config-daemon sriov; do
     [ -x "$dir/$b" ] || { log "missing $dir/$b: cargo build $( [ "$PROFILE" = release ] && echo --release) -p sriov-device-plugin -p sriov-config-daemon -p sriov-cni --bins"; return 1; }
   done
-  stale "$OUT/sriov-rs.tar" "${bins[@]}" images/cni-install/cni-install.c images/mkimage.py images/build.sh || return 0
+  # Reused only when built from the same profile's binaries (a release tar
+  # is newer than older debug binaries, and the other way round).
+  if [ "$(cat "$OUT/sriov-rs.tar.profile" 2>/dev/null)" = "$PROFILE" ]; then
+    stale "$OUT/sriov-rs.tar" "${bins[@]}" images/cni-install/cni-install.c images/mkimage.py images/build.sh || return 0
+  fi
   local r lib; r=$(mktemp -d)
   mkdir -p "$r/usr/bin" "$r/etc" "$r/tmp" "$r/proc" "$r/sys" "$r/dev" "$r/host" "$r/var/lib/sriov-config-daemon"
   chmod 1777 "$r/tmp"
@@ -98,6 +102,7 @@ build_sriov_rs() {
   mapfile -d '' L < <(labels sriov-rs "sriov-rs: SR-IOV network operator and webhooks, device plugin, CNI plugin, config daemon")
   python3 images/mkimage.py --rootfs "$r" --out "$OUT/sriov-rs.tar" --tag "$IMAGE" \
     --env SRIOV_LOG=info "${L[@]}" --label "io.sriov-rs.profile=$PROFILE"
+  echo "$PROFILE" >"$OUT/sriov-rs.tar.profile"
   log "sriov-rs.tar: $IMAGE ($PROFILE; $(du -sh "$r" | cut -f1) unpacked: $(cd "$r/usr/bin" && ls | tr '\n' ' '))"
   rm -rf "$r"
 }
