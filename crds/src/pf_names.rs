@@ -279,7 +279,7 @@ pub enum PfNameError {
         /// Last.
         end: u32,
     },
-    /// A range naming more than [`MAX_RANGE_LEN`] VFs.
+    /// A range naming more than 4096 VFs (`MAX_RANGE_LEN`).
     #[error("VF range in {entry:?}: {start}-{end} names more than 4096 VFs")]
     TooLarge {
         /// The entry.

@@ -35,7 +35,7 @@ struct Args {
     /// Node root (sysfs, /dev, the dirs above).
     #[arg(long, env = sriov_host::root::HOST_ROOT_ENV, default_value = "/")]
     host_root: PathBuf,
-    /// Serve /healthz and /metrics on this address (e.g. 127.0.0.1:9808).
+    /// Serve /healthz, /readyz and /metrics on this address (e.g. 127.0.0.1:9808).
     #[arg(long)]
     metrics_addr: Option<std::net::SocketAddr>,
     /// Preferred allocation across PFs: spread or pack.
@@ -177,7 +177,7 @@ fn main() -> anyhow::Result<()> {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on --metrics-addr {addr}"))?;
-            tracing::info!(%addr, "serving /healthz and /metrics");
+            tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
             tokio::spawn(sriov_device_plugin::metrics::serve(l, manager.status()));
         }
         let shutdown = async {
