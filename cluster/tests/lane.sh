@@ -827,6 +827,17 @@ webhook_down_pods_still_created() {
   K label node "$NODE" node-role.kubernetes.io/control-plane= --overwrite
   K -n "$NS_OP" rollout status ds/operator-webhook --timeout=120s
   K -n "$NS_OP" rollout status ds/network-resources-injector --timeout=120s
+  # Rolled out is not yet reachable: until kube-proxy has the new pod's
+  # endpoint, a call through the Service can go to the old pod's address and
+  # hang for the webhook's 10 s timeout (seen once in CI: the next step's
+  # SriovOperatorConfig patch failed so). Wait until the API server gets an
+  # answer from the operator webhook (a server-side dry run of an update it
+  # validates).
+  answers() {
+    K -n "$NS_OP" patch sriovoperatorconfig default --type merge --dry-run=server \
+      -p '{"metadata":{"labels":{"sriov-rs.io/probe":"1"}}}' >/dev/null 2>&1
+  }
+  wait_until 60 "the operator webhook answers through its Service again" answers
 }
 
 # Turning the flags off removes the configurations and the servers.
