@@ -298,12 +298,8 @@ impl<S: TreeSink> SimKernel<S> {
             k.add_pf(i, pf)?;
         }
         for pf in &pfs {
-            let driver = pf
-                .driver
-                .clone()
-                .unwrap_or_else(|| pf.nic().pf_driver.into());
-            if driver != "none" {
-                k.attach(&pf.address, &driver).map_err(to_io)?;
+            if let Some(driver) = pf.start_driver() {
+                k.attach(&pf.address, driver).map_err(to_io)?;
             }
         }
         for pf in &pfs {
@@ -1058,7 +1054,16 @@ impl<S: TreeSink> SimKernel<S> {
             }
             Kind::Vf { pf, index } => self.tree.unlink_vf(pf, *index)?,
         }
-        self.funcs.remove(addr);
+        self.forget_function(addr)
+    }
+
+    /// The last part of a function's removal, once no driver holds it: its
+    /// directory and links, its IOMMU group (the number is free again), and
+    /// the `remove` pci uevent.
+    fn forget_function(&mut self, addr: &str) -> io::Result<()> {
+        let Some(f) = self.funcs.remove(addr) else {
+            return Ok(());
+        };
         self.tree.remove_function(addr)?;
         if let Some(g) = f.group {
             self.tree
@@ -1085,12 +1090,8 @@ impl<S: TreeSink> SimKernel<S> {
             let f = self.funcs[&pf.address].clone();
             let vars = self.pci_vars(&pf.address, &f, None);
             self.emit("add", Self::devpath(&f.dir), "pci", vars);
-            let driver = pf
-                .driver
-                .clone()
-                .unwrap_or_else(|| pf.nic().pf_driver.into());
-            if driver != "none" {
-                self.attach(&pf.address, &driver).map_err(to_io)?;
+            if let Some(driver) = pf.start_driver() {
+                self.attach(&pf.address, driver).map_err(to_io)?;
             }
         }
         Ok(())
@@ -1109,18 +1110,8 @@ impl<S: TreeSink> SimKernel<S> {
                 continue;
             }
             self.detach(&vf).map_err(to_io)?;
-            let f = self.funcs.remove(&vf).expect("checked");
             self.tree.unlink_vf(pf, index)?;
-            self.tree.remove_function(&vf)?;
-            if let Some(g) = f.group {
-                self.tree
-                    .sink()
-                    .remove_all(&format!("sys/kernel/iommu_groups/{g}"))?;
-                self.free_groups.insert(g);
-            }
-            self.dir_to_addr.remove(&f.dir);
-            let vars = self.pci_vars(&vf, &f, None);
-            self.emit("remove", Self::devpath(&f.dir), "pci", vars);
+            self.forget_function(&vf)?;
         }
         self.set_numvfs_only(pf, 0)?;
         if let Some(Func {

@@ -192,6 +192,16 @@ impl PfSpec {
         catalog::model(&self.model).expect("validated model")
     }
 
+    /// The driver the PF is bound to at start (and after a rescan): the
+    /// `driver` field, else the model's; `None` for `none` (unbound).
+    pub fn start_driver(&self) -> Option<&str> {
+        match self.driver.as_deref() {
+            Some("none") => None,
+            Some(d) => Some(d),
+            None => Some(self.nic().pf_driver),
+        }
+    }
+
     /// `sriov_totalvfs` of this PF.
     pub fn total_vfs(&self) -> u32 {
         self.totalvfs.unwrap_or(self.nic().totalvfs)
