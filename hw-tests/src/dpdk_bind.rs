@@ -1,16 +1,8 @@
 //! Running the project's `dpdk-bind` binary from a test.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use crate::HwError;
-
-/// Where the `dpdk-bind` binary is: `SRIOV_HW_DPDK_BIND`, else next to the
-/// test binaries in cargo's target directory (`target/<profile>/dpdk-bind`,
-/// built by `cargo build -p dpdk-bind`), else on `PATH`.
-pub fn binary() -> Option<PathBuf> {
-    crate::project_binary("SRIOV_HW_DPDK_BIND", "dpdk-bind")
-}
 
 /// Runs `dpdk-bind ARGS...` and returns its output, whatever the exit
 /// status.

@@ -104,6 +104,21 @@ pub fn project_binary(var: &str, name: &str) -> Option<PathBuf> {
     sriov_sim::lanes::find_in_path(name)
 }
 
+/// [`project_binary`] for `test`: the binary, or `None` after printing
+/// `SKIP` with what to build; a panic instead when `SRIOV_HW_REQUIRED=1`
+/// (the QEMU lane, where a missing binary is a broken lane). `package` is
+/// the cargo package that builds `name`.
+pub fn binary_for(test: &str, var: &str, name: &str, package: &str) -> Option<PathBuf> {
+    if let Some(b) = project_binary(var, name) {
+        return Some(b);
+    }
+    if std::env::var("SRIOV_HW_REQUIRED").is_ok_and(|v| v == "1") {
+        panic!("{test}: no {name} binary (set {var} or cargo build -p {package})");
+    }
+    eprintln!("SKIP {test}: no {name} binary (cargo build -p {package})");
+    None
+}
+
 /// A name unique to this process and call, for netns and interfaces
 /// (at most 15 bytes, the kernel's interface name limit).
 pub fn unique_name(prefix: &str) -> String {

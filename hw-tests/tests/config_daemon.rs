@@ -9,21 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use sriov_hw_tests::{NumVfsGuard, TempDir, iproute, pf2, project_binary, sysfs, wait_for};
+use sriov_hw_tests::{NumVfsGuard, TempDir, iproute, pf2, sysfs, wait_for};
 
 fn binary(test: &str) -> Option<PathBuf> {
-    match project_binary("SRIOV_HW_CONFIG_DAEMON", "sriov-config-daemon") {
-        Some(b) => Some(b),
-        None if std::env::var("SRIOV_HW_REQUIRED").is_ok_and(|v| v == "1") => panic!(
-            "{test}: no sriov-config-daemon binary (set SRIOV_HW_CONFIG_DAEMON or cargo build -p sriov-config-daemon)"
-        ),
-        None => {
-            eprintln!(
-                "SKIP {test}: no sriov-config-daemon binary (cargo build -p sriov-config-daemon)"
-            );
-            None
-        }
-    }
+    sriov_hw_tests::binary_for(
+        test,
+        "SRIOV_HW_CONFIG_DAEMON",
+        "sriov-config-daemon",
+        "sriov-config-daemon",
+    )
 }
 
 /// Whether a link is administratively up (`IFF_UP` in its sysfs `flags`).

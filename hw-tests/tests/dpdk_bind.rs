@@ -6,20 +6,8 @@ use std::path::PathBuf;
 use serde_json::Value;
 use sriov_hw_tests::{NumVfsGuard, dpdk_bind, iproute, pf, sysfs, wait_for};
 
-/// The binary, or `None` after a SKIP (a failure with SRIOV_HW_REQUIRED=1).
 fn binary(test: &str) -> Option<PathBuf> {
-    match dpdk_bind::binary() {
-        Some(b) => Some(b),
-        None if std::env::var("SRIOV_HW_REQUIRED").is_ok_and(|v| v == "1") => {
-            panic!(
-                "{test}: no dpdk-bind binary (set SRIOV_HW_DPDK_BIND or cargo build -p dpdk-bind)"
-            )
-        }
-        None => {
-            eprintln!("SKIP {test}: no dpdk-bind binary (cargo build -p dpdk-bind)");
-            None
-        }
-    }
+    sriov_hw_tests::binary_for(test, "SRIOV_HW_DPDK_BIND", "dpdk-bind", "dpdk-bind")
 }
 
 fn hex_id(v: &Value) -> String {

@@ -7,21 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use sriov_hw_tests::{NumVfsGuard, TempDir, iproute, netns::NetnsGuard, pf, project_binary, sysfs};
+use sriov_hw_tests::{NumVfsGuard, TempDir, iproute, netns::NetnsGuard, pf, sysfs};
 
 fn binary(test: &str) -> Option<PathBuf> {
-    match project_binary("SRIOV_HW_SRIOV_CNI", "sriov") {
-        Some(b) => Some(b),
-        None if std::env::var("SRIOV_HW_REQUIRED").is_ok_and(|v| v == "1") => {
-            panic!(
-                "{test}: no sriov CNI binary (set SRIOV_HW_SRIOV_CNI or cargo build -p sriov-cni)"
-            )
-        }
-        None => {
-            eprintln!("SKIP {test}: no sriov CNI binary (cargo build -p sriov-cni)");
-            None
-        }
-    }
+    sriov_hw_tests::binary_for(test, "SRIOV_HW_SRIOV_CNI", "sriov", "sriov-cni")
 }
 
 /// Runs the plugin; returns its exit code and its stdout as JSON.

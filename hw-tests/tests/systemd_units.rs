@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use sriov_hw_tests::{HwPf, NumVfsGuard, TempDir, pf, project_binary, wait_for};
+use sriov_hw_tests::{HwPf, NumVfsGuard, TempDir, pf, wait_for};
 
 const BOOT_UNIT: &str = include_str!("../../deploy/systemd/sriov-config-daemon.service");
 const WATCH_UNIT: &str = include_str!("../../deploy/systemd/sriov-config-daemon-watch.service");
@@ -126,18 +126,12 @@ spec:
 }
 
 fn binary(test: &str) -> Option<PathBuf> {
-    match project_binary("SRIOV_HW_CONFIG_DAEMON", "sriov-config-daemon") {
-        Some(b) => Some(b),
-        None if std::env::var("SRIOV_HW_REQUIRED").is_ok_and(|v| v == "1") => {
-            panic!("{test}: no sriov-config-daemon binary")
-        }
-        None => {
-            eprintln!(
-                "SKIP {test}: no sriov-config-daemon binary (cargo build -p sriov-config-daemon)"
-            );
-            None
-        }
-    }
+    sriov_hw_tests::binary_for(
+        test,
+        "SRIOV_HW_CONFIG_DAEMON",
+        "sriov-config-daemon",
+        "sriov-config-daemon",
+    )
 }
 
 /// Runs the boot unit's command once; exit code and stdout.

@@ -1,7 +1,6 @@
 //! Prometheus metrics and the `/healthz`, `/readyz`, `/metrics` endpoints.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -166,9 +165,4 @@ impl sriov_health::Probe for Metrics {
     fn metrics(&self) -> String {
         self.encode()
     }
-}
-
-/// The HTTP router ([`sriov_health::router`] over these metrics).
-pub fn router(metrics: Arc<Metrics>) -> axum::Router {
-    sriov_health::router(metrics)
 }

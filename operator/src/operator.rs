@@ -7,7 +7,7 @@ use std::sync::Arc;
 use kube::Client;
 use kube_lease_manager::LeaseManagerBuilder;
 
-use crate::metrics::{Metrics, router};
+use crate::metrics::Metrics;
 use crate::settings::Settings;
 
 /// Lease name: the Go operator's leader-election ID, so the two never lead at once.
@@ -60,12 +60,7 @@ pub async fn run(opts: RunOptions, settings: Settings) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(opts.metrics_addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", opts.metrics_addr))?;
-    let app = router(metrics.clone());
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!("metrics server: {e}");
-        }
-    });
+    tokio::spawn(sriov_health::serve(listener, metrics.clone()));
     let mut lost = None;
     let mut lease_task = None;
     if opts.leader_elect {

@@ -13,6 +13,8 @@
 use std::time::Duration;
 
 use netlink_sys::{Socket as NlSocket, SocketAddr, protocols::NETLINK_GENERIC};
+
+use super::message::attrs;
 use nix::errno::Errno;
 use nix::sys::socket::{setsockopt, sockopt};
 use nix::sys::time::TimeVal;
@@ -37,7 +39,6 @@ const DEVLINK_ATTR_INFO_VERSION_RUNNING: u16 = 101;
 const DEVLINK_ATTR_INFO_VERSION_STORED: u16 = 102;
 const DEVLINK_ATTR_INFO_VERSION_NAME: u16 = 103;
 const DEVLINK_ATTR_INFO_VERSION_VALUE: u16 = 104;
-const NLA_TYPE_MASK: u16 = 0x3fff;
 
 /// How long to wait for the kernel's answer.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
@@ -127,22 +128,6 @@ pub fn request(family: u16, cmd: u8, version: u8, seq: u32, attrs: &[u8]) -> Vec
     m.extend_from_slice(&[cmd, version, 0, 0]);
     m.extend_from_slice(attrs);
     m
-}
-
-/// The attributes in `buf`: (type without flag bits, payload).
-pub fn attrs(buf: &[u8]) -> Result<Vec<(u16, &[u8])>, String> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i + 4 <= buf.len() {
-        let len = u16::from_ne_bytes([buf[i], buf[i + 1]]) as usize;
-        let ty = u16::from_ne_bytes([buf[i + 2], buf[i + 3]]) & NLA_TYPE_MASK;
-        if len < 4 || i + len > buf.len() {
-            return Err(format!("attribute length {len} at {i} of {}", buf.len()));
-        }
-        out.push((ty, &buf[i + 4..i + len]));
-        i += len.next_multiple_of(4);
-    }
-    Ok(out)
 }
 
 fn string(p: &[u8]) -> String {

@@ -335,20 +335,20 @@ const VF_SETTING_UNREPORTED: u32 = u32::MAX;
 /// Attribute type bits (without `NLA_F_NESTED`/`NLA_F_NET_BYTEORDER`).
 const NLA_TYPE_MASK: u16 = 0x3fff;
 
-/// The netlink attributes in `buf` as (type, payload); stops at the first
-/// malformed one.
-fn attributes(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    let mut off = 0;
-    std::iter::from_fn(move || {
-        let head = buf.get(off..off + 4)?;
-        let len = u16::from_ne_bytes([head[0], head[1]]) as usize;
-        let kind = u16::from_ne_bytes([head[2], head[3]]) & NLA_TYPE_MASK;
-        let payload = buf
-            .get(off + 4..off.checked_add(len)?)
-            .filter(|_| len >= 4)?;
-        off += (len + 3) & !3;
-        Some((kind, payload))
-    })
+/// The attributes in `buf`: (type without flag bits, payload).
+pub fn attrs(buf: &[u8]) -> Result<Vec<(u16, &[u8])>, String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 4 <= buf.len() {
+        let len = u16::from_ne_bytes([buf[i], buf[i + 1]]) as usize;
+        let ty = u16::from_ne_bytes([buf[i + 2], buf[i + 3]]) & NLA_TYPE_MASK;
+        if len < 4 || i + len > buf.len() {
+            return Err(format!("attribute length {len} at {i} of {}", buf.len()));
+        }
+        out.push((ty, &buf[i + 4..i + len]));
+        i += len.next_multiple_of(4);
+    }
+    Ok(out)
 }
 
 /// Sets [`VfInfo::spoofchk`] and [`VfInfo::trust`] to `None` for the VFs
@@ -358,7 +358,7 @@ fn attributes(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 /// unprotected (or a restore on CNI DEL switch spoof checking off).
 pub fn mark_unreported(vfs: &mut [VfInfo], raw: &[u8]) {
     // nlmsghdr (16 bytes), ifinfomsg (16 bytes), then the attributes.
-    let Some(attrs) = raw.get(32..) else {
+    let Some(top) = raw.get(32..) else {
         return;
     };
     let setting = |payload: &[u8]| -> Option<(u32, u32)> {
@@ -366,9 +366,13 @@ pub fn mark_unreported(vfs: &mut [VfInfo], raw: &[u8]) {
         let value = u32::from_ne_bytes(payload.get(4..8)?.try_into().ok()?);
         Some((vf, value))
     };
-    for (_, list) in attributes(attrs).filter(|(t, _)| *t == IFLA_VFINFO_LIST) {
-        for (_, info) in attributes(list).filter(|(t, _)| *t == IFLA_VF_INFO) {
-            for (kind, payload) in attributes(info) {
+    let nested = |buf| attrs(buf).unwrap_or_default();
+    for (_, list) in nested(top)
+        .into_iter()
+        .filter(|(t, _)| *t == IFLA_VFINFO_LIST)
+    {
+        for (_, info) in nested(list).into_iter().filter(|(t, _)| *t == IFLA_VF_INFO) {
+            for (kind, payload) in nested(info) {
                 let Some((index, value)) = setting(payload) else {
                     continue;
                 };
