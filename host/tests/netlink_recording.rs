@@ -214,12 +214,43 @@ fn move_link_in_one_request_and_back_home() {
         mtu: Some(9000),
         up: true,
     };
-    // The name is taken in the target: EEXIST, and the fake moves nothing.
+    // The name is taken in the target: EEXIST, and, as the kernel moves
+    // before it renames, the link is in the target under its own name (a
+    // second fake, so this one keeps its link at home).
+    let taken = RecordingLinkOps::new();
+    let t_idx = taken.add_link("ens1f0v3", None);
+    taken.add_link("net1", None);
+    taken.set_netns("net1".into(), &pod_ns).unwrap();
     assert_eq!(
-        fake.move_link(&req).unwrap_err().errno(),
+        taken
+            .move_link(&MoveLink {
+                index: t_idx,
+                ..req
+            })
+            .unwrap_err()
+            .errno(),
         Some(Errno::EEXIST)
     );
-    assert!(fake.link(idx.into()).is_ok());
+    assert!(taken.link(t_idx.into()).is_err());
+    let t_pod = taken.in_netns(&pod_ns).unwrap();
+    assert_eq!(t_pod.link(t_idx.into()).unwrap().name, "ens1f0v3");
+    // When its own name is taken there too, nothing moves.
+    let both = RecordingLinkOps::new();
+    let b_idx = both.add_link("ens1f0v3", None);
+    for n in ["net1", "ens1f0v3"] {
+        let i = both.add_link(n, None);
+        both.set_netns(i.into(), &pod_ns).unwrap();
+    }
+    assert_eq!(
+        both.move_link(&MoveLink {
+            index: b_idx,
+            ..req
+        })
+        .unwrap_err()
+        .errno(),
+        Some(Errno::EEXIST)
+    );
+    assert!(both.link(b_idx.into()).is_ok());
     // A multicast MAC is refused as the kernel refuses it.
     let bad = MoveLink {
         name: "net2",
@@ -250,8 +281,12 @@ fn move_link_in_one_request_and_back_home() {
         mtu: Some(9000),
         up: true,
     }));
-    // The fake has no altnames: the kernel's "none" answer.
+    // No such altname: the kernel's "none" answer; one given is removed.
     assert!(!pod.del_alt_name("net2", "ens1f0v3").unwrap());
+    fake.add_alt_name(idx, "ens1f0v3");
+    assert_eq!(pod.link("net2".into()).unwrap().alt_names, ["ens1f0v3"]);
+    assert!(pod.del_alt_name("net2", "ens1f0v3").unwrap());
+    assert!(pod.link("net2".into()).unwrap().alt_names.is_empty());
 
     // A fake whose own view stands for a namespace: a move there (a CNI
     // DEL moving the VF back to the host namespace it holds) lands in the

@@ -1,18 +1,22 @@
-//! ADD+DEL wall time of the `sriov` plugin beside Debian's `host-device`
-//! plugin doing the same work: move a veth-backed VF of a simulated node
-//! into a network namespace and back, both run as a child process with the
-//! CNI environment and the config on stdin. Prints the median of each, and
-//! their ratio, without IPAM and with `host-local`; the plugins' rounds are
-//! interleaved so that a busy moment of the machine slows both.
+//! ADD+DEL wall and CPU time of the `sriov` plugin beside Debian's
+//! `host-device` plugin and the kernel floor (iproute2 doing the two moves)
+//! doing the same work: move a veth-backed VF of a simulated node into a
+//! network namespace and back, each run as a child process with the CNI
+//! environment and the config on stdin. Prints medians without IPAM and
+//! with `host-local`; the rounds are interleaved so that a busy moment of
+//! the machine slows every case.
 //!
 //! `cargo bench -p sriov-cni --bench cni` (root, FUSE, netns,
 //! containernetworking-plugins in /usr/lib/cni). Rounds: `CNI_BENCH_ROUNDS`
-//! (default 25).
+//! (default 25). `CNI_BENCH_BASELINE=/path/to/sriov` adds another build of
+//! the plugin to the same rounds, to measure a change against.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use nix::sys::resource::{UsageWho, getrusage};
 
 use serde_json::{Value, json};
 use sriov_host::netns::NamedNetns;
@@ -23,7 +27,45 @@ use sriov_sim::{SimNode, SimOptions};
 const CNI_PATH: &str = "/usr/lib/cni";
 const PF_PCI: &str = "0000:3b:00.0";
 
-fn invoke(bin: &Path, cmd: &str, netns: &Path, root: &Path, conf: &Value) -> Duration {
+/// CPU time (user + system) of every child waited for so far.
+fn children_cpu() -> Duration {
+    let u = getrusage(UsageWho::RUSAGE_CHILDREN).expect("getrusage");
+    let d =
+        |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+    d(u.user_time()) + d(u.system_time())
+}
+
+/// Wall and CPU time of one or more child processes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Cost {
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl std::ops::Add for Cost {
+    type Output = Cost;
+    fn add(self, o: Cost) -> Cost {
+        Cost {
+            wall: self.wall + o.wall,
+            cpu: self.cpu + o.cpu,
+        }
+    }
+}
+
+/// Runs `f` (which starts and waits for child processes) and returns
+/// what they cost.
+fn costed(f: impl FnOnce()) -> Cost {
+    let cpu = children_cpu();
+    let t = Instant::now();
+    f();
+    Cost {
+        wall: t.elapsed(),
+        cpu: children_cpu() - cpu,
+    }
+}
+
+fn invoke(bin: &Path, cmd: &str, netns: &Path, root: &Path, conf: &Value) -> Cost {
+    let cpu = children_cpu();
     let t = Instant::now();
     let mut child = Command::new(bin)
         .env_clear()
@@ -46,7 +88,10 @@ fn invoke(bin: &Path, cmd: &str, netns: &Path, root: &Path, conf: &Value) -> Dur
         .write_all(conf.to_string().as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    let took = t.elapsed();
+    let took = Cost {
+        wall: t.elapsed(),
+        cpu: children_cpu() - cpu,
+    };
     if std::env::var_os("CNI_BENCH_TRACE").is_some() {
         eprintln!(
             "{} {cmd} {:?}\n{}",
@@ -68,6 +113,14 @@ fn invoke(bin: &Path, cmd: &str, netns: &Path, root: &Path, conf: &Value) -> Dur
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
+}
+
+/// The median wall and the median CPU time of `v`, each on its own.
+fn medians(v: &[Cost]) -> Cost {
+    Cost {
+        wall: median(v.iter().map(|c| c.wall).collect()),
+        cpu: median(v.iter().map(|c| c.cpu).collect()),
+    }
 }
 
 /// Waits (untimed) until the simulated sysfs lists the VF's netdev again:
@@ -102,22 +155,17 @@ enum Case<'a> {
     },
 }
 
-fn ip(args: &[&str]) -> Duration {
-    let t = Instant::now();
-    let st = Command::new("ip").args(args).status().unwrap();
-    assert!(st.success(), "ip {args:?}");
-    t.elapsed()
+fn ip(args: &[&str]) -> Cost {
+    costed(|| {
+        let st = Command::new("ip").args(args).status().unwrap();
+        assert!(st.success(), "ip {args:?}");
+    })
 }
 
 /// ADD+DEL of each case, every round, rounds interleaved (a, b, b, a, a,
 /// b, …) so that all see the same machine: a busy moment (other processes,
 /// the VM's host) slows all instead of one.
-fn measure(
-    cases: &[Case<'_>],
-    netns: &Path,
-    rounds: usize,
-    sysfs_net: &Path,
-) -> Vec<Vec<Duration>> {
+fn measure(cases: &[&Case<'_>], netns: &Path, rounds: usize, sysfs_net: &Path) -> Vec<Vec<Cost>> {
     let me = std::process::id().to_string();
     let once = |c: &Case<'_>| {
         settle(sysfs_net);
@@ -146,7 +194,7 @@ fn measure(
             order.reverse();
         }
         for i in order {
-            v[i].push(once(&cases[i]));
+            v[i].push(once(cases[i]));
         }
     }
     v
@@ -154,11 +202,11 @@ fn measure(
 
 /// Median of the per-round differences `a - b` (rounds are interleaved, so
 /// each pair saw the same machine), in ms.
-fn paired_ms(a: &[Duration], b: &[Duration]) -> f64 {
+fn paired_ms(a: &[Cost], b: &[Cost]) -> f64 {
     let mut d: Vec<f64> = a
         .iter()
         .zip(b)
-        .map(|(x, y)| (x.as_secs_f64() - y.as_secs_f64()) * 1e3)
+        .map(|(x, y)| (x.wall.as_secs_f64() - y.wall.as_secs_f64()) * 1e3)
         .collect();
     d.sort_by(f64::total_cmp);
     d[d.len() / 2]
@@ -233,13 +281,6 @@ fn main() {
         }
         c
     };
-    println!(
-        "ADD+DEL of one veth-backed VF into a netns and back, median of {rounds} rounds (release build):"
-    );
-    println!(
-        "{:<14} {:>14} {:>14} {:>8}",
-        "", "sriov", "host-device", "ratio"
-    );
     // The simulator's share: `sriov` with sysfs read from a static copy of
     // the simulated tree (plain files, no FUSE daemon answering each
     // lookup), as a real node's in-kernel sysfs would be.
@@ -254,65 +295,89 @@ fn main() {
         .unwrap();
     assert!(st.success(), "cp -a of the simulated sysfs");
     let nsname = ns.name().to_owned();
+    // Another build of `sriov` to compare a change against, in the same
+    // interleaved rounds (static sysfs).
+    let baseline = std::env::var_os("CNI_BENCH_BASELINE").map(PathBuf::from);
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let mut on_copy = Vec::new();
-    let mut floor_lines = Vec::new();
+    println!(
+        "ADD+DEL of one veth-backed VF into a netns and back, {rounds} interleaved rounds (release build);"
+    );
+    println!(
+        "wall and CPU (user+system of the processes): medians; above the floor: median of per-round wall differences"
+    );
     for with_ipam in [false, true] {
-        let cases = vec![
-            Case::Plugin {
-                bin: &sriov,
-                root: sim.root(),
-                conf: sriov_conf(with_ipam),
-            },
-            Case::Plugin {
-                bin: &host_device,
-                root: sim.root(),
-                conf: hd_conf(with_ipam),
-            },
-            Case::Plugin {
-                bin: &sriov,
-                root: &copy,
-                conf: sriov_conf(with_ipam),
-            },
-            Case::Floor {
-                vf_name: &vf_name,
-                nsname: &nsname,
-            },
+        let mut cases = vec![
+            (
+                "sriov",
+                Case::Plugin {
+                    bin: &sriov,
+                    root: sim.root(),
+                    conf: sriov_conf(with_ipam),
+                },
+            ),
+            (
+                "sriov, static sysfs",
+                Case::Plugin {
+                    bin: &sriov,
+                    root: &copy,
+                    conf: sriov_conf(with_ipam),
+                },
+            ),
+            (
+                "host-device",
+                Case::Plugin {
+                    bin: &host_device,
+                    root: sim.root(),
+                    conf: hd_conf(with_ipam),
+                },
+            ),
         ];
-        let m = measure(&cases, ns.path(), rounds, &sysfs_net);
-        let med: Vec<Duration> = m.iter().cloned().map(median).collect();
-        let (ours, theirs) = (med[0], med[1]);
-        on_copy.push((med[2], ms(med[2]) / ms(theirs)));
+        if let Some(b) = &baseline {
+            cases.push((
+                "baseline, static sysfs",
+                Case::Plugin {
+                    bin: b,
+                    root: &copy,
+                    conf: sriov_conf(with_ipam),
+                },
+            ));
+        }
+        if !with_ipam {
+            cases.push((
+                "kernel floor (ip)",
+                Case::Floor {
+                    vf_name: &vf_name,
+                    nsname: &nsname,
+                },
+            ));
+        }
+        let only: Vec<&Case<'_>> = cases.iter().map(|(_, c)| c).collect();
+        let m = measure(&only, ns.path(), rounds, &sysfs_net);
+        let floor = (!with_ipam).then(|| &m[m.len() - 1]);
         println!(
-            "{:<14} {:>11.2} ms {:>11.2} ms {:>8.2}",
-            if with_ipam { "host-local" } else { "no IPAM" },
-            ms(ours),
-            ms(theirs),
-            ms(ours) / ms(theirs)
+            "{}",
+            if with_ipam {
+                "host-local IPAM:"
+            } else {
+                "no IPAM:"
+            }
         );
-        floor_lines.push((
-            with_ipam,
-            ms(med[3]),
-            paired_ms(&m[0], &m[3]),
-            paired_ms(&m[2], &m[3]),
-            paired_ms(&m[1], &m[3]),
-        ));
-    }
-    println!(
-        "sriov with sysfs from a static copy (no FUSE; rounds interleaved with the lines above):"
-    );
-    for ((t, ratio), what) in on_copy.iter().zip(["no IPAM", "host-local"]) {
-        println!("{what:<14} {:>11.2} ms {:>14} {ratio:>8.2}", ms(*t), "");
-    }
-    println!(
-        "kernel floor (`ip link set DEV netns NS name net1 up`, and back with its name), interleaved;"
-    );
-    println!("above the floor: median of per-round differences");
-    for (with_ipam, floor, ours, copy, hd) in floor_lines {
         println!(
-            "{:<14} floor {floor:.2} ms; above it: sriov {ours:+.2} ms, static copy {copy:+.2} ms, host-device {hd:+.2} ms",
-            if with_ipam { "host-local" } else { "no IPAM" },
+            "  {:<24} {:>10} {:>10} {:>12}",
+            "", "wall", "CPU", "above floor"
         );
+        for ((name, _), v) in cases.iter().zip(&m) {
+            let c = medians(v);
+            let above = match floor {
+                Some(f) if !std::ptr::eq(f, v) => format!("{:+.2} ms", paired_ms(v, f)),
+                _ => String::new(),
+            };
+            println!(
+                "  {name:<24} {:>7.2} ms {:>7.2} ms {above:>12}",
+                ms(c.wall),
+                ms(c.cpu)
+            );
+        }
     }
     drop(ns);
     drop(sim);

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use nix::errno::Errno;
 use serde_json::Value;
 use sriov_host::HostRoot;
 use sriov_host::netlink::{LinkId, LinkOps, MoveLink, NetlinkError, VfSetting};
@@ -41,6 +42,15 @@ fn nl(msg: impl Into<String>, e: &NetlinkError) -> CniError {
 
 fn is_gone(e: &NetlinkError) -> bool {
     matches!(e, NetlinkError::NotFound { .. }) || e.errno() == Some(nix::errno::Errno::ENODEV)
+}
+
+/// How far ADD got, for its undo.
+#[derive(Debug, Default)]
+struct AddProgress {
+    /// The VF netdev is in the pod as the attachment's interface.
+    moved: bool,
+    /// The IPAM plugin gave an address.
+    ipam_done: bool,
 }
 
 fn open_pod_netns(path: &Path) -> Result<Netns> {
@@ -256,7 +266,7 @@ impl Plugin {
             return Err(e);
         }
 
-        let mut ipam_done = false;
+        let mut done = AddProgress::default();
         let res = self.add_steps(
             env,
             conf,
@@ -266,7 +276,7 @@ impl Plugin {
             &pod,
             &wanted_pf,
             host_link.as_ref(),
-            &mut ipam_done,
+            &mut done,
         );
         match res {
             Ok(r) => {
@@ -282,12 +292,14 @@ impl Plugin {
             }
             Err(e) => {
                 tracing::warn!("ADD failed, undoing: {e}");
+                // Before the move the pod is not looked at: a link there
+                // named like ours is someone else's.
                 let undo = self.teardown(
                     env,
                     stdin,
                     &saved,
-                    Some(&pod),
-                    ipam_done,
+                    done.moved.then_some(&pod),
+                    done.ipam_done,
                     conf.ipam.as_ref().map(|i| i.kind.as_str()),
                 );
                 match undo {
@@ -306,6 +318,64 @@ impl Plugin {
                     )),
                 }
             }
+        }
+    }
+
+    /// ADD's answer when the move into the pod failed with EEXIST: the pod
+    /// has a link named `ifname` (or the VF's own name is taken there). The
+    /// kernel moves before it renames, so the VF may now be in the pod
+    /// under its host name: it is moved back home first, found by its
+    /// ifindex and that name (a pod link that merely shares the name is
+    /// left alone).
+    fn name_taken_in_pod(
+        &self,
+        pod: &Netns,
+        ifname: &str,
+        host_name: &str,
+        host_index: u32,
+    ) -> CniError {
+        let taken = CniError::new(
+            Code::Netlink,
+            format!(
+                "interface {ifname} already exists in {}",
+                pod.path().display()
+            ),
+            "EEXIST: pick another CNI_IFNAME or remove that interface",
+        );
+        let pod_ops = match self.host.in_netns(pod) {
+            Ok(o) => o,
+            Err(e) => {
+                let details = format!("{}; {e}", taken.details);
+                return CniError { details, ..taken };
+            }
+        };
+        match pod_ops.link(LinkId::Index(host_index)) {
+            Ok(l) if l.name == host_name => {
+                let back = MoveLink {
+                    index: l.index,
+                    to: &self.host_ns,
+                    name: host_name,
+                    mac: None,
+                    mtu: None,
+                    up: false,
+                };
+                match pod_ops.move_link(&back) {
+                    Ok(()) => {
+                        tracing::info!(
+                            "{host_name} moved back to the host after EEXIST in the pod"
+                        );
+                        taken
+                    }
+                    Err(e) => {
+                        let details = format!(
+                            "{}; the kernel moved VF netdev {host_name} into the pod before refusing the name, and moving it back failed: {e}",
+                            taken.details
+                        );
+                        CniError { details, ..taken }
+                    }
+                }
+            }
+            _ => taken,
         }
     }
 
@@ -342,7 +412,7 @@ impl Plugin {
         pod: &Netns,
         wanted_pf: &[VfSetting],
         host_link: Option<&sriov_host::netlink::Link>,
-        ipam_done: &mut bool,
+        done: &mut AddProgress,
     ) -> Result<CniResult> {
         checkpoint("state")?;
         let pf_known = saved.extras.as_ref().is_some_and(|x| x.pf_state_known);
@@ -368,21 +438,9 @@ impl Plugin {
         {
             let host_name = &saved.orig.host_ifname;
             let host_index = host_link.index;
-            let pod_ops = self
-                .host
-                .in_netns(pod)
-                .map_err(|e| nl("cannot open netlink in the pod's netns", &e))?;
-            if pod_ops.link(LinkId::from(ifname)).is_ok() {
-                return Err(CniError::new(
-                    Code::Netlink,
-                    format!(
-                        "interface {ifname} already exists in {}",
-                        pod.path().display()
-                    ),
-                    "EEXIST: pick another CNI_IFNAME or remove that interface",
-                ));
-            }
-            // One request: moved, renamed, MAC and MTU set (MoveLink).
+            // One request: moved, renamed, MAC and MTU set (MoveLink). The
+            // pod is not asked first whether `ifname` is free: the kernel
+            // answers EEXIST, handled below.
             let req = MoveLink {
                 index: host_index,
                 to: pod,
@@ -394,6 +452,9 @@ impl Plugin {
                 up: conf.ipam.is_none(),
             };
             if let Err(e) = self.host.move_link(&req) {
+                if e.errno() == Some(Errno::EEXIST) {
+                    return Err(self.name_taken_in_pod(pod, ifname, host_name, host_index));
+                }
                 return Err(CniError::new(
                     if e.errno().is_none() {
                         Code::Netns
@@ -404,13 +465,24 @@ impl Plugin {
                     e.to_string(),
                 ));
             }
+            done.moved = true;
             tracing::debug!("moved into the pod");
             // As the Go plugin: the VF's host name must not stay behind as
             // an altname (it would make DEL's rename back fail, EEXIST).
-            match pod_ops.del_alt_name(ifname, host_name) {
-                Ok(true) => tracing::info!("removed altname {host_name} from {ifname}"),
-                Ok(false) => {}
-                Err(e) => tracing::warn!("{e}"),
+            // Altnames move with the link and the kernel adds none on a
+            // move or rename, so only a VF that had altnames (udev's
+            // `AlternativeNamesPolicy`) can carry one; the others need no
+            // request in the pod.
+            if !host_link.alt_names.is_empty() {
+                let removed = self
+                    .host
+                    .in_netns(pod)
+                    .and_then(|pod_ops| pod_ops.del_alt_name(ifname, host_name));
+                match removed {
+                    Ok(true) => tracing::info!("removed altname {host_name} from {ifname}"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!("{e}"),
+                }
             }
             checkpoint("move")?;
             // The request set the MAC and MTU (when configured) and the
@@ -449,7 +521,7 @@ impl Plugin {
         if let Some(i) = &conf.ipam {
             let r = ipam::add(&i.kind, env, stdin)?;
             tracing::debug!("IPAM done");
-            *ipam_done = true;
+            done.ipam_done = true;
             checkpoint("ipam")?;
             result.ips = r.ips;
             for ip in &mut result.ips {

@@ -545,6 +545,89 @@ fn bad_configs_get_their_codes_and_change_nothing() {
     assert_eq!((code, out["code"].as_u64()), (1, Some(3)), "{out}");
 }
 
+/// The pod already has a `net1`: the kernel moves the VF before it refuses
+/// the name, so ADD must bring the VF home again. The error names the
+/// interface, the pod's own `net1` is untouched, nothing is left behind,
+/// and an ADD with a free name then works.
+#[test]
+fn add_into_a_pod_whose_ifname_is_taken_leaves_the_vf_home() {
+    let sh = |args: &[&str]| {
+        let st = Command::new("ip").args(args).status().unwrap();
+        assert!(st.success(), "ip {args:?}");
+    };
+    let Some(mut w) = World::new("add_into_a_pod_whose_ifname_is_taken_leaves_the_vf_home") else {
+        return;
+    };
+    let ns = w.netns("x");
+    let nsname = ns.file_name().unwrap().to_string_lossy().into_owned();
+    let vfname = w.vf_name(0);
+    let before = host().link(LinkId::from(&vfname)).unwrap();
+    sh(&[
+        "-n", &nsname, "link", "add", "net1", "type", "veth", "peer", "name", "net1p",
+    ]);
+    let theirs = in_ns(&ns).link(LinkId::from("net1")).unwrap();
+    let conf = w.conf(0, json!({}));
+    let (code, out) = w.cni("ADD", "ctr-x", Some(&ns), &conf);
+    assert_eq!((code, out["code"].as_u64()), (1, Some(105)), "{out}");
+    assert!(
+        out["msg"].as_str().unwrap().contains("net1 already exists"),
+        "{out}"
+    );
+    let now = host().link(LinkId::from(&vfname)).unwrap();
+    assert_eq!(
+        (now.index, now.mac, now.mtu),
+        (before.index, before.mac, before.mtu)
+    );
+    assert!(in_ns(&ns).link(LinkId::from(&vfname)).is_err());
+    let still = in_ns(&ns).link(LinkId::from("net1")).unwrap();
+    assert_eq!(
+        (still.index, still.kind.as_deref()),
+        (theirs.index, Some("veth"))
+    );
+    assert!(w.state_files().is_empty());
+    assert_eq!(w.alloc(0), None);
+    // The same pod with the name freed.
+    sh(&["-n", &nsname, "link", "del", "net1"]);
+    w.wait_sysfs(0);
+    let (code, out) = w.cni("ADD", "ctr-x", Some(&ns), &conf);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = w.cni("DEL", "ctr-x", Some(&ns), &conf);
+    assert_eq!(code, 0, "{out}");
+}
+
+/// A VF with altnames (as udev's `AlternativeNamesPolicy` gives them)
+/// keeps them in the pod and gets them back on DEL: they move with the
+/// link, and the kernel adds none for the renames.
+#[test]
+fn vf_altnames_move_with_it() {
+    let Some(mut w) = World::new("vf_altnames_move_with_it") else {
+        return;
+    };
+    let ns = w.netns("alt");
+    let vfname = w.vf_name(1);
+    let alt = format!("{}alt", w.tag);
+    let added = Command::new("ip")
+        .args(["link", "property", "add", "dev", &vfname, "altname", &alt])
+        .output()
+        .unwrap();
+    if !added.status.success() {
+        eprintln!(
+            "SKIP vf_altnames_move_with_it: no altnames on this kernel: {}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+        return;
+    }
+    let conf = w.conf(1, json!({}));
+    let (code, out) = w.cni("ADD", "ctr-alt", Some(&ns), &conf);
+    assert_eq!(code, 0, "{out}");
+    let l = in_ns(&ns).link(LinkId::from("net1")).unwrap();
+    assert_eq!(l.alt_names, [alt.clone()]);
+    let (code, out) = w.cni("DEL", "ctr-alt", Some(&ns), &conf);
+    assert_eq!(code, 0, "{out}");
+    let back = host().link(LinkId::from(&vfname)).unwrap();
+    assert_eq!(back.alt_names, [alt]);
+}
+
 #[test]
 fn userspace_vf_add_del() {
     let Some(mut w) = World::new("userspace_vf_add_del") else {

@@ -68,6 +68,10 @@ pub struct Link {
     /// Link kind from `IFLA_LINKINFO` (`veth`, `dummy`, …); `None` for
     /// hardware links.
     pub kind: Option<String>,
+    /// Alternative names (`IFLA_PROP_LIST { IFLA_ALT_IFNAME }`, `ip link
+    /// property add … altname`), which move with the link between
+    /// namespaces.
+    pub alt_names: Vec<String>,
 }
 
 /// A 6-byte Ethernet MAC address. Parses and prints as `02:00:00:aa:bb:cc`.

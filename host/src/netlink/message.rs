@@ -250,6 +250,7 @@ pub fn link_from_message(lm: &LinkMessage) -> Link {
         lower_up: lm.header.flags.contains(LinkFlags::LowerUp),
         num_vfs: None,
         kind: None,
+        alt_names: Vec::new(),
     };
     for a in &lm.attributes {
         match a {
@@ -261,6 +262,13 @@ pub fn link_from_message(lm: &LinkMessage) -> Link {
                 for i in infos {
                     if let LinkInfo::Kind(k) = i {
                         link.kind = Some(k.to_string());
+                    }
+                }
+            }
+            LinkAttribute::PropList(props) => {
+                for p in props {
+                    if let Prop::AltIfName(n) = p {
+                        link.alt_names.push(n.clone());
                     }
                 }
             }
@@ -417,6 +425,32 @@ mod tests {
     }
 
     use super::*;
+
+    /// `RTM_NEWLINK` with `IFLA_PROP_LIST { IFLA_ALT_IFNAME… }`, as the
+    /// kernel reports a link that `ip link property add` (or udev) gave
+    /// alternative names.
+    #[test]
+    fn link_reads_alt_names() {
+        let lm = set_link(
+            7,
+            vec![
+                LinkAttribute::IfName("ens1f0v1".into()),
+                LinkAttribute::PropList(vec![
+                    Prop::AltIfName("enp59s0f0v1".into()),
+                    Prop::AltIfName("vf-by-path".into()),
+                ]),
+            ],
+        );
+        // Through the wire format, as a reply arrives.
+        let parsed = RouteMessage::deserialize(&to_bytes(&newlink(lm))).unwrap();
+        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(lm)) = parsed.payload else {
+            panic!("not a NewLink");
+        };
+        let link = link_from_message(&lm);
+        assert_eq!(link.name, "ens1f0v1");
+        assert_eq!(link.alt_names, ["enp59s0f0v1", "vf-by-path"]);
+        assert!(link_from_message(&set_link(7, vec![])).alt_names.is_empty());
+    }
 
     #[test]
     fn move_link_carries_netns_name_mac_mtu_and_flags_in_one_message() {

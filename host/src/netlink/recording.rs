@@ -250,6 +250,7 @@ impl RecordingLinkOps {
                 lower_up: false,
                 num_vfs: None,
                 kind: None,
+                alt_names: Vec::new(),
             },
             netns_id: self.netns_id,
             netns: self.netns.clone(),
@@ -279,6 +280,19 @@ impl RecordingLinkOps {
     /// [`vf_state`](Self::vf_state) for what is stored).
     pub fn hide_vf_flags(&self, pf: &str) {
         self.lock().hidden_vf_flags.push(pf.to_owned());
+    }
+
+    /// Gives the link with ifindex `index` (in any namespace) the
+    /// alternative name `alt`, as `ip link property add dev DEV altname
+    /// ALT` (or udev's `AlternativeNamesPolicy`) would.
+    pub fn add_alt_name(&self, index: u32, alt: &str) {
+        let mut st = self.lock();
+        let l = st
+            .links
+            .iter_mut()
+            .find(|l| l.link.index == index)
+            .unwrap_or_else(|| panic!("no link {index} to give an altname"));
+        l.link.alt_names.push(alt.to_owned());
     }
 
     /// Adds a failure rule (checked in the order added).
@@ -590,14 +604,27 @@ impl LinkOps for RecordingLinkOps {
         let mut st = self.begin(call, &op, &id, None)?;
         let i = self.position(&st, &id, &op)?;
         let target = Self::target(&st, req.to);
-        // As do_setlink: the new name must be free in the target (the
-        // link's own name there does not count when it is the one moving).
-        if st
-            .links
-            .iter()
-            .enumerate()
-            .any(|(j, l)| j != i && l.netns_id == target && l.link.name == req.name)
-        {
+        // As the kernel (`do_setlink`, `__dev_change_net_namespace`): the
+        // link moves under its own name when that is free in the target,
+        // and only then is renamed, so a taken new name is EEXIST with the
+        // link already moved. When its own name is taken there, the new
+        // name is used for the move itself, or nothing happens.
+        let taken = |st: &State, name: &str| {
+            st.links.iter().enumerate().any(|(j, l)| {
+                j != i
+                    && l.netns_id == target
+                    && (l.link.name == name || l.link.alt_names.iter().any(|a| a == name))
+            })
+        };
+        let new_taken = taken(&st, req.name);
+        if new_taken {
+            if !taken(&st, &st.links[i].link.name.clone()) {
+                let l = &mut st.links[i];
+                l.netns_id = target;
+                l.netns = target.map(|_| req.to.path().to_path_buf());
+                l.link.admin_up = false;
+                l.link.lower_up = false;
+            }
             return Err(Self::kernel(&op, &id, None, Errno::EEXIST));
         }
         if let Some(mac) = req.mac
@@ -634,9 +661,13 @@ impl LinkOps for RecordingLinkOps {
             dev: dev.to_owned(),
             alt: alt.to_owned(),
         };
-        let st = self.begin(call, &op, &id, None)?;
-        self.position(&st, &id, &op)?;
-        // The fake keeps no altnames: the kernel's ENOENT.
-        Ok(false)
+        let mut st = self.begin(call, &op, &id, None)?;
+        let i = self.position(&st, &id, &op)?;
+        let names = &mut st.links[i].link.alt_names;
+        // As the kernel: ENOENT (reported as `false`) when it has no such
+        // altname.
+        let had = names.iter().any(|n| n == alt);
+        names.retain(|n| n != alt);
+        Ok(had)
     }
 }
