@@ -621,7 +621,7 @@ fn vf_altnames_move_with_it() {
     let (code, out) = w.cni("ADD", "ctr-alt", Some(&ns), &conf);
     assert_eq!(code, 0, "{out}");
     let l = in_ns(&ns).link(LinkId::from("net1")).unwrap();
-    assert_eq!(l.alt_names, [alt.clone()]);
+    assert_eq!(l.alt_names, std::slice::from_ref(&alt));
     let (code, out) = w.cni("DEL", "ctr-alt", Some(&ns), &conf);
     assert_eq!(code, 0, "{out}");
     let back = host().link(LinkId::from(&vfname)).unwrap();
