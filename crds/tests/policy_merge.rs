@@ -424,11 +424,20 @@ fn device_plugin_config_upstream_format() {
         DevicePluginConfig::default().to_upstream_json(),
         r#"{"resourceList":null}"#
     );
-    // The text round-trips through the parser the device plugin uses.
+    // The text round-trips through the strict parser, and through the
+    // lenient reader the device plugin uses (both forms).
     assert_eq!(
         DevicePluginConfig::from_json(&config.to_json()).unwrap(),
         config
     );
+    for text in [config.to_json(), config.to_upstream_json()] {
+        let read: Vec<_> = sriov_crds::device_plugin_config::read(&text, "config.json")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.unwrap().resource)
+            .collect();
+        assert_eq!(read, config.resource_list, "{text}");
+    }
 }
 
 #[test]

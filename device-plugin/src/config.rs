@@ -11,10 +11,15 @@
 //! }]}
 //! ```
 //!
-//! Keys match case-insensitively (`IsRdma` is `isRdma`), as Go's
-//! `encoding/json` does; unknown keys are ignored with a warning. `selectors`
-//! is one object or a list of objects (a device matches the resource when it
-//! matches any of them).
+//! The file is read into the typed model the config daemon and the
+//! operator write, [`sriov_crds::device_plugin_config`], by its reader
+//! [`sriov_crds::device_plugin_config::read`]: keys match
+//! case-insensitively (`IsRdma` is `isRdma`) and `null` is as absent, as Go's
+//! `encoding/json` does; unknown keys are ignored with a warning.
+//! `selectors` is one object or a list of objects (a device matches the
+//! resource when it matches any of them). Each entry is then turned into
+//! the plugin's runtime form ([`ResourceConfig`], [`Selectors`]: ids as
+//! numbers, PCI addresses and VF ranges parsed).
 //!
 //! As upstream, one bad entry never takes the others down: an entry with an
 //! invalid name, prefix, device type, selectors or `additionalInfo` value,
@@ -27,44 +32,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value};
+use sriov_crds::device_plugin_config::{self as model, Entry, ReadError};
 
 use crate::selectors::{SelectorError, Selectors};
 
+pub use sriov_crds::device_plugin_config::{DeviceType, valid_prefix, valid_resource_name};
+
 /// The upstream default prefix.
 pub const DEFAULT_PREFIX: &str = "intel.com";
-
-/// What kind of device a resource hands out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeviceType {
-    /// Network functions (PCI class 0x02): VFs, and PFs without VFs.
-    NetDevice,
-    /// Processing accelerators (PCI class 0x12).
-    Accelerator,
-    /// Auxiliary network devices: scalable functions on the auxiliary bus
-    /// (`mlx5_core.sf.4`); the device ID is the auxiliary device's name.
-    AuxNetDevice,
-}
-
-impl DeviceType {
-    fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "netdevice" => Some(DeviceType::NetDevice),
-            "accelerator" => Some(DeviceType::Accelerator),
-            "auxnetdevice" => Some(DeviceType::AuxNetDevice),
-            _ => None,
-        }
-    }
-
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeviceType::NetDevice => "netDevice",
-            DeviceType::Accelerator => "accelerator",
-            DeviceType::AuxNetDevice => "auxNetDevice",
-        }
-    }
-}
 
 /// One entry of `resourceList`, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,56 +113,6 @@ pub enum ConfigError {
     },
 }
 
-/// Maps the keys of `obj` onto the canonical spellings in `known`
-/// (case-insensitively). Unknown keys are returned separately.
-pub(crate) fn canonical_keys(
-    obj: &Map<String, Value>,
-    known: &[&'static str],
-) -> (BTreeMap<&'static str, Value>, Vec<String>) {
-    let mut out = BTreeMap::new();
-    let mut unknown = Vec::new();
-    for (k, v) in obj {
-        match known.iter().find(|c| c.eq_ignore_ascii_case(k)) {
-            Some(c) => {
-                out.insert(*c, v.clone());
-            }
-            None => unknown.push(k.clone()),
-        }
-    }
-    (out, unknown)
-}
-
-const RESOURCE_KEYS: &[&str] = &[
-    "resourceName",
-    "resourcePrefix",
-    "deviceType",
-    "excludeTopology",
-    "selectors",
-    "additionalInfo",
-];
-
-/// Whether a resource name is valid: what upstream checks,
-/// `^[a-zA-Z0-9_-]+$`.
-pub fn valid_resource_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// Whether a prefix is a DNS subdomain (`intel.com`, `nvidia.com`).
-pub fn valid_prefix(prefix: &str) -> bool {
-    !prefix.is_empty()
-        && prefix.len() <= 253
-        && prefix.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        })
-}
-
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path, default_prefix: &str) -> Result<Config, ConfigError> {
@@ -201,50 +126,42 @@ impl Config {
     /// Parses and validates config text; `origin` names it in errors and
     /// warnings. Bad entries are skipped (see the module docs).
     pub fn parse(text: &str, origin: &str, default_prefix: &str) -> Result<Config, ConfigError> {
-        let origin = origin.to_string();
-        let invalid = |message: String| ConfigError::Invalid {
-            origin: origin.clone(),
-            message,
-        };
-        let root: Value = serde_json::from_str(text).map_err(|source| ConfigError::Json {
-            origin: origin.clone(),
-            source,
+        let entries = model::read(text, origin).map_err(|e| match e {
+            ReadError::Json(source) => ConfigError::Json {
+                origin: origin.to_string(),
+                source,
+            },
+            ReadError::Invalid(message) => ConfigError::Invalid {
+                origin: origin.to_string(),
+                message: message.to_string(),
+            },
         })?;
-        let Value::Object(root) = root else {
-            return Err(invalid(
-                "the config must be a JSON object with \"resourceList\"".into(),
-            ));
-        };
-        let (top, unknown) = canonical_keys(&root, &["resourceList"]);
-        for k in unknown {
-            tracing::warn!(%origin, key = %k, "unknown top-level key ignored");
-        }
-        let list = match top.get("resourceList") {
-            None | Some(Value::Null) => {
-                return Err(invalid("\"resourceList\" is missing".into()));
-            }
-            Some(Value::Array(a)) => a,
-            Some(_) => return Err(invalid("\"resourceList\" must be a list".into())),
-        };
-        let mut resources: Vec<ResourceConfig> = Vec::with_capacity(list.len());
+        let mut resources: Vec<ResourceConfig> = Vec::with_capacity(entries.len());
         let mut skipped = Vec::new();
-        for (i, item) in list.iter().enumerate() {
-            let r = parse_resource(item, i, &origin, default_prefix).and_then(|r| {
-                if resources
-                    .iter()
-                    .any(|o| o.resource_name() == r.resource_name())
-                {
-                    return Err(ConfigError::Entry {
-                        origin: origin.clone(),
-                        entry: format!("resourceList[{i}] {:?}", r.name),
-                        message: format!(
-                            "duplicate resource {}: each resource name may appear once",
-                            r.resource_name()
-                        ),
-                    });
-                }
-                Ok(r)
-            });
+        for entry in entries {
+            let r = entry
+                .map_err(|e| ConfigError::Entry {
+                    origin: origin.to_string(),
+                    entry: e.label,
+                    message: e.message,
+                })
+                .and_then(|e| {
+                    let r = runtime_resource(&e, origin, default_prefix)?;
+                    if resources
+                        .iter()
+                        .any(|o| o.resource_name() == r.resource_name())
+                    {
+                        return Err(ConfigError::Entry {
+                            origin: origin.to_string(),
+                            entry: e.label,
+                            message: format!(
+                                "duplicate resource {}: each resource name may appear once",
+                                r.resource_name()
+                            ),
+                        });
+                    }
+                    Ok(r)
+                });
             match r {
                 Ok(r) => resources.push(r),
                 Err(e) => {
@@ -257,152 +174,55 @@ impl Config {
     }
 }
 
-fn parse_resource(
-    item: &Value,
-    i: usize,
+/// One entry of the model in the plugin's runtime form: the prefix
+/// defaulted, selectors parsed, `additionalInfo` keys normalised.
+fn runtime_resource(
+    e: &Entry,
     origin: &str,
     default_prefix: &str,
 ) -> Result<ResourceConfig, ConfigError> {
-    let mut entry = format!("resourceList[{i}]");
-    let err = |entry: &str, message: String| ConfigError::Entry {
+    let err = |message: String| ConfigError::Entry {
         origin: origin.to_string(),
-        entry: entry.to_string(),
+        entry: e.label.clone(),
         message,
     };
-    let Value::Object(obj) = item else {
-        return Err(err(&entry, "each resource must be a JSON object".into()));
+    let r = &e.resource;
+    let prefix = if r.resource_prefix.is_empty() {
+        default_prefix
+    } else {
+        &r.resource_prefix
     };
-    let (f, unknown) = canonical_keys(obj, RESOURCE_KEYS);
-    let name = match f.get("resourceName") {
-        Some(Value::String(s)) => s.clone(),
-        None | Some(Value::Null) => {
-            return Err(err(&entry, "\"resourceName\" is missing".into()));
-        }
-        Some(_) => return Err(err(&entry, "\"resourceName\" must be a string".into())),
-    };
-    entry = format!("resourceList[{i}] {name:?}");
-    for k in unknown {
-        tracing::warn!(%origin, entry = %entry, key = %k, "unknown key ignored");
+    if !valid_prefix(prefix) {
+        return Err(err(format!(
+            "invalid resourcePrefix {prefix:?}: use a DNS name such as intel.com"
+        )));
     }
-    if !valid_resource_name(&name) {
-        return Err(err(
-            &entry,
-            "invalid resourceName: use letters, digits, '_' and '-'".into(),
-        ));
-    }
-    let string = |key: &str| -> Result<Option<String>, ConfigError> {
-        match f.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(err(&entry, format!("{key:?} must be a string"))),
-        }
-    };
-    let prefix = string("resourcePrefix")?
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| default_prefix.to_string());
-    if !valid_prefix(&prefix) {
-        return Err(err(
-            &entry,
-            format!("invalid resourcePrefix {prefix:?}: use a DNS name such as intel.com"),
-        ));
-    }
-    let device_type = match string("deviceType")? {
-        None => DeviceType::NetDevice,
-        Some(s) if s.is_empty() => DeviceType::NetDevice,
-        Some(s) => DeviceType::parse(&s).ok_or_else(|| {
-            err(
-                &entry,
-                format!("unknown deviceType {s:?}: use netDevice, accelerator or auxNetDevice"),
-            )
-        })?,
-    };
-    let exclude_topology = match f.get("excludeTopology") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(err(
-                &entry,
-                "\"excludeTopology\" must be true or false".into(),
-            ));
-        }
-    };
-    let raw_selectors: Vec<&Value> = match f.get("selectors") {
-        None | Some(Value::Null) => {
-            return Err(err(
-                &entry,
-                "\"selectors\" is missing: give an object or a list of objects".into(),
-            ));
-        }
-        Some(v @ Value::Object(_)) => vec![v],
-        Some(Value::Array(a)) if a.is_empty() => {
-            return Err(err(&entry, "\"selectors\" is an empty list".into()));
-        }
-        Some(Value::Array(a)) => a.iter().collect(),
-        Some(_) => {
-            return Err(err(
-                &entry,
-                "\"selectors\" must be an object or a list of objects".into(),
-            ));
-        }
-    };
-    let mut selectors = Vec::with_capacity(raw_selectors.len());
-    for (index, v) in raw_selectors.into_iter().enumerate() {
-        let s = Selectors::from_json(v, device_type).map_err(|source| ConfigError::Selector {
-            origin: origin.to_string(),
-            entry: entry.clone(),
-            index,
-            source,
-        })?;
-        if s.is_rdma && s.vdpa_type.is_some() {
-            // as upstream's netDevice ValidConfig
-            return Err(err(
-                &entry,
-                format!("selectors[{index}]: isRdma and vdpaType are mutually exclusive"),
-            ));
-        }
-        if device_type == DeviceType::AuxNetDevice {
-            // as upstream's auxNetDevice ValidConfig: auxTypes is required,
-            // and only scalable functions are supported
-            if s.aux_types.is_empty() {
-                return Err(err(
-                    &entry,
-                    format!("selectors[{index}]: auxNetDevice needs \"auxTypes\": [\"sf\"]"),
-                ));
+    let model_selectors = r.selectors.as_ref().map(|s| s.as_slice()).unwrap_or(&[]);
+    let mut selectors = Vec::with_capacity(model_selectors.len());
+    for (index, s) in model_selectors.iter().enumerate() {
+        selectors.push(Selectors::from_model(s, e.device_type).map_err(|source| {
+            ConfigError::Selector {
+                origin: origin.to_string(),
+                entry: e.label.clone(),
+                index,
+                source,
             }
-            if let Some(t) = s.aux_types.iter().find(|t| *t != "sf") {
-                return Err(err(
-                    &entry,
-                    format!("selectors[{index}]: auxTypes {t:?} is not supported: only \"sf\""),
-                ));
-            }
-        }
-        selectors.push(s);
+        })?);
     }
-    let additional_info = match f.get("additionalInfo") {
-        None | Some(Value::Null) => BTreeMap::new(),
-        Some(v) => serde_json::from_value::<BTreeMap<String, BTreeMap<String, String>>>(v.clone())
-            .map_err(|e| {
-                err(
-                    &entry,
-                    format!(
-                        "\"additionalInfo\" must map \"*\" or a PCI address to string pairs: {e}"
-                    ),
-                )
-            })?,
-    };
     // Keys: "*" or a PCI address (short form accepted: entries for it
     // apply to the full one). Upstream takes any key and looks devices up
     // by address, so another key never matches: ignored with a warning.
-    let additional_info = additional_info
-        .into_iter()
+    let additional_info = r
+        .additional_info
+        .iter()
         .filter_map(|(k, v)| {
             if k == "*" {
-                return Some((k, v));
+                return Some((k.clone(), v.clone()));
             }
-            match sriov_host::PciAddress::parse(&k) {
-                Some(a) => Some((a.to_string(), v)),
+            match sriov_host::PciAddress::parse(k) {
+                Some(a) => Some((a.to_string(), v.clone())),
                 None => {
-                    tracing::warn!(%origin, entry = %entry, key = %k,
+                    tracing::warn!(%origin, entry = %e.label, key = %k,
                         "additionalInfo key is neither \"*\" nor a PCI address; ignored");
                     None
                 }
@@ -410,10 +230,10 @@ fn parse_resource(
         })
         .collect();
     Ok(ResourceConfig {
-        name,
-        prefix,
-        device_type,
-        exclude_topology,
+        name: r.resource_name.clone(),
+        prefix: prefix.to_string(),
+        device_type: e.device_type,
+        exclude_topology: r.exclude_topology,
         selectors,
         additional_info,
     })

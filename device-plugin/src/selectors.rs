@@ -13,19 +13,15 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
+use sriov_crds::device_plugin_config::{NetDeviceSelectors, read_selectors};
 use sriov_host::PciAddress;
 
-use crate::config::{DeviceType, canonical_keys};
+use crate::config::DeviceType;
 use crate::device::{Device, VdpaType, parse_vdpa_type};
 
-/// Why a selector set was rejected.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SelectorError {
-    #[error("selectors must be a JSON object")]
-    NotObject,
-    #[error("{key}: {message}")]
-    Invalid { key: &'static str, message: String },
-}
+/// Why a selector set was rejected (the model's reader and the runtime
+/// conversion below report the same way).
+pub use sriov_crds::device_plugin_config::SelectorError;
 
 /// A PF named with an optional VF index range: `ens1f0#0-3,5` (pfNames) or
 /// `0000:3b:00.0#0-3` (rootDevices).
@@ -80,66 +76,13 @@ pub struct Selectors {
     pub aux_types: Vec<String>,
 }
 
-const SELECTOR_KEYS: &[&str] = &[
-    "vendors",
-    "devices",
-    "drivers",
-    "pciAddresses",
-    "acpiIndexes",
-    "pfNames",
-    "rootDevices",
-    "linkTypes",
-    "ddpProfiles",
-    "pKeys",
-    "isRdma",
-    "needVhostNet",
-    "vdpaType",
-    "auxTypes",
-];
-
-/// Selectors that apply to each device type (others are ignored with a
-/// warning, as upstream ignores them).
-fn applies(key: &str, t: DeviceType) -> bool {
-    match t {
-        DeviceType::NetDevice => key != "auxTypes",
-        // upstream's accelerator selectors
-        DeviceType::Accelerator => matches!(
-            key,
-            "vendors" | "devices" | "drivers" | "pciAddresses" | "acpiIndexes"
-        ),
-        DeviceType::AuxNetDevice => matches!(
-            key,
-            "vendors"
-                | "devices"
-                | "drivers"
-                | "pfNames"
-                | "rootDevices"
-                | "linkTypes"
-                | "isRdma"
-                | "needVhostNet"
-                | "auxTypes"
-        ),
-    }
+/// The values of a list selector, trimmed.
+fn trimmed(v: &[String]) -> impl Iterator<Item = String> + '_ {
+    v.iter().map(|s| s.trim().to_string())
 }
 
-fn strings(key: &'static str, v: &Value) -> Result<Vec<String>, SelectorError> {
-    let bad = || SelectorError::Invalid {
-        key,
-        message: "must be a list of strings".into(),
-    };
-    match v {
-        Value::Null => Ok(Vec::new()),
-        Value::Array(a) => a
-            .iter()
-            .map(|x| x.as_str().map(|s| s.trim().to_string()).ok_or_else(bad))
-            .collect(),
-        _ => Err(bad()),
-    }
-}
-
-fn hex_ids(key: &'static str, v: &Value) -> Result<Vec<u16>, SelectorError> {
-    strings(key, v)?
-        .into_iter()
+fn hex_ids(key: &'static str, v: &[String]) -> Result<Vec<u16>, SelectorError> {
+    trimmed(v)
         .map(|s| {
             let h = s
                 .strip_prefix("0x")
@@ -156,120 +99,89 @@ fn hex_ids(key: &'static str, v: &Value) -> Result<Vec<u16>, SelectorError> {
         .collect()
 }
 
-fn boolean(key: &'static str, v: &Value) -> Result<Option<bool>, SelectorError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Bool(b) => Ok(Some(*b)),
-        _ => Err(SelectorError::Invalid {
-            key,
-            message: "must be true or false".into(),
-        }),
-    }
+fn pf_ranges(key: &'static str, v: &[String]) -> Result<Vec<PfRange<String>>, SelectorError> {
+    trimmed(v)
+        .map(|p| {
+            let (pf, indexes) =
+                parse_pf_range(&p).map_err(|message| SelectorError::Invalid { key, message })?;
+            Ok(PfRange { pf, indexes })
+        })
+        .collect()
 }
 
 impl Selectors {
-    /// Parses one selector object (keys case-insensitive).
+    /// Parses one selector object (keys case-insensitive) through the
+    /// typed model: [`read_selectors`], then [`Selectors::from_model`].
     pub fn from_json(v: &Value, device_type: DeviceType) -> Result<Selectors, SelectorError> {
-        let Value::Object(obj) = v else {
-            return Err(SelectorError::NotObject);
+        Selectors::from_model(&read_selectors(v, device_type, "selectors")?, device_type)
+    }
+
+    /// The runtime form of one selector set of the model: ids as numbers,
+    /// PCI addresses, ACPI indexes and VF ranges parsed, values trimmed,
+    /// link types lower case. Selectors `device_type` does not take are
+    /// left out (the model's reader has already dropped them from a file).
+    pub fn from_model(
+        m: &NetDeviceSelectors,
+        device_type: DeviceType,
+    ) -> Result<Selectors, SelectorError> {
+        let takes = |key: &str| device_type.takes(key);
+        let list = |key: &str, v: &'_ Vec<String>| -> Vec<String> {
+            if takes(key) { v.clone() } else { Vec::new() }
         };
-        let (f, unknown) = canonical_keys(obj, SELECTOR_KEYS);
-        for k in unknown {
-            tracing::warn!(key = %k, "unknown selector ignored");
-        }
-        let mut s = Selectors::default();
-        for (key, v) in f {
-            if !applies(key, device_type) {
-                tracing::warn!(
-                    selector = key,
-                    device_type = device_type.as_str(),
-                    "selector does not apply to this device type; ignored"
-                );
-                continue;
-            }
-            match key {
-                "vendors" => s.vendors = hex_ids(key, &v)?,
-                "devices" => s.devices = hex_ids(key, &v)?,
-                "drivers" => s.drivers = strings(key, &v)?,
-                "pciAddresses" => {
-                    s.pci_addresses = strings(key, &v)?
-                        .iter()
-                        .map(|a| {
-                            PciAddress::parse(a).ok_or_else(|| SelectorError::Invalid {
-                                key,
-                                message: format!("{a:?} is not a PCI address (0000:3b:02.0)"),
-                            })
-                        })
-                        .collect::<Result<_, _>>()?
-                }
-                "acpiIndexes" => {
-                    s.acpi_indexes = strings(key, &v)?
-                        .iter()
-                        .map(|a| {
-                            a.parse::<u32>().map_err(|_| SelectorError::Invalid {
-                                key,
-                                message: format!("{a:?} is not a number"),
-                            })
-                        })
-                        .collect::<Result<_, _>>()?
-                }
-                "pfNames" => {
-                    s.pf_names = strings(key, &v)?
-                        .iter()
-                        .map(|p| {
-                            let (pf, indexes) = parse_pf_range(p)
-                                .map_err(|message| SelectorError::Invalid { key, message })?;
-                            Ok(PfRange { pf, indexes })
-                        })
-                        .collect::<Result<_, _>>()?
-                }
-                "rootDevices" => {
-                    s.root_devices = strings(key, &v)?
-                        .iter()
-                        .map(|p| {
-                            let (pf, indexes) = parse_pf_range(p)
-                                .map_err(|message| SelectorError::Invalid { key, message })?;
-                            let pf =
-                                PciAddress::parse(&pf).ok_or_else(|| SelectorError::Invalid {
-                                    key,
-                                    message: format!("{p:?}: {pf:?} is not a PCI address"),
-                                })?;
-                            Ok(PfRange { pf, indexes })
-                        })
-                        .collect::<Result<_, _>>()?
-                }
-                "linkTypes" => {
-                    s.link_types = strings(key, &v)?
-                        .into_iter()
-                        .map(|l| l.to_ascii_lowercase())
-                        .collect()
-                }
-                "ddpProfiles" => s.ddp_profiles = strings(key, &v)?,
-                "pKeys" => s.p_keys = strings(key, &v)?,
-                "auxTypes" => s.aux_types = strings(key, &v)?,
-                "isRdma" => s.is_rdma = boolean(key, &v)?.unwrap_or(false),
-                "needVhostNet" => s.need_vhost_net = boolean(key, &v)?.unwrap_or(false),
-                "vdpaType" => {
-                    s.vdpa_type = match &v {
-                        Value::Null => None,
-                        Value::String(t) if t.is_empty() => None,
-                        Value::String(t) => {
-                            Some(parse_vdpa_type(t).ok_or_else(|| SelectorError::Invalid {
-                                key,
-                                message: format!("{t:?}: use \"vhost\" or \"virtio\""),
-                            })?)
-                        }
-                        _ => {
-                            return Err(SelectorError::Invalid {
-                                key,
-                                message: "must be a string".into(),
-                            });
-                        }
-                    }
-                }
-                _ => unreachable!("canonical key {key}"),
-            }
-        }
+        let mut s = Selectors {
+            vendors: hex_ids("vendors", &list("vendors", &m.vendors))?,
+            devices: hex_ids("devices", &list("devices", &m.devices))?,
+            drivers: trimmed(&list("drivers", &m.drivers)).collect(),
+            ..Default::default()
+        };
+        s.pci_addresses = trimmed(&list("pciAddresses", &m.pci_addresses))
+            .map(|a| {
+                PciAddress::parse(&a).ok_or_else(|| SelectorError::Invalid {
+                    key: "pciAddresses",
+                    message: format!("{a:?} is not a PCI address (0000:3b:02.0)"),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        s.acpi_indexes = trimmed(&list("acpiIndexes", &m.acpi_indexes))
+            .map(|a| {
+                a.parse::<u32>().map_err(|_| SelectorError::Invalid {
+                    key: "acpiIndexes",
+                    message: format!("{a:?} is not a number"),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        s.pf_names = pf_ranges("pfNames", &list("pfNames", &m.pf_names))?;
+        let roots = list("rootDevices", &m.root_devices);
+        s.root_devices = pf_ranges("rootDevices", &roots)?
+            .into_iter()
+            .zip(&roots)
+            .map(|(r, p)| {
+                let pf = PciAddress::parse(&r.pf).ok_or_else(|| SelectorError::Invalid {
+                    key: "rootDevices",
+                    message: format!("{:?}: {:?} is not a PCI address", p.trim(), r.pf),
+                })?;
+                Ok(PfRange {
+                    pf,
+                    indexes: r.indexes,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        s.link_types = trimmed(&list("linkTypes", &m.link_types))
+            .map(|l| l.to_ascii_lowercase())
+            .collect();
+        s.ddp_profiles = trimmed(&list("ddpProfiles", &m.ddp_profiles)).collect();
+        s.p_keys = trimmed(&list("pKeys", &m.p_keys)).collect();
+        s.aux_types = trimmed(&list("auxTypes", &m.aux_types)).collect();
+        s.is_rdma = takes("isRdma") && m.is_rdma;
+        s.need_vhost_net = takes("needVhostNet") && m.need_vhost_net;
+        s.vdpa_type = match m.vdpa_type.as_str() {
+            _ if !takes("vdpaType") => None,
+            "" => None,
+            t => Some(parse_vdpa_type(t).ok_or_else(|| SelectorError::Invalid {
+                key: "vdpaType",
+                message: format!("{t:?}: use \"vhost\" or \"virtio\""),
+            })?),
+        };
         Ok(s)
     }
 
