@@ -4,6 +4,7 @@
 //!
 //! Modules:
 //! - [`apply`]: executes a plan: PFs in parallel, checked writes, bounded waits.
+//! - [`backoff`]: the retry delay after a failure (doubling up to a maximum).
 //! - [`discover`]: a host scan as the `SriovNetworkNodeState` status; which PFs netlink sees.
 //! - [`http`]: `/healthz`, `/readyz` and `/metrics` over HTTP.
 //! - [`journal`]: which PFs this daemon configured, and the step in progress.
@@ -17,6 +18,7 @@
 //! - [`watch`]: `apply --watch`: re-apply on policy edits, drift (uevents) and a timer.
 
 pub mod apply;
+pub mod backoff;
 pub mod discover;
 pub mod http;
 pub mod journal;
