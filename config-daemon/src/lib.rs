@@ -4,12 +4,13 @@
 //!
 //! Modules:
 //! - [`apply`]: executes a plan: PFs in parallel, checked writes, bounded waits.
+//! - [`backoff`]: the retry delay after a failure (doubling up to a maximum).
 //! - [`discover`]: a host scan as the `SriovNetworkNodeState` status; which PFs netlink sees.
-//! - [`http`]: `/healthz`, `/readyz` and `/metrics` over HTTP.
 //! - [`journal`]: which PFs this daemon configured, and the step in progress.
 //! - [`k8s`]: the Kubernetes mode: node state watch, status, drain handshake.
 //! - [`kernel_args`]: which kernel arguments the spec needs, and whether a reboot does.
-//! - [`metrics`]: what the daemon counts, and its readiness.
+//! - [`metrics`]: what the daemon counts, and its readiness, served on
+//!   `/healthz`, `/readyz` and `/metrics` through `sriov_health`.
 //! - [`plan`]: per PF, only the steps that differ, and whether they disrupt pods.
 //! - [`policies`]: the standalone mode's policy file and node labels.
 //! - [`standalone`]: one standalone run (`apply`).
@@ -17,8 +18,8 @@
 //! - [`watch`]: `apply --watch`: re-apply on policy edits, drift (uevents) and a timer.
 
 pub mod apply;
+pub mod backoff;
 pub mod discover;
-pub mod http;
 pub mod journal;
 pub mod k8s;
 pub mod kernel_args;

@@ -164,7 +164,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("listening on --metrics-addr {addr}"))?;
             tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
-            tokio::spawn(sriov_config_daemon::http::serve(listener, metrics.clone()));
+            tokio::spawn(sriov_health::serve(listener, metrics.clone()));
         }
         let client = kube::Client::try_default()
             .await
@@ -238,7 +238,7 @@ fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         };
         let metrics = Arc::new(Metrics::new());
         if let Some(addr) = args.metrics_addr {
-            let bound = sriov_config_daemon::http::spawn_server_thread(addr, metrics.clone())
+            let bound = sriov_config_daemon::metrics::serve_in_thread(addr, metrics.clone())
                 .with_context(|| format!("listening on --metrics-addr {addr}"))?;
             tracing::info!(addr = %bound, "serving /healthz, /readyz and /metrics");
         }

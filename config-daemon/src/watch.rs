@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use sriov_host::sriov::{Poll, Settle};
 use sriov_host::uevent::{self, UeventSocket};
 
+use crate::backoff::Backoff;
 use crate::standalone::{RunReport, StandaloneConfig, StandaloneError, WatchOptions, run_once};
 
 /// Where uevents come from (also used by the Kubernetes mode's drift trigger).
@@ -259,7 +260,7 @@ pub fn watch(
     mut on_run: impl FnMut(Trigger, &Result<RunReport, StandaloneError>),
 ) -> ! {
     let mut source = Source::open(cfg.host_root.path());
-    let mut backoff = opts.backoff;
+    let mut backoff = Backoff::new(opts.backoff, opts.max_backoff);
     let mut trigger = Trigger::Start;
     loop {
         let stamp = file_stamp(&cfg.policies);
@@ -285,11 +286,9 @@ pub fn watch(
             Err(_) => true,
         };
         let wait = if failed {
-            let w = backoff;
-            backoff = (backoff * 2).min(opts.max_backoff);
-            w
+            backoff.next_delay()
         } else {
-            backoff = opts.backoff;
+            backoff.reset();
             opts.resync
         };
         if events_during_run && !failed {

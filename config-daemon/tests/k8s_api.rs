@@ -430,7 +430,7 @@ async fn a_disruptive_plan_asks_for_a_drain_and_waits_for_it() {
     api.expect_silence(Duration::from_millis(100)).await;
     assert!(
         metrics
-            .render()
+            .encode()
             .contains("sriov_config_daemon_drains_requested_total 1")
     );
 }

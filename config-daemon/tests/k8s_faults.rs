@@ -110,7 +110,7 @@ fn list(items: &[Value]) -> Value {
 }
 
 fn api_errors(metrics: &Metrics) -> u64 {
-    let text = metrics.render();
+    let text = metrics.encode();
     text.lines()
         .find_map(|l| l.strip_prefix("sriov_config_daemon_api_errors_total "))
         .unwrap_or_else(|| panic!("no api_errors_total in {text}"))

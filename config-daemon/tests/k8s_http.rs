@@ -25,7 +25,10 @@ fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    assert!(head.contains("Connection: close"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
     Ok((code, body.to_string()))
 }
 
@@ -34,7 +37,7 @@ async fn endpoints_answer_on_a_real_socket() {
     let metrics = Arc::new(Metrics::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(sriov_config_daemon::http::serve(listener, metrics.clone()));
+    let server = tokio::spawn(sriov_health::serve(listener, metrics.clone()));
     let m = metrics.clone();
     let (health, ready_before, ready_after, metrics_text, missing) =
         tokio::task::spawn_blocking(move || {
@@ -59,6 +62,7 @@ async fn endpoints_answer_on_a_real_socket() {
     assert!(ready_before.1.contains("first sync"), "{}", ready_before.1);
     assert_eq!(ready_after, (200, "ready\n".into()));
     assert_eq!(metrics_text.0, 200);
+    assert!(metrics_text.1.ends_with("# EOF\n"), "{}", metrics_text.1);
     for line in [
         "sriov_config_daemon_steps_applied_total 5",
         "sriov_config_daemon_drift_repairs_total 1",

@@ -259,7 +259,7 @@ async fn applies_the_spec_then_a_kernel_fault_fails_with_its_errno_and_recovers(
     join(t).await;
     assert_eq!(env.numvfs("0000:3b:00.0"), 4);
     assert_eq!(env.numvfs("0000:3b:00.1"), 4);
-    let text = metrics.render();
+    let text = metrics.encode();
     assert!(
         text.contains("sriov_config_daemon_syncs_total{result=\"failed\"} 1"),
         "{text}"
@@ -373,7 +373,7 @@ async fn disable_drain_applies_a_disruptive_plan_without_the_handshake() {
     assert_eq!(env.numvfs("0000:3b:00.1"), 2);
     assert!(
         metrics
-            .render()
+            .encode()
             .contains("sriov_config_daemon_drains_skipped_total 1")
     );
     api.expect_silence(Duration::from_millis(100)).await;
@@ -435,7 +435,7 @@ async fn the_daemon_repairs_hand_made_drift_from_uevents() {
     assert_eq!(env.numvfs("0000:3b:00.1"), 2);
     assert!(
         metrics
-            .render()
+            .encode()
             .contains("sriov_config_daemon_drift_repairs_total 1")
     );
     stop_tx.send(()).unwrap();

@@ -42,6 +42,7 @@ use sriov_host::boot::{HostBoot, NodeBoot};
 use tokio::sync::mpsc;
 
 use crate::apply::ApplyOptions;
+use crate::backoff::Backoff;
 use crate::kernel_args::{self, KernelArgs};
 use crate::metrics::{Metrics, RunSample};
 use crate::watch::Source;
@@ -852,22 +853,22 @@ impl Daemon {
     /// it, and syncs on changes, uevents, resyncs and retries.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), SyncError> {
         tokio::pin!(shutdown);
-        let mut backoff = self.cfg.backoff;
+        let mut backoff = Backoff::new(self.cfg.backoff, self.cfg.max_backoff);
         let mut latest = loop {
             tokio::select! {
                 _ = &mut shutdown => return Ok(()),
                 r = self.ensure_node_state() => match r {
                     Ok(ns) => break ns,
                     Err(e) => {
-                        tracing::warn!(error = %e, retry_in = ?backoff, "cannot get or create the node state");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(self.cfg.max_backoff);
+                        let wait = backoff.next_delay();
+                        tracing::warn!(error = %e, retry_in = ?wait, "cannot get or create the node state");
+                        tokio::time::sleep(wait).await;
                     }
                 }
             }
         };
         // The API server answers again: the next failure starts over.
-        backoff = self.cfg.backoff;
+        backoff.reset();
         let name = self.cfg.node_name.clone();
         let mut stream = watcher(
             self.states.clone(),
@@ -906,7 +907,7 @@ impl Daemon {
                             Err(e) => {
                                 tracing::warn!(error = %e, "cannot recreate the node state");
                                 failed = true;
-                                wake = tokio::time::Instant::now() + backoff;
+                                wake = tokio::time::Instant::now() + backoff.peek();
                             }
                         }
                     }
@@ -914,7 +915,7 @@ impl Daemon {
                     Some(Err(e)) => {
                         self.metrics.api_result(false);
                         tracing::warn!(error = %e, "watching the node state");
-                        tokio::time::sleep(backoff.min(Duration::from_secs(5))).await;
+                        tokio::time::sleep(backoff.peek().min(Duration::from_secs(5))).await;
                     }
                     None => return Err(SyncError::WatchEnded(name)),
                 },
@@ -932,11 +933,9 @@ impl Daemon {
             while drift_rx.try_recv().is_ok() {}
             failed = !matches!(&result, Ok(o) if !o.failed());
             let wait = if failed {
-                let w = backoff;
-                backoff = (backoff * 2).min(self.cfg.max_backoff);
-                w
+                backoff.next_delay()
             } else {
-                backoff = self.cfg.backoff;
+                backoff.reset();
                 self.cfg.resync
             };
             match &result {
