@@ -18,9 +18,9 @@ use sriov_host::netlink::{LinkOps, MacAddr, Netlink, NetlinkError};
 use sriov_host::sriov::{self, Settle};
 use sriov_host::{HostRoot, PciAddress};
 
+use crate::events::UeventWait;
 use crate::journal::{Journal, JournalError};
 use crate::plan::{Action, PfPlan, PfReason, Plan, VfDriver, is_netdev_driver};
-use crate::watch::UeventWait;
 
 /// Bounds of the waits.
 #[derive(Debug, Clone, Copy)]
@@ -43,7 +43,7 @@ impl Default for ApplyOptions {
 /// How the apply waits for the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WaitMode {
-    /// On uevents, with a re-check every [`crate::watch::RECHECK`]; polls
+    /// On uevents, with a re-check every [`crate::events::RECHECK`]; polls
     /// when no event source is available.
     #[default]
     Uevents,

@@ -5,6 +5,7 @@
 //! Modules:
 //! - [`apply`]: executes a plan: PFs in parallel, checked writes, bounded waits.
 //! - [`discover`]: a host scan as the `SriovNetworkNodeState` status; which PFs netlink sees.
+//! - [`events`]: what starts a run and ends a wait: uevents, file edits, the resync and retry timer.
 //! - [`http`]: `/healthz`, `/readyz` and `/metrics` over HTTP.
 //! - [`journal`]: which PFs this daemon configured, and the step in progress.
 //! - [`k8s`]: the Kubernetes mode: node state watch, status, drain handshake.
@@ -12,12 +13,12 @@
 //! - [`metrics`]: what the daemon counts, and its readiness.
 //! - [`plan`]: per PF, only the steps that differ, and whether they disrupt pods.
 //! - [`policies`]: the standalone mode's policy file and node labels.
-//! - [`standalone`]: one standalone run (`apply`).
+//! - [`standalone`]: the standalone mode: one run (`apply`), and `apply --watch`.
 //! - [`table`]: the node's PFs and VFs as a text table (`show`).
-//! - [`watch`]: `apply --watch`: re-apply on policy edits, drift (uevents) and a timer.
 
 pub mod apply;
 pub mod discover;
+pub mod events;
 pub mod http;
 pub mod journal;
 pub mod k8s;
@@ -27,4 +28,3 @@ pub mod plan;
 pub mod policies;
 pub mod standalone;
 pub mod table;
-pub mod watch;

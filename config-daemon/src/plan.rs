@@ -38,6 +38,7 @@ use sriov_host::netdev::LinkType;
 use sriov_host::netlink::MacAddr;
 use sriov_host::{HostRoot, Node, PciAddress, PciFunction};
 
+use crate::discover::{PfLink, PfLinks};
 use crate::journal::PfRecord;
 
 /// Where device plugin device-info files live (device-info-spec 1.1.0).
@@ -279,25 +280,6 @@ impl Plan {
         out
     }
 }
-
-/// What netlink shows of a PF in the daemon's network namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PfLink {
-    /// Its netdev is there: whether it is administratively up, and the
-    /// admin MAC of each VF by index ([`MacAddr::ZERO`] when none is set).
-    Visible {
-        ifname: String,
-        admin_up: bool,
-        vf_macs: BTreeMap<u32, MacAddr>,
-    },
-    /// It cannot be seen or is not the same device as the sysfs one (a
-    /// simulated node, no netdev, netlink unavailable): why.
-    NotVisible(String),
-}
-
-/// [`PfLink`] by PF PCI address. PFs missing from the map are treated as
-/// [`PfLink::NotVisible`].
-pub type PfLinks = BTreeMap<String, PfLink>;
 
 /// VFs that pods hold: named by a device-info file, or on a kernel netdev
 /// driver without a netdev in the host namespace.

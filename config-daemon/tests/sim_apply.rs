@@ -538,7 +538,7 @@ pfs:
     let env = Env::start(late.to_str().unwrap());
     let cfg = env.cfg(ALL4);
     assert!(
-        sriov_config_daemon::watch::UeventWait::open(env.root()).is_event_driven(),
+        sriov_config_daemon::events::UeventWait::open(env.root()).is_event_driven(),
         "the simulator's uevent directory is used"
     );
     // The VFs show up 1 s after the write: the wait ends on their

@@ -4,6 +4,10 @@
 //! One run: read and check the policies (any error: nothing is changed),
 //! scan the node, merge the policies for it, plan, apply (unless dry run),
 //! scan again for the resulting state, and write the device plugin config.
+//!
+//! - [`watch`]: `apply --watch`, runs on policy edits, drift and a timer.
+
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
