@@ -2,11 +2,12 @@
 //! [`kube::Client`] talks to a tower-test mock service, and the test takes
 //! each request in order ([`ApiServer::next`], [`ApiServer::expect`]),
 //! checks its method, path, query and body, and answers it ([`Req::ok`],
-//! [`Req::not_found`], [`Req::watch_events`], …). [`ApiServer::check_rbac_against`]
-//! verifies that every request seen is allowed by an RBAC manifest.
+//! [`Req::not_found`], [`Req::watch_events`], …). [`ApiServer::check_rbac`]
+//! verifies that every request seen is allowed by the client's RBAC
+//! manifest.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -140,16 +141,20 @@ pub struct ApiServer {
     handle: Handle<Request<Body>, Response<Body>>,
     /// Every request so far: (method, path, query).
     pub seen: Vec<(String, String, String)>,
+    /// The RBAC manifest (Role and ClusterRole) of the client.
+    rbac_yaml: PathBuf,
 }
 
-/// A client on the mock (default namespace [`NS`]), and the server side.
-pub fn pair() -> (kube::Client, ApiServer) {
+/// A client on the mock (default namespace [`NS`]) whose rights are in the
+/// RBAC manifest `rbac_yaml`, and the server side.
+pub fn pair(rbac_yaml: impl Into<PathBuf>) -> (kube::Client, ApiServer) {
     let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     (
         kube::Client::new(svc, NS),
         ApiServer {
             handle,
             seen: Vec::new(),
+            rbac_yaml: rbac_yaml.into(),
         },
     )
 }
@@ -209,15 +214,15 @@ impl ApiServer {
         }
     }
 
-    /// Every request seen is allowed by the RBAC manifest `rbac_yaml`
+    /// Every request seen is allowed by the client's RBAC manifest
     /// ([`check_rbac_requests`]); returns what they need.
-    pub fn check_rbac_against(&self, rbac_yaml: &Path) -> BTreeSet<RbacNeed> {
+    pub fn check_rbac(&self) -> BTreeSet<RbacNeed> {
         let reqs: Vec<(String, String, String, bool)> = self
             .seen
             .iter()
             .map(|(m, p, q)| (m.clone(), p.clone(), q.clone(), false))
             .collect();
-        check_rbac_requests(rbac_yaml, &reqs)
+        check_rbac_requests(&self.rbac_yaml, &reqs)
     }
 }
 
@@ -340,7 +345,7 @@ mod tests {
     #[tokio::test]
     async fn the_client_gets_the_answer_the_test_gives() {
         use k8s_openapi::api::core::v1::ConfigMap;
-        let (client, mut api) = pair();
+        let (client, mut api) = pair("rbac.yaml");
         let get = tokio::spawn(async move {
             kube::Api::<ConfigMap>::namespaced(client, NS)
                 .get_opt("c")

@@ -8,11 +8,10 @@
 // Each test binary uses part of it.
 #![allow(dead_code, unused_imports)]
 
-use std::ops::{Deref, DerefMut};
 use std::path::Path;
 
 use serde_json::{Value, json};
-pub use sriov_sim::api_server::{NS, Req, rbac_attributes};
+pub use sriov_sim::api_server::{ApiServer, NS, Req, rbac_attributes};
 
 pub const NODE: &str = "node1";
 pub const STATES: &str =
@@ -33,32 +32,33 @@ impl DaemonReq for Req {
     }
 }
 
-/// The server side of the mock, with the daemon's requests.
-pub struct ApiServer(sriov_sim::api_server::ApiServer);
-
-/// A client on the mock, and the server side.
+/// A client on the mock with the daemon's rights
+/// (deploy/config-daemon/rbac.yaml), and the server side.
 pub fn pair() -> (kube::Client, ApiServer) {
-    let (client, server) = sriov_sim::api_server::pair();
-    (client, ApiServer(server))
+    sriov_sim::api_server::pair(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config-daemon/rbac.yaml"),
+    )
 }
 
-impl Deref for ApiServer {
-    type Target = sriov_sim::api_server::ApiServer;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl DerefMut for ApiServer {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
-}
-
-impl ApiServer {
+/// The daemon's requests, as its tests expect them.
+pub trait DaemonApi {
     /// The next request that is not a watch on the node states; watches
     /// seen meanwhile are kept, unanswered, in `watches`.
-    pub async fn next_not_watch(&mut self, watches: &mut Vec<Req>) -> Req {
+    async fn next_not_watch(&mut self, watches: &mut Vec<Req>) -> Req;
+    /// Expects an event and answers it; returns (type, reason, note).
+    async fn expect_event(&mut self) -> (String, String, String);
+    /// Expects the status apply and answers it; returns the status.
+    async fn expect_status(&mut self, object: &Value) -> Value;
+    /// Expects the handshake annotation patches (node state, then Node)
+    /// with `value`, and answers them.
+    async fn expect_annotations(&mut self, object: &Value, value: &str);
+    /// Expects the read of `SriovOperatorConfig/default` and answers it
+    /// (`None`: 404).
+    async fn expect_operator_config(&mut self, disable_drain: Option<bool>);
+}
+
+impl DaemonApi for ApiServer {
+    async fn next_not_watch(&mut self, watches: &mut Vec<Req>) -> Req {
         loop {
             let r = self.next().await;
             if r.is_watch() {
@@ -69,8 +69,7 @@ impl ApiServer {
         }
     }
 
-    /// Expects an event and answers it; returns (type, reason, note).
-    pub async fn expect_event(&mut self) -> (String, String, String) {
+    async fn expect_event(&mut self) -> (String, String, String) {
         let r = self.next().await;
         assert!(
             (r.method == "POST" && r.path == EVENTS)
@@ -95,8 +94,7 @@ impl ApiServer {
         out
     }
 
-    /// Expects the status apply and answers it; returns the status.
-    pub async fn expect_status(&mut self, object: &Value) -> Value {
+    async fn expect_status(&mut self, object: &Value) -> Value {
         let r = self
             .expect("PATCH", &format!("{STATES}/{NODE}/status"))
             .await;
@@ -119,9 +117,7 @@ impl ApiServer {
         status
     }
 
-    /// Expects the handshake annotation patches (node state, then Node)
-    /// with `value`, and answers them.
-    pub async fn expect_annotations(&mut self, object: &Value, value: &str) {
+    async fn expect_annotations(&mut self, object: &Value, value: &str) {
         let r = self.expect("PATCH", &format!("{STATES}/{NODE}")).await;
         assert_eq!(r.content_type, "application/merge-patch+json", "{r:?}");
         assert_eq!(
@@ -138,21 +134,12 @@ impl ApiServer {
         r.ok(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE, "uid": "node-uid"}}));
     }
 
-    /// Expects the read of `SriovOperatorConfig/default` and answers it
-    /// (`None`: 404).
-    pub async fn expect_operator_config(&mut self, disable_drain: Option<bool>) {
+    async fn expect_operator_config(&mut self, disable_drain: Option<bool>) {
         let r = self.expect("GET", CONFIG).await;
         match disable_drain {
             None => r.not_found(),
             Some(d) => r.ok(operator_config(d)),
         }
-    }
-
-    /// Every request seen is allowed by deploy/config-daemon/rbac.yaml.
-    pub fn check_rbac(&self) {
-        self.0.check_rbac_against(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config-daemon/rbac.yaml"),
-        );
     }
 }
 

@@ -10,11 +10,10 @@
 pub mod cluster;
 
 use std::collections::BTreeSet;
-use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-pub use sriov_sim::api_server::{NS, RbacNeed, Req, merge};
+pub use sriov_sim::api_server::{ApiServer, NS, RbacNeed, Req, merge};
 
 /// deploy/operator/rbac.yaml.
 pub fn rbac_yaml() -> PathBuf {
@@ -32,31 +31,7 @@ pub fn check_rbac_requests(requests: &[(String, String, String, bool)]) -> BTree
     sriov_sim::api_server::check_rbac_requests(&rbac_yaml(), requests)
 }
 
-/// The server side of the mock, checked against the operator's RBAC.
-pub struct ApiServer(sriov_sim::api_server::ApiServer);
-
-/// A client on the mock, and the server side.
+/// A client on the mock with the operator's rights, and the server side.
 pub fn pair() -> (kube::Client, ApiServer) {
-    let (client, server) = sriov_sim::api_server::pair();
-    (client, ApiServer(server))
-}
-
-impl ApiServer {
-    /// Every request seen is allowed by deploy/operator/rbac.yaml.
-    pub fn check_rbac(&self) {
-        self.0.check_rbac_against(&rbac_yaml());
-    }
-}
-
-impl Deref for ApiServer {
-    type Target = sriov_sim::api_server::ApiServer;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl DerefMut for ApiServer {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
+    sriov_sim::api_server::pair(rbac_yaml())
 }
