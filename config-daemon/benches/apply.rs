@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use sriov_config_daemon::apply::{ApplyOptions, WaitMode};
-use sriov_config_daemon::standalone::{RunEnv, RunReport, StandaloneConfig, run_once_with};
+use sriov_config_daemon::standalone::{RunEnv, RunReport, StandaloneConfig, run_once_in_env};
 use sriov_host::HostRoot;
 use sriov_host::netlink::{LinkOps, Netlink};
 use sriov_sim::lanes::{self, Lane};
@@ -86,7 +86,7 @@ fn main() {
             links: Ok(&nl as &dyn LinkOps),
             waits,
         };
-        run_once_with(cfg, &env).expect("run")
+        run_once_in_env(cfg, &env).expect("run")
     };
     let modes = [(WaitMode::Uevents, "uevents"), (WaitMode::Poll, "polling")];
     let mut times: Vec<[Vec<Duration>; 3]> = vec![Default::default(), Default::default()];

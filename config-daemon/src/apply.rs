@@ -18,9 +18,9 @@ use sriov_host::netlink::{LinkOps, MacAddr, Netlink, NetlinkError};
 use sriov_host::sriov::{self, Settle};
 use sriov_host::{HostRoot, PciAddress};
 
+use crate::events::UeventWait;
 use crate::journal::{Journal, JournalError};
 use crate::plan::{Action, PfPlan, PfReason, Plan, VfDriver, is_netdev_driver};
-use crate::watch::UeventWait;
 
 /// Bounds of the waits.
 #[derive(Debug, Clone, Copy)]
@@ -43,7 +43,7 @@ impl Default for ApplyOptions {
 /// How the apply waits for the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WaitMode {
-    /// On uevents, with a re-check every [`crate::watch::RECHECK`]; polls
+    /// On uevents, with a re-check every [`crate::events::RECHECK`]; polls
     /// when no event source is available.
     #[default]
     Uevents,
@@ -137,11 +137,11 @@ pub fn apply_plan(
         links: netlink.as_ref().map(|n| n as &dyn LinkOps),
         waits: WaitMode::Uevents,
     };
-    apply_plan_with(root, plan, journal, opts, &env)
+    apply_plan_in_env(root, plan, journal, opts, &env)
 }
 
 /// [`apply_plan`] with the netlink handle and wait mode given.
-pub fn apply_plan_with(
+pub fn apply_plan_in_env(
     root: &HostRoot,
     plan: &Plan,
     journal: &Journal,
@@ -156,7 +156,7 @@ pub fn apply_plan_with(
     std::thread::scope(|s| {
         let handles: Vec<_> = work
             .iter()
-            .map(|pf| s.spawn(move || apply_pf_with(root, pf, journal, opts, env)))
+            .map(|pf| s.spawn(move || apply_pf_in_env(root, pf, journal, opts, env)))
             .collect();
         handles
             .into_iter()
@@ -180,11 +180,11 @@ pub fn apply_plan_with(
 
 /// Applies one PF's steps in order, waiting on uevents, without netlink.
 pub fn apply_pf(root: &HostRoot, pf: &PfPlan, journal: &Journal, opts: &ApplyOptions) -> PfOutcome {
-    apply_pf_with(root, pf, journal, opts, &ApplyEnv::default())
+    apply_pf_in_env(root, pf, journal, opts, &ApplyEnv::default())
 }
 
 /// Applies one PF's steps in order.
-pub fn apply_pf_with(
+pub fn apply_pf_in_env(
     root: &HostRoot,
     pf: &PfPlan,
     journal: &Journal,
@@ -442,7 +442,7 @@ fn run_action(
             Ok(set_mtu(root, &root.class_net(ifname).join("mtu"), *to)?)
         }
         Action::SetNumVfs { to, .. } => {
-            sriov::set_num_vfs_with(root, pf, *to, opts.vf_timeout, wait)?;
+            sriov::set_num_vfs_settled_by(root, pf, *to, opts.vf_timeout, wait)?;
             Ok(())
         }
         Action::SetPfUp { ifname } => {
@@ -472,10 +472,15 @@ fn run_action(
                 }
                 match want {
                     VfDriver::Default => {
-                        driver::bind_default_with(root, &link.address, opts.bind_timeout, wait)?;
+                        driver::bind_default_settled_by(
+                            root,
+                            &link.address,
+                            opts.bind_timeout,
+                            wait,
+                        )?;
                     }
                     VfDriver::Override(d) => {
-                        driver::bind_with(
+                        driver::bind_settled_by(
                             root,
                             &link.address,
                             d,

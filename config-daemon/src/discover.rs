@@ -9,8 +9,6 @@ use sriov_host::netdev::{LinkType, Netdev, OperState};
 use sriov_host::netlink::{LinkOps, MacAddr, Netlink, NetlinkError};
 use sriov_host::{HostRoot, Node, PciAddress, PciFunction};
 
-use crate::plan::{PfLink, PfLinks};
-
 /// Scans the node under `root`.
 pub fn scan_node(root: &HostRoot) -> Result<Node, sriov_host::error::Error> {
     sriov_host::scan(root)
@@ -95,6 +93,25 @@ pub fn interfaces(node: &Node) -> Vec<InterfaceExt> {
         .map(|pf| interface(node, pf))
         .collect()
 }
+
+/// What netlink shows of a PF in the daemon's network namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PfLink {
+    /// Its netdev is there: whether it is administratively up, and the
+    /// admin MAC of each VF by index ([`MacAddr::ZERO`] when none is set).
+    Visible {
+        ifname: String,
+        admin_up: bool,
+        vf_macs: BTreeMap<u32, MacAddr>,
+    },
+    /// It cannot be seen or is not the same device as the sysfs one (a
+    /// simulated node, no netdev, netlink unavailable): why.
+    NotVisible(String),
+}
+
+/// [`PfLink`] by PF PCI address. PFs missing from the map are treated as
+/// [`PfLink::NotVisible`].
+pub type PfLinks = BTreeMap<String, PfLink>;
 
 /// What netlink shows of one PF: its netdev (named as in sysfs) must be in
 /// this network namespace and be the same device (same ifindex and MAC as

@@ -6,6 +6,7 @@
 //! - [`apply`]: executes a plan: PFs in parallel, checked writes, bounded waits.
 //! - [`backoff`]: the retry delay after a failure (doubling up to a maximum).
 //! - [`discover`]: a host scan as the `SriovNetworkNodeState` status; which PFs netlink sees.
+//! - [`events`]: what starts a run and ends a wait: uevents, file edits, the resync and retry timer.
 //! - [`journal`]: which PFs this daemon configured, and the step in progress.
 //! - [`k8s`]: the Kubernetes mode: node state watch, status, drain handshake.
 //! - [`kernel_args`]: which kernel arguments the spec needs, and whether a reboot does.
@@ -13,13 +14,13 @@
 //!   `/healthz`, `/readyz` and `/metrics` through `sriov_health`.
 //! - [`plan`]: per PF, only the steps that differ, and whether they disrupt pods.
 //! - [`policies`]: the standalone mode's policy file and node labels.
-//! - [`standalone`]: one standalone run (`apply`).
+//! - [`standalone`]: the standalone mode: one run (`apply`), and `apply --watch`.
 //! - [`table`]: the node's PFs and VFs as a text table (`show`).
-//! - [`watch`]: `apply --watch`: re-apply on policy edits, drift (uevents) and a timer.
 
 pub mod apply;
 pub mod backoff;
 pub mod discover;
+pub mod events;
 pub mod journal;
 pub mod k8s;
 pub mod kernel_args;
@@ -28,4 +29,3 @@ pub mod plan;
 pub mod policies;
 pub mod standalone;
 pub mod table;
-pub mod watch;

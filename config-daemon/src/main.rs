@@ -12,8 +12,8 @@ use sriov_config_daemon::apply::ApplyOptions;
 use sriov_config_daemon::k8s::{Daemon, K8sConfig};
 use sriov_config_daemon::metrics::{Metrics, RunSample};
 use sriov_config_daemon::policies::parse_node_labels;
+use sriov_config_daemon::standalone::watch::watch;
 use sriov_config_daemon::standalone::{RunReport, StandaloneConfig, WatchOptions, run_once};
-use sriov_config_daemon::watch::watch;
 use sriov_host::HostRoot;
 
 /// Applies SR-IOV configuration (VF counts, VF drivers, MTUs) to this node
@@ -249,11 +249,7 @@ fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
                     duration: Duration::from_secs_f64(r.apply_seconds),
                     steps: steps as u64,
                     failed_pfs: r.outcomes.iter().filter(|o| o.result.is_err()).count() as u64,
-                    drift_repaired: !matches!(
-                        trigger,
-                        sriov_config_daemon::watch::Trigger::Start
-                            | sriov_config_daemon::watch::Trigger::PolicyFile
-                    ) && !r.plan.is_empty(),
+                    drift_repaired: trigger.checks_drift() && !r.plan.is_empty(),
                 });
                 let steps: usize = r.plan.pfs.iter().map(|p| p.steps.len()).sum();
                 let status = r

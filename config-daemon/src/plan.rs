@@ -38,6 +38,7 @@ use sriov_host::netdev::LinkType;
 use sriov_host::netlink::MacAddr;
 use sriov_host::{HostRoot, Node, PciAddress, PciFunction};
 
+use crate::discover::{PfLink, PfLinks};
 use crate::journal::PfRecord;
 
 /// Where device plugin device-info files live (device-info-spec 1.1.0).
@@ -280,25 +281,6 @@ impl Plan {
     }
 }
 
-/// What netlink shows of a PF in the daemon's network namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PfLink {
-    /// Its netdev is there: whether it is administratively up, and the
-    /// admin MAC of each VF by index ([`MacAddr::ZERO`] when none is set).
-    Visible {
-        ifname: String,
-        admin_up: bool,
-        vf_macs: BTreeMap<u32, MacAddr>,
-    },
-    /// It cannot be seen or is not the same device as the sysfs one (a
-    /// simulated node, no netdev, netlink unavailable): why.
-    NotVisible(String),
-}
-
-/// [`PfLink`] by PF PCI address. PFs missing from the map are treated as
-/// [`PfLink::NotVisible`].
-pub type PfLinks = BTreeMap<String, PfLink>;
-
 /// VFs that pods hold: named by a device-info file, or on a kernel netdev
 /// driver without a netdev in the host namespace.
 pub fn held_vfs(root: &HostRoot, node: &Node) -> BTreeSet<String> {
@@ -370,7 +352,7 @@ fn held_in<'a>(held: &BTreeSet<String>, vfs: impl Iterator<Item = &'a PciFunctio
 /// Plans the whole node: the spec's PFs, then the PFs to reset (those in
 /// `configured` that are not in the spec). The PFs' netlink state is read
 /// here, in the calling thread's network namespace, through a [`Netlink`]
-/// handle ([`plan_node_with`] takes it as input).
+/// handle ([`plan_node_given_links`] takes it as input).
 ///
 /// [`Netlink`]: sriov_host::netlink::Netlink
 pub fn plan_node(
@@ -380,11 +362,11 @@ pub fn plan_node(
     configured: &BTreeMap<String, PfRecord>,
 ) -> Plan {
     let links = crate::discover::pf_links_now(node, spec);
-    plan_node_with(root, spec, node, configured, &links)
+    plan_node_given_links(root, spec, node, configured, &links)
 }
 
 /// [`plan_node`] with the PFs' netlink state given.
-pub fn plan_node_with(
+pub fn plan_node_given_links(
     root: &HostRoot,
     spec: &[Interface],
     node: &Node,
@@ -394,7 +376,7 @@ pub fn plan_node_with(
     let held = held_vfs(root, node);
     let mut plan = Plan::default();
     for iface in spec {
-        plan.pfs.push(plan_pf_with(
+        plan.pfs.push(plan_pf_given_link(
             iface,
             node,
             &held,
@@ -424,9 +406,9 @@ fn missing(pci: &str, name: &str, reason: PfReason, why: String) -> PfPlan {
 }
 
 /// Plans one PF of the spec, without netlink steps (its netlink state is
-/// not known: see [`plan_pf_with`]).
+/// not known: see [`plan_pf_given_link`]).
 pub fn plan_pf(iface: &Interface, node: &Node, held: &BTreeSet<String>) -> PfPlan {
-    plan_pf_with(iface, node, held, None)
+    plan_pf_given_link(iface, node, held, None)
 }
 
 /// The admin MAC step of one VF group, when some VF needs it.
@@ -504,7 +486,7 @@ impl MacPlan<'_> {
 
 /// Plans one PF of the spec; `link` is what netlink shows of it (`None`:
 /// not read, no netlink steps).
-pub fn plan_pf_with(
+pub fn plan_pf_given_link(
     iface: &Interface,
     node: &Node,
     held: &BTreeSet<String>,

@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use sriov_config_daemon::apply::{ApplyEnv, ApplyOptions, WaitMode, apply_plan_with};
+use sriov_config_daemon::apply::{ApplyEnv, ApplyOptions, WaitMode, apply_plan_in_env};
 use sriov_config_daemon::discover;
+use sriov_config_daemon::discover::PfLink;
 use sriov_config_daemon::journal::Journal;
-use sriov_config_daemon::plan::{Action, DEVICE_INFO_DIR, PfLink, Plan, plan_node_with};
+use sriov_config_daemon::plan::{Action, DEVICE_INFO_DIR, Plan, plan_node_given_links};
 use sriov_crds::{Interface, VfGroup};
 use sriov_host::netlink::{Call, Failure, LinkOps, MacAddr, RecordingLinkOps, VfSetting};
 use sriov_host::{HostRoot, Node, PciAddress};
@@ -64,7 +65,7 @@ impl World {
 
     fn plan(&self, spec: &[Interface]) -> Plan {
         let links = discover::pf_links(&self.fake, &self.node, spec);
-        plan_node_with(&self.root(), spec, &self.node, &BTreeMap::new(), &links)
+        plan_node_given_links(&self.root(), spec, &self.node, &BTreeMap::new(), &links)
     }
 
     fn vf_addr(&self, i: u32) -> String {
@@ -102,7 +103,7 @@ impl World {
             vf_timeout: Duration::from_secs(1),
             bind_timeout: Duration::from_millis(200),
         };
-        apply_plan_with(&self.root(), plan, &journal, &opts, &env)
+        apply_plan_in_env(&self.root(), plan, &journal, &opts, &env)
             .into_iter()
             .filter_map(|o| o.result.err().map(|e| e.to_string()))
             .collect()
@@ -298,7 +299,7 @@ fn a_pf_not_visible_over_netlink_skips_link_steps_with_the_reason() {
         }
         other => panic!("{other:?}"),
     }
-    let plan = plan_node_with(&w.root(), &spec, &w.node, &BTreeMap::new(), &links);
+    let plan = plan_node_given_links(&w.root(), &spec, &w.node, &BTreeMap::new(), &links);
     assert!(plan.is_empty(), "{}", plan.render());
     assert!(plan.pfs[0].skipped[0].contains("not visible over netlink"));
 
@@ -315,7 +316,7 @@ fn a_pf_not_visible_over_netlink_skips_link_steps_with_the_reason() {
     // Netlink unavailable altogether: skipped with that reason, and a plan
     // with other steps shows it.
     let links = discover::pf_links_unavailable(&spec, "netlink is not available: EPERM");
-    let plan = plan_node_with(
+    let plan = plan_node_given_links(
         &w.root(),
         &[iface(4, vec![group("0-3", "vfio-pci")])],
         &w.node,
@@ -352,7 +353,7 @@ fn without_netlink_the_link_steps_fail_saying_so() {
     let w = World::new();
     let plan = w.plan(&[iface(4, vec![group("0-3", "netdevice")])]);
     let journal = Journal::in_memory();
-    let out = apply_plan_with(
+    let out = apply_plan_in_env(
         &w.root(),
         &plan,
         &journal,

@@ -538,7 +538,7 @@ pfs:
     let env = Env::start(late.to_str().unwrap());
     let cfg = env.cfg(ALL4);
     assert!(
-        sriov_config_daemon::watch::UeventWait::open(env.root()).is_event_driven(),
+        sriov_config_daemon::events::UeventWait::open(env.root()).is_event_driven(),
         "the simulator's uevent directory is used"
     );
     // The VFs show up 1 s after the write: the wait ends on their
@@ -574,7 +574,7 @@ pfs:
     assert_eq!(sync_status(&run_once(&reset).unwrap()).0, "Succeeded");
     assert_eq!(env.numvfs("0000:3b:00.0"), 0);
     let why = "no netlink in this test";
-    let r = sriov_config_daemon::standalone::run_once_with(
+    let r = sriov_config_daemon::standalone::run_once_in_env(
         &env.cfg(ALL4),
         &sriov_config_daemon::standalone::RunEnv {
             links: Err(why),

@@ -252,7 +252,7 @@ fn in_process_allocate(root: &Path, devinfo: &Path) -> (Vec<Duration>, (Duration
         let mut t: Vec<Duration> = (0..5)
             .map(|_| {
                 let t = Instant::now();
-                let n = sriov_host::scan::scan_with(&host, detail).unwrap();
+                let n = sriov_host::scan::scan_detail(&host, detail).unwrap();
                 assert_eq!(n.vfs().count(), 1024);
                 t.elapsed()
             })
@@ -261,7 +261,7 @@ fn in_process_allocate(root: &Path, devinfo: &Path) -> (Vec<Duration>, (Duration
         t[2]
     };
     let scan = (median_scan(Detail::Full), median_scan(Detail::Selection));
-    let node = sriov_host::scan::scan_with(&host, Detail::Selection).unwrap();
+    let node = sriov_host::scan::scan_detail(&host, Detail::Selection).unwrap();
     let cfg = Config::parse(CONFIG, "bench", "intel.com").unwrap();
     let devs = device::candidates(&host, &node, false);
     let p = pools::build(

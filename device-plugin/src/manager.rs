@@ -129,10 +129,10 @@ fn scan_pools(
     checks: crate::pools::HealthChecks,
 ) -> Result<Pools, sriov_host::error::Error> {
     let t = Instant::now();
-    let node = sriov_host::scan::scan_with(root, Detail::Selection)?;
+    let node = sriov_host::scan::scan_detail(root, Detail::Selection)?;
     let scanned = t.elapsed();
     let (devices, env) = crate::pools::discover(root, config, &node);
-    let pools = crate::pools::build_with(root, config, &devices, &env, previous, checks);
+    let pools = crate::pools::build_checking(root, config, &devices, &env, previous, checks);
     tracing::debug!(
         functions = node.len(),
         scan = ?scanned,
@@ -483,7 +483,7 @@ impl Manager {
         let checks = self.opts.health;
         let mut pools = std::mem::take(&mut self.pools);
         let (pools, changed) = tokio::task::spawn_blocking(move || {
-            let changed = crate::pools::recheck_with(&root, &mut pools, checks);
+            let changed = crate::pools::recheck_only(&root, &mut pools, checks);
             (pools, changed)
         })
         .await

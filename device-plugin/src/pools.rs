@@ -158,7 +158,7 @@ pub fn claim<'a>(
     })
 }
 
-/// [`build_with`] with every health check ([`HealthChecks::ALL`]).
+/// [`build_checking`] with every health check ([`HealthChecks::ALL`]).
 pub fn build(
     root: &HostRoot,
     config: &Config,
@@ -166,13 +166,14 @@ pub fn build(
     env: &MatchEnv,
     previous: &Pools,
 ) -> Pools {
-    build_with(root, config, devices, env, previous, HealthChecks::ALL)
+    build_checking(root, config, devices, env, previous, HealthChecks::ALL)
 }
 
-/// Builds the pools of `config` from `devices`; `previous` keeps devices
-/// that matched before and now match nothing, and devices that vanished
-/// less than [`VANISHED_GRACE`] ago (see the module docs).
-pub fn build_with(
+/// Builds the pools of `config` from `devices`, running only the health
+/// `checks` given; `previous` keeps devices that matched before and now
+/// match nothing, and devices that vanished less than [`VANISHED_GRACE`]
+/// ago (see the module docs).
+pub fn build_checking(
     root: &HostRoot,
     config: &Config,
     devices: &[Device],
@@ -398,15 +399,16 @@ pub fn check_scanned_health(
     None
 }
 
-/// [`recheck_with`] with every health check ([`HealthChecks::ALL`]).
+/// [`recheck_only`] with every health check ([`HealthChecks::ALL`]).
 pub fn recheck(root: &HostRoot, pools: &mut Pools) -> Vec<String> {
-    recheck_with(root, pools, HealthChecks::ALL)
+    recheck_only(root, pools, HealthChecks::ALL)
 }
 
-/// Re-checks the health of every device of every pool in place, and drops
+/// Re-checks the health of every device of every pool in place, running
+/// only the health `checks` given, and drops
 /// devices that vanished more than [`VANISHED_GRACE`] ago (a pool left
 /// empty is removed); returns the names of the pools that changed.
-pub fn recheck_with(root: &HostRoot, pools: &mut Pools, checks: HealthChecks) -> Vec<String> {
+pub fn recheck_only(root: &HostRoot, pools: &mut Pools, checks: HealthChecks) -> Vec<String> {
     let mut carrier = CarrierCache::default();
     let mut changed = Vec::new();
     let now = Instant::now();

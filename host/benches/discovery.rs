@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use sriov_host::root::HostRoot;
-use sriov_host::scan::{Detail, scan, scan_with};
+use sriov_host::scan::{Detail, scan, scan_detail};
 use sriov_sim::tree::{Netdev, PciFunction, SriovCaps, SysfsTree, vf_address};
 
 const PFS: u32 = 8;
@@ -67,7 +67,7 @@ fn main() {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
         }
-        let n = scan_with(&root, detail).expect("scan");
+        let n = scan_detail(&root, detail).expect("scan");
         assert_eq!(n.len(), node.len());
         assert_eq!(n.vfs().count(), vfs);
         timed(&root, detail, name, runs, node.len());
@@ -88,7 +88,7 @@ fn timed(root: &HostRoot, detail: Detail, name: &str, runs: usize, len: usize) {
     let mut times: Vec<Duration> = (0..runs)
         .map(|_| {
             let t = Instant::now();
-            let n = scan_with(root, detail).expect("scan");
+            let n = scan_detail(root, detail).expect("scan");
             let d = t.elapsed();
             assert_eq!(n.len(), len);
             d

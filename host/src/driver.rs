@@ -154,12 +154,12 @@ pub fn bind(
     driver: &str,
     opts: &BindOptions,
 ) -> Result<BindOutcome> {
-    bind_with(root, address, driver, opts, &mut Poll)
+    bind_settled_by(root, address, driver, opts, &mut Poll)
 }
 
 /// [`bind`], waiting for the driver with `settle` (e.g. on uevents)
 /// instead of polling.
-pub fn bind_with(
+pub fn bind_settled_by(
     root: &HostRoot,
     address: &PciAddress,
     driver: &str,
@@ -210,11 +210,11 @@ pub fn bind_default(
     address: &PciAddress,
     timeout: Duration,
 ) -> Result<BindOutcome> {
-    bind_default_with(root, address, timeout, &mut Poll)
+    bind_default_settled_by(root, address, timeout, &mut Poll)
 }
 
 /// [`bind_default`], waiting for a driver with `settle` instead of polling.
-pub fn bind_default_with(
+pub fn bind_default_settled_by(
     root: &HostRoot,
     address: &PciAddress,
     timeout: Duration,
@@ -311,10 +311,10 @@ pub fn restore(
     state: &DriverState,
     timeout: Duration,
 ) -> Result<()> {
-    restore_with(root, address, state, timeout, &mut Poll)
+    restore_settled_by(root, address, state, timeout, &mut Poll)
 }
 
-fn restore_with(
+fn restore_settled_by(
     root: &HostRoot,
     address: &PciAddress,
     state: &DriverState,
@@ -349,7 +349,7 @@ fn undo(
     timeout: Duration,
     settle: &mut dyn Settle,
 ) {
-    match restore_with(root, address, before, timeout, settle) {
+    match restore_settled_by(root, address, before, timeout, settle) {
         Ok(()) => tracing::info!(%address, ?before, "restored the previous binding"),
         Err(e) => {
             tracing::warn!(%address, ?before, error = %e, "could not restore the previous binding")

@@ -131,11 +131,11 @@ pub enum Detail {
 /// skipped silently; a device that cannot be read (an I/O error, a malformed
 /// attribute) is skipped with a warning in the log.
 pub fn scan(root: &HostRoot) -> Result<Node> {
-    scan_with(root, Detail::Full)
+    scan_detail(root, Detail::Full)
 }
 
 /// [`scan`], reading as much of each function as `detail` asks.
-pub fn scan_with(root: &HostRoot, detail: Detail) -> Result<Node> {
+pub fn scan_detail(root: &HostRoot, detail: Detail) -> Result<Node> {
     let dir = root.pci_devices_dir();
     let entries = std::fs::read_dir(&dir).map_err(|source| Error::Read {
         path: dir.clone(),

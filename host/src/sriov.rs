@@ -192,12 +192,12 @@ pub fn set_num_vfs(
     count: u32,
     timeout: Duration,
 ) -> Result<NumVfsChange> {
-    set_num_vfs_with(root, pf, count, timeout, &mut Poll)
+    set_num_vfs_settled_by(root, pf, count, timeout, &mut Poll)
 }
 
 /// [`set_num_vfs`], waiting between checks with `settle` (e.g. on uevents)
 /// instead of polling.
-pub fn set_num_vfs_with(
+pub fn set_num_vfs_settled_by(
     root: &HostRoot,
     pf: &PciAddress,
     count: u32,
@@ -238,7 +238,7 @@ pub fn set_num_vfs_with(
         tracing::info!(pf = %pf, previous, "disabling VFs before changing the count");
         write_numvfs(root, &num_path, 0)?;
         if count == 0 {
-            wait_for_vf_links_with(&dir, 0, timeout, settle)?;
+            wait_for_vf_links_settled_by(&dir, 0, timeout, settle)?;
             return Ok(NumVfsChange {
                 previous,
                 current: 0,
@@ -247,7 +247,7 @@ pub fn set_num_vfs_with(
     }
     tracing::info!(pf = %pf, count, "enabling VFs");
     write_numvfs(root, &num_path, count)?;
-    wait_for_vf_links_with(&dir, count, timeout, settle)?;
+    wait_for_vf_links_settled_by(&dir, count, timeout, settle)?;
     Ok(NumVfsChange {
         previous,
         current: count,
@@ -284,11 +284,11 @@ fn write_numvfs(root: &HostRoot, path: &Path, count: u32) -> Result<()> {
 /// Waits until exactly `virtfn0..virtfn{count-1}` exist (each pointing to an
 /// existing function) under a PF directory.
 pub fn wait_for_vf_links(pf_dir: &Path, count: u32, timeout: Duration) -> Result<()> {
-    wait_for_vf_links_with(pf_dir, count, timeout, &mut Poll)
+    wait_for_vf_links_settled_by(pf_dir, count, timeout, &mut Poll)
 }
 
 /// [`wait_for_vf_links`], waiting between checks with `settle`.
-pub fn wait_for_vf_links_with(
+pub fn wait_for_vf_links_settled_by(
     pf_dir: &Path,
     count: u32,
     timeout: Duration,
@@ -377,10 +377,10 @@ mod tests {
             calls: 0,
         };
         // Two links missing: settled twice, then the check passes (no sleep).
-        wait_for_vf_links_with(tmp.path(), 2, Duration::from_secs(60), &mut s).unwrap();
+        wait_for_vf_links_settled_by(tmp.path(), 2, Duration::from_secs(60), &mut s).unwrap();
         assert_eq!(s.calls, 2);
         // Already there: no settle at all.
-        wait_for_vf_links_with(tmp.path(), 2, Duration::from_secs(60), &mut s).unwrap();
+        wait_for_vf_links_settled_by(tmp.path(), 2, Duration::from_secs(60), &mut s).unwrap();
         assert_eq!(s.calls, 2);
     }
 
@@ -395,7 +395,7 @@ mod tests {
             }
         }
         let mut n = Nothing(0);
-        let e = wait_for_vf_links_with(tmp.path(), 1, Duration::from_millis(30), &mut n)
+        let e = wait_for_vf_links_settled_by(tmp.path(), 1, Duration::from_millis(30), &mut n)
             .unwrap_err()
             .to_string();
         assert!(e.contains("virtfn0"), "{e}");

@@ -402,10 +402,10 @@ fn a_virtio_net_interface_belongs_to_its_pci_function() {
 
 #[test]
 fn a_selection_scan_reads_identity_and_links_but_not_netdev_state() {
-    use sriov_host::scan::{Detail, scan_with};
+    use sriov_host::scan::{Detail, scan_detail};
     let node = mixed_node();
     let full = scan(&node.root()).unwrap();
-    let sel = scan_with(&node.root(), Detail::Selection).unwrap();
+    let sel = scan_detail(&node.root(), Detail::Selection).unwrap();
     assert_eq!(
         sel.functions().map(|f| f.address).collect::<Vec<_>>(),
         full.functions().map(|f| f.address).collect::<Vec<_>>()

@@ -382,8 +382,9 @@ fn binding_waits_with_the_given_settle_for_an_asynchronous_probe() {
         calls: 0,
     };
     let start = Instant::now();
-    let out = driver::bind_default_with(&root, &a("3b:02.1"), Duration::from_secs(30), &mut settle)
-        .unwrap();
+    let out =
+        driver::bind_default_settled_by(&root, &a("3b:02.1"), Duration::from_secs(30), &mut settle)
+            .unwrap();
     assert_eq!(out.previous.as_deref(), Some("vfio-pci"));
     assert_eq!(out.current.as_deref(), Some("iavf"));
     assert_eq!(settle.calls, 1, "one wait, then the check passed");

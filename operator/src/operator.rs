@@ -106,7 +106,7 @@ pub async fn run(opts: RunOptions, settings: Settings) -> Result<(), String> {
         instance: Some(opts.identity.clone()),
         ..Default::default()
     };
-    let controllers = crate::controllers::run::run_with(client, settings, metrics, tuning);
+    let controllers = crate::controllers::run::run_tuned(client, settings, metrics, tuning);
     let result = match lost {
         Some(lost) => tokio::select! {
             r = controllers => r.map_err(|e| e.to_string()),

@@ -715,7 +715,7 @@ async fn operator_config_daemonsets_applied_once_and_removed_with_it() {
 // (lists and watches included).
 
 use api_mock::cluster::{Cluster, Seen, cluster};
-use sriov_operator::controllers::run::{Key, KeyTracker, Tuning, run_with};
+use sriov_operator::controllers::run::{Key, KeyTracker, Tuning, run_tuned};
 
 const LONG: Duration = Duration::from_secs(10);
 
@@ -750,7 +750,7 @@ fn start(objects: Vec<(&str, Value)>, settings: Settings, tuning: Tuning) -> Run
     }
     let metrics = std::sync::Arc::new(sriov_operator::metrics::Metrics::new());
     let task = tokio::spawn(async move {
-        run_with(client, settings, metrics, tuning).await.unwrap();
+        run_tuned(client, settings, metrics, tuning).await.unwrap();
     });
     Running { cluster, task }
 }
@@ -1007,7 +1007,7 @@ async fn failed_writes_are_retried_with_backoff() {
     let metrics = std::sync::Arc::new(sriov_operator::metrics::Metrics::new());
     let m = metrics.clone();
     let task = tokio::spawn(async move {
-        run_with(client, settings(), m, fast()).await.unwrap();
+        run_tuned(client, settings(), m, fast()).await.unwrap();
     });
     c.wait_for("the node state written", LONG, |c| num_vfs(c) == 4)
         .await;
@@ -1201,7 +1201,9 @@ async fn drain_events_started_blocked_complete_finished() {
     }
     let metrics = std::sync::Arc::new(sriov_operator::metrics::Metrics::new());
     let task = tokio::spawn(async move {
-        run_with(client, settings(), metrics, fast()).await.unwrap();
+        run_tuned(client, settings(), metrics, fast())
+            .await
+            .unwrap();
     });
     let current = |c: &Cluster| {
         c.get("sriovnetworknodestates", NS, "worker-0").unwrap()["metadata"]["annotations"]
@@ -1569,7 +1571,7 @@ async fn rbac_grants_exactly_the_verbs_the_controllers_use() {
     }
     let metrics = std::sync::Arc::new(sriov_operator::metrics::Metrics::new());
     let task = tokio::spawn(async move {
-        run_with(client, Settings::from_vars(&vars), metrics, fast())
+        run_tuned(client, Settings::from_vars(&vars), metrics, fast())
             .await
             .unwrap();
     });

@@ -1,6 +1,8 @@
 //! A simulated SR-IOV node for tests, benchmarks and the demo.
 //!
 //! Modules:
+//! - `api_server` (feature `api-server`): a Kubernetes API server stand-in
+//!   whose test answers each request.
 //! - [`catalog`]: the NIC models, ids from `data/supported-nic-ids.tsv`.
 //! - [`ddptool`]: a stand-in for Intel's `ddptool`.
 //! - [`fuse`]: the FUSE server over the in-memory filesystem.
@@ -13,6 +15,8 @@
 //! - [`uevent`]: the uevents the simulated kernel emits, and their delivery.
 //! - [`veth`]: real veths backing PF and VF netdevs (`--veth`).
 
+#[cfg(feature = "api-server")]
+pub mod api_server;
 pub mod catalog;
 pub mod ddptool;
 pub mod fuse;

@@ -43,13 +43,14 @@ use tokio::sync::mpsc;
 
 use crate::apply::ApplyOptions;
 use crate::backoff::Backoff;
+use crate::events::{RunSchedule, spawn_forwarder};
 use crate::kernel_args::{self, KernelArgs};
 use crate::metrics::{Metrics, RunSample};
-use crate::watch::Source;
 use converge::{ConvergeError, hold_disruptive};
 use drain::{Decision, DrainState};
 use status::{FIELD_MANAGER, Phase, apply_body, build_status, same_status, status_interfaces};
 
+pub use crate::events::Trigger;
 pub use crate::standalone::DEFAULT_NAMESPACE;
 
 /// Events and logs name the daemon so.
@@ -124,19 +125,6 @@ pub enum SyncError {
 fn api_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> SyncError {
     let what = what.into();
     move |source| SyncError::Api { what, source }
-}
-
-/// Why a sync ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    /// The spec or the handshake annotations changed (or first sight).
-    Spec,
-    /// A kernel uevent about a PCI function or a netdev.
-    Uevent,
-    /// The periodic resync.
-    Resync,
-    /// A retry after a failure.
-    Retry,
 }
 
 /// What a sync did.
@@ -602,9 +590,8 @@ impl Daemon {
         };
         let errors = applied.error_text();
         let failed = !errors.is_empty();
-        let drift_repaired = writes
-            && matches!(trigger, Trigger::Uevent | Trigger::Resync)
-            && self.applied_generation == generation;
+        let drift_repaired =
+            writes && trigger.checks_drift() && self.applied_generation == generation;
         if to_apply {
             self.metrics.record_run(&RunSample {
                 duration: applied.elapsed,
@@ -867,8 +854,6 @@ impl Daemon {
                 }
             }
         };
-        // The API server answers again: the next failure starts over.
-        backoff.reset();
         let name = self.cfg.node_name.clone();
         let mut stream = watcher(
             self.states.clone(),
@@ -876,12 +861,13 @@ impl Daemon {
         )
         .boxed();
         let (drift_tx, mut drift_rx) = mpsc::channel::<()>(1);
-        spawn_uevent_thread(self.cfg.host_root.path().to_path_buf(), drift_tx);
+        spawn_forwarder(self.cfg.host_root.path().to_path_buf(), drift_tx);
+        let mut schedule = RunSchedule::new(self.cfg.resync, self.cfg.backoff, self.cfg.max_backoff);
+        let mut timer = Trigger::Resync;
         // What a sync depends on: spec generation and the handshake annotations.
         let key = |ns: &SriovNetworkNodeState| (ns.metadata.generation, DrainState::of(ns));
         let mut seen = None;
         let mut pending: Option<Trigger> = None;
-        let mut failed = false;
         let far = tokio::time::Instant::now() + Duration::from_secs(86400 * 365);
         let mut wake = far;
         loop {
@@ -906,8 +892,9 @@ impl Daemon {
                             }
                             Err(e) => {
                                 tracing::warn!(error = %e, "cannot recreate the node state");
-                                failed = true;
-                                wake = tokio::time::Instant::now() + backoff.peek();
+                                let next = schedule.after_run(true, false);
+                                timer = next.trigger;
+                                wake = tokio::time::Instant::now() + next.after;
                             }
                         }
                     }
@@ -915,56 +902,32 @@ impl Daemon {
                     Some(Err(e)) => {
                         self.metrics.api_result(false);
                         tracing::warn!(error = %e, "watching the node state");
-                        tokio::time::sleep(backoff.peek().min(Duration::from_secs(5))).await;
+                        tokio::time::sleep(schedule.backoff().min(Duration::from_secs(5))).await;
                     }
                     None => return Err(SyncError::WatchEnded(name)),
                 },
                 Some(()) = drift_rx.recv() => pending = Some(Trigger::Uevent),
-                _ = tokio::time::sleep_until(wake) => {
-                    pending = Some(if failed { Trigger::Retry } else { Trigger::Resync });
-                }
+                _ = tokio::time::sleep_until(wake) => pending = Some(timer),
             }
             let Some(trigger) = pending.take() else {
                 continue;
             };
             tracing::debug!(?trigger, "sync");
             let result = self.sync(&latest, trigger).await;
-            // uevents caused by our own writes: one look is enough.
-            while drift_rx.try_recv().is_ok() {}
-            failed = !matches!(&result, Ok(o) if !o.failed());
-            let wait = if failed {
-                backoff.next_delay()
-            } else {
-                backoff.reset();
-                self.cfg.resync
-            };
+            // Uevents during the sync: ours, or drift while it scanned.
+            let events_during_run = drift_rx.try_recv().is_ok();
+            let failed = !matches!(&result, Ok(o) if !o.failed());
+            let next = schedule.after_run(failed, events_during_run);
             match &result {
                 Ok(o) => {
                     tracing::info!(?trigger, sync_status = %o.sync_status, steps = o.steps, held = o.held.len(), "synced")
                 }
-                Err(e) => tracing::warn!(?trigger, error = %e, retry_in = ?wait, "sync failed"),
-            }
-            wake = tokio::time::Instant::now() + wait;
-        }
-    }
-}
-
-/// Forwards relevant uevents (PCI functions, netdevs) under `root` to `tx`,
-/// a burst as one; stops when the receiver is gone.
-fn spawn_uevent_thread(root: PathBuf, tx: mpsc::Sender<()>) {
-    let spawned = std::thread::Builder::new()
-        .name("uevents".into())
-        .spawn(move || {
-            let mut source = Source::open(&root);
-            while !tx.is_closed() {
-                if source.relevant_event(Duration::from_millis(200)) {
-                    std::thread::sleep(Duration::from_millis(100));
-                    source.drain();
-                    let _ = tx.try_send(());
+                Err(e) => {
+                    tracing::warn!(?trigger, error = %e, retry_in = ?next.after, "sync failed")
                 }
             }
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start the uevent thread; relying on the periodic resync");
+            timer = next.trigger;
+            wake = tokio::time::Instant::now() + next.after;
+        }
     }
 }

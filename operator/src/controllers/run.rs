@@ -179,7 +179,7 @@ where
         + 'static,
     F: Fn(&K) -> Vec<Key> + Send + 'static,
 {
-    spawn_reflector_with(api, cfg, tx, to_keys, None, |o: &mut K| {
+    spawn_slimmed_reflector(api, cfg, tx, to_keys, None, |o: &mut K| {
         o.meta_mut().managed_fields = None
     })
 }
@@ -203,7 +203,7 @@ where
         + 'static,
     F: Fn(&K) -> Vec<Key> + Send + 'static,
 {
-    spawn_reflector_with(api, cfg, tx, to_keys, Some(generation::<K>), |o: &mut K| {
+    spawn_slimmed_reflector(api, cfg, tx, to_keys, Some(generation::<K>), |o: &mut K| {
         o.meta_mut().managed_fields = None
     })
 }
@@ -221,7 +221,9 @@ pub fn slim_node_state(s: &mut SriovNetworkNodeState) {
     }
 }
 
-fn spawn_reflector_with<K, F, M>(
+/// A reflector whose cache keeps what `slim` leaves of each object;
+/// `fingerprint` as in [`KeyTracker::fingerprint`].
+fn spawn_slimmed_reflector<K, F, M>(
     api: Api<K>,
     cfg: watcher::Config,
     tx: mpsc::UnboundedSender<Key>,
@@ -343,11 +345,11 @@ pub async fn run(
     settings: Settings,
     metrics: Arc<Metrics>,
 ) -> Result<(), super::Error> {
-    run_with(client, settings, metrics, Tuning::default()).await
+    run_tuned(client, settings, metrics, Tuning::default()).await
 }
 
 /// [`run()`] with explicit timings.
-pub async fn run_with(
+pub async fn run_tuned(
     client: Client,
     settings: Settings,
     metrics: Arc<Metrics>,
@@ -363,7 +365,7 @@ pub async fn run_with(
             tx.clone(),
             |n: &Node| vec![Key::Node(n.name_any()), Key::Drain],
         ),
-        states: spawn_reflector_with(
+        states: spawn_slimmed_reflector(
             Api::namespaced(client.clone(), &ns),
             all.clone(),
             tx.clone(),
@@ -460,7 +462,7 @@ pub async fn run_with(
     // instead of at the next resync.
     for component in crate::webhook::deploy::Component::ALL {
         let name = component.secret(&settings).to_string();
-        spawn_reflector_with(
+        spawn_slimmed_reflector(
             Api::<Secret>::namespaced(client.clone(), &ns),
             all.clone().fields(&format!("metadata.name={name}")),
             tx.clone(),

@@ -1,306 +1,37 @@
-//! An API-server stand-in for the operator's reconcile tests (tower-test
-//! `mock::pair`, as config-daemon/tests/k8s_mock): the test takes each
-//! request in order, checks it and answers it; `check_rbac` verifies every
-//! request against deploy/operator/rbac.yaml.
+//! The API server stand-in for the operator's tests
+//! ([`sriov_sim::api_server`]): the test takes each request in order,
+//! checks it and answers it; `check_rbac` verifies every request against
+//! deploy/operator/rbac.yaml. [`cluster`] is a stateful in-memory cluster
+//! for the controller loop tests.
 
-#![allow(dead_code)]
+// Each test binary uses part of it.
+#![allow(dead_code, unused_imports)]
 
 pub mod cluster;
 
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
-use http::{Request, Response};
-use kube::client::Body;
-use serde_json::{Value, json};
-use tower_test::mock::{Handle, SendResponse};
+use serde_json::Value;
+pub use sriov_sim::api_server::{ApiServer, NS, RbacNeed, Req, merge};
 
-pub const NS: &str = "sriov-network-operator";
-
-/// One request the daemon sent.
-pub struct Req {
-    pub method: String,
-    pub path: String,
-    pub query: String,
-    pub content_type: String,
-    pub body: Value,
-    send: SendResponse<Response<Body>>,
-}
-
-impl std::fmt::Debug for Req {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {}?{} {}",
-            self.method, self.path, self.query, self.body
-        )
-    }
-}
-
-impl Req {
-    /// A query parameter's value.
-    pub fn param(&self, key: &str) -> Option<String> {
-        self.query.split('&').find_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            (k == key).then(|| v.replace("%3D", "=").replace("%2F", "/"))
-        })
-    }
-
-    /// Answers with `code` and a JSON body.
-    pub fn reply(self, code: u16, body: Value) {
-        let resp = Response::builder()
-            .status(code)
-            .header("content-type", "application/json")
-            .body(Body::from(serde_json::to_vec(&body).unwrap()))
-            .unwrap();
-        self.send.send_response(resp);
-    }
-
-    /// Answers 200 with `body`.
-    pub fn ok(self, body: Value) {
-        self.reply(200, body)
-    }
-
-    /// Answers 404 NotFound as the API server does.
-    pub fn not_found(self) {
-        let name = self.path.rsplit('/').next().unwrap_or_default().to_string();
-        self.reply(
-            404,
-            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                   "message": format!("\"{name}\" not found"), "reason": "NotFound", "code": 404}),
-        )
-    }
-
-    /// Answers with the request body (what a create or patch returns,
-    /// near enough), merged into `base`.
-    pub fn echo(self, base: Value) {
-        let mut out = base;
-        merge(&mut out, &self.body.clone());
-        self.ok(out)
-    }
-
-    /// Answers a watch request with these events (one JSON per line), then
-    /// ends the stream.
-    pub fn watch_events(self, events: &[Value]) {
-        let mut text = String::new();
-        for e in events {
-            text.push_str(&serde_json::to_string(e).unwrap());
-            text.push('\n');
-        }
-        let resp = Response::builder()
-            .status(200)
-            .header("content-type", "application/json")
-            .body(Body::from(text.into_bytes()))
-            .unwrap();
-        self.send.send_response(resp);
-    }
-}
-
-/// JSON merge (RFC 7386).
-pub fn merge(a: &mut Value, b: &Value) {
-    match (a, b) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
-                if v.is_null() {
-                    a.remove(k);
-                } else {
-                    merge(a.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (a, b) => *a = b.clone(),
-    }
-}
-
-/// The API server side of the mock.
-pub struct ApiServer {
-    handle: Handle<Request<Body>, Response<Body>>,
-    /// Every request so far: (method, path, query, content type).
-    pub seen: Vec<(String, String, String, String)>,
-}
-
-/// A client on the mock, and the server side.
-pub fn pair() -> (kube::Client, ApiServer) {
-    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    (
-        kube::Client::new(svc, NS),
-        ApiServer {
-            handle,
-            seen: Vec::new(),
-        },
-    )
-}
-
-impl ApiServer {
-    /// The next request (fails the test after 20 s without one).
-    pub async fn next(&mut self) -> Req {
-        let (req, send) = tokio::time::timeout(Duration::from_secs(20), self.handle.next_request())
-            .await
-            .expect("the operator sent no request within 20 s")
-            .expect("the client is gone");
-        let (parts, body) = req.into_parts();
-        self.seen.push((
-            parts.method.to_string(),
-            parts.uri.path().to_string(),
-            parts.uri.query().unwrap_or_default().to_string(),
-            parts
-                .headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string(),
-        ));
-        let bytes = body.collect_bytes().await.unwrap();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                // server-side apply bodies are sent as YAML-compatible JSON
-                Value::String(String::from_utf8_lossy(&bytes).to_string())
-            })
-        };
-        Req {
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_string(),
-            query: parts.uri.query().unwrap_or_default().to_string(),
-            content_type: parts
-                .headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string(),
-            body,
-            send,
-        }
-    }
-
-    /// The next request, which must be `method path`.
-    pub async fn expect(&mut self, method: &str, path: &str) -> Req {
-        let r = self.next().await;
-        assert_eq!(
-            (r.method.as_str(), r.path.as_str()),
-            (method, path),
-            "unexpected request {r:?}"
-        );
-        r
-    }
-
-    /// Asserts that the operator sends nothing for `wait`.
-    pub async fn expect_silence(&mut self, wait: Duration) {
-        if let Ok(Some((req, _))) = tokio::time::timeout(wait, self.handle.next_request()).await {
-            panic!("unexpected request {} {}", req.method(), req.uri());
-        }
-    }
-}
-
-/// (apiGroup, resource, verb, namespaced) of a request, as RBAC sees it.
-pub fn rbac_attributes(method: &str, path: &str, query: &str) -> (String, String, String, bool) {
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (group, rest) = match parts[0] {
-        "api" => (String::new(), &parts[2..]),
-        "apis" => (parts[1].to_string(), &parts[3..]),
-        other => panic!("unexpected API path {path} ({other})"),
-    };
-    let (namespaced, rest) = if rest.first() == Some(&"namespaces") && rest.len() > 2 {
-        (true, &rest[2..])
-    } else {
-        (false, rest)
-    };
-    let resource = match rest {
-        [r] | [r, _] => r.to_string(),
-        [r, _, sub] => format!("{r}/{sub}"),
-        _ => panic!("unexpected API path {path}"),
-    };
-    let named = rest.len() >= 2;
-    let watch = query.split('&').any(|kv| kv == "watch=true");
-    let verb = match (method, named, watch) {
-        ("GET", true, _) => "get",
-        ("GET", false, true) => "watch",
-        ("GET", false, false) => "list",
-        ("POST", _, _) => "create",
-        ("PATCH", _, _) => "patch",
-        ("PUT", _, _) => "update",
-        ("DELETE", _, _) => "delete",
-        _ => panic!("unexpected method {method}"),
-    };
-    (group, resource, verb.to_string(), namespaced)
+/// deploy/operator/rbac.yaml.
+pub fn rbac_yaml() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/operator/rbac.yaml")
 }
 
 /// The rules of deploy/operator/rbac.yaml: (Role rules, ClusterRole rules).
 pub fn rbac_rules() -> (Vec<Value>, Vec<Value>) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/operator/rbac.yaml");
-    let text = std::fs::read_to_string(path).unwrap();
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
-    let rules = |kind: &str| -> Vec<Value> {
-        docs.iter()
-            .filter(|d| d["kind"] == kind)
-            .flat_map(|d| d["rules"].as_array().cloned().unwrap_or_default())
-            .collect()
-    };
-    (rules("Role"), rules("ClusterRole"))
+    sriov_sim::api_server::rbac_rules(&rbac_yaml())
 }
 
-/// The verbs RBAC checks for a request: its own, and `create` as well for
-/// a patch that created its object (the API server authorizes a
-/// server-side apply of a missing object as `create`).
-pub fn verbs_needed(method: &str, path: &str, query: &str, created: bool) -> Vec<String> {
-    let (_, _, verb, _) = rbac_attributes(method, path, query);
-    let mut out = vec![verb];
-    if method == "PATCH" && created {
-        out.push("create".to_string());
-    }
-    out
+/// Every request is allowed by deploy/operator/rbac.yaml
+/// ([`sriov_sim::api_server::check_rbac_requests`]).
+pub fn check_rbac_requests(requests: &[(String, String, String, bool)]) -> BTreeSet<RbacNeed> {
+    sriov_sim::api_server::check_rbac_requests(&rbac_yaml(), requests)
 }
 
-/// Every request is allowed by deploy/operator/rbac.yaml (the Role in the
-/// operator namespace, the ClusterRole everywhere), verb by verb: no
-/// wildcard is accepted, each verb must be listed exactly. Returns the
-/// (group, resource, verb, in the operator namespace) needed.
-pub fn check_rbac_requests(
-    requests: &[(String, String, String, bool)],
-) -> std::collections::BTreeSet<(String, String, String, bool)> {
-    let (role, cluster) = rbac_rules();
-    assert!(!requests.is_empty());
-    let mut needed = std::collections::BTreeSet::new();
-    for (method, p, q, created) in requests {
-        let (group, resource, _, namespaced) = rbac_attributes(method, p, q);
-        let in_own_ns = namespaced && p.contains(&format!("/namespaces/{NS}/"));
-        let rules: Vec<Value> = if in_own_ns {
-            role.iter().chain(cluster.iter()).cloned().collect()
-        } else {
-            cluster.clone()
-        };
-        let has = |r: &Value, key: &str, want: &str| {
-            r[key]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|v| v == want))
-        };
-        for verb in verbs_needed(method, p, q, *created) {
-            assert!(
-                rules.iter().any(|r| has(r, "apiGroups", &group)
-                    && has(r, "resources", &resource)
-                    && has(r, "verbs", &verb)),
-                "{method} {p}?{q} needs {verb} on {resource} (group {group:?}{}); not in deploy/operator/rbac.yaml",
-                if in_own_ns {
-                    ", operator namespace"
-                } else {
-                    ""
-                }
-            );
-            needed.insert((group.clone(), resource.clone(), verb, in_own_ns));
-        }
-    }
-    needed
-}
-
-impl ApiServer {
-    /// Every request seen is allowed by deploy/operator/rbac.yaml
-    /// ([`check_rbac_requests`]).
-    pub fn check_rbac(&self) {
-        let reqs: Vec<(String, String, String, bool)> = self
-            .seen
-            .iter()
-            .map(|(m, p, q, _)| (m.clone(), p.clone(), q.clone(), false))
-            .collect();
-        check_rbac_requests(&reqs);
-    }
+/// A client on the mock with the operator's rights, and the server side.
+pub fn pair() -> (kube::Client, ApiServer) {
+    sriov_sim::api_server::pair(rbac_yaml())
 }

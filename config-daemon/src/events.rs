@@ -1,7 +1,7 @@
-//! `--watch`: keep the node converged. Re-applies when the policy file
-//! changes, when a kernel uevent says a PCI function or netdev changed (drift:
-//! someone changed a VF count or driver by hand), and every resync interval;
-//! failures are retried with exponential backoff.
+//! What starts a run and what ends a wait, for both modes: kernel uevents
+//! about PCI functions and netdevs ([`Source`]), a watched file
+//! ([`FileStamp`]), and the run schedule ([`RunSchedule`]: the resync timer,
+//! and exponential backoff after a failure). Each run has a [`Trigger`].
 //!
 //! Uevents come from the kernel's netlink socket when the host root's sysfs
 //! is the running kernel's (`/`, or a container's `/host` bind mount), or
@@ -16,15 +16,15 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use sriov_host::sriov::{Poll, Settle};
 use sriov_host::uevent::{self, UeventSocket};
+use tokio::sync::mpsc;
 
 use crate::backoff::Backoff;
-use crate::standalone::{RunReport, StandaloneConfig, StandaloneError, WatchOptions, run_once};
 
-/// Where uevents come from (also used by the Kubernetes mode's drift trigger).
+/// Where uevents come from.
 #[derive(Debug)]
 pub enum Source {
     Kernel(Box<UeventSocket>),
@@ -135,6 +135,18 @@ impl Source {
         matches!(self.next_event(timeout), Ok(Some(e)) if relevant(&e))
     }
 
+    /// Waits up to `timeout` for a relevant uevent; when one comes, lets the
+    /// burst behind it settle ([`BURST`]) and drops the rest of it: true
+    /// once a burst.
+    pub fn next_burst(&mut self, timeout: Duration) -> bool {
+        if !self.relevant_event(timeout) {
+            return false;
+        }
+        std::thread::sleep(BURST);
+        self.drain();
+        true
+    }
+
     /// Drops queued events; true when one of them was relevant.
     pub fn drain(&mut self) -> bool {
         let relevant = |e: &uevent::Uevent| matches!(e.get("SUBSYSTEM"), Some("pci") | Some("net"));
@@ -146,6 +158,28 @@ impl Source {
             any |= relevant(&e);
         }
         any
+    }
+}
+
+/// How long a burst of uevents (one change's events) takes to settle.
+pub const BURST: Duration = Duration::from_millis(100);
+
+/// Sends one message a burst of relevant uevents under `root` to `tx`, from
+/// a thread of its own (for the async Kubernetes mode); the thread ends when
+/// the receiver is gone.
+pub fn spawn_forwarder(root: PathBuf, tx: mpsc::Sender<()>) {
+    let spawned = std::thread::Builder::new()
+        .name("uevents".into())
+        .spawn(move || {
+            let mut source = Source::open(&root);
+            while !tx.is_closed() {
+                if source.next_burst(RECHECK) {
+                    let _ = tx.try_send(());
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the uevent thread; relying on the periodic resync");
     }
 }
 
@@ -237,84 +271,152 @@ impl Settle for UeventWait {
     }
 }
 
-fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+/// A file's modification time and length, to notice edits by looking again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp(Option<(SystemTime, u64)>);
+
+impl FileStamp {
+    /// The file as it is now (a missing file has a stamp too).
+    pub fn of(path: &Path) -> FileStamp {
+        let m = std::fs::metadata(path).ok();
+        FileStamp(m.and_then(|m| Some((m.modified().ok()?, m.len()))))
+    }
 }
 
-/// Why the watch loop ran an apply.
+/// Why a run ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
+    /// The standalone mode's first run.
     Start,
+    /// The Kubernetes mode: the spec or the handshake annotations changed
+    /// (or first sight).
+    Spec,
+    /// The standalone mode: the policy file changed.
     PolicyFile,
+    /// A kernel uevent about a PCI function or a netdev.
     Uevent,
+    /// The periodic resync.
     Resync,
+    /// A retry after a failure.
     Retry,
 }
 
-/// Runs until the process is stopped. `on_run` sees every run's report (or
-/// the error that stopped it before any change) and why it ran.
-pub fn watch(
-    cfg: &StandaloneConfig,
-    opts: &WatchOptions,
-    mut on_run: impl FnMut(Trigger, &Result<RunReport, StandaloneError>),
-) -> ! {
-    let mut source = Source::open(cfg.host_root.path());
-    let mut backoff = Backoff::new(opts.backoff, opts.max_backoff);
-    let mut trigger = Trigger::Start;
-    loop {
-        let stamp = file_stamp(&cfg.policies);
-        let result = run_once(cfg);
-        // Events queued during the run: ours, or drift that happened while
-        // we scanned. Look again at once; a run that writes nothing causes
-        // no events, so this settles.
-        let events_during_run = source.drain();
-        if trigger != Trigger::Start
-            && trigger != Trigger::PolicyFile
-            && let Ok(r) = &result
-            && !r.plan.is_empty()
-        {
-            tracing::warn!(
-                ?trigger,
-                "drift: the node no longer matched the spec; repaired:\n{}",
-                r.plan.render()
-            );
+impl Trigger {
+    /// Whether the run looks for drift: the desired state did not change
+    /// and no failure is retried, so any step it takes repairs a change
+    /// made behind the daemon's back.
+    pub fn checks_drift(self) -> bool {
+        matches!(self, Trigger::Uevent | Trigger::Resync)
+    }
+}
+
+/// When the next run comes if nothing else starts one: the resync interval
+/// after a run that worked; after a failure the backoff, doubling up to its
+/// maximum while failures go on; at once when uevents came during a run that
+/// worked (the run's own writes, or drift while it scanned: a run that
+/// writes nothing causes none, so this settles).
+#[derive(Debug, Clone)]
+pub struct RunSchedule {
+    resync: Duration,
+    backoff: Backoff,
+}
+
+/// The run a [`RunSchedule`] starts if nothing else does first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextRun {
+    pub after: Duration,
+    pub trigger: Trigger,
+}
+
+impl RunSchedule {
+    pub fn new(resync: Duration, backoff: Duration, max_backoff: Duration) -> RunSchedule {
+        RunSchedule {
+            resync,
+            backoff: Backoff::new(backoff, max_backoff),
         }
-        on_run(trigger, &result);
-        let failed = match &result {
-            Ok(r) => r.failed(),
-            Err(_) => true,
-        };
-        let wait = if failed {
-            backoff.next_delay()
+    }
+
+    /// The wait before the next retry, were the next run to fail.
+    pub fn backoff(&self) -> Duration {
+        self.backoff.peek()
+    }
+
+    /// Records how a run ended; the run the timer starts next.
+    pub fn after_run(&mut self, failed: bool, events_during_run: bool) -> NextRun {
+        if failed {
+            let after = self.backoff.next_delay();
+            return NextRun {
+                after,
+                trigger: Trigger::Retry,
+            };
+        }
+        self.backoff.reset();
+        if events_during_run {
+            NextRun {
+                after: Duration::ZERO,
+                trigger: Trigger::Uevent,
+            }
         } else {
-            backoff.reset();
-            opts.resync
-        };
-        if events_during_run && !failed {
-            trigger = Trigger::Uevent;
-            continue;
+            NextRun {
+                after: self.resync,
+                trigger: Trigger::Resync,
+            }
         }
-        let deadline = Instant::now() + wait;
-        trigger = loop {
-            let now = Instant::now();
-            if now >= deadline {
-                break if failed {
-                    Trigger::Retry
-                } else {
-                    Trigger::Resync
-                };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn failures_back_off_doubling_to_the_cap_and_a_success_resets() {
+        let mut s = RunSchedule::new(secs(30), secs(1), secs(5));
+        let waits: Vec<Duration> = (0..5).map(|_| s.after_run(true, false).after).collect();
+        assert_eq!(waits, [secs(1), secs(2), secs(4), secs(5), secs(5)]);
+        assert_eq!(
+            s.after_run(false, false),
+            NextRun {
+                after: secs(30),
+                trigger: Trigger::Resync
             }
-            if file_stamp(&cfg.policies) != stamp {
-                break Trigger::PolicyFile;
+        );
+        assert_eq!(
+            s.after_run(true, false),
+            NextRun {
+                after: secs(1),
+                trigger: Trigger::Retry
             }
-            if source.relevant_event((deadline - now).min(Duration::from_millis(200))) {
-                // Let a burst of events settle.
-                std::thread::sleep(Duration::from_millis(100));
-                source.drain();
-                break Trigger::Uevent;
+        );
+    }
+
+    #[test]
+    fn events_during_a_good_run_rerun_at_once_but_not_after_a_failure() {
+        let mut s = RunSchedule::new(secs(30), secs(1), secs(60));
+        assert_eq!(
+            s.after_run(false, true),
+            NextRun {
+                after: Duration::ZERO,
+                trigger: Trigger::Uevent
             }
-        };
-        tracing::info!(?trigger, "re-applying");
+        );
+        assert_eq!(s.after_run(true, true).trigger, Trigger::Retry);
+    }
+
+    #[test]
+    fn a_file_stamp_changes_with_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policies.yaml");
+        let missing = FileStamp::of(&path);
+        std::fs::write(&path, "a").unwrap();
+        let one = FileStamp::of(&path);
+        assert_ne!(one, missing);
+        assert_eq!(FileStamp::of(&path), one);
+        std::fs::write(&path, "ab").unwrap();
+        assert_ne!(FileStamp::of(&path), one);
     }
 }

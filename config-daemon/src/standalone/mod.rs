@@ -4,6 +4,10 @@
 //! One run: read and check the policies (any error: nothing is changed),
 //! scan the node, merge the policies for it, plan, apply (unless dry run),
 //! scan again for the resulting state, and write the device plugin config.
+//!
+//! - [`watch`]: `apply --watch`, runs on policy edits, drift and a timer.
+
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,16 +19,15 @@ use sriov_crds::nic_ids::NicIdList;
 use sriov_crds::node_state::{SYNC_STATUS_FAILED, SYNC_STATUS_SUCCEEDED};
 use sriov_crds::policy_merge::{merge_node, render_device_plugin_config};
 use sriov_crds::{
-    InterfaceExt, SriovNetworkNodePolicy, SriovNetworkNodeState, SriovNetworkNodeStateSpec,
-    SriovNetworkNodeStateStatus,
+    InterfaceExt, SriovNetworkNodeState, SriovNetworkNodeStateSpec, SriovNetworkNodeStateStatus,
 };
 use sriov_host::HostRoot;
 use sriov_host::netlink::{LinkOps, Netlink};
 
-use crate::apply::{ApplyEnv, ApplyOptions, PfOutcome, WaitMode, apply_plan_with};
+use crate::apply::{ApplyEnv, ApplyOptions, PfOutcome, WaitMode, apply_plan_in_env};
 use crate::discover;
 use crate::journal::{Journal, JournalError, write_atomic};
-use crate::plan::{Plan, plan_node_with};
+use crate::plan::{Plan, plan_node_given_links};
 use crate::policies::{PolicyFileError, read_policies};
 
 /// Namespace the node state is reported in.
@@ -138,27 +141,9 @@ pub struct RunEnv<'a> {
     pub waits: WaitMode,
 }
 
-/// One standalone run with the policies read from the file.
+/// One standalone run with the policies read from the file: netlink opened
+/// in this thread's network namespace, waits on uevents.
 pub fn run_once(cfg: &StandaloneConfig) -> Result<RunReport, StandaloneError> {
-    let policies = read_policies(&cfg.policies)?;
-    run_with(cfg, &policies)
-}
-
-/// [`run_once`] with netlink and the wait mode given.
-pub fn run_once_with(
-    cfg: &StandaloneConfig,
-    env: &RunEnv<'_>,
-) -> Result<RunReport, StandaloneError> {
-    let policies = read_policies(&cfg.policies)?;
-    run_with_env(cfg, &policies, env)
-}
-
-/// One standalone run with these policies: netlink opened in this thread's
-/// network namespace, waits on uevents.
-pub fn run_with(
-    cfg: &StandaloneConfig,
-    policies: &[SriovNetworkNodePolicy],
-) -> Result<RunReport, StandaloneError> {
     let netlink = Netlink::open();
     let why;
     let links: Result<&dyn LinkOps, &str> = match &netlink {
@@ -168,9 +153,8 @@ pub fn run_with(
             Err(why.as_str())
         }
     };
-    run_with_env(
+    run_once_in_env(
         cfg,
-        policies,
         &RunEnv {
             links,
             waits: WaitMode::Uevents,
@@ -178,12 +162,14 @@ pub fn run_with(
     )
 }
 
-/// One standalone run with these policies, netlink and wait mode.
-pub fn run_with_env(
+/// One standalone run with the policies read from the file, and the
+/// netlink handle and wait mode given.
+pub fn run_once_in_env(
     cfg: &StandaloneConfig,
-    policies: &[SriovNetworkNodePolicy],
     env: &RunEnv<'_>,
 ) -> Result<RunReport, StandaloneError> {
+    let policies = read_policies(&cfg.policies)?;
+    let policies = policies.as_slice();
     let root = &cfg.host_root;
     let journal = Journal::open(&cfg.state_dir, !cfg.dry_run)?;
     let resumed = journal.interrupted();
@@ -205,7 +191,7 @@ pub fn run_with_env(
         Ok(ops) => discover::pf_links(ops, &node, &merge.interfaces),
         Err(why) => discover::pf_links_unavailable(&merge.interfaces, why),
     };
-    let mut plan = plan_node_with(
+    let mut plan = plan_node_given_links(
         root,
         &merge.interfaces,
         &node,
@@ -229,7 +215,7 @@ pub fn run_with_env(
             links: env.links.ok(),
             waits: env.waits,
         };
-        let outcomes = apply_plan_with(root, &plan, &journal, &cfg.apply, &apply_env);
+        let outcomes = apply_plan_in_env(root, &plan, &journal, &cfg.apply, &apply_env);
         journal.settle_interrupted(resumed.keys().map(String::as_str).filter(|pf| {
             !plan
                 .pfs
