@@ -8,7 +8,7 @@
 #             sriov-rs.local/test:1       (test.tar; Debian's busybox-static)
 #   sriov-rs  ghcr.io/sriov-rs/sriov-rs:<version> (sriov-rs.tar): the release
 #             binaries (or --profile debug, stripped: device plugin, config
-#             daemon, sriov, operator) + the shared libraries
+#             daemon, sriov, operator, DRA driver) + the shared libraries
 #             they load + cni-install; distroless-style: no shell, no package
 #             manager. One image for every binary: see docs/cluster.md.
 #
@@ -71,8 +71,8 @@ build_test() {
 }
 
 build_sriov_rs() {
-  local dir=${CARGO_TARGET_DIR:-target}/$PROFILE b bins=() want=(sriov-device-plugin sriov-config-daemon sriov sriov-network-operator)
-  # dpdk-bind too when built; with --profile debug (the lane) only the four
+  local dir=${CARGO_TARGET_DIR:-target}/$PROFILE b bins=() want=(sriov-device-plugin sriov-config-daemon sriov sriov-network-operator sriov-dra-driver)
+  # dpdk-bind too when built; with --profile debug (the lane) only the
   # binaries the lane builds, never a stale debug build of anything else.
   [ "$PROFILE" = release ] && want+=(dpdk-bind)
   for b in "${want[@]}"; do [ -x "$dir/$b" ] && bins+=("$dir/$b"); done
