@@ -92,7 +92,8 @@ def dra_template() -> str:
             lines += ["{{- range .Values.draDriver.extraArgs }}", f"{indent}- {{{{ . | quote }}}}", "{{- end }}"]
         else:
             lines.append(line)
-    return "{{- if .Values.draDriver.enabled }}\n" + "\n".join(lines) + "\n{{- end }}\n"
+    header = HEADER.format(src="deploy/" + ", deploy/".join(DRA))
+    return "{{- if .Values.draDriver.enabled }}\n" + header + "\n".join(lines) + "\n{{- end }}\n"
 
 
 def expected() -> dict:
@@ -103,8 +104,7 @@ def expected() -> dict:
         path = ROOT / "deploy" / src
         if path.exists():
             files[CHART / "templates" / dst] = HEADER.format(src=f"deploy/{src}") + rbac_template(path, kinds)
-    files[CHART / "templates" / DRA_TEMPLATE] = (
-        HEADER.format(src="deploy/" + ", deploy/".join(DRA)) + dra_template())
+    files[CHART / "templates" / DRA_TEMPLATE] = dra_template()
     return files
 
 
