@@ -86,8 +86,6 @@ dra_deployed() {
   l_pub=$(grep -m1 'ResourceSlices published' "$WORK/dra.log") || { fail "no 'ResourceSlices published' line"; return 1; }
   timing "dra_driver_start_to_slices_published_ms" "$(( $(log_ms "$l_pub") - $(log_ms "$l_start") ))"
   timing "dra_driver_start_to_slices_visible_ms" "$(( t_visible - $(log_ms "$l_start") ))"
-  registered() { dra_log | grep -q 'registered with the kubelet'; }
-  wait_until 60 "the kubelet registered the driver" registered || return 1
   [ -S "$DRA_REG_SOCK" ] && [ -S "$DRA_PLUGIN_DIR/dra.sock" ] || { fail "sockets missing"; ls -l "$DRA_PLUGIN_DIR" /var/lib/kubelet/plugins_registry; return 1; }
   # The slices and their attributes.
   dra_slices >"$WORK/slices.json"
@@ -118,30 +116,43 @@ dra_deployed() {
   K get deviceclass "$DRV" -o jsonpath='{.spec.selectors[0].cel.expression}'; echo
 }
 
-# The ValidatingAdmissionPolicy: as the driver's ServiceAccount (impersonated,
-# with the node name a bound token carries), a slice of another node is
-# refused, one of its own node accepted (server-side dry runs).
+# The kubelet's plugin watcher calls GetInfo on the registration socket
+# and then NotifyRegistrationStatus, which the driver logs.
+dra_registered() {
+  registered() { dra_log | grep -q 'registered with the kubelet'; }
+  wait_until 60 "the kubelet registered the driver" registered && return 0
+  grep -E "RegisterPlugin.*$DRV" "$STATE/logs/kubelet.log" | tail -3
+  return 1
+}
+
+# The ValidatingAdmissionPolicy, with the driver ServiceAccount's real
+# tokens (server-side dry runs): one bound to the driver's pod carries its
+# node (authentication.kubernetes.io/node-name): a slice of another node is
+# refused, one of its own node accepted; an unbound token has no node and is
+# refused.
 dra_node_restricted() {
-  local sa=system:serviceaccount:$DRA_NS:sriov-dra-driver out rc
-  slice() {
-    cat <<EOF
+  local pod bound unbound out rc
+  pod=$(K -n "$DRA_NS" get pods -l app=sriov-dra-driver -o jsonpath='{.items[0].metadata.name}')
+  bound=$(K -n "$DRA_NS" create token sriov-dra-driver --bound-object-kind Pod --bound-object-name "$pod")
+  unbound=$(K -n "$DRA_NS" create token sriov-dra-driver)
+  as_sa() { # TOKEN NODE: create (dry run) a slice of NODE with TOKEN
+    cat <<EOF | "$REPO/scripts/cluster.sh" kubectl --kubeconfig /dev/null --server https://127.0.0.1:16443 \
+      --certificate-authority "$STATE/pki/ca.crt" --token "$1" create --dry-run=server -f - 2>&1
 apiVersion: resource.k8s.io/v1
 kind: ResourceSlice
 metadata: {name: lane-vap-probe}
-spec: {driver: $DRV, nodeName: $1, pool: {name: $1, generation: 1, resourceSliceCount: 1}, devices: []}
+spec: {driver: $DRV, nodeName: $2, pool: {name: $2, generation: 1, resourceSliceCount: 1}, devices: []}
 EOF
   }
-  rc=0; out=$(slice other-node | K create --dry-run=server -f - --as "$sa" \
-    --as-user-extra "authentication.kubernetes.io/node-name=$NODE" 2>&1) || rc=$?
+  rc=0; out=$(as_sa "$bound" other-node) || rc=$?
   echo "$out"
   [ $rc != 0 ] || { fail "a slice of another node was accepted"; return 1; }
   grep -qF "sriov-dra-driver on node $NODE may not write ResourceSlices of node other-node" <<<"$out" \
     || { fail "refused without the policy's message"; return 1; }
-  rc=0; out=$(slice "$NODE" | K create --dry-run=server -f - --as "$sa" 2>&1) || rc=$?
+  rc=0; out=$(as_sa "$unbound" "$NODE") || rc=$?
   echo "$out"
-  [ $rc != 0 ] && grep -qF "no node name in its token" <<<"$out" || { fail "a request without a node name was not refused"; return 1; }
-  slice "$NODE" | K create --dry-run=server -f - --as "$sa" \
-    --as-user-extra "authentication.kubernetes.io/node-name=$NODE" || { fail "its own node's slice was refused"; return 1; }
+  [ $rc != 0 ] && grep -qF "no node name in its token" <<<"$out" || { fail "a token without a node was not refused"; return 1; }
+  as_sa "$bound" "$NODE" || { fail "its own node's slice was refused"; return 1; }
 }
 
 dra_claim_pod() { # NAME CLAIM-YAML (the pod's resourceClaims entry)

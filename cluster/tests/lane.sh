@@ -917,15 +917,22 @@ t "VF returns to the host with its name, MAC and MTU" vf_returns
 if [ "$DEPLOY" = helm ]; then
   # Only with the chart: with deploy/ the device plugin's pool is every E810
   # VF, lnp0's too, and the DRA driver would offer the same VFs.
-  t "DRA: driver deployed (chart, --pf-names=$DRA_PF) -> ResourceSlices with the VFs' attributes, registered" dra_deployed
-  if [ $? = 0 ]; then
+  t "DRA: driver deployed (chart, --pf-names=$DRA_PF) -> ResourceSlices with the VFs' attributes" dra_deployed
+  dra_up=$?
+  if [ $dra_up = 0 ]; then
     t "DRA: the admission policy keeps the driver to its node's ResourceSlices" dra_node_restricted
+    t "DRA: the kubelet registers the driver (GetInfo, NotifyRegistrationStatus)" dra_registered
+    dra_up=$?
+  fi
+  if [ $dra_up = 0 ]; then
     t "DRA: claim template -> allocated by the scheduler, prepared (CDI spec, checkpoint), pod running" dra_claim_prepared
     if [ $? = 0 ]; then
       t "DRA: pod deleted -> claim unprepared, CDI spec and checkpoint entry gone" dra_claim_released
     fi
     t "DRA: driver killed after prepare -> restarted, re-registered, unprepares the claim" dra_restart_mid_claim
     t "DRA: VF + GPU of a second driver with matchAttribute resource.kubernetes.io/pcieRoot -> the GPU on the VF's root" dra_pcie_root_pairing
+  fi
+  if [ -f "$WORK/dra.yaml" ]; then
     t "DRA: DaemonSet deleted -> sockets removed" dra_removed
   fi
 fi
