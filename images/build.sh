@@ -8,7 +8,7 @@
 #             sriov-rs.local/test:1       (test.tar; Debian's busybox-static)
 #   sriov-rs  ghcr.io/sriov-rs/sriov-rs:<version> (sriov-rs.tar): the release
 #             binaries (or --profile debug, stripped: device plugin, config
-#             daemon, sriov, operator) + the shared libraries
+#             daemon, sriov, operator, DRA driver) + the shared libraries
 #             they load + cni-install; distroless-style: no shell, no package
 #             manager. One image for every binary: see docs/cluster.md.
 #
@@ -71,8 +71,8 @@ build_test() {
 }
 
 build_sriov_rs() {
-  local dir=${CARGO_TARGET_DIR:-target}/$PROFILE b bins=() want=(sriov-device-plugin sriov-config-daemon sriov sriov-network-operator)
-  # dpdk-bind too when built; with --profile debug (the lane) only the four
+  local dir=${CARGO_TARGET_DIR:-target}/$PROFILE b bins=() want=(sriov-device-plugin sriov-config-daemon sriov sriov-network-operator sriov-dra-driver)
+  # dpdk-bind too when built; with --profile debug (the lane) only the
   # binaries the lane builds, never a stale debug build of anything else.
   [ "$PROFILE" = release ] && want+=(dpdk-bind)
   for b in "${want[@]}"; do [ -x "$dir/$b" ] && bins+=("$dir/$b"); done
@@ -80,8 +80,10 @@ build_sriov_rs() {
     [ -x "$dir/$b" ] || { log "missing $dir/$b: cargo build $( [ "$PROFILE" = release ] && echo --release) -p sriov-device-plugin -p sriov-config-daemon -p sriov-cni --bins"; return 1; }
   done
   # Reused only when built from the same profile's binaries (a release tar
-  # is newer than older debug binaries, and the other way round).
-  if [ "$(cat "$OUT/sriov-rs.tar.profile" 2>/dev/null)" = "$PROFILE" ]; then
+  # is newer than older debug binaries, and the other way round) and the
+  # same set of them (a binary added to the image is older than the tar).
+  local stamp; stamp="$PROFILE $(for b in "${bins[@]}"; do basename "$b"; done | tr '\n' ' ')"
+  if [ "$(cat "$OUT/sriov-rs.tar.profile" 2>/dev/null)" = "$stamp" ]; then
     stale "$OUT/sriov-rs.tar" "${bins[@]}" images/cni-install/cni-install.c images/mkimage.py images/build.sh || return 0
   fi
   local r lib; r=$(mktemp -d)
@@ -102,7 +104,7 @@ build_sriov_rs() {
   mapfile -d '' L < <(labels sriov-rs "sriov-rs: SR-IOV network operator and webhooks, device plugin, CNI plugin, config daemon")
   python3 images/mkimage.py --rootfs "$r" --out "$OUT/sriov-rs.tar" --tag "$IMAGE" \
     --env SRIOV_LOG=info "${L[@]}" --label "io.sriov-rs.profile=$PROFILE"
-  echo "$PROFILE" >"$OUT/sriov-rs.tar.profile"
+  echo "$stamp" >"$OUT/sriov-rs.tar.profile"
   log "sriov-rs.tar: $IMAGE ($PROFILE; $(du -sh "$r" | cut -f1) unpacked: $(cd "$r/usr/bin" && ls | tr '\n' ' '))"
   rm -rf "$r"
 }

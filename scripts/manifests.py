@@ -31,6 +31,12 @@ RBAC = [
     ("operator/webhooks.yaml", "rbac-webhooks.yaml", None),
 ]
 RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+# The DRA driver has no operator integration: the chart ships every object
+# of these files itself, behind draDriver.enabled (off by default).
+DRA = ["dra-driver/deviceclass.yaml", "dra-driver/rbac.yaml", "dra-driver/daemonset.yaml"]
+DRA_TEMPLATE = "dra-driver.yaml"
+DRA_IMAGE = "ghcr.io/sriov-rs/sriov-rs:0.1.0"
+EXTRA_ARGS = "__DRA_EXTRA_ARGS__"
 
 
 def rbac_template(src: pathlib.Path, kinds) -> str:
@@ -53,6 +59,43 @@ def rbac_template(src: pathlib.Path, kinds) -> str:
     return text
 
 
+def dra_template() -> str:
+    """deploy/dra-driver/ as one template: the release namespace, the image
+    and pull policy from the values, draDriver.extraArgs after the args."""
+    docs = []
+    for src in DRA:
+        docs += [d for d in yaml.safe_load_all((ROOT / "deploy" / src).read_text()) if d]
+    for d in docs:
+        md = d.setdefault("metadata", {})
+        if "namespace" in md:
+            md["namespace"] = NS_PLACEHOLDER
+        md.setdefault("labels", {})
+        if d["kind"] == "DaemonSet":
+            c = d["spec"]["template"]["spec"]["containers"][0]
+            assert c["image"] == DRA_IMAGE, c["image"]
+            c["image"] = "__DRA_IMAGE__"
+            c["imagePullPolicy"] = "__PULL_POLICY__"
+            c["args"].append(EXTRA_ARGS)
+    text = "---\n".join(yaml.safe_dump(d, sort_keys=False, width=1000) for d in docs)
+    labels = '{{- include "sriov-network-operator.labels" . | nindent 4 }}'
+    text = text.replace("labels: {}", "labels:\n    " + labels)
+    text = text.replace("labels:\n    app: sriov-dra-driver\nspec:",
+                        "labels:\n    app: sriov-dra-driver\n    " + labels + "\nspec:")
+    text = text.replace("kube-system", NS_PLACEHOLDER)
+    text = text.replace(NS_PLACEHOLDER, "{{ .Release.Namespace }}")
+    text = text.replace("__DRA_IMAGE__", "{{ .Values.images.sriovDraDriver }}")
+    text = text.replace("__PULL_POLICY__", "{{ .Values.operator.imagePullPolicy }}")
+    lines = []
+    for line in text.splitlines():
+        if line.strip() == f"- {EXTRA_ARGS}":
+            indent = line[: len(line) - len(line.lstrip())]
+            lines += ["{{- range .Values.draDriver.extraArgs }}", f"{indent}- {{{{ . | quote }}}}", "{{- end }}"]
+        else:
+            lines.append(line)
+    header = HEADER.format(src="deploy/" + ", deploy/".join(DRA))
+    return "{{- if .Values.draDriver.enabled }}\n" + header + "\n".join(lines) + "\n{{- end }}\n"
+
+
 def expected() -> dict:
     files = {}
     for crd in sorted((ROOT / "deploy/crds").glob("*.yaml")):
@@ -61,6 +104,7 @@ def expected() -> dict:
         path = ROOT / "deploy" / src
         if path.exists():
             files[CHART / "templates" / dst] = HEADER.format(src=f"deploy/{src}") + rbac_template(path, kinds)
+    files[CHART / "templates" / DRA_TEMPLATE] = dra_template()
     return files
 
 

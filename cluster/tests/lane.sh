@@ -63,6 +63,7 @@ fi
 cleanup() {
   if [ "${SRIOV_CLUSTER_KEEP:-0}" = 1 ]; then say "SRIOV_CLUSTER_KEEP=1: cluster left up"; return; fi
   say "tearing down"
+  rm -f /var/run/cdi/sriov-rs-dra_*.json  # the DRA driver's CDI specs (cluster/tests/dra.sh)
   "$REPO/scripts/cluster.sh" down >"$WORK/down.log" 2>&1 || { say "down failed:"; cat "$WORK/down.log"; }
   rm -rf "$WORK"
 }
@@ -133,7 +134,9 @@ build() {
   [ "$PROFILE" = release ] && flag=(--release)
   if [ "${SRIOV_CLUSTER_NO_CARGO:-0}" != 1 ]; then
     cargo build "${flag[@]}" -q -p sriov-sim -p sriov-device-plugin -p sriov-cni -p sriov-config-daemon \
-      -p sriov-network-operator --bins
+      -p sriov-network-operator -p sriov-dra-driver --bins
+    # The DRA lane's second driver (cluster/tests/dra.sh).
+    cargo build "${flag[@]}" -q -p sriov-dra-driver --example fake_gpu_driver
   fi
   bash images/build.sh --profile "$PROFILE" all
   timing "build_rust_and_images_s" "$((SECONDS - s))"
@@ -882,6 +885,9 @@ policy_deleted() {
     -o custom-columns=REASON:.reason,OBJECT:.regarding.name,NOTE:.note 2>/dev/null | tail -3 || true
 }
 
+# The DRA driver's steps (dra_*).
+. cluster/tests/dra.sh
+
 # -------------------------------------------------------------------- run ---
 
 must "build: Rust binaries ($PROFILE) and images" build
@@ -908,6 +914,28 @@ t "device plugin: restart keeps capacity" dp_restart_keeps_capacity
 t "device plugin: re-registers after a kubelet restart" kubelet_restart_reregisters
 t "pod with a VF through Multus ($([ "$DEPLOY" = helm ] && echo "the operator's NAD less vlan" || echo "a NAD by hand")): name, IPAM address, MAC, MTU" vf_pod
 t "VF returns to the host with its name, MAC and MTU" vf_returns
+if [ "$DEPLOY" = helm ]; then
+  # Only with the chart: with deploy/ the device plugin's pool is every E810
+  # VF, lnp0's too, and the DRA driver would offer the same VFs.
+  t "DRA: driver deployed (chart, --pf-names=$DRA_PF) -> ResourceSlices with the VFs' attributes" dra_deployed
+  dra_up=$?
+  if [ $dra_up = 0 ]; then
+    t "DRA: the admission policy keeps the driver to its node's ResourceSlices" dra_node_restricted
+    t "DRA: the kubelet registers the driver (GetInfo, NotifyRegistrationStatus)" dra_registered
+    dra_up=$?
+  fi
+  if [ $dra_up = 0 ]; then
+    t "DRA: claim template -> allocated by the scheduler, prepared (CDI spec, checkpoint), pod running" dra_claim_prepared
+    if [ $? = 0 ]; then
+      t "DRA: pod deleted -> claim unprepared, CDI spec and checkpoint entry gone" dra_claim_released
+    fi
+    t "DRA: driver killed after prepare -> restarted, re-registered, unprepares the claim" dra_restart_mid_claim
+    t "DRA: VF + GPU of a second driver with matchAttribute resource.kubernetes.io/pcieRoot -> the GPU on the VF's root" dra_pcie_root_pairing
+  fi
+  if [ -f "$WORK/dra.yaml" ]; then
+    t "DRA: DaemonSet deleted -> sockets removed" dra_removed
+  fi
+fi
 if [ "$DEPLOY" = helm ]; then
   t "webhooks: enabled in SriovOperatorConfig -> DaemonSets, Services, certificates, configurations with the CA" webhooks_enabled
   if [ $? = 0 ]; then

@@ -70,6 +70,13 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        driver = %args.driver_name,
+        node = %args.node_name,
+        pf_names = %args.pf_names.join(","),
+        "starting"
+    );
     let root = HostRoot::new(&args.host_root);
     let selection = Selection {
         pf_names: args.pf_names.clone(),

@@ -165,6 +165,7 @@ impl Driver {
         let _serial = self.lock.lock().await;
         let mut out = HashMap::new();
         for c in claims {
+            let start = std::time::Instant::now();
             // A claim prepared before (checkpoint) needs no API call.
             let known = self
                 .preparer
@@ -190,8 +191,14 @@ impl Driver {
                     Err(e) => Err(e),
                 },
             };
-            if let Err(e) = &r {
-                tracing::warn!(claim = %format!("{}/{}", c.namespace, c.name), uid = %c.uid, error = %e, "prepare failed");
+            let ms = start.elapsed().as_secs_f64() * 1000.0;
+            match &r {
+                Ok(d) => {
+                    tracing::info!(claim = %format!("{}/{}", c.namespace, c.name), uid = %c.uid, devices = d.len(), elapsed_ms = format!("{ms:.2}"), "claim prepared")
+                }
+                Err(e) => {
+                    tracing::warn!(claim = %format!("{}/{}", c.namespace, c.name), uid = %c.uid, error = %e, elapsed_ms = format!("{ms:.2}"), "prepare failed")
+                }
             }
             out.insert(c.uid, r);
         }
@@ -204,12 +211,22 @@ impl Driver {
         claims
             .into_iter()
             .map(|c| {
+                let start = std::time::Instant::now();
                 let r = self
                     .preparer
                     .lock()
                     .expect("poisoned")
                     .unprepare(&c.uid)
                     .map_err(|e| e.to_string());
+                let ms = start.elapsed().as_secs_f64() * 1000.0;
+                match &r {
+                    Ok(()) => {
+                        tracing::info!(uid = %c.uid, elapsed_ms = format!("{ms:.2}"), "claim unprepared")
+                    }
+                    Err(e) => {
+                        tracing::warn!(uid = %c.uid, error = %e, elapsed_ms = format!("{ms:.2}"), "unprepare failed")
+                    }
+                }
                 (c.uid, r)
             })
             .collect()

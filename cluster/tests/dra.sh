@@ -1,0 +1,395 @@
+# The DRA driver in the cluster lane (docs/dra.md, docs/cluster.md "DRA
+# driver"): sourced by cluster/tests/lane.sh, whose helpers (t, K, say,
+# fail, wait_until, timing, now_ms, overlay) and variables (REPO, STATE,
+# SIM, NODE, NS_OP, WORK) it uses. Steps:
+#   dra_deployed          the chart's DRA objects (draDriver.enabled) applied
+#                         with the lane's sysfs; driver start -> ResourceSlices
+#   dra_node_restricted   the admission policy keeps the driver's account to
+#                         its node's slices
+#   dra_claim_prepared    a claim from a template allocated by the scheduler,
+#                         prepared by the driver for the kubelet, pod running
+#   dra_claim_released    the pod deleted: unprepared, CDI spec and checkpoint
+#                         entry gone
+#   dra_restart_mid_claim the driver killed (SIGKILL) after prepare: the
+#                         restarted driver re-registers and unprepares
+#   dra_pcie_root_pairing a VF and a GPU of a second (fake) driver under
+#                         matchAttribute resource.kubernetes.io/pcieRoot
+#   dra_removed           the DaemonSet deleted: sockets gone
+#
+# The device plugin advertises the VFs of the lane's policy PF (lnp1); the
+# DRA driver gets the other PF, lnp0 (--pf-names=lnp0, its 4 VFs from the
+# node file), so no VF is offered twice.
+DRV=sriovnetwork.k8snetworkplumbingwg.io
+DRA_PF=lnp0
+DRA_PF_ADDR=0000:3b:00.0
+DRA_NS=$NS_OP
+DRA_PLUGIN_DIR=/var/lib/kubelet/plugins/$DRV
+DRA_REG_SOCK=/var/lib/kubelet/plugins_registry/$DRV-reg.sock
+CDI_DIR=/var/run/cdi
+
+# The driver's log (every container of its pod, previous ones too), without colours.
+dra_log() {
+  local pod; pod=$(K -n "$DRA_NS" get pods -l app=sriov-dra-driver -o jsonpath='{.items[0].metadata.name}') || return 1
+  { K -n "$DRA_NS" logs "$pod" --previous 2>/dev/null || true; K -n "$DRA_NS" logs "$pod"; } | sed 's/\x1b\[[0-9;]*m//g'
+}
+# RFC 3339 time at the start of a log line -> epoch ms.
+log_ms() { date -d "$(awk '{print $1}' <<<"$1")" +%s%3N; }
+dra_slices() { K get resourceslices --field-selector "spec.nodeName=$NODE,spec.driver=$DRV" -o json; }
+dra_device_count() { dra_slices | jq '[.items[].spec.devices[]?] | length'; }
+# The VFs of DRA_PF in the simulated sysfs.
+dra_pf_vfs() { ls -d "$SIM/sys/bus/pci/devices/$DRA_PF_ADDR"/virtfn* 2>/dev/null | wc -l; }
+
+# Does the lane's containerd apply CDI devices (1.7 with enable_cdi, or 2.x)?
+cdi_runtime() {
+  local v; v=$(containerd --version | awk '{print $3}' | sed 's/^v//; s/~.*//')
+  case $v in
+    1.[0-6].*) echo "containerd $v has no CDI support (CDI came with 1.7)"; return 1 ;;
+    1.*) grep -q 'enable_cdi *= *true' "$STATE/containerd/config.toml" && return 0
+      echo "containerd $v: enable_cdi is not set in the lane's config"; return 1 ;;
+    *) return 0 ;;
+  esac
+}
+
+dra_deployed() {
+  local version image s
+  version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+  image=ghcr.io/sriov-rs/sriov-rs:$version
+  # The CDI dir is the node's; `cluster.sh down` removes it if the lane made it.
+  [ -e "$CDI_DIR" ] || echo "$CDI_DIR" >>"$STATE/created-paths"
+  # The chart's objects (draDriver.enabled) as Helm renders them, with the
+  # lane's sysfs (the simulated node) instead of the node's /sys.
+  "$REPO/scripts/helm.sh" template sriov-network-operator deploy/helm/sriov-network-operator \
+    --namespace "$DRA_NS" --show-only templates/dra-driver.yaml \
+    --set draDriver.enabled=true --set-string "images.sriovDraDriver=$image" \
+    --set-string "draDriver.extraArgs={--pf-names=$DRA_PF}" >"$WORK/dra.yaml"
+  sed -i "s#^\(\s*\)path: /sys\$#\1path: $SIM/sys#" "$WORK/dra.yaml"
+  grep -q "path: $SIM/sys" "$WORK/dra.yaml" || { fail "no /sys hostPath to point at the simulated node"; return 1; }
+  grep -q -- "- \"--pf-names=$DRA_PF\"" "$WORK/dra.yaml" || { fail "draDriver.extraArgs not rendered"; return 1; }
+  local want; want=$(dra_pf_vfs)
+  say "VFs of $DRA_PF ($DRA_PF_ADDR): $want"
+  [ "$want" -gt 0 ] || { fail "$DRA_PF has no VFs"; return 1; }
+  s=$(now_ms)
+  K apply -f "$WORK/dra.yaml"
+  # Tight poll: the time the API server first lists the node's slices with every VF.
+  local end=$((SECONDS + 120)) n=0
+  until [ "$(dra_device_count 2>/dev/null)" = "$want" ]; do
+    [ $SECONDS -ge $end ] && { fail "ResourceSlices of $NODE with $want devices not visible after 120 s"; dra_log | tail -20; return 1; }
+    sleep 0.1
+  done
+  local t_visible; t_visible=$(now_ms)
+  timing "dra_apply_to_slices_visible_ms" "$((t_visible - s))"
+  K -n "$DRA_NS" rollout status ds/sriov-dra-driver --timeout=60s
+  dra_log >"$WORK/dra.log"
+  cat "$WORK/dra.log"
+  local l_start l_pub
+  l_start=$(grep -m1 ' starting ' "$WORK/dra.log") || { fail "no 'starting' line in the driver's log"; return 1; }
+  l_pub=$(grep -m1 'ResourceSlices published' "$WORK/dra.log") || { fail "no 'ResourceSlices published' line"; return 1; }
+  timing "dra_driver_start_to_slices_published_ms" "$(( $(log_ms "$l_pub") - $(log_ms "$l_start") ))"
+  timing "dra_driver_start_to_slices_visible_ms" "$(( t_visible - $(log_ms "$l_start") ))"
+  [ -S "$DRA_REG_SOCK" ] && [ -S "$DRA_PLUGIN_DIR/dra.sock" ] || { fail "sockets missing"; ls -l "$DRA_PLUGIN_DIR" /var/lib/kubelet/plugins_registry; return 1; }
+  # The slices and their attributes.
+  dra_slices >"$WORK/slices.json"
+  jq -c '.items[] | {name: .metadata.name, pool: .spec.pool, devices: [.spec.devices[].name]}' "$WORK/slices.json"
+  jq '.items[0].spec.devices[0]' "$WORK/slices.json"
+  [ "$(jq -r '[.items[].spec.pool.name] | unique | join(",")' "$WORK/slices.json")" = "$NODE" ] || fail "pool name is not the node's"
+  local vf dev attrs root
+  # The PF's PCIe root from its sysfs path (…/devices/pci0000:3a/…).
+  root=$(readlink -f "$SIM/sys/bus/pci/devices/$DRA_PF_ADDR" | grep -o 'pci[0-9a-f]\{4\}:[0-9a-f]\{2\}' | head -1)
+  say "PCIe root of $DRA_PF: $root"
+  for vf in "$SIM/sys/bus/pci/devices/$DRA_PF_ADDR"/virtfn*; do
+    vf=$(basename "$(readlink -f "$vf")")
+    dev=$(tr ':.' '--' <<<"$vf")
+    attrs=$(jq -c --arg d "$dev" '.items[].spec.devices[] | select(.name==$d) | .attributes' "$WORK/slices.json")
+    [ -n "$attrs" ] || { fail "VF $vf ($dev) not published"; return 1; }
+    [ "$(jq -r '."resource.kubernetes.io/pciBusID".string' <<<"$attrs")" = "$vf" ] || fail "$dev pciBusID"
+    [ "$(jq -r '."resource.kubernetes.io/pcieRoot".string' <<<"$attrs")" = "$root" ] \
+      || fail "$dev pcieRoot $(jq -c '."resource.kubernetes.io/pcieRoot"' <<<"$attrs")"
+    [ "$(jq -r --arg k "$DRV/PFName" '.[$k].string' <<<"$attrs")" = "$DRA_PF" ] || fail "$dev PFName"
+    [ "$(jq -r --arg k "$DRV/pfPciAddress" '.[$k].string' <<<"$attrs")" = "$DRA_PF_ADDR" ] || fail "$dev pfPciAddress"
+    [ "$(jq -r --arg k "$DRV/vendor" '.[$k].string' <<<"$attrs")" = 8086 ] || fail "$dev vendor"
+    [ "$(jq -r '."k8s.cni.cncf.io/deviceID".string' <<<"$attrs")" = "$vf" ] || fail "$dev k8s.cni.cncf.io/deviceID"
+  done
+  # None of the device plugin's (the policy PF's) VFs.
+  if jq -e --arg pf "$POLICY_PF" '[.items[].spec.devices[].attributes[]?.string] | index($pf)' "$WORK/slices.json" >/dev/null; then
+    fail "a VF of the policy PF $POLICY_PF is published by the DRA driver"; return 1
+  fi
+  K get deviceclass "$DRV" -o jsonpath='{.spec.selectors[0].cel.expression}'; echo
+}
+
+# The kubelet's plugin watcher calls GetInfo on the registration socket
+# and then NotifyRegistrationStatus, which the driver logs.
+dra_registered() {
+  registered() { dra_log | grep -q 'registered with the kubelet'; }
+  wait_until 60 "the kubelet registered the driver" registered && return 0
+  grep -E "RegisterPlugin.*$DRV" "$STATE/logs/kubelet.log" | tail -3
+  return 1
+}
+
+# The ValidatingAdmissionPolicy, with the driver ServiceAccount's real
+# tokens (server-side dry runs): one bound to the driver's pod carries its
+# node (authentication.kubernetes.io/node-name): a slice of another node is
+# refused, one of its own node accepted; an unbound token has no node and is
+# refused.
+dra_node_restricted() {
+  local pod bound unbound out rc
+  pod=$(K -n "$DRA_NS" get pods -l app=sriov-dra-driver -o jsonpath='{.items[0].metadata.name}')
+  bound=$(K -n "$DRA_NS" create token sriov-dra-driver --bound-object-kind Pod --bound-object-name "$pod")
+  unbound=$(K -n "$DRA_NS" create token sriov-dra-driver)
+  as_sa() { # TOKEN NODE: create (dry run) a slice of NODE with TOKEN
+    cat <<EOF | "$REPO/scripts/cluster.sh" kubectl --kubeconfig /dev/null --server https://127.0.0.1:16443 \
+      --certificate-authority "$STATE/pki/ca.crt" --token "$1" create --dry-run=server -f - 2>&1
+apiVersion: resource.k8s.io/v1
+kind: ResourceSlice
+metadata: {name: lane-vap-probe}
+spec: {driver: $DRV, nodeName: $2, pool: {name: $2, generation: 1, resourceSliceCount: 1}, devices: []}
+EOF
+  }
+  rc=0; out=$(as_sa "$bound" other-node) || rc=$?
+  echo "$out"
+  [ $rc != 0 ] || { fail "a slice of another node was accepted"; return 1; }
+  grep -qF "sriov-dra-driver on node $NODE may not write ResourceSlices of node other-node" <<<"$out" \
+    || { fail "refused without the policy's message"; return 1; }
+  rc=0; out=$(as_sa "$unbound" "$NODE") || rc=$?
+  echo "$out"
+  [ $rc != 0 ] && grep -qF "no node name in its token" <<<"$out" || { fail "a token without a node was not refused"; return 1; }
+  as_sa "$bound" "$NODE" || { fail "its own node's slice was refused"; return 1; }
+}
+
+dra_claim_pod() { # NAME CLAIM-YAML (the pod's resourceClaims entry)
+  K apply -f - <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: $1, namespace: lane}
+spec:
+  terminationGracePeriodSeconds: 1
+  resourceClaims:
+  - name: vf
+    $2
+  containers:
+  - name: c
+    image: sriov-rs.local/test:1
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3600"]
+    resources:
+      claims:
+      - name: vf
+EOF
+}
+
+# check_prepared POD: the pod's claim is allocated one of the driver's VFs,
+# reserved for the pod, prepared (CDI spec, checkpoint); its uid and device
+# go to $WORK/<pod>.claim.
+check_prepared() {
+  local pod=$1 claim uid dev addr spec
+  claim=$(K -n lane get pod "$pod" -o jsonpath='{.status.resourceClaimStatuses[0].resourceClaimName}')
+  [ -n "$claim" ] || claim=$(K -n lane get pod "$pod" -o jsonpath='{.spec.resourceClaims[0].resourceClaimName}')
+  K -n lane get resourceclaim "$claim" -o json >"$WORK/$pod.rc.json"
+  jq -c '{allocation: .status.allocation.devices.results, reservedFor: [.status.reservedFor[].name]}' "$WORK/$pod.rc.json"
+  uid=$(jq -r .metadata.uid "$WORK/$pod.rc.json")
+  [ "$(jq -r '.status.allocation.devices.results | length' "$WORK/$pod.rc.json")" = 1 ] || { fail "$claim: not one device allocated"; return 1; }
+  [ "$(jq -r '.status.allocation.devices.results[0].driver' "$WORK/$pod.rc.json")" = "$DRV" ] || fail "$claim: driver"
+  [ "$(jq -r '.status.allocation.devices.results[0].pool' "$WORK/$pod.rc.json")" = "$NODE" ] || fail "$claim: pool"
+  jq -e --arg p "$pod" '.status.reservedFor[] | select(.name==$p)' "$WORK/$pod.rc.json" >/dev/null || fail "$claim: not reserved for $pod"
+  dev=$(jq -r '.status.allocation.devices.results[0].device' "$WORK/$pod.rc.json")
+  addr=$(sed -E 's/^([0-9a-f]{4})-([0-9a-f]{2})-([0-9a-f]{2})-([0-7])$/\1:\2:\3.\4/' <<<"$dev")
+  [ "$(basename "$(readlink -f "$SIM/sys/bus/pci/devices/$addr/physfn")")" = "$DRA_PF_ADDR" ] \
+    || { fail "allocated $dev ($addr) is not a VF of $DRA_PF"; return 1; }
+  spec=$CDI_DIR/sriov-rs-dra_$uid.json
+  [ -f "$spec" ] || { fail "no CDI spec $spec"; ls -l "$CDI_DIR"; return 1; }
+  jq -c . "$spec"
+  [ "$(jq -r .kind "$spec")" = "$DRV/vf" ] || fail "CDI kind"
+  jq -r '.devices[].containerEdits.env[]' "$spec" | grep -qx "SRIOVNETWORK_VF_DEVICE_$dev=$addr" \
+    || fail "CDI spec lacks SRIOVNETWORK_VF_DEVICE_$dev=$addr"
+  jq -e --arg u "$uid" '.claims[$u]' "$DRA_PLUGIN_DIR/checkpoint.json" >/dev/null || fail "claim $uid not in the checkpoint"
+  echo "$claim $uid $dev $addr" >"$WORK/$pod.claim"
+}
+
+# check_unprepared POD: the pod's claim's CDI spec and checkpoint entry are gone.
+check_unprepared() {
+  local claim uid dev addr
+  read -r claim uid dev addr <"$WORK/$1.claim"
+  gone() { [ ! -e "$CDI_DIR/sriov-rs-dra_$uid.json" ] && ! jq -e --arg u "$uid" '.claims[$u]' "$DRA_PLUGIN_DIR/checkpoint.json" >/dev/null; }
+  wait_until 60 "CDI spec and checkpoint entry of $claim ($uid) gone" gone || return 1
+  unprepared() { dra_log | grep "claim unprepared" | grep -q "uid=$uid"; }
+  wait_until 10 "the driver logged the unprepare of $uid" unprepared || return 1
+  dra_log | grep "claim unprepared" | grep "uid=$uid"
+}
+
+dra_claim_prepared() {
+  K create namespace lane --dry-run=client -o yaml | K apply -f - >/dev/null
+  K apply -f - <<EOF
+apiVersion: resource.k8s.io/v1
+kind: ResourceClaimTemplate
+metadata: {name: one-vf, namespace: lane}
+spec:
+  spec:
+    devices:
+      requests:
+      - name: vf
+        exactly:
+          deviceClassName: $DRV
+EOF
+  local s; s=$(now_ms)
+  dra_claim_pod dra-pod "resourceClaimTemplateName: one-vf"
+  K -n lane wait --for=condition=Ready pod/dra-pod --timeout=120s
+  local ms=$(( $(now_ms) - s ))
+  timing "dra_pod_apply_to_ready_s" "$((ms / 1000)).$((ms % 1000 / 100))"
+  check_prepared dra-pod || return 1
+  local claim uid dev addr line
+  read -r claim uid dev addr <"$WORK/dra-pod.claim"
+  say "claim $claim ($uid): $dev = VF $addr"
+  line=$(dra_log | grep 'claim prepared' | grep "uid=$uid" | head -1) || { fail "no 'claim prepared' log line for $uid"; return 1; }
+  echo "$line"
+  timing "dra_node_prepare_resources_driver_ms" "$(sed -E 's/.*elapsed_ms="?([0-9.]+).*/\1/' <<<"$line")"
+  # The kubelet's own measure of the gRPC call (its metrics, through the API server).
+  K get --raw "/api/v1/nodes/$NODE/proxy/metrics" 2>/dev/null \
+    | grep -E '^dra_grpc_operations_duration_seconds_(sum|count)\{.*NodePrepareResources' | tee "$WORK/kubelet-dra.metrics" || true
+  local sum count
+  sum=$(awk '/_sum/ {print $2}' "$WORK/kubelet-dra.metrics" | head -1)
+  count=$(awk '/_count/ {print $2}' "$WORK/kubelet-dra.metrics" | head -1)
+  [ -n "$sum" ] && [ -n "$count" ] && [ "$count" != 0 ] \
+    && timing "dra_node_prepare_resources_kubelet_mean_ms" "$(awk -v s="$sum" -v c="$count" 'BEGIN {printf "%.2f", s * 1000 / c}') (n=$count)"
+  # What the container sees: the CDI env, when the runtime applies CDI.
+  local why
+  if why=$(cdi_runtime); then
+    K -n lane exec dra-pod -- env | grep "^SRIOVNETWORK_VF_DEVICE_$dev=$addr\$" || { fail "the pod lacks SRIOVNETWORK_VF_DEVICE_$dev"; return 1; }
+  else
+    say "NOTE: $why: the pod cannot see the CDI env; checked the CDI spec the kubelet was handed instead"
+    if K -n lane exec dra-pod -- env | grep '^SRIOVNETWORK_'; then fail "CDI env without a CDI runtime?"; return 1; fi
+  fi
+}
+
+dra_claim_released() {
+  local claim uid dev addr
+  read -r claim uid dev addr <"$WORK/dra-pod.claim"
+  K -n lane delete pod dra-pod --wait=true --timeout=60s
+  check_unprepared dra-pod || return 1
+  # The template's claim goes with its pod.
+  wait_until 30 "claim $claim deleted with its pod" bash -c "! '$REPO/scripts/cluster.sh' kubectl -n lane get resourceclaim '$claim'"
+}
+
+dra_restart_mid_claim() {
+  K apply -f - <<EOF
+apiVersion: resource.k8s.io/v1
+kind: ResourceClaim
+metadata: {name: vf-restart, namespace: lane}
+spec:
+  devices:
+    requests:
+    - name: vf
+      exactly:
+        deviceClassName: $DRV
+EOF
+  dra_claim_pod dra-restart "resourceClaimName: vf-restart"
+  K -n lane wait --for=condition=Ready pod/dra-restart --timeout=120s
+  check_prepared dra-restart || return 1
+  # SIGKILL to the driver's container (by its id): no clean stop, stale sockets.
+  local pod cid restarts
+  pod=$(K -n "$DRA_NS" get pods -l app=sriov-dra-driver -o jsonpath='{.items[0].metadata.name}')
+  cid=$(K -n "$DRA_NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[0].containerID}'); cid=${cid#containerd://}
+  restarts=$(K -n "$DRA_NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[0].restartCount}')
+  ctr --address "$STATE/containerd/containerd.sock" -n k8s.io task kill -s SIGKILL "$cid"
+  say "driver container $cid killed"
+  [ -S "$DRA_REG_SOCK" ] && say "registration socket left behind (expected after SIGKILL)"
+  again() {
+    [ "$(K -n "$DRA_NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[0].restartCount}')" -gt "$restarts" ] &&
+    [ "$(K -n "$DRA_NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[0].ready}')" = true ] &&
+    [ "$(K -n "$DRA_NS" logs "$pod" | grep -c 'registered with the kubelet')" -ge 1 ]
+  }
+  wait_until 90 "the driver restarted and registered again" again || return 1
+  K -n lane delete pod dra-restart --wait=true --timeout=60s
+  check_unprepared dra-restart || return 1
+  # Only the new process logged the unprepare.
+  local uid; uid=$(awk '{print $2}' "$WORK/dra-restart.claim")
+  K -n "$DRA_NS" logs "$pod" | sed 's/\x1b\[[0-9;]*m//g' | grep "claim unprepared" | grep -q "uid=$uid" \
+    || { fail "the restarted driver did not unprepare $uid"; return 1; }
+  K -n lane delete resourceclaim vf-restart --wait=true --timeout=30s
+}
+
+# GPU–NIC pairing: a second driver (the fake GPU driver example, a host
+# process) publishes two GPUs, one on a PCIe root of its own listed first,
+# one on lnp0's root. A claim for a VF and a GPU with matchAttribute
+# resource.kubernetes.io/pcieRoot gets the GPU on the VF's root; a claim
+# that may only have the other GPU is not allocated.
+dra_pcie_root_pairing() {
+  local root bin far=0000:d8:00.0 near=0000:3c:00.0
+  root=$(readlink -f "$SIM/sys/bus/pci/devices/$DRA_PF_ADDR" | grep -o 'pci[0-9a-f]\{4\}:[0-9a-f]\{2\}' | head -1)
+  bin=${CARGO_TARGET_DIR:-target}/$PROFILE/examples/fake_gpu_driver
+  [ -x "$bin" ] || { fail "$bin not built"; return 1; }
+  # Its pid file makes `cluster.sh down` stop it if the lane ends early.
+  KUBECONFIG=$STATE/kubeconfig setsid "$bin" --node-name "$NODE" --gpus "$far=pci0000:d7,$near=$root" \
+    >"$STATE/logs/fake-gpu-driver.log" 2>&1 </dev/null 9>&- &
+  echo $! >"$STATE/pids/fake-gpu-driver.pid"
+  gpu_registered() { grep -q 'registered with the kubelet' "$STATE/logs/fake-gpu-driver.log"; }
+  wait_until 60 "the fake GPU driver registered" gpu_registered || { cat "$STATE/logs/fake-gpu-driver.log"; return 1; }
+  K get resourceslices --field-selector "spec.nodeName=$NODE,spec.driver=gpu.example.com" -o json \
+    | jq -c '.items[].spec.devices[] | {name, root: .attributes["resource.kubernetes.io/pcieRoot"].string}'
+  K apply -f - <<EOF
+apiVersion: resource.k8s.io/v1
+kind: DeviceClass
+metadata: {name: gpu.example.com}
+spec:
+  selectors:
+  - cel: {expression: "device.driver == 'gpu.example.com'"}
+---
+apiVersion: resource.k8s.io/v1
+kind: ResourceClaimTemplate
+metadata: {name: vf-and-gpu, namespace: lane}
+spec:
+  spec:
+    devices:
+      requests:
+      - name: vf
+        exactly: {deviceClassName: $DRV}
+      - name: gpu
+        exactly: {deviceClassName: gpu.example.com}
+      constraints:
+      - matchAttribute: resource.kubernetes.io/pcieRoot
+---
+apiVersion: resource.k8s.io/v1
+kind: ResourceClaimTemplate
+metadata: {name: vf-and-far-gpu, namespace: lane}
+spec:
+  spec:
+    devices:
+      requests:
+      - name: vf
+        exactly: {deviceClassName: $DRV}
+      - name: gpu
+        exactly:
+          deviceClassName: gpu.example.com
+          selectors:
+          - cel: {expression: "device.attributes['resource.kubernetes.io'].pciBusID == '$far'"}
+      constraints:
+      - matchAttribute: resource.kubernetes.io/pcieRoot
+EOF
+  dra_claim_pod dra-pair "resourceClaimTemplateName: vf-and-gpu"
+  dra_claim_pod dra-far "resourceClaimTemplateName: vf-and-far-gpu"
+  K -n lane wait --for=condition=Ready pod/dra-pair --timeout=120s
+  local claim; claim=$(K -n lane get pod dra-pair -o jsonpath='{.status.resourceClaimStatuses[0].resourceClaimName}')
+  K -n lane get resourceclaim "$claim" -o json >"$WORK/pair.json"
+  jq -c '.status.allocation.devices.results[] | {request, driver, device}' "$WORK/pair.json"
+  [ "$(jq -r '.status.allocation.devices.results[] | select(.request=="gpu") | .device' "$WORK/pair.json")" = "gpu-$(tr ':.' '--' <<<"$near")" ] \
+    || { fail "the GPU allocated is not the one on the VF's PCIe root $root"; return 1; }
+  [ "$(jq -r '.status.allocation.devices.results[] | select(.request=="vf") | .driver' "$WORK/pair.json")" = "$DRV" ] || fail "vf request"
+  grep 'gpu claim prepared' "$STATE/logs/fake-gpu-driver.log" || { fail "the GPU driver did not prepare"; return 1; }
+  # The far GPU shares no root with any VF: never allocated.
+  sleep 5
+  [ "$(K -n lane get pod dra-far -o jsonpath='{.status.phase}')" = Pending ] || { fail "dra-far is not Pending"; return 1; }
+  K -n lane get pod dra-far -o jsonpath='{.status.conditions[?(@.type=="PodScheduled")].message}'; echo
+  [ "$(K -n lane get pod dra-far -o jsonpath='{.status.conditions[?(@.type=="PodScheduled")].reason}')" = Unschedulable ] \
+    || { fail "dra-far not Unschedulable"; return 1; }
+  K -n lane delete pod dra-pair dra-far --wait=true --timeout=60s
+  K -n lane delete resourceclaimtemplate vf-and-gpu vf-and-far-gpu
+  kill -TERM "$(cat "$STATE/pids/fake-gpu-driver.pid")"; rm -f "$STATE/pids/fake-gpu-driver.pid"
+  K delete deviceclass gpu.example.com
+  K delete resourceslices --field-selector "spec.nodeName=$NODE,spec.driver=gpu.example.com"
+}
+
+dra_removed() {
+  K delete -f "$WORK/dra.yaml" --wait=true --timeout=60s
+  # SIGTERM: the driver removes both sockets.
+  gone() { [ ! -e "$DRA_REG_SOCK" ] && [ ! -e "$DRA_PLUGIN_DIR/dra.sock" ]; }
+  wait_until 30 "the driver's sockets removed" gone
+  if ls "$CDI_DIR"/sriov-rs-dra_*.json 2>/dev/null; then fail "CDI specs left"; return 1; fi
+}
