@@ -862,7 +862,8 @@ impl Daemon {
         .boxed();
         let (drift_tx, mut drift_rx) = mpsc::channel::<()>(1);
         spawn_forwarder(self.cfg.host_root.path().to_path_buf(), drift_tx);
-        let mut schedule = RunSchedule::new(self.cfg.resync, self.cfg.backoff, self.cfg.max_backoff);
+        let mut schedule =
+            RunSchedule::new(self.cfg.resync, self.cfg.backoff, self.cfg.max_backoff);
         let mut timer = Trigger::Resync;
         // What a sync depends on: spec generation and the handshake annotations.
         let key = |ns: &SriovNetworkNodeState| (ns.metadata.generation, DrainState::of(ns));
