@@ -115,6 +115,20 @@ impl Journal {
         self.state().in_progress
     }
 
+    /// [`interrupted`](Self::interrupted), each step logged as the warning
+    /// a run that starts after a crash gives.
+    pub fn warn_interrupted(&self) -> BTreeMap<String, String> {
+        let steps = self.interrupted();
+        for (pf, step) in &steps {
+            tracing::warn!(
+                pf,
+                step,
+                "the last run was interrupted during this step; converging from the current state"
+            );
+        }
+        steps
+    }
+
     fn update(&self, f: impl FnOnce(&mut JournalState)) -> Result<(), JournalError> {
         let mut st = self.state.lock().expect("journal lock");
         let before = st.clone();

@@ -326,14 +326,14 @@ impl Plugin {
     /// kernel moves before it renames, so the VF may now be in the pod
     /// under its host name: it is moved back home first, found by its
     /// ifindex and that name (a pod link that merely shares the name is
-    /// left alone).
+    /// left alone), and up again if it was.
     fn name_taken_in_pod(
         &self,
         pod: &Netns,
         ifname: &str,
-        host_name: &str,
-        host_index: u32,
+        host_link: &sriov_host::netlink::Link,
     ) -> CniError {
+        let (host_name, host_index) = (host_link.name.as_str(), host_link.index);
         let taken = CniError::new(
             Code::Netlink,
             format!(
@@ -357,7 +357,7 @@ impl Plugin {
                     name: host_name,
                     mac: None,
                     mtu: None,
-                    up: false,
+                    up: host_link.admin_up,
                 };
                 match pod_ops.move_link(&back) {
                     Ok(()) => {
@@ -453,7 +453,7 @@ impl Plugin {
             };
             if let Err(e) = self.host.move_link(&req) {
                 if e.errno() == Some(Errno::EEXIST) {
-                    return Err(self.name_taken_in_pod(pod, ifname, host_name, host_index));
+                    return Err(self.name_taken_in_pod(pod, ifname, host_link));
                 }
                 return Err(CniError::new(
                     if e.errno().is_none() {

@@ -575,8 +575,8 @@ fn add_into_a_pod_whose_ifname_is_taken_leaves_the_vf_home() {
     );
     let now = host().link(LinkId::from(&vfname)).unwrap();
     assert_eq!(
-        (now.index, now.mac, now.mtu),
-        (before.index, before.mac, before.mtu)
+        (now.index, now.mac, now.mtu, now.admin_up),
+        (before.index, before.mac, before.mtu, before.admin_up)
     );
     assert!(in_ns(&ns).link(LinkId::from(&vfname)).is_err());
     let still = in_ns(&ns).link(LinkId::from("net1")).unwrap();

@@ -56,13 +56,7 @@ pub fn prepare(
     resets: bool,
 ) -> Result<Prepared, ConvergeError> {
     let journal = Journal::open(state_dir, true)?;
-    for (pf, step) in journal.interrupted() {
-        tracing::warn!(
-            pf,
-            step,
-            "the last run was interrupted during this step; converging from the current state"
-        );
-    }
+    journal.warn_interrupted();
     let node = scan(root)?;
     let found = discover::interfaces(&node);
     let configured = if resets {

@@ -172,14 +172,7 @@ pub fn run_once_in_env(
     let policies = policies.as_slice();
     let root = &cfg.host_root;
     let journal = Journal::open(&cfg.state_dir, !cfg.dry_run)?;
-    let resumed = journal.interrupted();
-    for (pf, step) in &resumed {
-        tracing::warn!(
-            pf,
-            step,
-            "the last run was interrupted during this step; converging from the current state"
-        );
-    }
+    let resumed = journal.warn_interrupted();
     let node = scan(root)?;
     let found = discover::interfaces(&node);
     let merge = merge_node(policies, &cfg.node_labels, &found);
