@@ -3,6 +3,7 @@
 //!
 //! Modules:
 //! - [`attributes`]: one DRA device per VF, with PCIe, SR-IOV and topology attributes.
+//! - [`authority`]: repairs the socket path the kubelet's plugin watcher sends as `:authority`.
 //! - [`plugin`]: the kubelet plugin API: registration and `DRAPlugin` over unix sockets.
 //! - [`prepare`]: checkpointed, idempotent prepare/unprepare of a claim, a CDI spec per claim.
 //! - [`slices`]: the node's ResourceSlices and publishing them.
@@ -11,6 +12,7 @@
 //! attachment), the health service, claim status writes.
 
 pub mod attributes;
+pub mod authority;
 pub mod plugin;
 pub mod prepare;
 pub mod slices;

@@ -378,6 +378,41 @@ fn bind(path: &Path) -> std::io::Result<tokio_stream::wrappers::UnixListenerStre
     ))
 }
 
+/// Puts [`crate::authority::rewrite_authority`] in front of every connection
+/// accepted on the registration socket: the kubelet's plugin watcher sends
+/// the socket path as `:authority`, which the HTTP/2 server refuses.
+fn repaired_authority(
+    mut listener: tokio_stream::wrappers::UnixListenerStream,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::io::DuplexStream>> {
+    use tokio_stream::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        while let Some(accepted) = listener.next().await {
+            let conn = match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // EMFILE and the like: tell the server, wait, go on.
+                    if tx.send(Err(e)).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let (ours, theirs) = tokio::io::duplex(64 * 1024);
+            tokio::spawn(async move {
+                if let Err(e) = crate::authority::rewrite_authority(conn, ours).await {
+                    tracing::warn!(error = %e, "registration connection dropped");
+                }
+            });
+            if tx.send(Ok(theirs)).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
 /// Serves the DRA socket (`dra_socket`) and then the registration socket
 /// (`reg_socket`) until `shutdown` resolves; the socket files are removed
 /// at the end. Returns the registration status receiver through `status`.
@@ -401,7 +436,7 @@ pub async fn serve(
             }),
     );
     // Registration last: the kubelet may call the DRA socket at once.
-    let reg_incoming = bind(reg_socket)?;
+    let reg_incoming = repaired_authority(bind(reg_socket)?);
     let reg_svc = RegistrationService {
         driver: driver.name.clone(),
         endpoint: dra_socket.to_path_buf(),

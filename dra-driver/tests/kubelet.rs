@@ -267,3 +267,106 @@ fn allocation_of_checks_uid_and_allocation() {
             .contains("not allocated")
     );
 }
+
+/// One HTTP/2 exchange written frame by frame, as grpc-go writes it when
+/// the target is a bare socket path: `:authority` is the path. The h2
+/// server alone resets such a stream (hyperium/h2#487); through the
+/// registration socket's repair the kubelet's `GetInfo` gets its answer,
+/// twice on one connection (the second time the client names the path
+/// through its HPACK dynamic table).
+#[tokio::test]
+async fn registration_answers_a_socket_path_authority() {
+    use prost::Message;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let tmp = tempfile::tempdir().unwrap();
+    write_static_tree(tmp.path(), &NodeSpec::gpu()).unwrap();
+    let root = HostRoot::new(tmp.path());
+    let dir = tmp.path().join("kubelet");
+    let run = start(&dir, &root, Arc::new(FakeClaims::default()));
+    let reg_sock = dir
+        .join("plugins_registry")
+        .join(format!("{DRIVER}-reg.sock"));
+    for _ in 0..100 {
+        if reg_sock.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut conn = tokio::net::UnixStream::connect(&reg_sock).await.unwrap();
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
+        out.push(kind);
+        out.push(flags);
+        out.extend_from_slice(&stream.to_be_bytes());
+        out.extend_from_slice(payload);
+    }
+    let mut client = loona_hpack::Encoder::new();
+    let mut server = loona_hpack::Decoder::new();
+    let authority = reg_sock.to_str().unwrap().to_owned();
+    let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    frame(0x4, 0, 0, &[], &mut wire); // SETTINGS
+    conn.write_all(&wire).await.unwrap();
+
+    for stream in [1u32, 3] {
+        let headers = [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", "/pluginregistration.Registration/GetInfo"),
+            (":authority", authority.as_str()),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+        ];
+        let block = client.encode(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
+        let mut wire = Vec::new();
+        frame(0x1, 0x4, stream, &block, &mut wire); // HEADERS, END_HEADERS
+        frame(0x0, 0x1, stream, &[0, 0, 0, 0, 0], &mut wire); // empty InfoRequest
+        conn.write_all(&wire).await.unwrap();
+
+        // Read until the trailers of this stream.
+        let mut data = Vec::new();
+        let mut status = None;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while status.is_none() {
+            let mut head = [0u8; 9];
+            tokio::time::timeout_at(deadline, conn.read_exact(&mut head))
+                .await
+                .expect("an answer within 10 s")
+                .unwrap();
+            let len = (head[0] as usize) << 16 | (head[1] as usize) << 8 | head[2] as usize;
+            let (kind, flags) = (head[3], head[4]);
+            let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]);
+            let mut payload = vec![0u8; len];
+            conn.read_exact(&mut payload).await.unwrap();
+            match kind {
+                0x0 if id == stream => data.extend_from_slice(&payload),
+                0x1 => {
+                    let hs = server.decode(&payload).unwrap();
+                    if flags & 0x1 != 0 && id == stream {
+                        status = hs
+                            .iter()
+                            .find(|(n, _)| n == b"grpc-status")
+                            .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+                    }
+                }
+                0x3 => panic!("RST_STREAM {:?} on stream {id}", payload),
+                0x7 => panic!("GOAWAY {:?}", String::from_utf8_lossy(&payload)),
+                0x4 if flags & 0x1 == 0 => {
+                    let mut ack = Vec::new();
+                    frame(0x4, 0x1, 0, &[], &mut ack);
+                    conn.write_all(&ack).await.unwrap();
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(status.as_deref(), Some("0"), "stream {stream}");
+        assert!(data.len() >= 5, "a gRPC message");
+        let info = registration::PluginInfo::decode(&data[5..]).unwrap();
+        assert_eq!(info.r#type, "DRAPlugin");
+        assert_eq!(info.name, DRIVER);
+    }
+    drop(conn);
+    run.stop.send(()).unwrap();
+    run.task.await.unwrap().unwrap();
+}
