@@ -17,7 +17,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
@@ -136,16 +136,6 @@ impl v1::dra_plugin_server::DraPlugin for Gpus {
     }
 }
 
-fn listen(path: &Path) -> anyhow::Result<tokio_stream::wrappers::UnixListenerStream> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let _ = std::fs::remove_file(path);
-    Ok(tokio_stream::wrappers::UnixListenerStream::new(
-        tokio::net::UnixListener::bind(path).with_context(|| format!("{}", path.display()))?,
-    ))
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -177,7 +167,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let dra = tonic::transport::Server::builder()
         .add_service(v1::dra_plugin_server::DraPluginServer::new(gpus))
-        .serve_with_incoming(listen(&dra_socket)?);
+        .serve_with_incoming(plugin::bind(&dra_socket)?);
     // The registration service logs the kubelet's verdict.
     let (status, _status_rx) = tokio::sync::watch::channel(None);
     let reg = tonic::transport::Server::builder()
@@ -188,7 +178,7 @@ async fn main() -> anyhow::Result<()> {
                 status,
             },
         ))
-        .serve_with_incoming(listen(&reg_socket)?);
+        .serve_with_incoming(plugin::bind_registration(&reg_socket)?);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let r = tokio::select! {
         r = dra => r.context("DRA socket"),

@@ -364,7 +364,7 @@ impl registration::registration_server::Registration for RegistrationService {
 }
 
 /// Binds a unix socket, replacing a stale socket file.
-fn bind(path: &Path) -> std::io::Result<tokio_stream::wrappers::UnixListenerStream> {
+pub fn bind(path: &Path) -> std::io::Result<tokio_stream::wrappers::UnixListenerStream> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -378,12 +378,16 @@ fn bind(path: &Path) -> std::io::Result<tokio_stream::wrappers::UnixListenerStre
     ))
 }
 
-/// Puts [`crate::authority::rewrite_authority`] in front of every connection
-/// accepted on the registration socket: the kubelet's plugin watcher sends
+/// Binds the registration socket (as [`bind`]) and puts
+/// [`crate::authority::rewrite_authority`] in front of every connection
+/// accepted on it: the kubelet's plugin watcher sends
 /// the socket path as `:authority`, which the HTTP/2 server refuses.
-fn repaired_authority(
-    mut listener: tokio_stream::wrappers::UnixListenerStream,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::io::DuplexStream>> {
+pub fn bind_registration(
+    path: &Path,
+) -> std::io::Result<
+    impl tokio_stream::Stream<Item = std::io::Result<tokio::io::DuplexStream>> + use<>,
+> {
+    let mut listener = bind(path)?;
     use tokio_stream::StreamExt;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::spawn(async move {
@@ -410,7 +414,7 @@ fn repaired_authority(
             }
         }
     });
-    tokio_stream::wrappers::ReceiverStream::new(rx)
+    Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
 /// Serves the DRA socket (`dra_socket`) and then the registration socket
@@ -436,7 +440,7 @@ pub async fn serve(
             }),
     );
     // Registration last: the kubelet may call the DRA socket at once.
-    let reg_incoming = repaired_authority(bind(reg_socket)?);
+    let reg_incoming = bind_registration(reg_socket)?;
     let reg_svc = RegistrationService {
         driver: driver.name.clone(),
         endpoint: dra_socket.to_path_buf(),
