@@ -8,6 +8,7 @@
 #                                       cgroups, iptables rules, containerd state
 #   scripts/cluster.sh status           what runs, the node's condition
 #   scripts/cluster.sh kubectl ARGS…    the matching kubectl against the cluster
+#   scripts/cluster.sh ctr ARGS…        the lane's ctr against the lane's containerd
 #   scripts/cluster.sh restart kubelet  stop and start the kubelet (tests)
 #   scripts/cluster.sh build            build/cache the Go binaries only
 #
@@ -26,9 +27,12 @@ CACHE=${SRIOV_CACHE_DIR:-/var/cache/sriov-rs}
 K8S_VERSION=v1.34.4
 ETCD_VERSION=v3.6.16
 MULTUS_VERSION=v4.2.2
+# containerd 2 (CDI device injection on by default); Debian bookworm's 1.6 has none.
+CONTAINERD_VERSION=v2.4.2
 K8S_BIN=$CACHE/k8s-$K8S_VERSION/bin
 ETCD_BIN=$CACHE/etcd-$ETCD_VERSION/bin
 MULTUS_BIN=$CACHE/multus-$MULTUS_VERSION/bin
+CTRD_BIN=$CACHE/containerd-$CONTAINERD_VERSION/bin
 
 NODE_NAME=${SRIOV_CLUSTER_NODE:-sriov-rs-node}
 # Addresses. Nothing listens on anything but 127.0.0.1; the node IP lives on
@@ -54,7 +58,8 @@ CNI_CONF=$STATE/cni/net.d
 KUBECONFIG_ADMIN=$STATE/kubeconfig
 IMAGES=$CACHE/images
 
-export PATH="$K8S_BIN:$ETCD_BIN:$HOME/.cargo/bin:/usr/local/go/bin:$PATH"
+# containerd finds its shim (containerd-shim-runc-v2) on PATH.
+export PATH="$K8S_BIN:$ETCD_BIN:$CTRD_BIN:$HOME/.cargo/bin:/usr/local/go/bin:$PATH"
 
 trap 'echo "[cluster] failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 log() { printf '[cluster %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -79,7 +84,7 @@ K8S_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k
 build_go_tools() {
   command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go)"
   local c s
-  mkdir -p "$K8S_BIN" "$ETCD_BIN" "$MULTUS_BIN"
+  mkdir -p "$K8S_BIN" "$ETCD_BIN" "$MULTUS_BIN" "$CTRD_BIN"
   for c in kube-apiserver kubelet kube-controller-manager kube-scheduler kubectl; do
     [ -x "$K8S_BIN/$c" ] && continue
     log "building $c $K8S_VERSION (cold: several minutes on 2 cores)"
@@ -99,6 +104,13 @@ build_go_tools() {
       -o "$MULTUS_BIN/.multus.tmp" gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus) \
       && mv "$MULTUS_BIN/.multus.tmp" "$MULTUS_BIN/multus"
   fi
+  for c in containerd containerd-shim-runc-v2 ctr; do
+    [ -x "$CTRD_BIN/$c" ] && continue
+    log "building $c $CONTAINERD_VERSION"
+    (cd cluster/tools/containerd && CGO_ENABLED=0 go build -trimpath -tags "no_btrfs no_devmapper no_zfs" \
+      -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" \
+      -o "$CTRD_BIN/.$c.tmp" "github.com/containerd/containerd/v2/cmd/$c") && mv "$CTRD_BIN/.$c.tmp" "$CTRD_BIN/$c"
+  done
 }
 
 # ------------------------------------------------------------------ pki ---
@@ -364,11 +376,13 @@ EOF
 
 write_containerd_config() {
   mkdir -p "$CTRD"
+  # Config version 3 (containerd 2). CDI: the DRA driver writes its specs
+  # to /var/run/cdi; the kubelet hands the device IDs over CRI.
   cat >"$CTRD/config.toml" <<EOF
-version = 2
+version = 3
 root = "$CTRD/root"
 state = "$CTRD/state"
-disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp"]
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.erofs", "io.containerd.tracing.processor.v1.otlp"]
 [grpc]
   address = "$CTRD_SOCK"
 [ttrpc]
@@ -377,22 +391,27 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
   address = ""
 [metrics]
   address = ""
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "registry.k8s.io/pause:3.10"
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "registry.k8s.io/pause:3.10"
+[plugins."io.containerd.cri.v1.runtime"]
+  enable_cdi = true
+  cdi_spec_dirs = ["/etc/cdi", "/var/run/cdi"]
   restrict_oom_score_adj = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         SystemdCgroup = false
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "$CNI_BIN"
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["$CNI_BIN"]
     conf_dir = "$CNI_CONF"
     max_conf_num = 1
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
 EOF
 }
 
@@ -424,13 +443,13 @@ cgroups_down() {
 }
 
 start_containerd() {
-  start containerd env SRIOV_HOST_ROOT="$STATE/sim" containerd --config "$CTRD/config.toml"
+  start containerd env SRIOV_HOST_ROOT="$STATE/sim" "$CTRD_BIN/containerd" --config "$CTRD/config.toml"
 }
 
 import_images() {
   local t
   for t in "$IMAGES"/*.tar; do
-    ctr --address "$CTRD_SOCK" -n k8s.io images import --no-unpack=false "$t" >/dev/null \
+    "$CTRD_BIN/ctr" --address "$CTRD_SOCK" -n k8s.io images import --no-unpack=false "$t" >/dev/null \
       || die "importing $t failed"
   done
 }
@@ -523,7 +542,7 @@ cmd_up() {
   if [ $node = 1 ]; then
     start_controllers
     apply_lane_objects
-    wait_for 30 containerd ctr --address "$CTRD_SOCK" version || die "containerd did not start: $LOGS/containerd.log"
+    wait_for 30 containerd "$CTRD_BIN/ctr" --address "$CTRD_SOCK" version || die "containerd did not start: $LOGS/containerd.log"
     import_images
     start_kubelet
     wait_for 90 "node $NODE_NAME Ready" node_ready || die "node not Ready: $LOGS/kubelet.log"
@@ -630,6 +649,7 @@ case ${1:-} in
   down) cmd_down ;;
   status) cmd_status ;;
   kubectl) shift; exec "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@" ;;
+  ctr) shift; exec "$CTRD_BIN/ctr" --address "$CTRD_SOCK" "$@" ;;
   restart) shift; cmd_restart "$@" ;;
   build) build_go_tools ;;
   *) sed -n '2,14p' "$0" >&2; exit 2 ;;

@@ -23,17 +23,17 @@ why_not_cluster() {
   if [ ! -d /sys/fs/cgroup ] || ! awk '$2 ~ "^/sys/fs/cgroup" {f=1} END {exit !f}' /proc/mounts; then
     echo "no cgroup filesystem at /sys/fs/cgroup (the kubelet needs it)"; return
   fi
-  for c in fusermount3 containerd runc ctr iptables conntrack openssl jq curl busybox ip; do
+  for c in fusermount3 runc iptables conntrack openssl jq curl busybox ip; do
     command -v "$c" >/dev/null 2>&1 || { echo "$c is not installed (make setup: scripts/setup.sh, cluster/setup.sh)"; return; }
   done
   if ! command -v go >/dev/null 2>&1; then
     echo "Go is not installed (/usr/local/go/bin/go): the cluster builds Kubernetes from its Go modules"; return
   fi
-  # The Go release the Kubernetes module asks for (its go.mod `go` line).
-  need=$(sed -n 's/^go \([0-9]*\.[0-9]*\).*/\1/p' cluster/tools/k8s/go.mod)
-  have=$(go env GOVERSION 2>/dev/null | sed -n 's/^go\([0-9]*\.[0-9]*\).*/\1/p')
+  # The newest Go release the tools' modules ask for (their go.mod `go` lines).
+  need=$(sed -n 's/^go \([0-9.]*\).*/\1/p' cluster/tools/*/go.mod | sort -V | tail -1)
+  have=$(go env GOVERSION 2>/dev/null | sed -n 's/^go\([0-9.]*\).*/\1/p')
   if [ -n "$need" ] && [ -n "$have" ] && [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -1)" != "$need" ]; then
-    echo "Go $have is older than the $need that cluster/tools/k8s/go.mod needs"; return
+    echo "Go $have is older than the $need that cluster/tools/*/go.mod need"; return
   fi
 }
 
