@@ -39,17 +39,6 @@ dra_device_count() { dra_slices | jq '[.items[].spec.devices[]?] | length'; }
 # The VFs of DRA_PF in the simulated sysfs.
 dra_pf_vfs() { ls -d "$SIM/sys/bus/pci/devices/$DRA_PF_ADDR"/virtfn* 2>/dev/null | wc -l; }
 
-# Does the lane's containerd apply CDI devices (1.7 with enable_cdi, or 2.x)?
-cdi_runtime() {
-  local v; v=$(containerd --version | awk '{print $3}' | sed 's/^v//; s/~.*//')
-  case $v in
-    1.[0-6].*) echo "containerd $v has no CDI support (CDI came with 1.7)"; return 1 ;;
-    1.*) grep -q 'enable_cdi *= *true' "$STATE/containerd/config.toml" && return 0
-      echo "containerd $v: enable_cdi is not set in the lane's config"; return 1 ;;
-    *) return 0 ;;
-  esac
-}
-
 dra_deployed() {
   local version image s
   version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
@@ -91,7 +80,7 @@ dra_deployed() {
   dra_slices >"$WORK/slices.json"
   jq -c '.items[] | {name: .metadata.name, pool: .spec.pool, devices: [.spec.devices[].name]}' "$WORK/slices.json"
   jq '.items[0].spec.devices[0]' "$WORK/slices.json"
-  [ "$(jq -r '[.items[].spec.pool.name] | unique | join(",")' "$WORK/slices.json")" = "$NODE" ] || fail "pool name is not the node's"
+  [ "$(jq -r '[.items[].spec.pool.name] | unique | join(",")' "$WORK/slices.json")" = "$NODE" ] || { fail "pool name is not the node's"; return 1; }
   local vf dev attrs root
   # The PF's PCIe root from its sysfs path (…/devices/pci0000:3a/…).
   root=$(readlink -f "$SIM/sys/bus/pci/devices/$DRA_PF_ADDR" | grep -o 'pci[0-9a-f]\{4\}:[0-9a-f]\{2\}' | head -1)
@@ -101,13 +90,13 @@ dra_deployed() {
     dev=$(tr ':.' '--' <<<"$vf")
     attrs=$(jq -c --arg d "$dev" '.items[].spec.devices[] | select(.name==$d) | .attributes' "$WORK/slices.json")
     [ -n "$attrs" ] || { fail "VF $vf ($dev) not published"; return 1; }
-    [ "$(jq -r '."resource.kubernetes.io/pciBusID".string' <<<"$attrs")" = "$vf" ] || fail "$dev pciBusID"
+    [ "$(jq -r '."resource.kubernetes.io/pciBusID".string' <<<"$attrs")" = "$vf" ] || { fail "$dev pciBusID"; return 1; }
     [ "$(jq -r '."resource.kubernetes.io/pcieRoot".string' <<<"$attrs")" = "$root" ] \
-      || fail "$dev pcieRoot $(jq -c '."resource.kubernetes.io/pcieRoot"' <<<"$attrs")"
-    [ "$(jq -r --arg k "$DRV/PFName" '.[$k].string' <<<"$attrs")" = "$DRA_PF" ] || fail "$dev PFName"
-    [ "$(jq -r --arg k "$DRV/pfPciAddress" '.[$k].string' <<<"$attrs")" = "$DRA_PF_ADDR" ] || fail "$dev pfPciAddress"
-    [ "$(jq -r --arg k "$DRV/vendor" '.[$k].string' <<<"$attrs")" = 8086 ] || fail "$dev vendor"
-    [ "$(jq -r '."k8s.cni.cncf.io/deviceID".string' <<<"$attrs")" = "$vf" ] || fail "$dev k8s.cni.cncf.io/deviceID"
+      || { fail "$dev pcieRoot $(jq -c '."resource.kubernetes.io/pcieRoot"' <<<"$attrs")"; return 1; }
+    [ "$(jq -r --arg k "$DRV/PFName" '.[$k].string' <<<"$attrs")" = "$DRA_PF" ] || { fail "$dev PFName"; return 1; }
+    [ "$(jq -r --arg k "$DRV/pfPciAddress" '.[$k].string' <<<"$attrs")" = "$DRA_PF_ADDR" ] || { fail "$dev pfPciAddress"; return 1; }
+    [ "$(jq -r --arg k "$DRV/vendor" '.[$k].string' <<<"$attrs")" = 8086 ] || { fail "$dev vendor"; return 1; }
+    [ "$(jq -r '."k8s.cni.cncf.io/deviceID".string' <<<"$attrs")" = "$vf" ] || { fail "$dev k8s.cni.cncf.io/deviceID"; return 1; }
   done
   # None of the device plugin's (the policy PF's) VFs.
   if jq -e --arg pf "$POLICY_PF" '[.items[].spec.devices[].attributes[]?.string] | index($pf)' "$WORK/slices.json" >/dev/null; then
@@ -187,9 +176,9 @@ check_prepared() {
   jq -c '{allocation: .status.allocation.devices.results, reservedFor: [.status.reservedFor[].name]}' "$WORK/$pod.rc.json"
   uid=$(jq -r .metadata.uid "$WORK/$pod.rc.json")
   [ "$(jq -r '.status.allocation.devices.results | length' "$WORK/$pod.rc.json")" = 1 ] || { fail "$claim: not one device allocated"; return 1; }
-  [ "$(jq -r '.status.allocation.devices.results[0].driver' "$WORK/$pod.rc.json")" = "$DRV" ] || fail "$claim: driver"
-  [ "$(jq -r '.status.allocation.devices.results[0].pool' "$WORK/$pod.rc.json")" = "$NODE" ] || fail "$claim: pool"
-  jq -e --arg p "$pod" '.status.reservedFor[] | select(.name==$p)' "$WORK/$pod.rc.json" >/dev/null || fail "$claim: not reserved for $pod"
+  [ "$(jq -r '.status.allocation.devices.results[0].driver' "$WORK/$pod.rc.json")" = "$DRV" ] || { fail "$claim: driver"; return 1; }
+  [ "$(jq -r '.status.allocation.devices.results[0].pool' "$WORK/$pod.rc.json")" = "$NODE" ] || { fail "$claim: pool"; return 1; }
+  jq -e --arg p "$pod" '.status.reservedFor[] | select(.name==$p)' "$WORK/$pod.rc.json" >/dev/null || { fail "$claim: not reserved for $pod"; return 1; }
   dev=$(jq -r '.status.allocation.devices.results[0].device' "$WORK/$pod.rc.json")
   addr=$(sed -E 's/^([0-9a-f]{4})-([0-9a-f]{2})-([0-9a-f]{2})-([0-7])$/\1:\2:\3.\4/' <<<"$dev")
   [ "$(basename "$(readlink -f "$SIM/sys/bus/pci/devices/$addr/physfn")")" = "$DRA_PF_ADDR" ] \
@@ -197,10 +186,11 @@ check_prepared() {
   spec=$CDI_DIR/sriov-rs-dra_$uid.json
   [ -f "$spec" ] || { fail "no CDI spec $spec"; ls -l "$CDI_DIR"; return 1; }
   jq -c . "$spec"
-  [ "$(jq -r .kind "$spec")" = "$DRV/vf" ] || fail "CDI kind"
-  jq -r '.devices[].containerEdits.env[]' "$spec" | grep -qx "SRIOVNETWORK_VF_DEVICE_$dev=$addr" \
-    || fail "CDI spec lacks SRIOVNETWORK_VF_DEVICE_$dev=$addr"
-  jq -e --arg u "$uid" '.claims[$u]' "$DRA_PLUGIN_DIR/checkpoint.json" >/dev/null || fail "claim $uid not in the checkpoint"
+  [ "$(jq -r .kind "$spec")" = "$DRV/vf" ] || { fail "CDI kind"; return 1; }
+  # Env names cannot hold '-': the device name's become '_' (prepare.rs).
+  jq -r '.devices[].containerEdits.env[]' "$spec" | grep -qx "SRIOVNETWORK_VF_DEVICE_${dev//-/_}=$addr" \
+    || { fail "CDI spec lacks SRIOVNETWORK_VF_DEVICE_${dev//-/_}=$addr"; return 1; }
+  jq -e --arg u "$uid" '.claims[$u]' "$DRA_PLUGIN_DIR/checkpoint.json" >/dev/null || { fail "claim $uid not in the checkpoint"; return 1; }
   echo "$claim $uid $dev $addr" >"$WORK/$pod.claim"
 }
 
@@ -249,14 +239,10 @@ EOF
   count=$(awk '/_count/ {print $2}' "$WORK/kubelet-dra.metrics" | head -1)
   [ -n "$sum" ] && [ -n "$count" ] && [ "$count" != 0 ] \
     && timing "dra_node_prepare_resources_kubelet_mean_ms" "$(awk -v s="$sum" -v c="$count" 'BEGIN {printf "%.2f", s * 1000 / c}') (n=$count)"
-  # What the container sees: the CDI env, when the runtime applies CDI.
-  local why
-  if why=$(cdi_runtime); then
-    K -n lane exec dra-pod -- env | grep "^SRIOVNETWORK_VF_DEVICE_$dev=$addr\$" || { fail "the pod lacks SRIOVNETWORK_VF_DEVICE_$dev"; return 1; }
-  else
-    say "NOTE: $why: the pod cannot see the CDI env; checked the CDI spec the kubelet was handed instead"
-    if K -n lane exec dra-pod -- env | grep '^SRIOVNETWORK_'; then fail "CDI env without a CDI runtime?"; return 1; fi
-  fi
+  # What the container sees: the CDI env, applied by the lane's containerd 2
+  # (scripts/cluster.sh; CDI is on by default since 2.0).
+  K -n lane exec dra-pod -- env | grep "^SRIOVNETWORK_VF_DEVICE_${dev//-/_}=$addr\$" \
+    || { fail "the pod lacks SRIOVNETWORK_VF_DEVICE_${dev//-/_}=$addr (CDI not applied)"; return 1; }
 }
 
 dra_claim_released() {
@@ -288,7 +274,7 @@ EOF
   pod=$(K -n "$DRA_NS" get pods -l app=sriov-dra-driver -o jsonpath='{.items[0].metadata.name}')
   cid=$(K -n "$DRA_NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[0].containerID}'); cid=${cid#containerd://}
   restarts=$(K -n "$DRA_NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[0].restartCount}')
-  ctr --address "$STATE/containerd/containerd.sock" -n k8s.io task kill -s SIGKILL "$cid"
+  "$REPO/scripts/cluster.sh" ctr -n k8s.io task kill -s SIGKILL "$cid"
   say "driver container $cid killed"
   [ -S "$DRA_REG_SOCK" ] && say "registration socket left behind (expected after SIGKILL)"
   again() {
@@ -371,7 +357,7 @@ EOF
   jq -c '.status.allocation.devices.results[] | {request, driver, device}' "$WORK/pair.json"
   [ "$(jq -r '.status.allocation.devices.results[] | select(.request=="gpu") | .device' "$WORK/pair.json")" = "gpu-$(tr ':.' '--' <<<"$near")" ] \
     || { fail "the GPU allocated is not the one on the VF's PCIe root $root"; return 1; }
-  [ "$(jq -r '.status.allocation.devices.results[] | select(.request=="vf") | .driver' "$WORK/pair.json")" = "$DRV" ] || fail "vf request"
+  [ "$(jq -r '.status.allocation.devices.results[] | select(.request=="vf") | .driver' "$WORK/pair.json")" = "$DRV" ] || { fail "vf request"; return 1; }
   grep 'gpu claim prepared' "$STATE/logs/fake-gpu-driver.log" || { fail "the GPU driver did not prepare"; return 1; }
   # The far GPU shares no root with any VF: never allocated.
   sleep 5
