@@ -3,25 +3,83 @@
 //! switch, then the same PCIe root, then the same NUMA node, then the
 //! rest (the distance classes of [`sriov_host::topology`]).
 //!
-//! [`preferred_near_gpus`] is a pure function over the pool, the node's
-//! [`Topology`] and the GPUs: must-include devices come first, then each
-//! distance class in turn is filled by [`crate::preferred::preferred`]
-//! (so NUMA grouping and the spread/pack PF policy still apply within a
-//! class). Without GPUs (or when the topology knows none of them) it is
-//! exactly [`crate::preferred::preferred`].
+//! [`preferred_near`] is a pure function over the pool, the node's
+//! [`Topology`] and the GPUs ([`GpuHint`]): must-include devices come
+//! first, then each distance class in turn is filled by
+//! [`crate::preferred::preferred`] (so NUMA grouping and the spread/pack PF
+//! policy still apply within a class). Without GPUs it is exactly
+//! [`crate::preferred::preferred`].
 //!
-//! An auxiliary device (a scalable function) is placed where its parent
-//! function is. A device the topology does not know counts as
-//! [`Distance::Other`].
+//! A GPU is placed by its PCI address when the topology knows it; a GPU
+//! known only by NUMA node (an ID that is no PCI address, such as an NVIDIA
+//! UUID, with the NUMA nodes PodResources reports) makes the devices on its
+//! NUMA nodes [`Distance::SameNuma`]. An auxiliary device (a scalable
+//! function) is placed where its parent function is. A device the topology
+//! does not know counts as [`Distance::Other`] unless its NUMA node matches.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sriov_host::PciAddress;
 use sriov_host::topology::{Distance, Topology};
 
 use crate::device::DeviceId;
+use crate::podresources::Gpu;
 use crate::pools::Pool;
 use crate::preferred::{AllocationPolicy, preferred};
+
+/// Where the GPUs to be near are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GpuHint {
+    /// GPUs placed in the PCIe tree (their addresses, known to the topology).
+    pub located: Vec<PciAddress>,
+    /// NUMA nodes of GPUs that could not be placed.
+    pub numa: BTreeSet<u32>,
+}
+
+impl GpuHint {
+    /// The hint for `gpus` on a node with `topology`: a GPU whose ID is a
+    /// PCI address the topology knows is placed; any other contributes its
+    /// NUMA nodes.
+    pub fn from_gpus(topology: &Topology, gpus: &[Gpu]) -> GpuHint {
+        let mut h = GpuHint::default();
+        for g in gpus {
+            match g.address.filter(|a| topology.location(a).is_some()) {
+                Some(a) => h.located.push(a),
+                None => h.numa.extend(&g.numa),
+            }
+        }
+        h
+    }
+
+    /// No GPU to be near.
+    pub fn is_empty(&self) -> bool {
+        self.located.is_empty() && self.numa.is_empty()
+    }
+}
+
+/// The distance class of one pooled device to the nearest GPU of `hint`;
+/// `None` when the ID is not in the pool.
+pub fn hint_distance(
+    pool: &Pool,
+    topology: &Topology,
+    hint: &GpuHint,
+    id: &str,
+) -> Option<Distance> {
+    let pd = DeviceId::parse(id).and_then(|d| pool.devices.get(&d))?;
+    let by_tree = topology.best_distance(&pd.device.address, &hint.located);
+    let by_numa = pd
+        .device
+        .numa_node
+        .filter(|n| hint.numa.contains(n))
+        .map(|_| Distance::SameNuma);
+    Some(
+        [by_tree, by_numa]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(Distance::Other),
+    )
+}
 
 /// The distance class of one pooled device to the nearest of `gpus`;
 /// `None` when the ID is not in the pool.
@@ -39,23 +97,18 @@ pub fn device_distance(
     )
 }
 
-/// The preferred IDs for one container request, nearest to `gpus` first
-/// (see the module docs).
-pub fn preferred_near_gpus(
+/// The preferred IDs for one container request, nearest to the GPUs of
+/// `hint` first (see the module docs).
+pub fn preferred_near(
     pool: &Pool,
     topology: &Topology,
-    gpus: &[PciAddress],
+    hint: &GpuHint,
     available: &[String],
     must_include: &[String],
     size: usize,
     policy: AllocationPolicy,
 ) -> Vec<String> {
-    let known: Vec<PciAddress> = gpus
-        .iter()
-        .filter(|g| topology.location(g).is_some())
-        .copied()
-        .collect();
-    if known.is_empty() {
+    if hint.is_empty() {
         return preferred(pool, available, must_include, size, policy);
     }
     let mut out: Vec<String> = preferred(
@@ -70,7 +123,7 @@ pub fn preferred_near_gpus(
         if out.contains(id) {
             continue;
         }
-        if let Some(d) = device_distance(pool, topology, &known, id) {
+        if let Some(d) = hint_distance(pool, topology, hint, id) {
             by_class.entry(d).or_default().push(id.clone());
         }
     }
@@ -82,6 +135,28 @@ pub fn preferred_near_gpus(
         out.extend(preferred(pool, ids, &[], left.min(ids.len()), policy));
     }
     out
+}
+
+/// [`preferred_near`] for GPUs given by PCI address (those the topology
+/// does not know are ignored).
+pub fn preferred_near_gpus(
+    pool: &Pool,
+    topology: &Topology,
+    gpus: &[PciAddress],
+    available: &[String],
+    must_include: &[String],
+    size: usize,
+    policy: AllocationPolicy,
+) -> Vec<String> {
+    let hint = GpuHint {
+        located: gpus
+            .iter()
+            .filter(|g| topology.location(g).is_some())
+            .copied()
+            .collect(),
+        numa: BTreeSet::new(),
+    };
+    preferred_near(pool, topology, &hint, available, must_include, size, policy)
 }
 
 #[cfg(test)]
@@ -234,5 +309,62 @@ mod tests {
                 preferred(&pool, &ids, &[], 5, AllocationPolicy::Spread)
             );
         }
+    }
+
+    fn gpu(id: &str, numa: &[u32]) -> Gpu {
+        Gpu {
+            resource: "nvidia.com/gpu".into(),
+            id: id.into(),
+            address: PciAddress::parse(id),
+            numa: numa.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn hint_places_pci_ids_and_keeps_numa_of_the_others() {
+        let (_tmp, _pool, t) = gpu_node();
+        let h = GpuHint::from_gpus(
+            &t,
+            &[
+                gpu("0000:19:00.0", &[0]),
+                gpu("GPU-8f3c", &[1]),
+                // a PCI address the node does not have: its NUMA node counts
+                gpu("0000:ee:00.0", &[0]),
+                gpu("3", &[]),
+            ],
+        );
+        assert_eq!(h.located, vec![a("0000:19:00.0")]);
+        assert_eq!(h.numa, BTreeSet::from([0, 1]));
+        assert!(GpuHint::from_gpus(&t, &[gpu("GPU-x", &[])]).is_empty());
+    }
+
+    #[test]
+    fn a_gpu_known_by_numa_only_prefers_its_numa_node() {
+        let (_tmp, pool, t) = gpu_node();
+        let hint = GpuHint {
+            located: vec![],
+            numa: BTreeSet::from([1]),
+        };
+        let ids = all_ids(&pool);
+        // Plain spread would start on NUMA node 0 (it has the most VFs).
+        let plain = preferred(&pool, &ids, &[], 6, AllocationPolicy::Spread);
+        let numa_of = |id: &String| pool.devices[&DeviceId::parse(id).unwrap()].device.numa_node;
+        assert!(plain.iter().all(|id| numa_of(id) == Some(0)), "{plain:?}");
+        let got = preferred_near(&pool, &t, &hint, &ids, &[], 6, AllocationPolicy::Spread);
+        assert_eq!(got.len(), 6);
+        assert!(got.iter().all(|id| numa_of(id) == Some(1)), "{got:?}");
+        for id in &got {
+            assert_eq!(
+                hint_distance(&pool, &t, &hint, id),
+                Some(Distance::SameNuma)
+            );
+        }
+        // The PCIe tree beats NUMA: a located GPU's switch first.
+        let both = GpuHint {
+            located: vec![a("0000:9a:00.0")],
+            numa: BTreeSet::from([1]),
+        };
+        let got = preferred_near(&pool, &t, &both, &ids, &[], 4, AllocationPolicy::Spread);
+        assert!(got.iter().all(|id| id.starts_with("0000:9b:")), "{got:?}");
     }
 }

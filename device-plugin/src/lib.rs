@@ -13,6 +13,7 @@
 //! - [`manager`]: the running plugin: config, scans, pools, one server per pool.
 //! - [`metrics`]: `/healthz` and `/metrics`.
 //! - [`plugin`]: one pool's `DevicePlugin` gRPC server.
+//! - [`podresources`]: the kubelet's PodResources API; the GPUs of the pod being admitted.
 //! - [`pools`]: the devices of each resource, with their health.
 //! - [`preferred`]: which available devices GetPreferredAllocation hands out.
 //! - [`selectors`]: which devices a resource claims.
@@ -30,6 +31,7 @@ pub mod kubelet;
 pub mod manager;
 pub mod metrics;
 pub mod plugin;
+pub mod podresources;
 pub mod pools;
 pub mod preferred;
 pub mod selectors;
@@ -52,4 +54,12 @@ pub mod api {
     pub const HEALTHY: &str = "Healthy";
     /// Device health values.
     pub const UNHEALTHY: &str = "Unhealthy";
+}
+
+/// The kubelet PodResources API, v1 (generated from upstream's
+/// `proto/podresources/v1/api.proto`): the client the plugin uses, and the
+/// server the tests' fake kubelet serves.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pod_resources_api {
+    tonic::include_proto!("v1");
 }

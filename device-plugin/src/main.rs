@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use sriov_device_plugin::manager::{Manager, Options};
+use sriov_device_plugin::podresources;
 use sriov_device_plugin::preferred::AllocationPolicy;
 use sriov_device_plugin::upstream_args;
 use sriov_host::HostRoot;
@@ -56,6 +57,12 @@ struct Args {
     /// Also mark devices Unhealthy while their PF link is down (upstream: off).
     #[arg(long)]
     pf_link_health: bool,
+    /// Prefer devices near pods' GPUs of these ("": off).
+    #[arg(long, default_value = sriov_device_plugin::podresources::DEFAULT_GPU_RESOURCES)]
+    gpu_resources: String,
+    /// PodResources socket (host root).
+    #[arg(long, default_value = sriov_device_plugin::podresources::DEFAULT_SOCKET)]
+    pod_resources_socket: PathBuf,
     /// Log verbosity as upstream (-v N): 3 and above add debug messages.
     #[arg(long, hide = true)]
     log_level: Option<u32>,
@@ -143,6 +150,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse_from(std::iter::once(program).chain(upstream_args::normalize(argv)));
     init_logging(&args);
     let root = HostRoot::new(&args.host_root);
+    let host = root.clone();
     let cdi_dir = args.use_cdi.then(|| under(&root, &args.cdi_dir));
     let opts = Options {
         config_file: args.config_file.clone(),
@@ -169,7 +177,19 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("cannot start the tokio runtime")?;
     rt.block_on(async move {
-        let manager = Manager::new(opts).context("cannot start")?;
+        let mut manager = Manager::new(opts).context("cannot start")?;
+        let gpu_resources = podresources::parse_gpu_resources(&args.gpu_resources);
+        if gpu_resources.is_empty() {
+            tracing::info!("GPU-aware preferred allocation off (--gpu-resources is empty)");
+        } else {
+            let socket = under(&host, &args.pod_resources_socket);
+            tracing::info!(gpu_resources = ?gpu_resources, socket = %socket.display(),
+                "GPU-aware preferred allocation: PodResources");
+            manager = manager.with_gpu_pairing(std::sync::Arc::new(podresources::GpuPairing::new(
+                socket,
+                gpu_resources,
+            )));
+        }
         for (name, p) in manager.pools() {
             tracing::info!(resource = %name, devices = p.devices.len(), healthy = p.healthy_count(), "pool");
         }

@@ -116,6 +116,8 @@ pub struct Manager {
     status: Arc<Status>,
     /// When [`Manager::new`] began (for the start-up figure in the log).
     started: Instant,
+    /// GPU-aware preferred allocation ([`Manager::with_gpu_pairing`]).
+    gpu: Option<Arc<crate::podresources::GpuPairing>>,
 }
 
 /// Scans the node and builds the pools. The scan reads what selection and
@@ -204,7 +206,17 @@ impl Manager {
             ctx,
             status,
             started,
+            gpu: None,
         })
+    }
+
+    /// Turns on GPU-aware preferred allocation: every pool's
+    /// `GetPreferredAllocation` asks `pairing` for the GPUs of the pod being
+    /// admitted, and [`Manager::run`] refreshes its PodResources snapshot
+    /// every [`GpuPairing::refresh_interval`](crate::podresources::GpuPairing::refresh_interval).
+    pub fn with_gpu_pairing(mut self, pairing: Arc<crate::podresources::GpuPairing>) -> Self {
+        self.gpu = Some(pairing);
+        self
     }
 
     /// The shared status (metrics).
@@ -228,6 +240,7 @@ impl Manager {
             ctx: self.ctx.clone(),
             policy: self.opts.policy,
             counters: self.status.counters.clone(),
+            gpu: self.gpu.clone(),
         }
     }
 
@@ -548,6 +561,18 @@ impl Manager {
             None
         };
         drop(tx);
+        // GPU pairing: a fresh PodResources snapshot every few seconds, so
+        // the pod being admitted is the only one new since the last.
+        let snapshot_task = self.gpu.clone().map(|p| {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(p.refresh_interval());
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    p.refresh().await;
+                }
+            })
+        });
         self.apply().await;
         self.status
             .ready
@@ -615,6 +640,9 @@ impl Manager {
         }
         tracing::info!("shutting down: stopping servers, removing sockets");
         dir_task.abort();
+        if let Some(t) = snapshot_task {
+            t.abort();
+        }
         if let Some(t) = uevent_task {
             t.abort();
             let _ = t.await; // drops the uevent socket (removes its file)

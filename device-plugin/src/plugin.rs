@@ -14,6 +14,7 @@ use futures::Stream;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
+use crate::affinity::{GpuHint, preferred_near};
 use crate::allocate::{AllocateContext, container_response};
 use crate::api::device_plugin_server::{DevicePlugin, DevicePluginServer};
 use crate::api::{
@@ -22,8 +23,10 @@ use crate::api::{
     PreStartContainerResponse, PreferredAllocationRequest, PreferredAllocationResponse,
     TopologyInfo,
 };
+use crate::podresources::GpuPairing;
 use crate::pools::Pool;
 use crate::preferred::{AllocationPolicy, preferred};
+use sriov_host::topology::Topology;
 
 /// The options this plugin advertises (and honours).
 pub fn plugin_options() -> DevicePluginOptions {
@@ -80,6 +83,43 @@ pub struct PoolService {
     pub ctx: Arc<AllocateContext>,
     pub policy: AllocationPolicy,
     pub counters: Arc<Counters>,
+    /// GPU-aware preferred allocation (`--gpu-resources`): the PodResources
+    /// state shared by every pool; `None` when off.
+    pub gpu: Option<Arc<GpuPairing>>,
+}
+
+impl PoolService {
+    /// Where the GPUs of the pod being admitted are, when there are any
+    /// and the plugin can tell ([`crate::podresources`]); else `None`
+    /// (plain policy). Reads the node's PCIe topology when needed.
+    async fn gpu_hint(&self, pool: &Pool) -> Option<(GpuHint, Topology)> {
+        let pairing = self.gpu.as_ref()?;
+        let resource = pool.config.resource_name();
+        let (pod, gpus) = pairing.admitting_gpus(&resource).await?;
+        let root = self.ctx.root.clone();
+        let topology = match tokio::task::spawn_blocking(move || Topology::read(&root)).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "no GPU pairing: cannot read the PCIe topology");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no GPU pairing: topology task failed");
+                return None;
+            }
+        };
+        let hint = GpuHint::from_gpus(&topology, &gpus);
+        let ids: Vec<&str> = gpus.iter().map(|g| g.id.as_str()).collect();
+        if hint.is_empty() {
+            tracing::debug!(%resource, %pod, gpus = ?ids,
+                "no GPU pairing: the pod's GPUs are neither PCI addresses of this node nor on a known NUMA node");
+            return None;
+        }
+        let located: Vec<String> = hint.located.iter().map(ToString::to_string).collect();
+        tracing::info!(%resource, %pod, gpus = ?ids, ?located, numa = ?hint.numa,
+            "preferring devices near the GPUs of the pod being admitted");
+        Some((hint, topology))
+    }
 }
 
 type LawStream = Pin<Box<dyn Stream<Item = Result<ListAndWatchResponse, Status>> + Send>>;
@@ -154,18 +194,21 @@ impl DevicePlugin for PoolService {
             .borrow()
             .clone()
             .ok_or_else(|| Status::unavailable("pool removed"))?;
+        let near = self.gpu_hint(&pool).await;
         let container_responses = req
             .into_inner()
             .container_requests
             .iter()
-            .map(|c| ContainerPreferredAllocationResponse {
-                device_i_ds: preferred(
-                    &pool,
-                    &c.available_device_i_ds,
-                    &c.must_include_device_i_ds,
-                    usize::try_from(c.allocation_size).unwrap_or(0),
-                    self.policy,
-                ),
+            .map(|c| {
+                let size = usize::try_from(c.allocation_size).unwrap_or(0);
+                let (available, must) = (&c.available_device_i_ds, &c.must_include_device_i_ds);
+                let device_i_ds = match &near {
+                    Some((hint, topology)) => {
+                        preferred_near(&pool, topology, hint, available, must, size, self.policy)
+                    }
+                    None => preferred(&pool, available, must, size, self.policy),
+                };
+                ContainerPreferredAllocationResponse { device_i_ds }
             })
             .collect();
         Ok(Response::new(PreferredAllocationResponse {

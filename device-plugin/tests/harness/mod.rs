@@ -82,6 +82,17 @@ impl Harness {
         config: &str,
         tweak: impl FnOnce(&mut Options),
     ) -> Harness {
+        Self::start_full(root, config, tweak, |m| m).await
+    }
+
+    /// Starts with options adjusted by `tweak` and the manager by `wrap`
+    /// (e.g. `Manager::with_gpu_pairing`).
+    pub async fn start_full(
+        root: &Path,
+        config: &str,
+        tweak: impl FnOnce(&mut Options),
+        wrap: impl FnOnce(Manager) -> Manager,
+    ) -> Harness {
         let tmp = tempfile::Builder::new().prefix("dp").tempdir().unwrap();
         let plugin_dir = tmp.path().join("kp");
         std::fs::create_dir_all(&plugin_dir).unwrap();
@@ -103,7 +114,7 @@ impl Harness {
         };
         let mut opts = opts;
         tweak(&mut opts);
-        let m = Manager::new(opts).expect("plugin starts");
+        let m = wrap(Manager::new(opts).expect("plugin starts"));
         let status = m.status();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

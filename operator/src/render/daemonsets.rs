@@ -328,6 +328,10 @@ mod tests {
             "/var/lib/kubelet/device-plugins"
         );
         assert_eq!(vol(&dp.0, "devinfo"), "/var/run/k8s.cni.cncf.io/devinfo/dp");
+        assert_eq!(
+            vol(&dp.0, "pod-resources"),
+            "/var/lib/kubelet/pod-resources"
+        );
         assert_eq!(dp.1, ["--metrics-addr=127.0.0.1:9808"]);
         assert_eq!(vol(&cni.0, "cni-bin"), "/var/lib/lane/cni/bin");
     }
