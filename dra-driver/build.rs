@@ -1,5 +1,5 @@
 //! Generates the kubelet plugin registration API and the DRA plugin API
-//! (v1, v1beta1) from `proto/` with protox (no `protoc` needed) and
+//! (v1, v1beta1) and its health API (v1alpha1) from `proto/` with protox (no `protoc` needed) and
 //! tonic-prost-build.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "pluginregistration.proto",
             "dra_v1.proto",
             "dra_v1beta1.proto",
+            "dra_health_v1alpha1.proto",
         ],
         ["proto"],
     )?;

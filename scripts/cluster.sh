@@ -33,6 +33,9 @@ K8S_BIN=$CACHE/k8s-$K8S_VERSION/bin
 ETCD_BIN=$CACHE/etcd-$ETCD_VERSION/bin
 MULTUS_BIN=$CACHE/multus-$MULTUS_VERSION/bin
 CTRD_BIN=$CACHE/containerd-$CONTAINERD_VERSION/bin
+# Alpha in 1.34, on in the API server (pod status allocatedResourcesStatus)
+# and the kubelet (it watches DRA drivers' DRAResourceHealth).
+FEATURE_GATES=ResourceHealthStatus=true
 
 NODE_NAME=${SRIOV_CLUSTER_NODE:-sriov-rs-node}
 # Addresses. Nothing listens on anything but 127.0.0.1; the node IP lives on
@@ -226,6 +229,7 @@ start_apiserver() {
     --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
     --allow-privileged=true --profiling=false --cert-dir "$PKI" \
     --enable-aggregator-routing=true \
+    --feature-gates "$FEATURE_GATES" \
     --storage-media-type application/vnd.kubernetes.protobuf
 }
 
@@ -490,6 +494,7 @@ nodeStatusUpdateFrequency: 4s
 syncFrequency: 10s
 fileCheckFrequency: 10s
 staticPodPath: $STATE/static-pods
+featureGates: {ResourceHealthStatus: true}
 EOF
   mkdir -p "$STATE/static-pods"
 }

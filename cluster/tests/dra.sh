@@ -10,6 +10,13 @@
 #                         prepared by the driver for the kubelet, pod running
 #   dra_claim_released    the pod deleted: unprepared, CDI spec and checkpoint
 #                         entry gone
+#   dra_health            the kubelet's health watch: a VF unbound in the
+#                         simulated sysfs -> the pod's allocatedResourcesStatus
+#                         Unhealthy, bound again -> Healthy
+#   dra_vfio_config       a claim whose opaque VfConfig asks for vfio-pci: the
+#                         VF rebound in the simulated sysfs while the pod
+#                         runs with the VFIO group device from the CDI spec;
+#                         the pod deleted: the VF back on iavf
 #   dra_restart_mid_claim the driver killed (SIGKILL) after prepare: the
 #                         restarted driver re-registers and unprepares
 #   dra_pcie_root_pairing a VF and a GPU of a second (fake) driver under
@@ -245,6 +252,70 @@ EOF
     || { fail "the pod lacks SRIOVNETWORK_VF_DEVICE_${dev//-/_}=$addr (CDI not applied)"; return 1; }
 }
 
+# The kubelet watches the driver's DRAResourceHealth (feature gate
+# ResourceHealthStatus, on in the lane), keeps what it hears in its health
+# cache (<kubelet dir>/dra_health_state, "<pool>/<device>" per driver) and
+# shows it in the pod's allocatedResourcesStatus. A VF unbound from its
+# driver in the simulated sysfs turns it Unhealthy in both; bound again,
+# Healthy. Kubelet 1.34 finds a claim's health only when the pod's claim
+# entry has the ResourceClaim's own name (kubernetes/kubernetes#134482,
+# fixed in 1.35 by #134875), so this pod uses a standalone claim "vf".
+DRA_HEALTH_STATE=/var/lib/kubelet/dra_health_state
+dra_kubelet_health() { # DEVICE -> its health in the kubelet's cache
+  jq -r --arg d "$DRV" --arg k "$NODE/$1" '.[$d].Devices[$k].Health // "absent"' "$DRA_HEALTH_STATE" 2>/dev/null
+}
+dra_pod_health() { # RESOURCE-ID -> its health in the pod's allocatedResourcesStatus
+  K -n lane get pod dra-health -o json | jq -r --arg id "$1" \
+    '[.status.containerStatuses[]?.allocatedResourcesStatus[]? | select(.name == "claim:vf") | .resources[] | select(.resourceID == $id) | .health] | first // "absent"'
+}
+dra_health_is() { # DEVICE RESOURCE-ID HEALTH: the kubelet's cache and the pod both say HEALTH
+  [ "$(dra_kubelet_health "$1")" = "$3" ] && [ "$(dra_pod_health "$2")" = "$3" ]
+}
+dra_health() {
+  # Not local: the EXIT trap runs after the function returned (t runs it in a subshell).
+  K apply -f - <<EOF
+apiVersion: resource.k8s.io/v1
+kind: ResourceClaim
+metadata: {name: vf, namespace: lane}
+spec:
+  devices:
+    requests:
+    - name: vf
+      exactly:
+        deviceClassName: $DRV
+EOF
+  dra_claim_pod dra-health "resourceClaimName: vf"
+  # Whatever happens below: the VF bound again, the pod and its claim gone.
+  # (Each command `|| true`: the trap runs under the step's `set -e`.)
+  trap '{ [ -n "${drv:-}" ] && [ ! -e "$SIM/sys/bus/pci/devices/$addr/driver" ] && echo "$addr" >"$SIM/sys/bus/pci/drivers/$drv/bind"; } || true
+    K -n lane delete pod dra-health --wait=true --timeout=60s >/dev/null 2>&1 || true
+    K -n lane delete resourceclaim vf --wait=true --timeout=60s >/dev/null 2>&1 || true' EXIT
+  K -n lane wait --for=condition=Ready pod/dra-health --timeout=120s
+  check_prepared dra-health || return 1
+  read -r claim uid dev addr <"$WORK/dra-health.claim"
+  rid="$DRV/vf=$uid-$dev"  # the device's CDI ID
+  pod_uid=$(K -n lane get pod dra-health -o jsonpath='{.metadata.uid}')
+  wait_until 30 "$dev Healthy in the kubelet's cache and the pod's status" dra_health_is "$dev" "$rid" Healthy || return 1
+  K -n lane get pod dra-health -o json | jq -c '.status.containerStatuses[0].allocatedResourcesStatus'
+  drv=$(basename "$(readlink "$SIM/sys/bus/pci/devices/$addr/driver")")
+  say "unbinding $addr from $drv in the simulated sysfs"
+  t0=$(now_ms)
+  echo "$addr" >"$SIM/sys/bus/pci/devices/$addr/driver/unbind"
+  wait_until 30 "$dev Unhealthy in the kubelet's cache and the pod's status" dra_health_is "$dev" "$rid" Unhealthy || return 1
+  timing "dra_vf_unbound_to_pod_status_unhealthy_ms" "$(( $(now_ms) - t0 ))"
+  K -n lane get pod dra-health -o json | jq -c '.status.containerStatuses[0].allocatedResourcesStatus'
+  dra_log | grep "device unhealthy" | grep "$dev" | tail -1 | grep -q "bound to no driver" \
+    || { fail "the driver did not log $dev unhealthy (bound to no driver)"; return 1; }
+  grep "Sending health update notification for pods" "$STATE/logs/kubelet.log" | grep "$DRV" | grep -q "$pod_uid" \
+    || { fail "the kubelet did not re-sync pod $pod_uid on the health change"; return 1; }
+  echo "$addr" >"$SIM/sys/bus/pci/drivers/$drv/bind"
+  wait_until 30 "$dev Healthy again" dra_health_is "$dev" "$rid" Healthy || return 1
+  K -n lane delete pod dra-health --wait=true --timeout=60s
+  check_unprepared dra-health || return 1
+  K -n lane delete resourceclaim vf --wait=true --timeout=60s
+  trap - EXIT
+}
+
 dra_claim_released() {
   local claim uid dev addr
   read -r claim uid dev addr <"$WORK/dra-pod.claim"
@@ -252,6 +323,96 @@ dra_claim_released() {
   check_unprepared dra-pod || return 1
   # The template's claim goes with its pod.
   wait_until 30 "claim $claim deleted with its pod" bash -c "! '$REPO/scripts/cluster.sh' kubectl -n lane get resourceclaim '$claim'"
+}
+
+# The VF's binding in the simulated sysfs: "<driver> <driver_override>".
+dra_vf_binding() {
+  local d=$SIM/sys/bus/pci/devices/$1 drv=none
+  [ -e "$d/driver" ] && drv=$(basename "$(readlink -f "$d/driver")")
+  echo "$drv $(cat "$d/driver_override")"
+}
+
+# The claim's config is upstream's VfConfig (demo/vfio-driver of
+# k8snetworkplumbingwg/dra-driver-sriov). The simulated kernel binds the VF
+# to vfio-pci and makes $SIM/dev/vfio/<group>, a plain file under the
+# simulated root: the runtime resolves the CDI spec's hostPath
+# /dev/vfio/<group> on the real node, which has no VFIO. So that the pod
+# can start, the step makes stand-ins for the two device nodes (character
+# devices 1:3, /dev/null's) when the node has no /dev/vfio, and removes
+# them at the end; on a node with /dev/vfio it leaves it alone and checks
+# only the spec and the binding.
+dra_vfio_config() {
+  K apply -f - <<EOF
+apiVersion: resource.k8s.io/v1
+kind: ResourceClaim
+metadata: {name: vf-vfio, namespace: lane}
+spec:
+  devices:
+    requests:
+    - name: vf
+      exactly:
+        deviceClassName: $DRV
+    config:
+    - requests: [vf]
+      opaque:
+        driver: $DRV
+        parameters:
+          apiVersion: $DRV/v1alpha1
+          kind: VfConfig
+          driver: vfio-pci
+          ifName: net1
+          netAttachDefName: vf-net
+EOF
+  # The scheduler picks the VF; its IOMMU group is known once allocated.
+  allocated() { [ -n "$(K -n lane get resourceclaim vf-vfio -o jsonpath='{.status.allocation.devices.results[0].device}')" ]; }
+  local stand_in=0 dev addr group
+  dra_claim_pod dra-vfio "resourceClaimName: vf-vfio"
+  wait_until 60 "claim vf-vfio allocated" allocated || return 1
+  dev=$(K -n lane get resourceclaim vf-vfio -o jsonpath='{.status.allocation.devices.results[0].device}')
+  addr=$(sed -E 's/^([0-9a-f]{4})-([0-9a-f]{2})-([0-9a-f]{2})-([0-7])$/\1:\2:\3.\4/' <<<"$dev")
+  group=$(basename "$(readlink -f "$SIM/sys/bus/pci/devices/$addr/iommu_group")")
+  [[ "$group" =~ ^[0-9]+$ ]] || { fail "$addr has no IOMMU group in the simulated sysfs"; return 1; }
+  if [ ! -e /dev/vfio ]; then
+    stand_in=1
+    echo /dev/vfio >>"$STATE/created-paths"
+    mkdir /dev/vfio
+    mknod -m 666 "/dev/vfio/$group" c 1 3
+    mknod -m 666 /dev/vfio/vfio c 1 3
+    say "stand-in /dev/vfio/$group and /dev/vfio/vfio (the node has no VFIO)"
+  fi
+  K -n lane wait --for=condition=Ready pod/dra-vfio --timeout=120s
+  check_prepared dra-vfio || return 1
+  local claim uid spec
+  read -r claim uid dev addr <"$WORK/dra-vfio.claim"
+  spec=$CDI_DIR/sriov-rs-dra_$uid.json
+  # Rebound, the override kept (a re-probe keeps it on vfio-pci), netdev gone.
+  [ "$(dra_vf_binding "$addr")" = "vfio-pci vfio-pci" ] || { fail "$addr is '$(dra_vf_binding "$addr")', not on vfio-pci"; return 1; }
+  [ -e "$SIM/dev/vfio/$group" ] || { fail "the simulated vfio-pci made no dev/vfio/$group"; return 1; }
+  if ls "$SIM/sys/bus/pci/devices/$addr/net" 2>/dev/null | grep -q .; then fail "$addr still has a netdev"; return 1; fi
+  jq -e --arg g "/dev/vfio/$group" '[.devices[0].containerEdits.deviceNodes[].path] == [$g, "/dev/vfio/vfio"]' "$spec" >/dev/null \
+    || { fail "the CDI spec lacks the VFIO device nodes"; return 1; }
+  jq -r '.devices[0].containerEdits.env[]' "$spec" | grep -qx "SRIOVNETWORK_NET_ATTACH_DEF_NAME=vf-net" \
+    || { fail "no SRIOVNETWORK_NET_ATTACH_DEF_NAME in the CDI spec"; return 1; }
+  jq -e --arg u "$uid" '.claims[$u].devices[0] | .config.driver == "vfio-pci" and .original.driver == "iavf"' "$DRA_PLUGIN_DIR/checkpoint.json" >/dev/null \
+    || { fail "the checkpoint lacks the config or the original driver"; jq --arg u "$uid" '.claims[$u]' "$DRA_PLUGIN_DIR/checkpoint.json"; return 1; }
+  # The driver's status.devices entry: the applied VfConfig as data (as upstream).
+  jq -c '.status.devices' "$WORK/dra-vfio.rc.json"
+  jq -e --arg d "$dev" --arg drv "$DRV" '.status.devices[] | select(.device == $d and .driver == $drv)
+      | .data.kind == "VfConfig" and .data.driver == "vfio-pci" and .data.netAttachDefName == "vf-net"' "$WORK/dra-vfio.rc.json" >/dev/null \
+    || { fail "the claim's status.devices lacks the driver's entry for $dev"; return 1; }
+  if [ $stand_in = 1 ]; then
+    K -n lane exec dra-vfio -- env | grep -x "SRIOVNETWORK_${dev//-/_}_VFIO_DEVICE=/dev/vfio/$group" \
+      || { fail "the pod lacks SRIOVNETWORK_${dev//-/_}_VFIO_DEVICE"; return 1; }
+    K -n lane exec dra-vfio -- ls -l "/dev/vfio/$group" /dev/vfio/vfio || { fail "the pod has no /dev/vfio nodes"; return 1; }
+  fi
+  K -n lane delete pod dra-vfio --wait=true --timeout=60s
+  check_unprepared dra-vfio || return 1
+  # The binding before the claim: iavf, no override, its netdev back.
+  [ "$(dra_vf_binding "$addr")" = "iavf (null)" ] || { fail "$addr is '$(dra_vf_binding "$addr")' after unprepare, not 'iavf (null)'"; return 1; }
+  ls "$SIM/sys/bus/pci/devices/$addr/net" | grep -q . || { fail "$addr has no netdev after unprepare"; return 1; }
+  dra_log | grep "VF driver restored" | grep -q "$addr" || { fail "no 'VF driver restored' log line for $addr"; return 1; }
+  K -n lane delete resourceclaim vf-vfio --wait=true --timeout=30s
+  if [ $stand_in = 1 ]; then rm -rf /dev/vfio; fi
 }
 
 dra_restart_mid_claim() {

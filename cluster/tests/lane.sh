@@ -145,6 +145,8 @@ build() {
       -p sriov-network-operator -p sriov-dra-driver --bins
     # The DRA lane's second driver (cluster/tests/dra.sh).
     cargo build "${flag[@]}" -q -p sriov-dra-driver --example fake_gpu_driver
+    # The GPU-aware allocation steps' GPU device plugin (cluster/tests/gpu.sh).
+    cargo build "${flag[@]}" -q -p sriov-device-plugin --example fake_gpu_plugin
   fi
   bash images/build.sh --profile "$PROFILE" all
   timing "build_rust_and_images_s" "$((SECONDS - s))"
@@ -242,7 +244,8 @@ sim_mount() {
   echo $! >"$STATE/pids/sriov-sim.pid"
   wait_until 30 "sriov-sim ready" grep -qx ready "$STATE/logs/sriov-sim.out"
   # Mount points the DaemonSets nest under /host.
-  mkdir -p "$SIM/var/lib/kubelet/device-plugins" "$SIM/var/run/k8s.cni.cncf.io/devinfo/dp" "$STATE/config-daemon"
+  mkdir -p "$SIM/var/lib/kubelet/device-plugins" "$SIM/var/lib/kubelet/pod-resources" \
+    "$SIM/var/run/k8s.cni.cncf.io/devinfo/dp" "$STATE/config-daemon"
   ls "$SIM/sys/bus/pci/devices/" | tr '\n' ' '; echo
   ip -o link show | awk -F': ' '{print $2}' | grep '^lnp' | tr '\n' ' '; echo
 }
@@ -354,7 +357,7 @@ EOF
   [ "$(jq -r '.spec.interfaces[] | select(.name=="lnp1") | .numVfs' <<<"$j")" = 2 ] || fail "spec: lnp1 numVfs"
   [ "$(numvfs "$POLICY_PF")" = 2 ] || fail "lnp1 sriov_numvfs is $(numvfs "$POLICY_PF"), want 2"
   jq -c '.status.interfaces[] | {name, pciAddress, numVfs, vfs: [.Vfs[]? | .name]}' <<<"$j"
-  [ "$(jq -r '[.status.interfaces[].name] | sort | join(",")' <<<"$j")" = "lnp0,lnp1" ] || fail "status NICs"
+  [ "$(jq -r '[.status.interfaces[].name | select(startswith("lnp"))] | sort | join(",")' <<<"$j")" = "lnp0,lnp1" ] || fail "status NICs"
   [ "$(jq -r '.status.interfaces[] | select(.name=="lnp1") | [.Vfs[]?] | length' <<<"$j")" = 2 ] || fail "status lists 2 VFs of lnp1"
   K -n "$NS_OP" get sriovnetworknodepolicy lane -o wide || true
 }
@@ -426,7 +429,7 @@ config_daemon_converges() {
   [ "$(numvfs 0000:3b:00.1)" = 2 ] || fail "lnp1 sriov_numvfs is $(numvfs 0000:3b:00.1), want 2"
   local j; j=$(state_json)
   jq -c '.status.interfaces[] | {name, pciAddress, numVfs, vfs: [.Vfs[]? | .name]}' <<<"$j"
-  [ "$(jq -r '[.status.interfaces[].name] | sort | join(",")' <<<"$j")" = "lnp0,lnp1" ] || fail "status NICs"
+  [ "$(jq -r '[.status.interfaces[].name | select(startswith("lnp"))] | sort | join(",")' <<<"$j")" = "lnp0,lnp1" ] || fail "status NICs"
   [ "$(jq -r '.status.interfaces[] | select(.name=="lnp1") | [.Vfs[]?] | length' <<<"$j")" = 2 ] || fail "status lists 2 VFs of lnp1"
   [ "$(jq -r '.status.interfaces[] | select(.name=="lnp0") | [.Vfs[]?] | length' <<<"$j")" = 4 ] || fail "status lists 4 VFs of lnp0"
 }
@@ -895,6 +898,10 @@ policy_deleted() {
 
 # The DRA driver's steps (dra_*).
 . cluster/tests/dra.sh
+# GPU-aware preferred allocation of the device plugin (gpu_*).
+. cluster/tests/gpu.sh
+# The Go operator v1.6.0 side by side with ours (go_op_*).
+. cluster/tests/go-operator.sh
 
 # -------------------------------------------------------------------- run ---
 
@@ -939,12 +946,23 @@ elif [ "$DEPLOY" = helm ]; then
     if [ $? = 0 ]; then
       t "DRA: pod deleted -> claim unprepared, CDI spec and checkpoint entry gone" dra_claim_released
     fi
+    t "DRA: VF unbound from its driver -> the pod's allocatedResourcesStatus Unhealthy, bound again -> Healthy (DRAResourceHealth)" dra_health
+    t "DRA: claim with VfConfig driver vfio-pci -> VF rebound, VFIO nodes in the pod; deleted -> back on iavf" dra_vfio_config
     t "DRA: driver killed after prepare -> restarted, re-registered, unprepares the claim" dra_restart_mid_claim
     t "DRA: VF + GPU of a second driver with matchAttribute resource.kubernetes.io/pcieRoot -> the GPU on the VF's root" dra_pcie_root_pairing
   fi
   if [ -f "$WORK/dra.yaml" ]; then
     t "DRA: DaemonSet deleted -> sockets removed" dra_removed
   fi
+fi
+if [ "$DEPLOY" = helm ]; then
+  # Only with the chart: the operator renders the pool from a policy.
+  t "GPU: policy -> a pool of lng0 and lng1 VFs (each next to a GPU); PodResources mounted in the device plugin" gpu_pool_ready
+  if [ $? = 0 ]; then
+    t "GPU: pod with the GPU next to lng1 in its first container gets a VF of lng1 in its second" gpu_near_vf_b
+    t "GPU: pod with the GPU next to lng0 in its first container gets a VF of lng0 in its second" gpu_near_vf_a
+  fi
+  t "GPU: policy deleted -> VFs reset, pool gone from the device-plugin config" gpu_pool_removed
 fi
 if [ "$DEPLOY" = helm ]; then
   t "webhooks: enabled in SriovOperatorConfig -> DaemonSets, Services, certificates, configurations with the CA" webhooks_enabled
@@ -957,6 +975,14 @@ if [ "$DEPLOY" = helm ]; then
   t "webhooks: disabled -> configurations and servers removed" webhooks_disabled_removed
 fi
 if [ "$DEPLOY" = helm ]; then
+  t "Go operator v1.6.0: baseline; policy go-peer-a applied with ours -> node state spec (timed), deleted" go_op_ours_timed
+  t "Go operator v1.6.0: ours scaled to 0; upstream's manager runs against the API server, writes the NADs" go_op_runs
+  if [ $? = 0 ]; then
+    t "Go operator v1.6.0: the same policy -> node state spec (timed); the dedicated set written" go_op_go_timed
+  fi
+  t "Go operator v1.6.0: stopped, nothing else written, its RBAC gone; ours back and converged" go_op_stopped
+  t "Go operator v1.6.0: node state, device-plugin ConfigMap, label and NADs as ours wrote them (documented normalizations)" go_op_same_output
+  t "Go operator v1.6.0: the set deleted with ours -> node state, ConfigMap, NAD, DaemonSets as before" go_op_restored
   t "operator: policy deleted with kubectl -> spec drops the PF within seconds, VFs reset, ConfigMap key empty" policy_deleted
 fi
 finish

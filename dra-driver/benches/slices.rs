@@ -115,6 +115,7 @@ impl ClaimSource for OneVf {
             request: "vf".into(),
             pool: "n".into(),
             device: "0000-10-02-0".into(),
+            config: Default::default(),
         }])
     }
 }
@@ -129,7 +130,9 @@ async fn prepare_latency(root: HostRoot, dir: &std::path::Path) -> (Duration, Du
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (d2, r2) = (dra.clone(), reg.clone());
     let server = tokio::spawn(async move {
-        plugin::serve(driver, &d2, &r2, tx, async move {
+        let health = sriov_dra_driver::health::Monitor::new("n")
+            .service(sriov_dra_driver::health::HEARTBEAT);
+        plugin::serve(driver, health, &d2, &r2, tx, async move {
             let _ = stopped.await;
         })
         .await

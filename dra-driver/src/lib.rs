@@ -4,15 +4,19 @@
 //! Modules:
 //! - [`attributes`]: one DRA device per VF, with PCIe, SR-IOV and topology attributes.
 //! - [`authority`]: repairs the socket path the kubelet's plugin watcher sends as `:authority`.
+//! - [`config`]: the upstream `VfConfig` opaque parameters of a claim, merged per request.
+//! - [`health`]: device health streamed to the kubelet (`v1alpha1.DRAResourceHealth`).
 //! - [`plugin`]: the kubelet plugin API: registration and `DRAPlugin` over unix sockets.
 //! - [`prepare`]: checkpointed, idempotent prepare/unprepare of a claim, a CDI spec per claim.
 //! - [`slices`]: the node's ResourceSlices and publishing them.
 //!
-//! Not here yet: VF configuration per claim (driver rebind, network
-//! attachment), the health service, claim status writes.
+//! Not here yet: the network attachment (CNI through Multus or an NRI
+//! plugin) and with it `networkData` in the claim status; see `docs/dra.md`.
 
 pub mod attributes;
 pub mod authority;
+pub mod config;
+pub mod health;
 pub mod plugin;
 pub mod prepare;
 pub mod slices;

@@ -1,7 +1,8 @@
 //! `sriov-dra-driver`: publishes the node's SR-IOV VFs as ResourceSlices
 //! (`resource.k8s.io/v1`) with PCIe topology attributes and keeps them
 //! current, and serves the kubelet plugin API (registration, DRAPlugin
-//! v1/v1beta1) preparing claims as CDI specs. See docs/dra.md for what is
+//! v1/v1beta1) preparing claims as CDI specs, and streams the VFs' health
+//! (DRAResourceHealth). See docs/dra.md for what is
 //! not done yet.
 
 use std::path::PathBuf;
@@ -11,11 +12,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use sriov_dra_driver::attributes::{self, Selection};
+use sriov_dra_driver::health::Monitor;
 use sriov_dra_driver::plugin::{self, Driver, KubeClaims};
 use sriov_dra_driver::prepare::Preparer;
 use sriov_dra_driver::slices::{self, KubeStore};
-use sriov_host::HostRoot;
 use sriov_host::topology::Topology;
+use sriov_host::{HostRoot, PciAddress};
 
 /// Publish this node's SR-IOV VFs as DRA ResourceSlices.
 #[derive(Debug, Parser)]
@@ -50,6 +52,10 @@ struct Args {
     /// Where CDI specs are written (the runtime's CDI spec directory).
     #[arg(long, default_value = "/var/run/cdi")]
     cdi_dir: PathBuf,
+    /// Seconds between health checks of the published and prepared VFs
+    /// (streamed to the kubelet, `DRAResourceHealth`).
+    #[arg(long, default_value_t = 5)]
+    health_seconds: u64,
 }
 
 fn node_devices(
@@ -107,32 +113,82 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(KubeClaims::new(client)),
     ));
     let (status, _status_rx) = tokio::sync::watch::channel(None);
+    let health = Monitor::new(&args.node_name);
+    // The devices the health loop checks: the last scan's, then the
+    // prepared claims' (a VF gone from the node stays in its claim).
+    let (published_tx, published_rx) =
+        tokio::sync::watch::channel(Vec::<(String, PciAddress)>::new());
+    let health_svc = health.service(sriov_dra_driver::health::HEARTBEAT);
+    let health_driver = driver.clone();
     let dra_socket = plugin::dra_socket(&args.plugins_dir, &args.driver_name);
     let reg_socket = plugin::registration_socket(&args.registry_dir, &args.driver_name);
     let server = tokio::spawn(async move {
-        plugin::serve(driver, &dra_socket, &reg_socket, status, async {
-            // SIGTERM (the kubelet stopping the pod) or SIGINT.
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = tokio::signal::ctrl_c() => {}
+        plugin::serve(
+            driver,
+            health_svc,
+            &dra_socket,
+            &reg_socket,
+            status,
+            async {
+                // SIGTERM (the kubelet stopping the pod) or SIGINT.
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut term) => {
+                        tokio::select! {
+                            _ = term.recv() => {}
+                            _ = tokio::signal::ctrl_c() => {}
+                        }
+                    }
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
                     }
                 }
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        })
+            },
+        )
         .await
     });
     tracing::info!(driver = %args.driver_name, node = %args.node_name, "kubelet plugin serving");
+    let health_root = root.clone();
+    let health_every = Duration::from_secs(args.health_seconds.max(1));
+    let health_loop = async move {
+        loop {
+            let mut devices = published_rx.borrow().clone();
+            let (m, r, d) = (health.clone(), health_root.clone(), health_driver.clone());
+            // Blocking: the preparer's lock is held through a rebind.
+            tokio::task::spawn_blocking(move || {
+                for c in d
+                    .preparer
+                    .lock()
+                    .expect("poisoned")
+                    .checkpoint()
+                    .claims
+                    .values()
+                {
+                    for p in &c.devices {
+                        if !devices.iter().any(|(n, _)| *n == p.device) {
+                            devices.push((p.device.clone(), p.address));
+                        }
+                    }
+                }
+                m.recheck(&r, &devices)
+            })
+            .await?;
+            tokio::time::sleep(health_every).await;
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), anyhow::Error>(())
+    };
     let publisher = async {
         loop {
             let r = root.clone();
             let sel = selection.clone();
             match tokio::task::spawn_blocking(move || node_devices(&r, &sel)).await? {
                 Ok(devices) => {
+                    published_tx.send_replace(
+                        devices
+                            .iter()
+                            .map(|d| (d.name.clone(), d.address))
+                            .collect(),
+                    );
                     match slices::publish(&store, &args.driver_name, &args.node_name, &devices)
                         .await
                     {
@@ -160,6 +216,7 @@ async fn main() -> anyhow::Result<()> {
     };
     tokio::select! {
         r = publisher => r,
+        r = health_loop => r,
         r = server => {
             r.context("kubelet plugin task")?.context("kubelet plugin")?;
             Ok(())

@@ -62,6 +62,58 @@ pub trait ClaimSource: Send + Sync + 'static {
         uid: &str,
         driver: &str,
     ) -> Result<Vec<AllocatedDevice>, String>;
+
+    /// Records a freshly prepared claim's devices in its `status.devices`
+    /// (see [`status_apply`]). The default records nothing.
+    async fn report(
+        &self,
+        _namespace: &str,
+        _name: &str,
+        _uid: &str,
+        _driver: &str,
+        _devices: &[PreparedDevice],
+    ) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The field manager of the driver's server-side applies.
+pub const FIELD_MANAGER: &str = "sriov-dra-driver";
+
+/// The server-side apply body that sets this driver's entries of a
+/// claim's `status.devices`: one per prepared device, with `driver`,
+/// `pool`, `device` and, as upstream, the applied `VfConfig` as `data`
+/// (with its `apiVersion` and `kind`). `metadata.uid` makes the API
+/// server refuse the apply to a claim recreated under the same name. No
+/// `networkData`: nothing here runs the CNI that would produce it.
+pub fn status_apply(
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    driver: &str,
+    devices: &[PreparedDevice],
+) -> serde_json::Value {
+    let devices: Vec<_> = devices
+        .iter()
+        .map(|d| {
+            let mut data = serde_json::json!({
+                "apiVersion": crate::config::API_VERSION,
+                "kind": crate::config::KIND,
+            });
+            if let serde_json::Value::Object(fields) =
+                serde_json::to_value(&d.config).expect("JSON value")
+            {
+                data.as_object_mut().expect("object").extend(fields);
+            }
+            serde_json::json!({"driver": driver, "pool": d.pool, "device": d.device, "data": data})
+        })
+        .collect();
+    serde_json::json!({
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaim",
+        "metadata": {"namespace": namespace, "name": name, "uid": uid},
+        "status": {"devices": devices},
+    })
 }
 
 /// The ResourceClaims on the API server (`resource.k8s.io/v1`).
@@ -76,8 +128,22 @@ impl KubeClaims {
     }
 }
 
-/// The allocated devices of `driver` in a ResourceClaim (JSON), checking
-/// its UID; pure, for [`KubeClaims`] and tests.
+/// The allocated devices of `driver` in a ResourceClaim (JSON), each with
+/// its [`crate::config::VfConfig`] (`status.allocation.devices.config`, see
+/// [`crate::config`]); pure, for [`KubeClaims`] and tests.
+///
+/// Checks, each an error the kubelet shows in the pod's events:
+/// - the UID is the one the kubelet asked for (not a recreated claim);
+/// - the claim is allocated;
+/// - it is reserved for exactly one consumer, a Pod (`status.reservedFor`).
+///   A VF is one netdev, which lives in one network namespace, or one VFIO
+///   group, which one process opens at a time: a claim shared by several
+///   pods cannot be served, and upstream's driver refuses it the same way.
+///   The kubelet calls prepare only for a claim reserved for its pod, and
+///   only once per claim on the node, so this catches a claim shared
+///   before its first prepare; a pod added to the reservation later is not
+///   seen by the driver (the kubelet does not call it again).
+/// - the configuration entries decode (see [`crate::config::entries`]).
 pub fn allocation_of(
     claim: &serde_json::Value,
     uid: &str,
@@ -92,19 +158,86 @@ pub fn allocation_of(
     let results = claim["status"]["allocation"]["devices"]["results"]
         .as_array()
         .ok_or("claim is not allocated (no status.allocation.devices.results)")?;
+    let reserved = claim["status"]["reservedFor"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    match reserved {
+        [] => return Err("claim is not reserved for a pod (status.reservedFor is empty)".into()),
+        [one] => {
+            let (group, resource) = (
+                one["apiGroup"].as_str().unwrap_or_default(),
+                one["resource"].as_str().unwrap_or_default(),
+            );
+            if !group.is_empty() || resource != "pods" {
+                return Err(format!(
+                    "claim is reserved for {resource:?} of API group {group:?} {:?}, not a pod: this driver prepares VFs for pods only",
+                    one["name"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+        many => {
+            let names: Vec<_> = many
+                .iter()
+                .map(|r| r["name"].as_str().unwrap_or_default())
+                .collect();
+            return Err(format!(
+                "claim is reserved for {} consumers ({}): a VF cannot be shared by several pods",
+                many.len(),
+                names.join(", ")
+            ));
+        }
+    }
+    let entries =
+        crate::config::entries(&claim["status"]["allocation"]["devices"]["config"], driver)?;
     Ok(results
         .iter()
         .filter(|r| r["driver"].as_str() == Some(driver))
-        .map(|r| AllocatedDevice {
-            request: r["request"].as_str().unwrap_or_default().to_string(),
-            pool: r["pool"].as_str().unwrap_or_default().to_string(),
-            device: r["device"].as_str().unwrap_or_default().to_string(),
+        .map(|r| {
+            let request = r["request"].as_str().unwrap_or_default().to_string();
+            AllocatedDevice {
+                config: crate::config::for_request(&entries, &request),
+                request,
+                pool: r["pool"].as_str().unwrap_or_default().to_string(),
+                device: r["device"].as_str().unwrap_or_default().to_string(),
+            }
         })
         .collect())
 }
 
+fn claims_api(client: &kube::Client, namespace: &str) -> kube::Api<kube::api::DynamicObject> {
+    let ar = kube::api::ApiResource {
+        group: "resource.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "resource.k8s.io/v1".into(),
+        kind: "ResourceClaim".into(),
+        plural: "resourceclaims".into(),
+    };
+    kube::Api::namespaced_with(client.clone(), namespace, &ar)
+}
+
 #[tonic::async_trait]
 impl ClaimSource for KubeClaims {
+    async fn report(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        driver: &str,
+        devices: &[PreparedDevice],
+    ) -> Result<(), String> {
+        let body = status_apply(namespace, name, uid, driver, devices);
+        claims_api(&self.client, namespace)
+            .patch_status(
+                name,
+                &kube::api::PatchParams::apply(FIELD_MANAGER).force(),
+                &kube::api::Patch::Apply(body),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("writing status.devices of ResourceClaim {namespace}/{name}: {e}"))
+    }
+
     async fn allocated(
         &self,
         namespace: &str,
@@ -112,16 +245,7 @@ impl ClaimSource for KubeClaims {
         uid: &str,
         driver: &str,
     ) -> Result<Vec<AllocatedDevice>, String> {
-        let ar = kube::api::ApiResource {
-            group: "resource.k8s.io".into(),
-            version: "v1".into(),
-            api_version: "resource.k8s.io/v1".into(),
-            kind: "ResourceClaim".into(),
-            plural: "resourceclaims".into(),
-        };
-        let api: kube::Api<kube::api::DynamicObject> =
-            kube::Api::namespaced_with(self.client.clone(), namespace, &ar);
-        let obj = api
+        let obj = claims_api(&self.client, namespace)
             .get(name)
             .await
             .map_err(|e| format!("reading ResourceClaim {namespace}/{name}: {e}"))?;
@@ -167,14 +291,7 @@ impl Driver {
         for c in claims {
             let start = std::time::Instant::now();
             // A claim prepared before (checkpoint) needs no API call.
-            let known = self
-                .preparer
-                .lock()
-                .expect("poisoned")
-                .checkpoint()
-                .claims
-                .get(&c.uid)
-                .map(|p| p.devices.clone());
+            let known = self.preparer.lock().expect("poisoned").prepared(&c.uid);
             let r = match known {
                 Some(d) => Ok(d),
                 None => match self
@@ -182,12 +299,25 @@ impl Driver {
                     .allocated(&c.namespace, &c.name, &c.uid, &self.name)
                     .await
                 {
-                    Ok(devices) => self
-                        .preparer
-                        .lock()
-                        .expect("poisoned")
-                        .prepare(&c.uid, &c.namespace, &c.name, &devices)
-                        .map_err(|e| e.to_string()),
+                    Ok(devices) => {
+                        let r = self
+                            .preparer
+                            .lock()
+                            .expect("poisoned")
+                            .prepare(&c.uid, &c.namespace, &c.name, &devices)
+                            .map_err(|e| e.to_string());
+                        // As upstream: a status write that fails is logged;
+                        // the claim is prepared all the same.
+                        if let Ok(prepared) = &r
+                            && let Err(e) = self
+                                .claims
+                                .report(&c.namespace, &c.name, &c.uid, &self.name, prepared)
+                                .await
+                        {
+                            tracing::warn!(claim = %format!("{}/{}", c.namespace, c.name), uid = %c.uid, error = %e, "status.devices not written");
+                        }
+                        r
+                    }
                     Err(e) => Err(e),
                 },
             };
@@ -417,11 +547,13 @@ pub fn bind_registration(
     Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
-/// Serves the DRA socket (`dra_socket`) and then the registration socket
+/// Serves the DRA socket (`dra_socket`: `DRAPlugin` v1 and v1beta1, and
+/// `health`'s `DRAResourceHealth`) and then the registration socket
 /// (`reg_socket`) until `shutdown` resolves; the socket files are removed
 /// at the end. Returns the registration status receiver through `status`.
 pub async fn serve(
     driver: Arc<Driver>,
+    health: crate::health::HealthService,
     dra_socket: &Path,
     reg_socket: &Path,
     status: watch::Sender<Option<Result<(), String>>>,
@@ -435,6 +567,11 @@ pub async fn serve(
         tonic::transport::Server::builder()
             .add_service(v1::dra_plugin_server::DraPluginServer::new(svc.clone()))
             .add_service(v1beta1::dra_plugin_server::DraPluginServer::new(svc))
+            .add_service(
+                crate::health::v1alpha1::dra_resource_health_server::DraResourceHealthServer::new(
+                    health.stop_on(stop_rx.clone()),
+                ),
+            )
             .serve_with_incoming_shutdown(dra_incoming, async move {
                 let _ = stop1.wait_for(|s| *s).await;
             }),
@@ -465,4 +602,120 @@ pub async fn serve(
     r1.map_err(std::io::Error::other)?;
     r2.map_err(std::io::Error::other)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod claim_tests {
+    use serde_json::json;
+
+    use super::{allocation_of, status_apply};
+    use crate::config::{API_VERSION, KIND};
+    use crate::prepare::PreparedDevice;
+
+    const DRV: &str = "sriovnetwork.k8snetworkplumbingwg.io";
+
+    fn claim(reserved: serde_json::Value, config: serde_json::Value) -> serde_json::Value {
+        json!({
+            "metadata": {"uid": "u"},
+            "status": {
+                "allocation": {"devices": {
+                    "results": [
+                        {"request": "vf", "driver": DRV, "pool": "n", "device": "0000-3b-02-0"},
+                        {"request": "plain", "driver": DRV, "pool": "n", "device": "0000-3b-02-1"},
+                        {"request": "gpu", "driver": "gpu.example.com", "pool": "n", "device": "gpu-0"}
+                    ],
+                    "config": config
+                }},
+                "reservedFor": reserved
+            }
+        })
+    }
+
+    fn pod(name: &str) -> serde_json::Value {
+        json!({"resource": "pods", "name": name, "uid": format!("{name}-uid")})
+    }
+
+    #[test]
+    fn a_claim_must_be_reserved_for_exactly_one_pod() {
+        let e = allocation_of(&claim(json!([]), json!(null)), "u", DRV).unwrap_err();
+        assert_eq!(
+            e,
+            "claim is not reserved for a pod (status.reservedFor is empty)"
+        );
+        let c = claim(json!(null), json!(null));
+        assert!(
+            allocation_of(&c, "u", DRV)
+                .unwrap_err()
+                .contains("not reserved")
+        );
+        let e =
+            allocation_of(&claim(json!([pod("a"), pod("b")]), json!(null)), "u", DRV).unwrap_err();
+        assert_eq!(
+            e,
+            "claim is reserved for 2 consumers (a, b): a VF cannot be shared by several pods"
+        );
+        let job = json!([{"apiGroup": "batch", "resource": "jobs", "name": "j", "uid": "x"}]);
+        let e = allocation_of(&claim(job, json!(null)), "u", DRV).unwrap_err();
+        assert!(e.contains("not a pod"), "{e}");
+        let got = allocation_of(&claim(json!([pod("a")]), json!(null)), "u", DRV).unwrap();
+        assert_eq!(got.len(), 2, "the GPU result is another driver's");
+        assert!(got.iter().all(|d| d.config.is_empty()));
+    }
+
+    #[test]
+    fn status_devices_carry_the_applied_config_as_upstream() {
+        let dev = |device: &str, driver: &str| PreparedDevice {
+            request: "vf".into(),
+            pool: "n".into(),
+            device: device.into(),
+            address: "0000:3b:02.0".parse().unwrap(),
+            cdi_ids: vec![],
+            config: crate::config::VfConfig {
+                driver: driver.into(),
+                ..Default::default()
+            },
+            original: None,
+        };
+        let body = status_apply(
+            "ns",
+            "c",
+            "u",
+            DRV,
+            &[dev("0000-3b-02-0", "vfio-pci"), dev("0000-3b-02-1", "")],
+        );
+        assert_eq!(
+            body,
+            json!({
+                "apiVersion": "resource.k8s.io/v1",
+                "kind": "ResourceClaim",
+                "metadata": {"namespace": "ns", "name": "c", "uid": "u"},
+                "status": {"devices": [
+                    {"driver": DRV, "pool": "n", "device": "0000-3b-02-0",
+                     "data": {"apiVersion": API_VERSION, "kind": KIND, "driver": "vfio-pci"}},
+                    {"driver": DRV, "pool": "n", "device": "0000-3b-02-1",
+                     "data": {"apiVersion": API_VERSION, "kind": KIND}},
+                ]}
+            })
+        );
+    }
+
+    #[test]
+    fn each_device_gets_the_config_of_its_request() {
+        let params =
+            |driver: &str| json!({"apiVersion": API_VERSION, "kind": KIND, "driver": driver});
+        let config = json!([
+            {"source": "FromClass", "requests": ["vf"], "opaque": {"driver": DRV, "parameters": params("default")}},
+            {"source": "FromClaim", "requests": ["vf"], "opaque": {"driver": DRV, "parameters": params("vfio-pci")}},
+        ]);
+        let got = allocation_of(&claim(json!([pod("a")]), config), "u", DRV).unwrap();
+        assert_eq!(got[0].request, "vf");
+        assert_eq!(got[0].config.driver, "vfio-pci");
+        assert!(got[1].config.is_empty());
+        let bad = json!([{"source": "FromClaim", "opaque": {"driver": DRV, "parameters": {"kind": KIND}}}]);
+        let e = allocation_of(&claim(json!([pod("a")]), bad), "u", DRV).unwrap_err();
+        assert!(
+            e.starts_with("status.allocation.devices.config[0]: "),
+            "{e}"
+        );
+    }
 }

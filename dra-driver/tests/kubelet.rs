@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use serde_json::json;
+use sriov_dra_driver::health::{Monitor, v1alpha1};
 use sriov_dra_driver::plugin::{self, ClaimSource, Driver, registration, v1, v1beta1};
 use sriov_dra_driver::prepare::{AllocatedDevice, Preparer};
 use sriov_host::HostRoot;
@@ -33,7 +34,10 @@ impl FakeClaims {
             .collect();
         let claim = json!({
             "metadata": {"namespace": ns, "name": name, "uid": uid},
-            "status": {"allocation": {"devices": {"results": results}}}
+            "status": {
+                "allocation": {"devices": {"results": results}},
+                "reservedFor": [{"resource": "pods", "name": format!("pod-{name}"), "uid": format!("pod-uid-{name}")}]
+            }
         });
         self.0.lock().unwrap().insert(format!("{ns}/{name}"), claim);
     }
@@ -83,6 +87,7 @@ struct Running {
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     status: watch::Receiver<Option<Result<(), String>>>,
+    health: Monitor,
 }
 
 fn start(dir: &Path, root: &HostRoot, claims: Arc<FakeClaims>) -> Running {
@@ -94,17 +99,24 @@ fn start(dir: &Path, root: &HostRoot, claims: Arc<FakeClaims>) -> Running {
     )
     .unwrap();
     let driver = Arc::new(Driver::new(DRIVER, preparer, claims));
+    let health = Monitor::new(NODE);
+    let svc = health.service(Duration::from_millis(200));
     let (tx, status) = watch::channel(None);
     let (stop, rx) = oneshot::channel::<()>();
     let dra = plugin::dra_socket(&dir.join("plugins"), DRIVER);
     let reg = plugin::registration_socket(&dir.join("plugins_registry"), DRIVER);
     let task = tokio::spawn(async move {
-        plugin::serve(driver, &dra, &reg, tx, async move {
+        plugin::serve(driver, svc, &dra, &reg, tx, async move {
             let _ = rx.await;
         })
         .await
     });
-    Running { stop, task, status }
+    Running {
+        stop,
+        task,
+        status,
+        health,
+    }
 }
 
 fn claim(ns: &str, name: &str, uid: &str) -> v1::Claim {
@@ -367,6 +379,73 @@ async fn registration_answers_a_socket_path_authority() {
         assert_eq!(info.name, DRIVER);
     }
     drop(conn);
+    run.stop.send(()).unwrap();
+    run.task.await.unwrap().unwrap();
+}
+
+/// The kubelet's health watch (`v1alpha1.DRAResourceHealth`) on the DRA
+/// socket: the snapshot at once, a VF that loses its driver reported
+/// Unhealthy without waiting for the heartbeat, and healthy again.
+#[tokio::test]
+async fn health_is_streamed_on_the_dra_socket() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_static_tree(tmp.path(), &NodeSpec::gpu()).unwrap();
+    let root = HostRoot::new(tmp.path());
+    let dir = tmp.path().join("kubelet");
+    let run = start(&dir, &root, Arc::new(FakeClaims::default()));
+    let vfs: Vec<(String, sriov_host::PciAddress)> = ["0000:1b:00.2", "0000:1b:00.3"]
+        .iter()
+        .map(|a| {
+            let a: sriov_host::PciAddress = a.parse().unwrap();
+            (sriov_dra_driver::attributes::device_name(&a), a)
+        })
+        .collect();
+    run.health.recheck(&root, &vfs);
+    let ch = channel(&plugin::dra_socket(&dir.join("plugins"), DRIVER)).await;
+    let mut client = v1alpha1::dra_resource_health_client::DraResourceHealthClient::new(ch);
+    let mut stream = client
+        .node_watch_resources(v1alpha1::NodeWatchResourcesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let health_of = |r: &v1alpha1::NodeWatchResourcesResponse| -> Vec<(String, String, i32)> {
+        r.devices
+            .iter()
+            .map(|d| {
+                let id = d.device.clone().unwrap();
+                (id.pool_name, id.device_name, d.health)
+            })
+            .collect()
+    };
+    let healthy = v1alpha1::HealthStatus::Healthy as i32;
+    let unhealthy = v1alpha1::HealthStatus::Unhealthy as i32;
+    let first = stream.message().await.unwrap().unwrap();
+    assert_eq!(
+        health_of(&first),
+        vec![
+            (NODE.to_string(), "0000-1b-00-2".to_string(), healthy),
+            (NODE.to_string(), "0000-1b-00-3".to_string(), healthy)
+        ]
+    );
+    assert!(first.devices[0].last_updated_time > 1_700_000_000);
+    // The VF's driver goes away (unbound): Unhealthy.
+    let driver_link = root.pci_device(&vfs[1].1).join("driver");
+    let target = std::fs::read_link(&driver_link).unwrap();
+    std::fs::remove_file(&driver_link).unwrap();
+    assert_eq!(
+        run.health.recheck(&root, &vfs),
+        vec!["0000-1b-00-3".to_string()]
+    );
+    let next = stream.message().await.unwrap().unwrap();
+    assert_eq!(health_of(&next)[1].2, unhealthy);
+    assert_eq!(health_of(&next)[0].2, healthy);
+    // Bound again: Healthy; then the heartbeat repeats it.
+    std::os::unix::fs::symlink(&target, &driver_link).unwrap();
+    run.health.recheck(&root, &vfs);
+    let back = stream.message().await.unwrap().unwrap();
+    assert_eq!(health_of(&back)[1].2, healthy);
+    let beat = stream.message().await.unwrap().unwrap();
+    assert_eq!(health_of(&beat), health_of(&back));
     run.stop.send(()).unwrap();
     run.task.await.unwrap().unwrap();
 }

@@ -116,10 +116,11 @@ fn the_daemonset_passes_real_flags_and_mounts_the_directories_they_name() {
         assert!(!ro, "{dir} is written");
         assert_eq!(host_path(vol), dir, "{dir} is the node's own");
     }
-    // The node's /sys, read only, under --host-root.
+    // The node's /sys under --host-root, writable: prepare rebinds VFs
+    // (a claim's VfConfig `driver`).
     let sys = format!("{}/sys", arg("--host-root"));
     let (vol, _, ro) = mount_of(&sys);
-    assert!(ro, "sysfs is only read");
+    assert!(!ro, "prepare writes driver_override, unbind, drivers_probe");
     assert_eq!(host_path(vol), "/sys");
     // Nothing else from the host.
     let mut paths: Vec<String> = pod["volumes"]
@@ -197,6 +198,14 @@ fn rbac_grants_the_driver_requests_and_the_policy_names_its_service_account() {
         assert!(
             !allowed(role, "resourceclaims", verb),
             "resourceclaims {verb} is not needed"
+        );
+    }
+    // KubeClaims::report: server-side apply of status.devices, nothing else.
+    assert!(allowed(role, "resourceclaims/status", "patch"));
+    for verb in ["create", "update", "delete"] {
+        assert!(
+            !allowed(role, "resourceclaims/status", verb),
+            "resourceclaims/status {verb} is not needed"
         );
     }
     assert!(

@@ -2,12 +2,20 @@
 //! switches) and `scale` nodes: devices, attributes, slices, prepare.
 
 use sriov_dra_driver::attributes::{self, Selection, Value};
+use sriov_dra_driver::config::VfConfig;
 use sriov_dra_driver::prepare::{AllocatedDevice, PrepareError, Preparer};
 use sriov_dra_driver::slices::{self, MemoryStore};
-use sriov_host::HostRoot;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sriov_host::driver::{self, DriverState};
+use sriov_host::root::AttrWriter;
 use sriov_host::topology::Topology;
-use sriov_sim::kernel::write_static_tree;
+use sriov_host::{HostRoot, PciFunction};
+use sriov_sim::kernel::{SimKernel, write_static_tree};
 use sriov_sim::node::NodeSpec;
+use sriov_sim::tree::DiskSink;
 
 fn tree(spec: &NodeSpec) -> (tempfile::TempDir, HostRoot) {
     let tmp = tempfile::tempdir().unwrap();
@@ -136,6 +144,7 @@ fn prepare_is_idempotent_checkpointed_and_survives_a_restart() {
         request: "vf".into(),
         pool: "node-a".into(),
         device: name.into(),
+        config: VfConfig::default(),
     };
     let mut p = Preparer::open(root.clone(), "node-a", &plugin, &cdi).unwrap();
     let got = p
@@ -231,6 +240,7 @@ fn a_vfio_vf_gets_its_group_device_nodes() {
             request: "r".into(),
             pool: "n".into(),
             device: name,
+            config: VfConfig::default(),
         }],
     )
     .unwrap();
@@ -242,4 +252,298 @@ fn a_vfio_vf_gets_its_group_device_nodes() {
         format!("/dev/vfio/{}", vf.iommu_group.unwrap())
     );
     assert_eq!(nodes[1]["path"], "/dev/vfio/vfio");
+}
+
+/// The simulated kernel behind an on-disk tree, without FUSE: every sysfs
+/// write the host crate makes goes to [`SimKernel::store`] (as the FUSE
+/// mount hands it writes), which moves `driver` links, creates
+/// `dev/vfio/<group>`, removes netdevs... in the tree.
+#[derive(Debug)]
+struct KernelWriter {
+    root: std::path::PathBuf,
+    kernel: Mutex<SimKernel<DiskSink>>,
+}
+
+impl AttrWriter for KernelWriter {
+    fn write(&self, path: &Path, value: &str) -> std::io::Result<()> {
+        // The kernel knows devices by their real directory, not the
+        // sys/bus/pci/devices link.
+        let dir = path.parent().unwrap().canonicalize()?;
+        let rel = dir
+            .strip_prefix(&self.root)
+            .map_err(std::io::Error::other)?
+            .join(path.file_name().unwrap());
+        self.kernel
+            .lock()
+            .unwrap()
+            .store(rel.to_str().unwrap(), value)
+            .map(|_| ())
+            .map_err(|e| std::io::Error::from_raw_os_error(e.errno))
+    }
+}
+
+/// A node whose sysfs writes the simulated kernel carries out.
+fn live(spec: &NodeSpec) -> (tempfile::TempDir, HostRoot) {
+    let tmp = tempfile::tempdir().unwrap();
+    let kernel = SimKernel::boot(DiskSink::new(tmp.path()), spec.clone(), None).unwrap();
+    let writer = KernelWriter {
+        root: tmp.path().canonicalize().unwrap(),
+        kernel: Mutex::new(kernel),
+    };
+    let root = HostRoot::new(tmp.path()).with_writer(Arc::new(writer));
+    (tmp, root)
+}
+
+fn configured(name: &str, config: serde_json::Value) -> AllocatedDevice {
+    let mut params = serde_json::json!({
+        "apiVersion": sriov_dra_driver::config::API_VERSION,
+        "kind": sriov_dra_driver::config::KIND,
+    });
+    for (k, v) in config.as_object().unwrap() {
+        params[k] = v.clone();
+    }
+    AllocatedDevice {
+        request: "vf".into(),
+        pool: "n".into(),
+        device: name.into(),
+        config: VfConfig::parse(&params).unwrap(),
+    }
+}
+
+fn binding(root: &HostRoot, addr: &str) -> DriverState {
+    driver::driver_state(root, &addr.parse().unwrap()).unwrap()
+}
+
+fn spec_of(p: &Preparer, uid: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p.spec_path(uid)).unwrap()).unwrap()
+}
+
+#[test]
+fn vfio_config_rebinds_and_unprepare_restores_after_a_restart() {
+    let (tmp, root) = live(&NodeSpec::gpu());
+    let (plugin, cdi) = (tmp.path().join("p"), tmp.path().join("c"));
+    let vf = "0000:1b:00.2";
+    assert_eq!(
+        binding(&root, vf),
+        DriverState {
+            driver: Some("mlx5_core".into()),
+            driver_override: None
+        }
+    );
+    let netdev = std::fs::read_dir(root.pci_device(&vf.parse().unwrap()).join("net"))
+        .unwrap()
+        .count();
+    assert_eq!(netdev, 1, "the VF has its netdev on mlx5_core");
+    let dev = configured(
+        "0000-1b-00-2",
+        serde_json::json!({"driver": "vfio-pci", "ifName": "net1",
+            "netAttachDefName": "vf-net", "addVhostMount": true}),
+    );
+    let mut p = Preparer::open(root.clone(), "n", &plugin, &cdi).unwrap();
+    let got = p
+        .prepare("uid-v", "ns", "claim", std::slice::from_ref(&dev))
+        .unwrap();
+    // On vfio-pci, the override kept so a re-probe keeps it there.
+    assert_eq!(
+        binding(&root, vf),
+        DriverState {
+            driver: Some("vfio-pci".into()),
+            driver_override: Some("vfio-pci".into())
+        }
+    );
+    assert!(!root.pci_device(&vf.parse().unwrap()).join("net").exists());
+    let group = PciFunction::read(&root, &vf.parse().unwrap())
+        .unwrap()
+        .iommu_group
+        .unwrap();
+    assert!(
+        root.vfio_group_dev(group).exists(),
+        "vfio-pci made the group device"
+    );
+    let edits = &spec_of(&p, "uid-v")["devices"][0]["containerEdits"];
+    let paths: Vec<_> = edits["deviceNodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            format!("/dev/vfio/{group}"),
+            "/dev/vfio/vfio".into(),
+            "/dev/vhost-net".into(),
+            "/dev/net/tun".into()
+        ]
+    );
+    assert_eq!(
+        edits["env"],
+        serde_json::json!([
+            "SRIOVNETWORK_VF_DEVICE_0000_1b_00_2=0000:1b:00.2",
+            format!("SRIOVNETWORK_0000_1b_00_2_VFIO_DEVICE=/dev/vfio/{group}"),
+            "SRIOVNETWORK_NET_ATTACH_DEF_NAME=vf-net",
+        ])
+    );
+    // The checkpoint has the config and the binding to restore.
+    assert_eq!(got[0].config, dev.config);
+    assert_eq!(
+        got[0].original.as_ref().unwrap().driver.as_deref(),
+        Some("mlx5_core")
+    );
+    // Prepared again (the kubelet retrying): nothing moves.
+    assert_eq!(
+        p.prepare("uid-v", "ns", "claim", std::slice::from_ref(&dev))
+            .unwrap(),
+        got
+    );
+    drop(p);
+    // A restart: the checkpoint alone drives the restore.
+    let mut p = Preparer::open(root.clone(), "n", &plugin, &cdi).unwrap();
+    assert_eq!(p.prepared("uid-v").unwrap(), got);
+    p.unprepare("uid-v").unwrap();
+    assert_eq!(
+        binding(&root, vf),
+        DriverState {
+            driver: Some("mlx5_core".into()),
+            driver_override: None
+        }
+    );
+    assert!(root.pci_device(&vf.parse().unwrap()).join("net").exists());
+    assert!(!root.vfio_group_dev(group).exists());
+    assert!(!p.spec_path("uid-v").exists());
+    assert!(p.checkpoint().claims.is_empty());
+    // Idempotent.
+    p.unprepare("uid-v").unwrap();
+    assert_eq!(binding(&root, vf).driver.as_deref(), Some("mlx5_core"));
+}
+
+#[test]
+fn default_driver_config_takes_a_vfio_vf_back_to_its_kernel_driver() {
+    let mut spec = NodeSpec::gpu();
+    spec.pfs[1].vf_drivers.insert(1, "vfio-pci".into());
+    let (tmp, root) = live(&spec);
+    let vf = sriov_host::scan(&root)
+        .unwrap()
+        .vfs_of(&"0000:1c:00.0".parse().unwrap())[1]
+        .clone();
+    let addr = vf.address.to_string();
+    let before = binding(&root, &addr);
+    assert_eq!(before.driver.as_deref(), Some("vfio-pci"));
+    let mut p = Preparer::open(
+        root.clone(),
+        "n",
+        &tmp.path().join("p"),
+        &tmp.path().join("c"),
+    )
+    .unwrap();
+    let name = attributes::device_name(&vf.address);
+    p.prepare(
+        "u",
+        "ns",
+        "c",
+        &[configured(&name, serde_json::json!({"driver": "default"}))],
+    )
+    .unwrap();
+    // The second PF is an E810: its VFs' driver is iavf.
+    let now = binding(&root, &addr);
+    assert_eq!(now.driver.as_deref(), Some("iavf"));
+    assert_eq!(now.driver_override, None);
+    // A kernel VF: no VFIO nodes.
+    assert!(spec_of(&p, "u")["devices"][0]["containerEdits"]["deviceNodes"].is_null());
+    p.unprepare("u").unwrap();
+    assert_eq!(binding(&root, &addr), before);
+}
+
+#[test]
+fn a_failed_rebind_rolls_back_the_claim() {
+    let mut spec = NodeSpec::gpu();
+    // vfio-pci's probe fails for the VFs of the second ConnectX PF.
+    spec.pfs[1].faults.bind_fail = vec!["vfio-pci".into()];
+    let (tmp, root) = live(&spec);
+    let mut p = Preparer::open(
+        root.clone(),
+        "n",
+        &tmp.path().join("p"),
+        &tmp.path().join("c"),
+    )
+    .unwrap()
+    .with_bind_timeout(Duration::from_millis(200));
+    let ok = "0000:1b:00.2";
+    let bad = sriov_host::scan(&root)
+        .unwrap()
+        .vfs_of(&"0000:1c:00.0".parse().unwrap())[0]
+        .address;
+    let before = (binding(&root, ok), binding(&root, &bad.to_string()));
+    let vfio = serde_json::json!({"driver": "vfio-pci"});
+    let e = p
+        .prepare(
+            "u",
+            "ns",
+            "c",
+            &[
+                configured("0000-1b-00-2", vfio.clone()),
+                configured(&attributes::device_name(&bad), vfio),
+            ],
+        )
+        .unwrap_err();
+    assert!(matches!(e, PrepareError::Bind { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("cannot bind driver \"vfio-pci\""), "{msg}");
+    // The first VF went to vfio-pci and came back; the second never moved.
+    assert_eq!(
+        (binding(&root, ok), binding(&root, &bad.to_string())),
+        before
+    );
+    assert!(!p.spec_path("u").exists());
+    assert!(p.checkpoint().claims.is_empty());
+    // A driver that is not loaded is refused before anything changes.
+    let e = p
+        .prepare(
+            "u",
+            "ns",
+            "c",
+            &[configured(
+                "0000-1b-00-2",
+                serde_json::json!({"driver": "igb_uio"}),
+            )],
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("igb_uio"), "{e}");
+    assert_eq!(binding(&root, ok), before.0);
+}
+
+#[test]
+fn a_prepare_cut_short_is_undone_before_the_next() {
+    let (tmp, root) = live(&NodeSpec::gpu());
+    let (plugin, cdi) = (tmp.path().join("p"), tmp.path().join("c"));
+    let vf = "0000:1b:00.2";
+    // What a crash right after the rebind leaves: the VF on vfio-pci, the
+    // claim pending in the checkpoint with the binding before.
+    driver::bind(&root, &vf.parse().unwrap(), "vfio-pci", &Default::default()).unwrap();
+    std::fs::create_dir_all(&plugin).unwrap();
+    std::fs::write(
+        plugin.join("checkpoint.json"),
+        serde_json::json!({"version": 1, "claims": {"u": {
+            "namespace": "ns", "name": "c", "pending": true,
+            "devices": [{"request": "vf", "pool": "n", "device": "0000-1b-00-2",
+                "address": vf, "cdi_ids": [], "config": {"driver": "vfio-pci"},
+                "original": {"driver": "mlx5_core", "driver_override": null}}]}}})
+        .to_string(),
+    )
+    .unwrap();
+    let mut p = Preparer::open(root.clone(), "n", &plugin, &cdi).unwrap();
+    assert_eq!(p.prepared("u"), None, "a pending claim is not prepared");
+    // The kubelet retries with the claim's (now empty) config.
+    let got = p
+        .prepare(
+            "u",
+            "ns",
+            "c",
+            &[configured("0000-1b-00-2", serde_json::json!({}))],
+        )
+        .unwrap();
+    assert_eq!(got[0].original, None);
+    assert_eq!(binding(&root, vf).driver.as_deref(), Some("mlx5_core"));
+    assert_eq!(binding(&root, vf).driver_override, None);
+    p.unprepare("u").unwrap();
 }
