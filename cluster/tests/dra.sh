@@ -151,6 +151,20 @@ EOF
   as_sa "$bound" "$NODE" || { fail "its own node's slice was refused"; return 1; }
 }
 
+dra_claim() { # NAME [MORE-YAML]: a standalone ResourceClaim in lane for one of the driver's VFs
+  K apply -f - <<EOF
+apiVersion: resource.k8s.io/v1
+kind: ResourceClaim
+metadata: {name: $1, namespace: lane}
+spec:
+  devices:
+    requests:
+    - name: vf
+      exactly:
+        deviceClassName: $DRV
+${2:-}
+EOF
+}
 dra_claim_pod() { # NAME CLAIM-YAML (the pod's resourceClaims entry)
   K apply -f - <<EOF
 apiVersion: v1
@@ -273,17 +287,7 @@ dra_health_is() { # DEVICE RESOURCE-ID HEALTH: the kubelet's cache and the pod b
 }
 dra_health() {
   # Not local: the EXIT trap runs after the function returned (t runs it in a subshell).
-  K apply -f - <<EOF
-apiVersion: resource.k8s.io/v1
-kind: ResourceClaim
-metadata: {name: vf, namespace: lane}
-spec:
-  devices:
-    requests:
-    - name: vf
-      exactly:
-        deviceClassName: $DRV
-EOF
+  dra_claim vf
   dra_claim_pod dra-health "resourceClaimName: vf"
   # Whatever happens below: the VF bound again, the pod and its claim gone.
   # (Each command `|| true`: the trap runs under the step's `set -e`.)
@@ -342,17 +346,7 @@ dra_vf_binding() {
 # them at the end; on a node with /dev/vfio it leaves it alone and checks
 # only the spec and the binding.
 dra_vfio_config() {
-  K apply -f - <<EOF
-apiVersion: resource.k8s.io/v1
-kind: ResourceClaim
-metadata: {name: vf-vfio, namespace: lane}
-spec:
-  devices:
-    requests:
-    - name: vf
-      exactly:
-        deviceClassName: $DRV
-    config:
+  dra_claim vf-vfio "    config:
     - requests: [vf]
       opaque:
         driver: $DRV
@@ -361,8 +355,7 @@ spec:
           kind: VfConfig
           driver: vfio-pci
           ifName: net1
-          netAttachDefName: vf-net
-EOF
+          netAttachDefName: vf-net"
   # The scheduler picks the VF; its IOMMU group is known once allocated.
   allocated() { [ -n "$(K -n lane get resourceclaim vf-vfio -o jsonpath='{.status.allocation.devices.results[0].device}')" ]; }
   local stand_in=0 dev addr group
@@ -416,17 +409,7 @@ EOF
 }
 
 dra_restart_mid_claim() {
-  K apply -f - <<EOF
-apiVersion: resource.k8s.io/v1
-kind: ResourceClaim
-metadata: {name: vf-restart, namespace: lane}
-spec:
-  devices:
-    requests:
-    - name: vf
-      exactly:
-        deviceClassName: $DRV
-EOF
+  dra_claim vf-restart
   dra_claim_pod dra-restart "resourceClaimName: vf-restart"
   K -n lane wait --for=condition=Ready pod/dra-restart --timeout=120s
   check_prepared dra-restart || return 1
