@@ -265,7 +265,10 @@ pub struct ClaimRef {
 /// The prepare/unprepare logic behind both API versions.
 pub struct Driver {
     pub name: String,
-    pub preparer: Mutex<Preparer>,
+    /// Shared with blocking tasks: a prepare or unprepare may rebind VFs
+    /// (sysfs writes waiting on the kernel, up to the bind timeout), which
+    /// runs on tokio's blocking pool, not on the runtime's threads.
+    pub preparer: Arc<Mutex<Preparer>>,
     pub claims: Arc<dyn ClaimSource>,
     /// Serializes calls.
     lock: tokio::sync::Mutex<()>,
@@ -275,7 +278,7 @@ impl Driver {
     pub fn new(name: &str, preparer: Preparer, claims: Arc<dyn ClaimSource>) -> Self {
         Self {
             name: name.to_string(),
-            preparer: Mutex::new(preparer),
+            preparer: Arc::new(Mutex::new(preparer)),
             claims,
             lock: tokio::sync::Mutex::new(()),
         }
@@ -300,12 +303,15 @@ impl Driver {
                     .await
                 {
                     Ok(devices) => {
-                        let r = self
-                            .preparer
-                            .lock()
-                            .expect("poisoned")
-                            .prepare(&c.uid, &c.namespace, &c.name, &devices)
-                            .map_err(|e| e.to_string());
+                        let (p, cl) = (self.preparer.clone(), c.clone());
+                        let r = tokio::task::spawn_blocking(move || {
+                            p.lock()
+                                .expect("poisoned")
+                                .prepare(&cl.uid, &cl.namespace, &cl.name, &devices)
+                                .map_err(|e| e.to_string())
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(format!("prepare task failed: {e}")));
                         // As upstream: a status write that fails is logged;
                         // the claim is prepared all the same.
                         if let Ok(prepared) = &r
@@ -338,28 +344,30 @@ impl Driver {
     /// Unprepares each claim by UID.
     pub async fn unprepare(&self, claims: Vec<ClaimRef>) -> HashMap<String, Result<(), String>> {
         let _serial = self.lock.lock().await;
-        claims
-            .into_iter()
-            .map(|c| {
-                let start = std::time::Instant::now();
-                let r = self
-                    .preparer
-                    .lock()
+        let mut out = HashMap::new();
+        for c in claims {
+            let start = std::time::Instant::now();
+            let (p, uid) = (self.preparer.clone(), c.uid.clone());
+            let r = tokio::task::spawn_blocking(move || {
+                p.lock()
                     .expect("poisoned")
-                    .unprepare(&c.uid)
-                    .map_err(|e| e.to_string());
-                let ms = start.elapsed().as_secs_f64() * 1000.0;
-                match &r {
-                    Ok(()) => {
-                        tracing::info!(uid = %c.uid, elapsed_ms = format!("{ms:.2}"), "claim unprepared")
-                    }
-                    Err(e) => {
-                        tracing::warn!(uid = %c.uid, error = %e, elapsed_ms = format!("{ms:.2}"), "unprepare failed")
-                    }
-                }
-                (c.uid, r)
+                    .unprepare(&uid)
+                    .map_err(|e| e.to_string())
             })
-            .collect()
+            .await
+            .unwrap_or_else(|e| Err(format!("unprepare task failed: {e}")));
+            let ms = start.elapsed().as_secs_f64() * 1000.0;
+            match &r {
+                Ok(()) => {
+                    tracing::info!(uid = %c.uid, elapsed_ms = format!("{ms:.2}"), "claim unprepared")
+                }
+                Err(e) => {
+                    tracing::warn!(uid = %c.uid, error = %e, elapsed_ms = format!("{ms:.2}"), "unprepare failed")
+                }
+            }
+            out.insert(c.uid, r);
+        }
+        out
     }
 }
 
