@@ -385,7 +385,7 @@ pub fn check_scanned_health(
     {
         // no-IOMMU mode: the node has /dev/vfio/noiommu-<group>
         let node = sriov_host::devnodes::vfio_group_node(root, g);
-        if !root.join(node.host_path.trim_start_matches('/')).exists() {
+        if !node.exists(root) {
             return Some(format!("{} is missing", node.host_path));
         }
     }

@@ -47,8 +47,7 @@ pub fn check(root: &HostRoot, address: &PciAddress) -> Option<String> {
         Some("vfio-pci") => {
             let group = f.iommu_group?;
             let node = sriov_host::devnodes::vfio_group_node(root, group);
-            (!root.join(node.host_path.trim_start_matches('/')).exists())
-                .then(|| format!("on vfio-pci but {} is missing", node.host_path))
+            (!node.exists(root)).then(|| format!("on vfio-pci but {} is missing", node.host_path))
         }
         Some(_) => None,
     }

@@ -29,6 +29,14 @@ pub struct VfioGroupNode {
     pub noiommu: bool,
 }
 
+impl VfioGroupNode {
+    /// The node exists under `root` (the group's devices are usable from
+    /// userspace; a health check).
+    pub fn exists(&self, root: &HostRoot) -> bool {
+        root.join(self.host_path.trim_start_matches('/')).exists()
+    }
+}
+
 /// Whether IOMMU group `group` is a no-IOMMU group (its `name` attribute
 /// is `vfio-noiommu`; real groups have no `name` on bare metal).
 pub fn is_noiommu_group(root: &HostRoot, group: u32) -> bool {
