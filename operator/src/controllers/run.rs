@@ -125,6 +125,19 @@ pub enum Key {
     Summary,
 }
 
+impl Key {
+    /// The key of a network object of `kind` (`SriovNetwork`, ...).
+    fn network(kind: &'static str, n: &impl ResourceExt) -> Key {
+        let (kind, ns, name) = network_id(kind, n);
+        Key::Network(kind, ns, name)
+    }
+}
+
+/// A network object's (kind, namespace, name).
+fn network_id(kind: &'static str, n: &impl ResourceExt) -> (&'static str, String, String) {
+    (kind, n.namespace().unwrap_or_default(), n.name_any())
+}
+
 /// What a pass left to do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PassOutcome {
@@ -410,37 +423,19 @@ pub async fn run_tuned(
             Api::all(client.clone()),
             all.clone(),
             tx.clone(),
-            |n: &SriovNetwork| {
-                vec![Key::Network(
-                    "SriovNetwork",
-                    n.namespace().unwrap_or_default(),
-                    n.name_any(),
-                )]
-            },
+            |n: &SriovNetwork| vec![Key::network("SriovNetwork", n)],
         ),
         ib_networks: spawn_reflector(
             Api::all(client.clone()),
             all.clone(),
             tx.clone(),
-            |n: &SriovIBNetwork| {
-                vec![Key::Network(
-                    "SriovIBNetwork",
-                    n.namespace().unwrap_or_default(),
-                    n.name_any(),
-                )]
-            },
+            |n: &SriovIBNetwork| vec![Key::network("SriovIBNetwork", n)],
         ),
         ovs_networks: spawn_reflector(
             Api::all(client.clone()),
             all.clone(),
             tx.clone(),
-            |n: &OVSNetwork| {
-                vec![Key::Network(
-                    "OVSNetwork",
-                    n.namespace().unwrap_or_default(),
-                    n.name_any(),
-                )]
-            },
+            |n: &OVSNetwork| vec![Key::network("OVSNetwork", n)],
         ),
         nads: spawn_reflector(
             Api::all(client.clone()),
@@ -874,29 +869,17 @@ impl Worker {
                 Key::Namespace(target) => {
                     for n in self.stores.networks.state() {
                         if NetworkView::sriov(&n).target_namespace() == target {
-                            networks.insert((
-                                "SriovNetwork",
-                                n.namespace().unwrap_or_default(),
-                                n.name_any(),
-                            ));
+                            networks.insert(network_id("SriovNetwork", &*n));
                         }
                     }
                     for n in self.stores.ib_networks.state() {
                         if NetworkView::ib(&n).target_namespace() == target {
-                            networks.insert((
-                                "SriovIBNetwork",
-                                n.namespace().unwrap_or_default(),
-                                n.name_any(),
-                            ));
+                            networks.insert(network_id("SriovIBNetwork", &*n));
                         }
                     }
                     for n in self.stores.ovs_networks.state() {
                         if NetworkView::ovs(&n).target_namespace() == target {
-                            networks.insert((
-                                "OVSNetwork",
-                                n.namespace().unwrap_or_default(),
-                                n.name_any(),
-                            ));
+                            networks.insert(network_id("OVSNetwork", &*n));
                         }
                     }
                 }
