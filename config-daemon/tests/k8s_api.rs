@@ -5,17 +5,14 @@
 
 mod k8s_mock;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_mock::*;
 use serde_json::{Value, json};
 use sriov_config_daemon::k8s::drain::Decision;
-use sriov_config_daemon::k8s::{Daemon, K8sConfig, SyncOutcome, Trigger};
+use sriov_config_daemon::k8s::{Daemon, K8sConfig, Trigger};
 use sriov_config_daemon::metrics::Metrics;
-use sriov_crds::SriovNetworkNodeState;
-use sriov_host::HostRoot;
 use sriov_sim::node::NodeSpec;
 
 const NODE_YAML: &str = r#"
@@ -42,85 +39,19 @@ impl Env {
     }
 
     fn cfg(&self) -> K8sConfig {
-        let mut cfg = K8sConfig::new(
-            NODE,
-            HostRoot::new(self.tree.path()),
-            self.state.path().to_path_buf(),
-        );
-        cfg.resync = Duration::from_secs(3600);
+        let mut cfg = daemon_config(self.tree.path(), self.state.path());
         cfg.apply.vf_timeout = Duration::from_millis(300);
         cfg.apply.bind_timeout = Duration::from_millis(300);
         cfg
     }
 
     fn vf(&self, pf: &str, i: u32) -> String {
-        std::fs::read_link(
-            self.tree
-                .path()
-                .join("sys/bus/pci/devices")
-                .join(pf)
-                .join(format!("virtfn{i}")),
-        )
-        .unwrap()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .to_string()
+        vf_address(self.tree.path(), pf, i)
     }
 
     fn hold(&self, vf: &str) {
         hold_vf(self.tree.path(), vf)
     }
-}
-
-/// The device plugin handed `vf` to a pod (its device-info file).
-fn hold_vf(root: &Path, vf: &str) {
-    let dir = root.join("var/run/k8s.cni.cncf.io/devinfo/dp");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("openshift.io-net-{vf}-device.json")), "{}").unwrap();
-}
-
-fn obj(v: &Value) -> SriovNetworkNodeState {
-    serde_json::from_value(v.clone()).unwrap()
-}
-
-fn iface<'a>(status: &'a Value, pci: &str) -> &'a Value {
-    status["interfaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["pciAddress"] == pci)
-        .unwrap_or_else(|| panic!("{pci} not in {status}"))
-}
-
-fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
-    status["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == type_)
-        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
-}
-
-/// Runs one sync in a task while the test plays the API server.
-/// Waits for a sync task (fails the test after 30 s: the daemon is waiting
-/// for an answer the test did not expect to give).
-async fn join<T>(t: tokio::task::JoinHandle<T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), t)
-        .await
-        .expect("the sync did not finish within 30 s (an unexpected request?)")
-        .unwrap()
-}
-
-fn spawn_sync(
-    mut d: Daemon,
-    ns: Value,
-    trigger: Trigger,
-) -> tokio::task::JoinHandle<(Daemon, SyncOutcome)> {
-    tokio::spawn(async move {
-        let o = d.sync(&obj(&ns), trigger).await.expect("sync");
-        (d, o)
-    })
 }
 
 #[tokio::test]
@@ -168,10 +99,7 @@ async fn creates_its_node_state_then_reports_the_node_and_follows_the_spec() {
         "{r:?}"
     );
     assert!(r.param("watch").is_none(), "{r:?}");
-    r.ok(
-        json!({"apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovNetworkNodeStateList",
-                "metadata": {"resourceVersion": "101"}, "items": [created]}),
-    );
+    r.ok(node_state_list(101, std::slice::from_ref(&created)));
     let status = api.expect_status(&created).await;
     assert_eq!(status["syncStatus"], "Succeeded", "{status}");
     assert!(status.get("lastSyncError").is_none(), "{status}");

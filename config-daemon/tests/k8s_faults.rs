@@ -12,7 +12,6 @@ use k8s_mock::*;
 use serde_json::{Value, json};
 use sriov_config_daemon::k8s::{Daemon, K8sConfig};
 use sriov_config_daemon::metrics::Metrics;
-use sriov_host::HostRoot;
 use sriov_sim::lanes::{self, Lane};
 use sriov_sim::node::NodeSpec;
 use sriov_sim::{SimNode, SimOptions};
@@ -43,16 +42,9 @@ impl Env {
     }
 
     fn cfg(&self) -> K8sConfig {
-        let mut cfg = K8sConfig::new(
-            NODE,
-            HostRoot::new(self.sim.root()),
-            self.state.path().to_path_buf(),
-        );
-        cfg.resync = Duration::from_secs(3600);
+        let mut cfg = daemon_config(self.sim.root(), self.state.path());
         cfg.backoff = BACKOFF;
         cfg.max_backoff = Duration::from_secs(2);
-        cfg.apply.vf_timeout = Duration::from_secs(10);
-        cfg.apply.bind_timeout = Duration::from_secs(5);
         cfg
     }
 
@@ -88,25 +80,11 @@ impl Env {
     }
 }
 
-fn iface<'a>(status: &'a Value, pci: &str) -> &'a Value {
-    status["interfaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["pciAddress"] == pci)
-        .unwrap_or_else(|| panic!("no {pci} in {status}"))
-}
-
 /// A spec asking 4 VFs on ens1f1.
 fn spec4() -> Value {
     json!({"interfaces": [{"pciAddress": PF1, "name": "ens1f1", "numVfs": 4,
         "vfGroups": [{"resourceName": "res", "deviceType": "netdevice", "vfRange": "0-3",
                       "policyName": "p"}]}]})
-}
-
-fn list(items: &[Value]) -> Value {
-    json!({"apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovNetworkNodeStateList",
-           "metadata": {"resourceVersion": "101"}, "items": items})
 }
 
 fn api_errors(metrics: &Metrics) -> u64 {
@@ -201,7 +179,7 @@ async fn api_server_unreachable_retries_with_backoff_keeps_the_node_and_reports_
         ("GET", STATES),
         "{r:?}"
     );
-    r.ok(list(std::slice::from_ref(&ns)));
+    r.ok(node_state_list(101, std::slice::from_ref(&ns)));
     let st = api.expect_status(&ns).await;
     assert_eq!(st["syncStatus"], "InProgress");
 
@@ -295,7 +273,7 @@ async fn the_node_state_deleted_mid_apply_is_created_again_and_the_node_kept() {
         ("GET", STATES),
         "{r:?}"
     );
-    r.ok(list(std::slice::from_ref(&ns)));
+    r.ok(node_state_list(101, std::slice::from_ref(&ns)));
     let st = api.expect_status(&ns).await;
     assert_eq!(st["syncStatus"], "InProgress");
     // Deleted on the server while the 0 -> 4 write blocks in the kernel:
@@ -344,7 +322,7 @@ async fn the_node_state_deleted_mid_apply_is_created_again_and_the_node_kept() {
             break;
         } else if r.method == "GET" && r.path == STATES {
             // The watch starts over with a list.
-            r.ok(list(std::slice::from_ref(&again)));
+            r.ok(node_state_list(101, std::slice::from_ref(&again)));
         } else {
             panic!("unexpected request {r:?}");
         }
@@ -363,7 +341,7 @@ async fn the_node_state_deleted_mid_apply_is_created_again_and_the_node_kept() {
             break r;
         }
         if r.method == "GET" && r.path == STATES {
-            r.ok(list(std::slice::from_ref(&again)));
+            r.ok(node_state_list(101, std::slice::from_ref(&again)));
             continue;
         }
         panic!("unexpected request {r:?}");

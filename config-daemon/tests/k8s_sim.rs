@@ -13,10 +13,8 @@ use std::time::Duration;
 use k8s_mock::*;
 use serde_json::{Value, json};
 use sriov_config_daemon::k8s::drain::Decision;
-use sriov_config_daemon::k8s::{Daemon, K8sConfig, SyncOutcome, Trigger};
+use sriov_config_daemon::k8s::{Daemon, K8sConfig, Trigger};
 use sriov_config_daemon::metrics::Metrics;
-use sriov_crds::SriovNetworkNodeState;
-use sriov_host::HostRoot;
 use sriov_sim::lanes::{self, Lane};
 use sriov_sim::node::NodeSpec;
 use sriov_sim::{SimNode, SimOptions};
@@ -57,15 +55,7 @@ impl Env {
     }
 
     fn cfg(&self) -> K8sConfig {
-        let mut cfg = K8sConfig::new(
-            NODE,
-            HostRoot::new(self.sim.root()),
-            self.state.path().to_path_buf(),
-        );
-        cfg.resync = Duration::from_secs(3600);
-        cfg.apply.vf_timeout = Duration::from_secs(10);
-        cfg.apply.bind_timeout = Duration::from_secs(5);
-        cfg
+        daemon_config(self.sim.root(), self.state.path())
     }
 
     fn sys(&self, rel: &str) -> String {
@@ -82,18 +72,7 @@ impl Env {
     }
 
     fn vf(&self, pf: &str, i: u32) -> String {
-        std::fs::read_link(
-            self.sim
-                .root()
-                .join("sys/bus/pci/devices")
-                .join(pf)
-                .join(format!("virtfn{i}")),
-        )
-        .unwrap()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .to_string()
+        vf_address(self.sim.root(), pf, i)
     }
 
     fn vf_driver(&self, pf: &str, i: u32) -> Option<String> {
@@ -109,52 +88,8 @@ impl Env {
     }
 
     fn hold(&self, vf: &str) {
-        let dir = self.sim.root().join("var/run/k8s.cni.cncf.io/devinfo/dp");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("openshift.io-net-{vf}-device.json")), "{}").unwrap();
+        hold_vf(self.sim.root(), vf)
     }
-}
-
-fn obj(v: &Value) -> SriovNetworkNodeState {
-    serde_json::from_value(v.clone()).unwrap()
-}
-
-fn iface<'a>(status: &'a Value, pci: &str) -> &'a Value {
-    status["interfaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["pciAddress"] == pci)
-        .unwrap_or_else(|| panic!("{pci} not in {status}"))
-}
-
-fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
-    status["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == type_)
-        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
-}
-
-/// Waits for a sync task (fails the test after 30 s: the daemon is waiting
-/// for an answer the test did not expect to give).
-async fn join<T>(t: tokio::task::JoinHandle<T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), t)
-        .await
-        .expect("the sync did not finish within 30 s (an unexpected request?)")
-        .unwrap()
-}
-
-fn spawn_sync(
-    mut d: Daemon,
-    ns: Value,
-    trigger: Trigger,
-) -> tokio::task::JoinHandle<(Daemon, SyncOutcome)> {
-    tokio::spawn(async move {
-        let o = d.sync(&obj(&ns), trigger).await.expect("sync");
-        (d, o)
-    })
 }
 
 fn pf_spec(pci: &str, name: &str, n: u32, device_type: &str) -> Value {
@@ -405,10 +340,9 @@ async fn the_daemon_repairs_hand_made_drift_from_uevents() {
     api.expect("GET", &format!("{STATES}/{NODE}"))
         .await
         .ok(ns.clone());
-    api.expect("GET", STATES).await.ok(
-        json!({"apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovNetworkNodeStateList",
-                   "metadata": {"resourceVersion": "102"}, "items": [ns]}),
-    );
+    api.expect("GET", STATES)
+        .await
+        .ok(node_state_list(102, std::slice::from_ref(&ns)));
     assert_eq!(api.expect_status(&ns).await["syncStatus"], "InProgress");
     assert_eq!(api.expect_status(&ns).await["syncStatus"], "Succeeded");
     assert_eq!(api.expect_event().await.1, "SyncSucceeded");

@@ -3,14 +3,19 @@
 //! service; the test takes each request in order, checks method, path,
 //! query and body, and answers it. Here: the daemon's paths and objects, the
 //! requests it makes (events, status, handshake annotations), and the RBAC
-//! check against deploy/config-daemon/rbac.yaml.
+//! check against deploy/config-daemon/rbac.yaml; and what those tests share
+//! besides: the daemon's config, syncs run in a task, the node's VFs.
 
 // Each test binary uses part of it.
 #![allow(dead_code, unused_imports)]
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::{Value, json};
+use sriov_config_daemon::k8s::{Daemon, K8sConfig, SyncOutcome, Trigger};
+use sriov_crds::SriovNetworkNodeState;
+use sriov_host::HostRoot;
 pub use sriov_sim::api_server::{ApiServer, NS, Req, rbac_attributes};
 
 pub const NODE: &str = "node1";
@@ -168,4 +173,88 @@ pub fn node_state(generation: i64, spec: Value, desired: &str, current: &str) ->
         },
         "spec": spec
     })
+}
+
+/// A node state list as the API server returns it.
+pub fn node_state_list(resource_version: u32, items: &[Value]) -> Value {
+    json!({"apiVersion": "sriovnetwork.openshift.io/v1", "kind": "SriovNetworkNodeStateList",
+           "metadata": {"resourceVersion": resource_version.to_string()}, "items": items})
+}
+
+/// The daemon's config for `NODE` on the host at `root`, its state in
+/// `state`: no resync within a test, VF and bind waits long enough for
+/// a FUSE-simulated node.
+pub fn daemon_config(root: &Path, state: &Path) -> K8sConfig {
+    let mut cfg = K8sConfig::new(NODE, HostRoot::new(root), state.to_path_buf());
+    cfg.resync = Duration::from_secs(3600);
+    cfg.apply.vf_timeout = Duration::from_secs(10);
+    cfg.apply.bind_timeout = Duration::from_secs(5);
+    cfg
+}
+
+/// A node state JSON as the daemon's typed object.
+pub fn obj(v: &Value) -> SriovNetworkNodeState {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+/// The status entry of the interface at `pci`.
+pub fn iface<'a>(status: &'a Value, pci: &str) -> &'a Value {
+    status["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["pciAddress"] == pci)
+        .unwrap_or_else(|| panic!("{pci} not in {status}"))
+}
+
+/// The status condition of `type_`.
+pub fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
+/// Waits for a sync task (fails the test after 30 s: the daemon is waiting
+/// for an answer the test did not expect to give).
+pub async fn join<T>(t: tokio::task::JoinHandle<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), t)
+        .await
+        .expect("the sync did not finish within 30 s (an unexpected request?)")
+        .unwrap()
+}
+
+/// Runs one sync of `ns` in a task while the test plays the API server.
+pub fn spawn_sync(
+    mut d: Daemon,
+    ns: Value,
+    trigger: Trigger,
+) -> tokio::task::JoinHandle<(Daemon, SyncOutcome)> {
+    tokio::spawn(async move {
+        let o = d.sync(&obj(&ns), trigger).await.expect("sync");
+        (d, o)
+    })
+}
+
+/// The PCI address of VF `i` of `pf` (its `virtfn<i>` link) under `root`.
+pub fn vf_address(root: &Path, pf: &str, i: u32) -> String {
+    std::fs::read_link(
+        root.join("sys/bus/pci/devices")
+            .join(pf)
+            .join(format!("virtfn{i}")),
+    )
+    .unwrap()
+    .file_name()
+    .unwrap()
+    .to_string_lossy()
+    .to_string()
+}
+
+/// The device plugin handed `vf` to a pod (its device-info file).
+pub fn hold_vf(root: &Path, vf: &str) {
+    let dir = root.join("var/run/k8s.cni.cncf.io/devinfo/dp");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("openshift.io-net-{vf}-device.json")), "{}").unwrap();
 }
