@@ -89,7 +89,10 @@ async fn a_bad_config_file_keeps_the_last_good_pools_and_says_so() {
     let file = dir.path().join("config.json");
     std::fs::write(&file, GOOD).unwrap();
     let f2 = file.clone();
-    let mut h = Harness::start_custom(root.path(), GOOD, move |o| o.config_file = f2).await;
+    let mut h = Harness::builder(root.path(), GOOD)
+        .options(|o| o.config_file = f2)
+        .start()
+        .await;
     h.registered("intel.com/intel_netdev").await;
     h.registered("intel.com/intel_dpdk").await;
     let mut c = h.client("intel.com_intel_netdev.sock").await;

@@ -144,7 +144,10 @@ async fn scalable_functions_are_pooled_by_aux_type_and_allocated_by_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scalable_functions_follow_their_pf_carrier_with_pf_link_health() {
     let root = tree(SF_NODE);
-    let h = Harness::start_custom(root.path(), SF_CONFIG, |o| o.health.pf_link = true).await;
+    let h = Harness::builder(root.path(), SF_CONFIG)
+        .options(|o| o.health.pf_link = true)
+        .start()
+        .await;
     let ep = h.registered("nvidia.com/mlnx_sf_a").await;
     let mut c = h.client(&ep).await;
     let mut w = Watch::open(&mut c).await.unwrap();
@@ -320,7 +323,10 @@ async fn cdi_names_scalable_functions_net_sf() {
     let root = tree(SF_NODE);
     let cdi = tempfile::tempdir().unwrap();
     let dir = cdi.path().to_path_buf();
-    let h = Harness::start_custom(root.path(), SF_CONFIG, |o| o.cdi_dir = Some(dir)).await;
+    let h = Harness::builder(root.path(), SF_CONFIG)
+        .options(|o| o.cdi_dir = Some(dir))
+        .start()
+        .await;
     h.registered("nvidia.com/mlnx_sf_a").await;
     let cr = allocate(&h, "nvidia.com_mlnx_sf_a.sock", &["mlx5_core.sf.1"])
         .await

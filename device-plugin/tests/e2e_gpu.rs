@@ -139,7 +139,10 @@ async fn setup(initial: Vec<PodResources>) -> Setup {
         GpuPairing::new(socket.clone(), vec![GPU.to_string()])
             .with_refresh_interval(Duration::from_secs(3600)),
     );
-    let h = Harness::start_full(tree.path(), CONFIG, |_| {}, |m| m.with_gpu_pairing(pairing)).await;
+    let h = Harness::builder(tree.path(), CONFIG)
+        .manager(|m| m.with_gpu_pairing(pairing))
+        .start()
+        .await;
     h.registered(RES).await;
     let end = Instant::now() + T;
     while fake.lists() == 0 {

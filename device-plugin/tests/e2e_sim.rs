@@ -38,7 +38,10 @@ async fn rescans_when_vfs_appear_and_when_one_moves_to_vfio() {
     }
     let sim = SimNode::start("mixed", SimOptions::default()).unwrap();
     let root = sim.root().to_path_buf();
-    let h = Harness::start_with(&root, CONFIG, Duration::from_secs(60)).await;
+    let h = Harness::builder(&root, CONFIG)
+        .options(|o| o.health_interval = Duration::from_secs(60))
+        .start()
+        .await;
     let ep = h.registered("intel.com/intel_netdev").await;
     let mut c = h.client(&ep).await;
     let mut w = Watch::open(&mut c).await.unwrap();
@@ -147,7 +150,10 @@ async fn unbound_vfio_device_stays_listed_unhealthy_until_rebound() {
     })
     .await
     .unwrap();
-    let h = Harness::start_with(&root, CONFIG, Duration::from_millis(100)).await;
+    let h = Harness::builder(&root, CONFIG)
+        .options(|o| o.health_interval = Duration::from_millis(100))
+        .start()
+        .await;
     let ep = h.registered("intel.com/intel_dpdk").await;
     let mut c = h.client(&ep).await;
     let mut w = Watch::open(&mut c).await.unwrap();
@@ -190,7 +196,10 @@ async fn vanished_vfs_are_unhealthy_then_dropped() {
     ]}"#;
     let sim = SimNode::start("mixed", SimOptions::default()).unwrap();
     let root = sim.root().to_path_buf();
-    let h = Harness::start_with(&root, CFG, Duration::from_millis(200)).await;
+    let h = Harness::builder(&root, CFG)
+        .options(|o| o.health_interval = Duration::from_millis(200))
+        .start()
+        .await;
     let ep = h.registered("intel.com/intel_netdev").await;
     let mut c = h.client(&ep).await;
     let mut w = Watch::open(&mut c).await.unwrap();
@@ -276,7 +285,10 @@ pfs:
     let spec = sriov_sim::node::NodeSpec::from_yaml(NODE, "test").unwrap();
     let sim = SimNode::start(spec, SimOptions::default()).unwrap();
     let root = sim.root().to_path_buf();
-    let h = Harness::start_with(&root, CFG, Duration::from_millis(200)).await;
+    let h = Harness::builder(&root, CFG)
+        .options(|o| o.health_interval = Duration::from_millis(200))
+        .start()
+        .await;
     let ep = h.registered("nvidia.com/sf").await;
     let mut c = h.client(&ep).await;
     let mut w = Watch::open(&mut c).await.unwrap();
@@ -340,7 +352,10 @@ pfs:
     let spec = sriov_sim::node::NodeSpec::from_yaml(NODE, "test").unwrap();
     let sim = SimNode::start(spec, SimOptions::default()).unwrap();
     let root = sim.root().to_path_buf();
-    let h = Harness::start_with(&root, CFG, Duration::from_millis(200)).await;
+    let h = Harness::builder(&root, CFG)
+        .options(|o| o.health_interval = Duration::from_millis(200))
+        .start()
+        .await;
     let ep = h.registered("nvidia.com/vhost").await;
     let mut c = h.client(&ep).await;
     let mut w = Watch::open(&mut c).await.unwrap();

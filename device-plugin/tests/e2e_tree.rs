@@ -270,7 +270,10 @@ async fn preferred_allocation_spreads_and_honours_must_include() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_flips_on_pf_carrier_loss_and_back_with_pf_link_health() {
     let root = tree();
-    let h = Harness::start_custom(root.path(), CONFIG, |o| o.health.pf_link = true).await;
+    let h = Harness::builder(root.path(), CONFIG)
+        .options(|o| o.health.pf_link = true)
+        .start()
+        .await;
     let ep = h.registered("intel.com/intel_netdev").await;
     let mut c = h.client(&ep).await;
     let mut w = Watch::open(&mut c).await.unwrap();
@@ -435,7 +438,10 @@ async fn cdi_mode_answers_cdi_names_and_writes_the_spec() {
     let root = tree();
     let cdi = root.path().join("cdi");
     let c2 = cdi.clone();
-    let h = Harness::start_custom(root.path(), CONFIG, move |o| o.cdi_dir = Some(c2)).await;
+    let h = Harness::builder(root.path(), CONFIG)
+        .options(|o| o.cdi_dir = Some(c2))
+        .start()
+        .await;
     let ep = h.registered("intel.com/intel_dpdk").await;
     let mut c = h.client(&ep).await;
     let r = c

@@ -350,7 +350,10 @@ async fn cdi_specs_cleaned_and_written_as_upstream() {
     std::fs::write(&other, "{}").unwrap();
     let c2 = cdi.clone();
     let cfg = r#"{"resourceList":[{"resourceName":"dpdk","selectors":{"drivers":["vfio-pci"]}}]}"#;
-    let h = Harness::start_custom(root.path(), cfg, move |o| o.cdi_dir = Some(c2)).await;
+    let h = Harness::builder(root.path(), cfg)
+        .options(|o| o.cdi_dir = Some(c2))
+        .start()
+        .await;
     h.registered("intel.com/dpdk").await;
     assert!(!old.exists(), "old spec left");
     assert!(other.exists(), "another vendor's spec removed");

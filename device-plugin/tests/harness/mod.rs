@@ -67,43 +67,23 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// Starts a test kubelet, then the plugin against `root`.
+    /// Starts a test kubelet, then the plugin against `root` with the
+    /// harness's default options.
     pub async fn start(root: &Path, config: &str) -> Harness {
-        Self::start_with(root, config, Duration::from_millis(100)).await
+        Harness::builder(root, config).start().await
     }
 
-    pub async fn start_with(root: &Path, config: &str, health: Duration) -> Harness {
-        Self::start_custom(root, config, |o| o.health_interval = health).await
-    }
-
-    /// Starts with options adjusted by `tweak`.
-    pub async fn start_custom(
-        root: &Path,
-        config: &str,
-        tweak: impl FnOnce(&mut Options),
-    ) -> Harness {
-        Self::start_full(root, config, tweak, |m| m).await
-    }
-
-    /// Starts with options adjusted by `tweak` and the manager by `wrap`
-    /// (e.g. `Manager::with_gpu_pairing`).
-    pub async fn start_full(
-        root: &Path,
-        config: &str,
-        tweak: impl FnOnce(&mut Options),
-        wrap: impl FnOnce(Manager) -> Manager,
-    ) -> Harness {
+    /// A harness to adjust before it starts: plugin options, the manager.
+    pub fn builder(root: &Path, config: &str) -> HarnessBuilder {
         let tmp = tempfile::Builder::new().prefix("dp").tempdir().unwrap();
         let plugin_dir = tmp.path().join("kp");
         std::fs::create_dir_all(&plugin_dir).unwrap();
-        let devinfo_dir = tmp.path().join("devinfo");
-        let cfg = ConfigDir::new(&tmp.path().join("cfg"), config);
-        let kubelet = TestKubelet::start(&plugin_dir).unwrap();
-        let opts = Options {
-            config_file: cfg.file(),
+        let config = ConfigDir::new(&tmp.path().join("cfg"), config);
+        let options = Options {
+            config_file: config.file(),
             resource_prefix: "intel.com".into(),
-            plugin_dir: plugin_dir.clone(),
-            devinfo_dir: devinfo_dir.clone(),
+            plugin_dir,
+            devinfo_dir: tmp.path().join("devinfo"),
             root: HostRoot::new(root),
             policy: AllocationPolicy::Spread,
             resync_interval: Duration::from_secs(30),
@@ -112,28 +92,12 @@ impl Harness {
             cdi_dir: None,
             health: Default::default(),
         };
-        let mut opts = opts;
-        tweak(&mut opts);
-        let m = wrap(Manager::new(opts).expect("plugin starts"));
-        let status = m.status();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            m.run(async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("plugin runs");
-        });
-        Harness {
+        HarnessBuilder {
             tmp,
             root: root.to_path_buf(),
-            plugin_dir,
-            devinfo_dir,
-            config: cfg,
-            kubelet,
-            status,
-            stop: Some(tx),
-            task: Some(task),
+            config,
+            options,
+            manager: Box::new(|m| m),
         }
     }
 
@@ -179,6 +143,66 @@ impl Drop for Harness {
         }
         if let Some(t) = self.task.take() {
             t.abort();
+        }
+    }
+}
+
+/// A harness not started yet: `Harness::builder(root, config)`, adjusted
+/// with `options` and `manager`, then `start`.
+pub struct HarnessBuilder {
+    tmp: tempfile::TempDir,
+    root: PathBuf,
+    config: ConfigDir,
+    options: Options,
+    manager: Box<dyn FnOnce(Manager) -> Manager>,
+}
+
+impl HarnessBuilder {
+    /// Adjusts the plugin's options (health interval, CDI dir, ...).
+    pub fn options(mut self, adjust: impl FnOnce(&mut Options)) -> Self {
+        adjust(&mut self.options);
+        self
+    }
+
+    /// Adjusts the manager before it runs (e.g. `Manager::with_gpu_pairing`).
+    pub fn manager(mut self, adjust: impl FnOnce(Manager) -> Manager + 'static) -> Self {
+        let earlier = self.manager;
+        self.manager = Box::new(move |m| adjust(earlier(m)));
+        self
+    }
+
+    /// Starts the test kubelet, then the plugin.
+    pub async fn start(self) -> Harness {
+        let HarnessBuilder {
+            tmp,
+            root,
+            config,
+            options,
+            manager,
+        } = self;
+        let plugin_dir = options.plugin_dir.clone();
+        let devinfo_dir = options.devinfo_dir.clone();
+        let kubelet = TestKubelet::start(&plugin_dir).unwrap();
+        let m = manager(Manager::new(options).expect("plugin starts"));
+        let status = m.status();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            m.run(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("plugin runs");
+        });
+        Harness {
+            tmp,
+            root,
+            plugin_dir,
+            devinfo_dir,
+            config,
+            kubelet,
+            status,
+            stop: Some(tx),
+            task: Some(task),
         }
     }
 }
