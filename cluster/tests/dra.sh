@@ -17,6 +17,10 @@
 #                         VF rebound in the simulated sysfs while the pod
 #                         runs with the VFIO group device from the CDI spec;
 #                         the pod deleted: the VF back on iavf
+#   dra_multus_attach     a pod with a claim and a Multus network: Multus
+#                         (v4.2, PodResources) hands the claim's VF to the
+#                         NAD's sriov CNI, the VF's netdev is the pod's net1
+#                         with its IPAM address; deleted: back on the host
 #   dra_restart_mid_claim the driver killed (SIGKILL) after prepare: the
 #                         restarted driver re-registers and unprepares
 #   dra_pcie_root_pairing a VF and a GPU of a second (fake) driver under
@@ -297,7 +301,7 @@ dra_health() {
   K -n lane wait --for=condition=Ready pod/dra-health --timeout=120s
   check_prepared dra-health || return 1
   read -r claim uid dev addr <"$WORK/dra-health.claim"
-  rid="$DRV/vf=$uid-$dev"  # the device's CDI ID
+  rid="$DRV/vf=$addr"  # the device's CDI ID (prepare.rs cdi_device_name)
   pod_uid=$(K -n lane get pod dra-health -o jsonpath='{.metadata.uid}')
   wait_until 30 "$dev Healthy in the kubelet's cache and the pod's status" dra_health_is "$dev" "$rid" Healthy || return 1
   K -n lane get pod dra-health -o json | jq -c '.status.containerStatuses[0].allocatedResourcesStatus'
@@ -406,6 +410,89 @@ dra_vfio_config() {
   dra_log | grep "VF driver restored" | grep -q "$addr" || { fail "no 'VF driver restored' log line for $addr"; return 1; }
   K -n lane delete resourceclaim vf-vfio --wait=true --timeout=30s
   if [ $stand_in = 1 ]; then rm -rf /dev/vfio; fi
+}
+
+# The VF attached to the pod's network through Multus, the lane's v4.2.2
+# (thin plugin). Multus reads the pod's DRA devices from the kubelet's
+# PodResources API (KubeletPodResourcesDynamicResources, beta and on in
+# 1.34): per claim, the CDI IDs of its devices, keyed by the ResourceClaim's
+# name; it hands the part after "=" to the CNI of the NAD whose
+# k8s.v1.cni.cncf.io/resourceName is that claim name, as deviceID. Our CDI
+# device names are the VFs' PCI addresses (prepare.rs cdi_device_name), so
+# the sriov CNI gets the VF. Keyed by the claim's own name: a standalone
+# claim, named as the NAD's resourceName.
+dra_multus_attach() {
+  local claim=dra-net1 uid dev addr orig mac before vf name
+  dra_claim "$claim"
+  K apply -f - <<EOF
+apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata:
+  name: dra-net
+  namespace: lane
+  annotations:
+    k8s.v1.cni.cncf.io/resourceName: $claim
+spec:
+  config: '{"cniVersion": "1.0.0", "name": "dra-net", "type": "sriov",
+    "dataDir": "$STATE/cni/sriov", "logFile": "$STATE/logs/sriov-cni.log", "logLevel": "debug",
+    "ipam": {"type": "host-local", "dataDir": "$STATE/cni/ipam-dra",
+             "ranges": [[{"subnet": "10.56.218.0/24", "rangeStart": "10.56.218.9", "rangeEnd": "10.56.218.9"}]]}}'
+EOF
+  # The netdev name and MAC of every VF of the DRA PF before.
+  before=$WORK/dra-vfs.before
+  : >"$before"
+  for vf in "$SIM/sys/bus/pci/devices/$DRA_PF_ADDR"/virtfn*; do
+    vf=$(basename "$(readlink -f "$vf")")
+    for name in $(ls "$SIM/sys/bus/pci/devices/$vf/net" 2>/dev/null); do
+      echo "$vf $name $(cat "/sys/class/net/$name/address")" >>"$before"
+    done
+  done
+  cat "$before"
+  K apply -f - <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: dra-multus
+  namespace: lane
+  annotations:
+    k8s.v1.cni.cncf.io/networks: '[{"name": "dra-net", "interface": "net1"}]'
+spec:
+  terminationGracePeriodSeconds: 1
+  resourceClaims:
+  - name: vf
+    resourceClaimName: $claim
+  containers:
+  - name: c
+    image: sriov-rs.local/test:1
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3600"]
+    resources:
+      claims:
+      - name: vf
+EOF
+  K -n lane wait --for=condition=Ready pod/dra-multus --timeout=120s || { grep -F dra-multus "$STATE/logs/multus.log" | tail -5; return 1; }
+  check_prepared dra-multus || return 1
+  read -r claim uid dev addr <"$WORK/dra-multus.claim"
+  read -r _ orig mac < <(awk -v p="$addr" '$1==p' "$before")
+  [ -n "$orig" ] || { fail "no host netdev recorded for $addr"; return 1; }
+  say "claim $claim: VF $addr, host netdev $orig ($mac)"
+  # Multus gave the CNI the VF's address as deviceID: the sriov CNI's
+  # allocation record of that VF (docs/cni.md).
+  [ -f "$STATE/cni/sriov/pci/$addr" ] || { fail "no sriov CNI allocation record for $addr (deviceID not passed?)"; ls "$STATE/cni/sriov/pci"; return 1; }
+  # The VF's netdev is the pod's net1: its MAC, the IPAM address, gone from the host.
+  K -n lane exec dra-multus -- ip -o addr show dev net1 | tee "$WORK/dra-net1.addr"
+  grep -q 'inet 10.56.218.9/24' "$WORK/dra-net1.addr" || { fail "net1 lacks the IPAM address 10.56.218.9/24"; return 1; }
+  [ "$(K -n lane exec dra-multus -- cat /sys/class/net/net1/address)" = "$mac" ] || { fail "net1 is not $addr's netdev (MAC)"; return 1; }
+  ! ip link show "$orig" >/dev/null 2>&1 || { fail "$orig still in the host namespace"; return 1; }
+  K -n lane get pod dra-multus -o jsonpath='{.metadata.annotations.k8s\.v1\.cni\.cncf\.io/network-status}' | tee "$WORK/dra-net.status"; echo
+  jq -e '.[] | select(.interface == "net1" and .name == "lane/dra-net")' "$WORK/dra-net.status" >/dev/null || { fail "network-status lacks net1"; return 1; }
+  # Deleted: the CNI gives the netdev back under its name, then the claim is unprepared.
+  K -n lane delete pod dra-multus --wait=true --timeout=60s
+  back() { ip link show "$orig" >/dev/null 2>&1; }
+  wait_until 30 "$orig back in the host namespace" back || return 1
+  check_unprepared dra-multus || return 1
+  K -n lane delete resourceclaim "$claim" --wait=true --timeout=30s
+  K -n lane delete network-attachment-definitions.k8s.cni.cncf.io dra-net
 }
 
 dra_restart_mid_claim() {

@@ -13,8 +13,9 @@
 //!   the override kept, another kernel driver with it cleared, `default`
 //!   back to the default kernel driver. It then writes the claim's CDI
 //!   spec `<cdi dir>/sriov-rs-dra_<claim uid>.json` (kind
-//!   `sriovnetwork.k8snetworkplumbingwg.io/vf`, one CDI device
-//!   `<claim uid>-<device>` per device; the edits are upstream's: env
+//!   `sriovnetwork.k8snetworkplumbingwg.io/vf`, one CDI device per VF
+//!   named by the VF's PCI address (see [`cdi_device_name`]); the edits
+//!   are upstream's: env
 //!   `SRIOVNETWORK_VF_DEVICE_<device>=<address>`; for a VF on vfio-pci the
 //!   group device (`/dev/vfio/<group>`, from `/dev/vfio/noiommu-<group>`
 //!   in no-IOMMU mode), `/dev/vfio/vfio` and
@@ -53,6 +54,20 @@ use crate::config::{DriverRequest, VfConfig};
 pub const CDI_KIND: &str = "sriovnetwork.k8snetworkplumbingwg.io/vf";
 /// CDI spec version written.
 pub const CDI_VERSION: &str = "0.6.0";
+/// The CDI device name of a prepared VF: its PCI address (`0000:3b:02.0`;
+/// CDI names may hold `:` and `.`).
+///
+/// Upstream's driver names it `<claim uid>-<device>`. The PCI address is
+/// what Multus needs: Multus 4.x reads a pod's DRA devices from the
+/// kubelet's PodResources API and passes the part of each CDI ID after `=`
+/// to the CNI as `deviceID` (its `kubeletclient` `getDRAResources`), so the
+/// NAD's sriov CNI gets the VF's address, as with the device plugin. The
+/// name is unique on the node: a VF is prepared for one claim at a time
+/// ([`PrepareError::InUse`]), and its spec is removed at unprepare.
+pub fn cdi_device_name(address: &PciAddress) -> String {
+    address.to_string()
+}
+
 /// Prefix of this driver's CDI spec files.
 pub const SPEC_PREFIX: &str = "sriov-rs-dra_";
 /// The driver whose VFs get VFIO device nodes.
@@ -422,7 +437,7 @@ impl Preparer {
         }
         let mut cdi_devices = Vec::with_capacity(planned.len());
         for p in planned.iter_mut() {
-            let cdi_name = format!("{uid}-{}", p.device);
+            let cdi_name = cdi_device_name(&p.address);
             cdi_devices.push(json!({"name": cdi_name, "containerEdits": self.edits(p)?}));
             p.cdi_ids = vec![format!("{CDI_KIND}={cdi_name}")];
         }

@@ -188,7 +188,7 @@ async fn register_prepare_unprepare_and_restart() {
     assert_eq!(a.devices[0].device_name, "0000-1b-00-2");
     assert_eq!(
         a.devices[0].cdi_device_ids,
-        vec![format!("{DRIVER}/vf=uid-a-0000-1b-00-2")]
+        vec![format!("{DRIVER}/vf=0000:1b:00.2")]
     );
     assert!(
         resp.claims["uid-b"].error.contains("not found"),
