@@ -35,6 +35,7 @@ RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRo
 # of these files itself, behind draDriver.enabled (off by default).
 DRA = ["dra-driver/deviceclass.yaml", "dra-driver/rbac.yaml", "dra-driver/daemonset.yaml"]
 DRA_TEMPLATE = "dra-driver.yaml"
+DRA_CONFIG = "__DRA_CONFIG__"
 DRA_IMAGE = "ghcr.io/sriov-rs/sriov-rs:0.1.0"
 EXTRA_ARGS = "__DRA_EXTRA_ARGS__"
 
@@ -75,7 +76,10 @@ def dra_template() -> str:
             assert c["image"] == DRA_IMAGE, c["image"]
             c["image"] = "__DRA_IMAGE__"
             c["imagePullPolicy"] = "__PULL_POLICY__"
+            c["args"].append(DRA_CONFIG)
             c["args"].append(EXTRA_ARGS)
+            c["volumeMounts"].append({"name": DRA_CONFIG})
+            d["spec"]["template"]["spec"]["volumes"].append({"name": DRA_CONFIG})
     text = "---\n".join(yaml.safe_dump(d, sort_keys=False, width=1000) for d in docs)
     labels = '{{- include "sriov-network-operator.labels" . | nindent 4 }}'
     text = text.replace("labels: {}", "labels:\n    " + labels)
@@ -86,12 +90,28 @@ def dra_template() -> str:
     text = text.replace("__DRA_IMAGE__", "{{ .Values.images.sriovDraDriver }}")
     text = text.replace("__PULL_POLICY__", "{{ .Values.operator.imagePullPolicy }}")
     lines = []
+    # draDriver.resources: the device-plugin config the operator renders for
+    # the node (ConfigMap device-plugin-config), and the pools served.
+    config_args = ["# The device plugin's config, as the operator renders it for this",
+                   "# node: the pools named here are served by this driver.",
+                   "- --config-file=/etc/pcidp/$(NODE_NAME)",
+                   "- --resource-prefix={{ .Values.operator.resourcePrefix }}",
+                   '- --resources={{ join "," .Values.draDriver.resources }}']
+    config_mount = ["- name: device-plugin-config", "  mountPath: /etc/pcidp", "  readOnly: true"]
+    config_volume = ["- name: device-plugin-config", "  configMap:", "    name: device-plugin-config",
+                     "    optional: true"]
+    n_config = 0
     for line in text.splitlines():
+        indent = line[: len(line) - len(line.lstrip())]
         if line.strip() == f"- {EXTRA_ARGS}":
-            indent = line[: len(line) - len(line.lstrip())]
             lines += ["{{- range .Values.draDriver.extraArgs }}", f"{indent}- {{{{ . | quote }}}}", "{{- end }}"]
+        elif line.strip() in (f"- {DRA_CONFIG}", f"- name: {DRA_CONFIG}"):
+            block = [config_args, config_mount, config_volume][n_config]
+            n_config += 1
+            lines += ["{{- if .Values.draDriver.resources }}"] + [indent + b for b in block] + ["{{- end }}"]
         else:
             lines.append(line)
+    assert n_config == 3, n_config
     header = HEADER.format(src="deploy/" + ", deploy/".join(DRA))
     return "{{- if .Values.draDriver.enabled }}\n" + header + "\n".join(lines) + "\n{{- end }}\n"
 

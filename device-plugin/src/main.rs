@@ -60,6 +60,10 @@ struct Args {
     /// Prefer devices near pods' GPUs of these ("": off).
     #[arg(long, default_value = sriov_device_plugin::podresources::DEFAULT_GPU_RESOURCES)]
     gpu_resources: String,
+    /// Pools (`resourceName`s of the config file, comma separated) served
+    /// by the DRA driver instead (its --resources): not advertised here.
+    #[arg(long, value_delimiter = ',')]
+    dra_resources: Vec<String>,
     /// PodResources socket (host root).
     #[arg(long, default_value = sriov_device_plugin::podresources::DEFAULT_SOCKET)]
     pod_resources_socket: PathBuf,
@@ -189,6 +193,10 @@ fn main() -> anyhow::Result<()> {
                 socket,
                 gpu_resources,
             )));
+        }
+        if !args.dra_resources.is_empty() {
+            tracing::info!(resources = %args.dra_resources.join(","), "pools left to the DRA driver");
+            manager = manager.with_dra_resources(args.dra_resources.clone());
         }
         for (name, p) in manager.pools() {
             tracing::info!(resource = %name, devices = p.devices.len(), healthy = p.healthy_count(), "pool");

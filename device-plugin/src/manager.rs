@@ -118,6 +118,9 @@ pub struct Manager {
     started: Instant,
     /// GPU-aware preferred allocation ([`Manager::with_gpu_pairing`]).
     gpu: Option<Arc<crate::podresources::GpuPairing>>,
+    /// Pools (`resourceName`) the DRA driver serves
+    /// ([`Manager::with_dra_resources`]).
+    dra: Vec<String>,
 }
 
 /// Scans the node and builds the pools. The scan reads what selection and
@@ -207,7 +210,32 @@ impl Manager {
             status,
             started,
             gpu: None,
+            dra: Vec::new(),
         })
+    }
+
+    /// Leaves the pools named here (`resourceName`, as in the config file)
+    /// to the DRA driver (`sriov-dra-driver --config-file … --resources …`
+    /// with the same names): their devices are still claimed by them, so
+    /// every VF lands in the same pool for both, but they are not
+    /// advertised to the kubelet.
+    pub fn with_dra_resources(mut self, names: Vec<String>) -> Self {
+        self.dra = names;
+        let pools = std::mem::take(&mut self.pools);
+        self.pools = self.without_dra(pools);
+        self
+    }
+
+    /// `pools` less the DRA driver's.
+    fn without_dra(&self, mut pools: Pools) -> Pools {
+        pools.retain(|name, p| {
+            let dra = self.dra.iter().any(|d| *d == p.config.name);
+            if dra {
+                tracing::debug!(resource = %name, devices = p.devices.len(), "pool left to the DRA driver");
+            }
+            !dra
+        });
+        pools
     }
 
     /// Turns on GPU-aware preferred allocation: every pool's
@@ -410,7 +438,7 @@ impl Manager {
                     .rescans
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::debug!(elapsed = ?t.elapsed(), "rescanned");
-                self.pools = pools;
+                self.pools = self.without_dra(pools);
                 self.apply().await;
             }
             Ok(Err(e)) => tracing::error!(error = %e, "rescan failed; pools unchanged"),

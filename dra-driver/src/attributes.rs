@@ -9,7 +9,9 @@
 //!   `vendor`, `deviceID`, `pfDeviceID` (lower-case hex, no `0x`),
 //!   `pciAddress`, `pfPciAddress`, `PFName`, `vfID`, `linkType` (`eth`,
 //!   `infiniband`), `rdmaCapable`; plus `k8s.cni.cncf.io/deviceID` (the VF
-//!   address, for Multus) and `dra.net/numaNode` (when known).
+//!   address, for Multus), `k8s.cni.cncf.io/resourceName` (the VF's pool,
+//!   with `--config-file`: [`crate::pools`]) and `dra.net/numaNode` (when
+//!   known).
 //! - Ours (`sriov-rs.io/`): `rootPort`, `pcieSwitch` (the nearest switch's
 //!   upstream port), `gpuDistance` (`switch`, `root`, `numa`, `other`: the
 //!   class of the nearest GPU) and `nearestGpus` (their addresses, comma
@@ -25,6 +27,8 @@ use sriov_host::{LinkType, Node, PciAddress, PciFunction};
 pub const UPSTREAM_DOMAIN: &str = "sriovnetwork.k8snetworkplumbingwg.io";
 /// The domain of the standard attributes.
 pub const STANDARD_DOMAIN: &str = "resource.kubernetes.io";
+/// The domain of the attributes Multus reads (`deviceID`, `resourceName`).
+pub const MULTUS_DOMAIN: &str = "k8s.cni.cncf.io";
 /// Our own attribute domain.
 pub const OUR_DOMAIN: &str = "sriov-rs.io";
 /// Longest value of a string attribute (API validation).
@@ -64,11 +68,16 @@ pub fn address_of(name: &str) -> Option<PciAddress> {
     (device_name(&a) == name).then_some(a)
 }
 
-/// Which VFs to publish: all, or those of the named PF netdevs.
+/// Which VFs to publish: all, those of the named PF netdevs, and/or those
+/// the device plugin's config puts in a pool served here.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection {
     /// PF netdev names; empty means every PF.
     pub pf_names: Vec<String>,
+    /// With `--config-file`: the served pool of each VF to publish, by
+    /// address ([`crate::pools::Pools::assign`]); published as
+    /// `k8s.cni.cncf.io/resourceName`. `None`: no pools, every VF.
+    pub pools: Option<BTreeMap<PciAddress, String>>,
 }
 
 impl Selection {
@@ -91,10 +100,20 @@ pub fn devices(node: &Node, topology: &Topology, selection: &Selection) -> Vec<P
         if !selection.takes(pf) {
             continue;
         }
+        let mut attributes = attributes(node, topology, vf, pf);
+        if let Some(pools) = &selection.pools {
+            let Some(resource) = pools.get(&vf.address) else {
+                continue;
+            };
+            attributes.insert(
+                format!("{MULTUS_DOMAIN}/resourceName"),
+                Value::String(resource.clone()),
+            );
+        }
         out.push(PublishedDevice {
             name: device_name(&vf.address),
             address: vf.address,
-            attributes: attributes(node, topology, vf, pf),
+            attributes,
         });
     }
     out
@@ -138,7 +157,7 @@ pub fn attributes(
     put(UPSTREAM_DOMAIN, "pfDeviceID", s(hex(pf.device)));
     put(UPSTREAM_DOMAIN, "pciAddress", s(vf.address.to_string()));
     put(UPSTREAM_DOMAIN, "pfPciAddress", s(pf.address.to_string()));
-    put("k8s.cni.cncf.io", "deviceID", s(vf.address.to_string()));
+    put(MULTUS_DOMAIN, "deviceID", s(vf.address.to_string()));
     if let Some(n) = node.pf_netdev_of(&vf.address) {
         put(UPSTREAM_DOMAIN, "PFName", s(n.name.clone()));
         let link = match n.link_type {

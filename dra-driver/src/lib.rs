@@ -7,6 +7,7 @@
 //! - [`config`]: the upstream `VfConfig` opaque parameters of a claim, merged per request.
 //! - [`health`]: device health streamed to the kubelet (`v1alpha1.DRAResourceHealth`).
 //! - [`plugin`]: the kubelet plugin API: registration and `DRAPlugin` over unix sockets.
+//! - [`pools`]: the device plugin's config file as the device selection (one config source).
 //! - [`prepare`]: checkpointed, idempotent prepare/unprepare of a claim, a CDI spec per claim.
 //! - [`slices`]: the node's ResourceSlices and publishing them.
 //!
@@ -18,6 +19,7 @@ pub mod authority;
 pub mod config;
 pub mod health;
 pub mod plugin;
+pub mod pools;
 pub mod prepare;
 pub mod slices;
 

@@ -14,6 +14,7 @@ use clap::Parser;
 use sriov_dra_driver::attributes::{self, Selection};
 use sriov_dra_driver::health::Monitor;
 use sriov_dra_driver::plugin::{self, Driver, KubeClaims};
+use sriov_dra_driver::pools::{PoolConfig, Pools};
 use sriov_dra_driver::prepare::Preparer;
 use sriov_dra_driver::slices::{self, KubeStore};
 use sriov_host::topology::Topology;
@@ -32,6 +33,21 @@ struct Args {
     /// Publish only the VFs of these PF netdevs (comma separated); default all.
     #[arg(long, value_delimiter = ',')]
     pf_names: Vec<String>,
+    /// The device plugin's config file (`{"resourceList": [...]}`): publish
+    /// only the VFs of the pools named by --resources, each with its pool's
+    /// name as `k8s.cni.cncf.io/resourceName` (for Multus). Re-read at every
+    /// rescan; a bad file keeps the last good one.
+    #[arg(long)]
+    config_file: Option<PathBuf>,
+    /// With --config-file: the pools (`resourceName`) this driver serves,
+    /// comma separated; default all. Give the device plugin the same names
+    /// (its --dra-resources) so it leaves them alone.
+    #[arg(long, value_delimiter = ',', requires = "config_file")]
+    resources: Vec<String>,
+    /// With --config-file: the prefix of pools without `resourcePrefix`
+    /// (the device plugin's --resource-prefix).
+    #[arg(long, default_value = sriov_device_plugin::config::DEFAULT_PREFIX)]
+    resource_prefix: String,
     /// Host root the node's /sys is read under.
     #[arg(long, env = sriov_host::root::HOST_ROOT_ENV, default_value = "/")]
     host_root: String,
@@ -58,13 +74,51 @@ struct Args {
     health_seconds: u64,
 }
 
-fn node_devices(
-    root: &HostRoot,
-    selection: &Selection,
-) -> anyhow::Result<Vec<attributes::PublishedDevice>> {
-    let node = sriov_host::scan(root).context("scanning PCI devices")?;
-    let topology = Topology::read(root).context("reading the PCIe topology")?;
-    Ok(attributes::devices(&node, &topology, selection))
+/// What selects the VFs to publish.
+#[derive(Debug, Clone)]
+struct Selector {
+    pf_names: Vec<String>,
+    pools: Option<PoolConfig>,
+    /// The last good read of the pools' config file.
+    last_good: Option<Pools>,
+}
+
+impl Selector {
+    /// Scans the node and returns the devices to publish.
+    fn node_devices(
+        &mut self,
+        root: &HostRoot,
+    ) -> anyhow::Result<Vec<attributes::PublishedDevice>> {
+        let node = sriov_host::scan(root).context("scanning PCI devices")?;
+        let topology = Topology::read(root).context("reading the PCIe topology")?;
+        let pools = match &self.pools {
+            None => None,
+            Some(cfg) => {
+                match cfg.load() {
+                    Ok(p) => self.last_good = Some(p),
+                    Err(e) if self.last_good.is_some() => {
+                        tracing::warn!(error = %e, "the config file is unusable; keeping the last good pools")
+                    }
+                    // The operator writes the node's key once a policy
+                    // selects the node: until then there is nothing to serve.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no usable config file yet; publishing no devices")
+                    }
+                }
+                Some(
+                    self.last_good
+                        .as_ref()
+                        .map(|p| p.assign(root, &node))
+                        .unwrap_or_default(),
+                )
+            }
+        };
+        let selection = Selection {
+            pf_names: self.pf_names.clone(),
+            pools,
+        };
+        Ok(attributes::devices(&node, &topology, &selection))
+    }
 }
 
 #[tokio::main]
@@ -81,18 +135,26 @@ async fn main() -> anyhow::Result<()> {
         driver = %args.driver_name,
         node = %args.node_name,
         pf_names = %args.pf_names.join(","),
+        config_file = ?args.config_file,
+        resources = %args.resources.join(","),
         "starting"
     );
     let root = HostRoot::new(&args.host_root);
-    let selection = Selection {
+    let mut selector = Selector {
         pf_names: args.pf_names.clone(),
+        pools: args.config_file.as_ref().map(|path| PoolConfig {
+            path: path.clone(),
+            default_prefix: args.resource_prefix.clone(),
+            served: args.resources.clone(),
+        }),
+        last_good: None,
     };
     let client = kube::Client::try_default()
         .await
         .context("connecting to the API server")?;
     let store = KubeStore::new(client.clone());
     if args.once {
-        let devices = node_devices(&root, &selection)?;
+        let devices = selector.node_devices(&root)?;
         let p = slices::publish(&store, &args.driver_name, &args.node_name, &devices)
             .await
             .context("publishing ResourceSlices")?;
@@ -180,8 +242,14 @@ async fn main() -> anyhow::Result<()> {
     let publisher = async {
         loop {
             let r = root.clone();
-            let sel = selection.clone();
-            match tokio::task::spawn_blocking(move || node_devices(&r, &sel)).await? {
+            let mut sel = selector.clone();
+            let (sel, scanned) = tokio::task::spawn_blocking(move || {
+                let d = sel.node_devices(&r);
+                (sel, d)
+            })
+            .await?;
+            selector = sel;
+            match scanned {
                 Ok(devices) => {
                     published_tx.send_replace(
                         devices

@@ -3,6 +3,7 @@
 
 use sriov_dra_driver::attributes::{self, Selection, Value};
 use sriov_dra_driver::config::VfConfig;
+use sriov_dra_driver::pools::PoolConfig;
 use sriov_dra_driver::prepare::{AllocatedDevice, PrepareError, Preparer};
 use sriov_dra_driver::slices::{self, MemoryStore};
 use std::path::Path;
@@ -105,10 +106,55 @@ fn attributes_of_a_vf_under_a_gpu_switch() {
         &root,
         &Selection {
             pf_names: vec!["ens4f0np0".into()],
+            ..Default::default()
         },
     );
     assert_eq!(only.len(), 4);
     assert!(only.iter().all(|d| d.name.starts_with("0000-9b-")));
+    // A selection by the device plugin's config: the served pool's VFs,
+    // each with its pool's full name for Multus.
+    let cfg = tmp_config(
+        r#"{"resourceList": [{"resourceName": "cx6", "resourcePrefix": "nvidia.com",
+            "selectors": {"pfNames": ["ens4f0np0"]}}]}"#,
+    );
+    let node = sriov_host::scan(&root).unwrap();
+    let pools = PoolConfig {
+        path: cfg.path().join("config.json"),
+        default_prefix: "intel.com".into(),
+        served: vec!["cx6".into()],
+    }
+    .load()
+    .unwrap()
+    .assign(&root, &node);
+    let by_pool = devices(
+        &root,
+        &Selection {
+            pools: Some(pools),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        by_pool.iter().map(|d| &d.name).collect::<Vec<_>>(),
+        only.iter().map(|d| &d.name).collect::<Vec<_>>()
+    );
+    for d in &by_pool {
+        assert_eq!(
+            d.attributes["k8s.cni.cncf.io/resourceName"],
+            s("nvidia.com/cx6")
+        );
+    }
+    assert!(
+        !only[0]
+            .attributes
+            .contains_key("k8s.cni.cncf.io/resourceName"),
+        "no pool, no resource name"
+    );
+}
+
+fn tmp_config(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), text).unwrap();
+    dir
 }
 
 #[tokio::test]
@@ -152,12 +198,12 @@ fn prepare_is_idempotent_checkpointed_and_survives_a_restart() {
         .unwrap();
     assert_eq!(
         got[0].cdi_ids,
-        vec!["sriovnetwork.k8snetworkplumbingwg.io/vf=uid-1-0000-1b-00-2".to_string()]
+        vec!["sriovnetwork.k8snetworkplumbingwg.io/vf=0000:1b:00.2".to_string()]
     );
     let spec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(p.spec_path("uid-1")).unwrap()).unwrap();
     assert_eq!(spec["kind"], "sriovnetwork.k8snetworkplumbingwg.io/vf");
-    assert_eq!(spec["devices"][0]["name"], "uid-1-0000-1b-00-2");
+    assert_eq!(spec["devices"][0]["name"], "0000:1b:00.2");
     assert_eq!(
         spec["devices"][0]["containerEdits"]["env"][0],
         "SRIOVNETWORK_VF_DEVICE_0000_1b_00_2=0000:1b:00.2"

@@ -70,6 +70,11 @@ pub struct Settings {
     /// host-network daemons serve `/healthz`, `/readyz` and `/metrics` on
     /// (default `0.0.0.0`; `127.0.0.1` keeps them off the node's network).
     pub daemon_metrics_host: String,
+    /// `SRIOV_DRA_RESOURCES` (sriov-rs only): the pools (`resourceName`s,
+    /// comma separated) the DRA driver serves instead of the device
+    /// plugin; the device plugin gets them as `--dra-resources` and leaves
+    /// them alone (the Helm chart's `draDriver.resources`, docs/dra.md).
+    pub dra_resources: Vec<String>,
     /// The admission webhooks' certificates (upstream's
     /// `ADMISSION_CONTROLLERS_CERTIFICATES_*`, from the Helm chart's
     /// `operator.admissionControllers.certificates`).
@@ -142,13 +147,10 @@ impl Settings {
             dev_mode: get("DEV_MODE").is_some_and(|v| v.eq_ignore_ascii_case("true")),
             cluster_type: get("CLUSTER_TYPE").unwrap_or_else(|| "kubernetes".into()),
             image_pull_secrets: get("IMAGE_PULL_SECRETS")
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(String::from)
-                        .collect()
-                })
+                .map(|v| comma_list(&v))
+                .unwrap_or_default(),
+            dra_resources: get("SRIOV_DRA_RESOURCES")
+                .map(|v| comma_list(&v))
                 .unwrap_or_default(),
             cni_bin_path: get("SRIOV_CNI_BIN_PATH").unwrap_or_else(|| "/opt/cni/bin".into()),
             admission_controllers_enabled: get("ADMISSION_CONTROLLERS_ENABLED")
@@ -168,4 +170,13 @@ impl Settings {
             },
         }
     }
+}
+
+/// The non-empty, trimmed items of a comma-separated list.
+fn comma_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }

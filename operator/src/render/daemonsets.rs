@@ -215,6 +215,7 @@ pub fn render_daemonsets(config: &SriovOperatorConfig, settings: &Settings) -> V
             .filter(|a| {
                 !a.starts_with("--config-file")
                     && !a.starts_with("--resource-prefix")
+                    && !a.starts_with("--dra-resources")
                     && a != "--use-cdi"
             })
             .collect();
@@ -222,6 +223,13 @@ pub fn render_daemonsets(config: &SriovOperatorConfig, settings: &Settings) -> V
         args.insert(1, format!("--resource-prefix={}", settings.resource_prefix));
         if use_cdi {
             args.push("--use-cdi".to_string());
+        }
+        if !settings.dra_resources.is_empty() {
+            // The DRA driver's pools (same config file): not advertised here.
+            args.push(format!(
+                "--dra-resources={}",
+                settings.dra_resources.join(",")
+            ));
         }
         c.args = Some(args);
         let envs = c.env.get_or_insert_with(Vec::new);
@@ -334,5 +342,32 @@ mod tests {
         );
         assert_eq!(dp.1, ["--metrics-addr=127.0.0.1:9808"]);
         assert_eq!(vol(&cni.0, "cni-bin"), "/var/lib/lane/cni/bin");
+    }
+
+    #[test]
+    fn dra_resources_go_to_the_device_plugin() {
+        let args = |ds: &DaemonSet| -> Vec<String> {
+            let spec = ds.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+            spec.containers[0].args.clone().unwrap_or_default()
+        };
+        let plain = render_daemonsets(&config(), &Settings::default());
+        assert!(
+            !args(&plain[1])
+                .iter()
+                .any(|a| a.starts_with("--dra-resources"))
+        );
+        let vars = BTreeMap::from([(
+            "SRIOV_DRA_RESOURCES".to_string(),
+            " dra_a, dra_b ,".to_string(),
+        )]);
+        let ds = render_daemonsets(&config(), &Settings::from_vars(&vars));
+        let dp = args(&ds[1]);
+        assert_eq!(
+            dp.iter()
+                .filter(|a| a.starts_with("--dra-resources"))
+                .collect::<Vec<_>>(),
+            ["--dra-resources=dra_a,dra_b"]
+        );
+        assert!(dp[0].starts_with("--config-file="), "{dp:?}");
     }
 }
