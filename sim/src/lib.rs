@@ -3,6 +3,7 @@
 //! Modules:
 //! - `api_server` (feature `api-server`): a Kubernetes API server stand-in
 //!   whose test answers each request.
+//! - [`check`]: a node's sysfs read raw as tests check it; waiting.
 //! - [`catalog`]: the NIC models, ids from `data/supported-nic-ids.tsv`.
 //! - [`ddptool`]: a stand-in for Intel's `ddptool`.
 //! - [`fuse`]: the FUSE server over the in-memory filesystem.
@@ -18,10 +19,13 @@
 #[cfg(feature = "api-server")]
 pub mod api_server;
 pub mod catalog;
+pub mod check;
 pub mod ddptool;
 pub mod fuse;
 pub mod kernel;
 pub mod lanes;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod memfs;
 pub mod mount;
 pub mod node;

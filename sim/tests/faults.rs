@@ -4,10 +4,11 @@
 //! next start removes.
 
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use sriov_sim::check::{driver, pci_device, vf_address, wait_until};
 use sriov_sim::lanes::{self, Lane};
 use sriov_sim::mount::mounts_under;
 use sriov_sim::node::NodeSpec;
@@ -26,33 +27,6 @@ fn echo(value: &str, path: &Path) -> Result<(), String> {
     bash(&format!("echo '{value}' > '{}'", path.display()))
 }
 
-fn dev(root: &Path, addr: &str) -> PathBuf {
-    root.join("sys/bus/pci/devices").join(addr)
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn vf_addr(root: &Path, pf: &str, i: u32) -> String {
-    std::fs::read_link(dev(root, pf).join(format!("virtfn{i}")))
-        .unwrap()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn driver(root: &Path, addr: &str) -> Option<String> {
-    std::fs::read_link(dev(root, addr).join("driver"))
-        .ok()
-        .map(|l| l.file_name().unwrap().to_string_lossy().into_owned())
-}
-
 #[test]
 fn driver_bind_that_fails() {
     if !lanes::require("driver_bind_that_fails", &[Lane::Fuse]) {
@@ -65,12 +39,12 @@ fn driver_bind_that_fails() {
     .unwrap();
     let mut sim = SimNode::start(spec, SimOptions::default()).unwrap();
     let root = sim.root().to_path_buf();
-    echo("2", &dev(&root, "0000:3b:00.0").join("sriov_numvfs")).unwrap();
-    let vf = vf_addr(&root, "0000:3b:00.0", 0);
+    echo("2", &pci_device(&root, "0000:3b:00.0").join("sriov_numvfs")).unwrap();
+    let vf = vf_address(&root, "0000:3b:00.0", 0).unwrap();
     assert_eq!(driver(&root, &vf).as_deref(), Some("iavf"));
     let drivers = root.join("sys/bus/pci/drivers");
     echo(&vf, &drivers.join("iavf/unbind")).unwrap();
-    echo("vfio-pci", &dev(&root, &vf).join("driver_override")).unwrap();
+    echo("vfio-pci", &pci_device(&root, &vf).join("driver_override")).unwrap();
     // An explicit bind reports the probe's failure ...
     let e = echo(&vf, &drivers.join("vfio-pci/bind")).unwrap_err();
     assert!(e.contains("Input/output error"), "{e}");
@@ -79,7 +53,7 @@ fn driver_bind_that_fails() {
     echo(&vf, &root.join("sys/bus/pci/drivers_probe")).unwrap();
     assert_eq!(driver(&root, &vf), None);
     // ... and other drivers still bind.
-    echo("", &dev(&root, &vf).join("driver_override")).unwrap();
+    echo("", &pci_device(&root, &vf).join("driver_override")).unwrap();
     echo(&vf, &drivers.join("iavf/bind")).unwrap();
     assert_eq!(driver(&root, &vf).as_deref(), Some("iavf"));
     sim.stop();
@@ -130,7 +104,7 @@ fn sigkilled_simulator_leaves_nothing_after_the_next_start() {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line, "ready\n");
-    echo("2", &dev(&root, "0000:3b:00.0").join("sriov_numvfs")).unwrap();
+    echo("2", &pci_device(&root, "0000:3b:00.0").join("sriov_numvfs")).unwrap();
     for v in &vfs {
         assert!(Path::new("/sys/class/net").join(v).exists(), "veth {v}");
     }
@@ -172,13 +146,13 @@ fn sigkilled_simulator_leaves_nothing_after_the_next_start() {
     let live = mounts_under(&root);
     assert_eq!(live.len(), 2, "only the new mounts: {live:?}");
     assert_eq!(
-        std::fs::read_to_string(dev(&root, "0000:3b:00.0").join("sriov_numvfs"))
+        std::fs::read_to_string(pci_device(&root, "0000:3b:00.0").join("sriov_numvfs"))
             .unwrap()
             .trim(),
         "0"
     );
-    echo("1", &dev(&root, "0000:3b:00.0").join("sriov_numvfs")).unwrap();
-    wait_for("new veth", Duration::from_secs(3), || {
+    echo("1", &pci_device(&root, "0000:3b:00.0").join("sriov_numvfs")).unwrap();
+    wait_until("new veth", Duration::from_secs(3), || {
         Path::new("/sys/class/net").join(&vfs[0]).exists()
     });
     sim.stop();

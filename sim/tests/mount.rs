@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use sriov_sim::check::{pci_device, wait_until};
 use sriov_sim::lanes::{self, Lane};
 use sriov_sim::mount::mounts_under;
 use sriov_sim::node::NodeSpec;
@@ -105,28 +106,16 @@ fn link(path: &Path) -> String {
         .into_owned()
 }
 
-fn dev(root: &Path, addr: &str) -> PathBuf {
-    root.join("sys/bus/pci/devices").join(addr)
-}
-
 fn driver_dir(root: &Path, driver: &str) -> PathBuf {
     root.join("sys/bus/pci/drivers").join(driver)
 }
 
 fn group_of(root: &Path, addr: &str) -> String {
-    Path::new(&link(&dev(root, addr).join("iommu_group")))
+    Path::new(&link(&pci_device(root, addr).join("iommu_group")))
         .file_name()
         .unwrap()
         .to_string_lossy()
         .into_owned()
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 const PF: &str = "0000:3b:00.1"; // mixed: E810 port 1, no VFs, NUMA 0
@@ -141,7 +130,7 @@ fn numvfs_creates_and_removes_vfs_with_kernel_errnos() {
     }
     let (_guard, sim) = start("mixed", SimOptions::default());
     let root = sim.root();
-    let pf = dev(root, PF);
+    let pf = pci_device(root, PF);
     assert_eq!(read(&pf.join("sriov_totalvfs")), "128");
     assert_eq!(read(&pf.join("sriov_numvfs")), "0");
     let offset: u32 = read(&pf.join("sriov_offset")).parse().unwrap();
@@ -156,7 +145,7 @@ fn numvfs_creates_and_removes_vfs_with_kernel_errnos() {
         let want = sriov_sim::tree::vf_address(PF, offset, stride, i).unwrap();
         let target = link(&pf.join(format!("virtfn{i}")));
         assert_eq!(target, format!("../{want}"));
-        let vf = dev(root, &want);
+        let vf = pci_device(root, &want);
         assert_eq!(link(&vf.join("physfn")), format!("../{PF}"));
         assert_eq!(read(&vf.join("numa_node")), "0");
         assert_eq!(read(&vf.join("device")), "0x1889");
@@ -199,7 +188,7 @@ fn numvfs_creates_and_removes_vfs_with_kernel_errnos() {
     echo("0", &pf.join("sriov_numvfs")).unwrap();
     assert_eq!(read(&pf.join("sriov_numvfs")), "0");
     assert!(!pf.join("virtfn0").exists());
-    assert!(!dev(root, "0000:3b:12.0").exists());
+    assert!(!pci_device(root, "0000:3b:12.0").exists());
     assert!(std::fs::symlink_metadata(root.join("sys/class/net/ens1f1v0")).is_err());
     for g in &groups {
         assert!(!root.join("sys/kernel/iommu_groups").join(g).exists());
@@ -219,7 +208,7 @@ fn autoprobe_and_drivers_probe() {
     }
     let (_guard, sim) = start("mixed", SimOptions::default());
     let root = sim.root();
-    let pf = dev(root, PF);
+    let pf = pci_device(root, PF);
     assert_eq!(read(&pf.join("sriov_drivers_autoprobe")), "1");
     echo("0", &pf.join("sriov_drivers_autoprobe")).unwrap();
     assert_eq!(read(&pf.join("sriov_drivers_autoprobe")), "0");
@@ -228,7 +217,7 @@ fn autoprobe_and_drivers_probe() {
         Err(libc::EINVAL)
     );
     echo("2", &pf.join("sriov_numvfs")).unwrap();
-    let vf = dev(root, "0000:3b:12.0");
+    let vf = pci_device(root, "0000:3b:12.0");
     assert!(vf.exists());
     assert!(
         std::fs::symlink_metadata(vf.join("driver")).is_err(),
@@ -249,7 +238,7 @@ fn autoprobe_and_drivers_probe() {
     echo("0", &pf.join("sriov_numvfs")).unwrap();
     echo("1", &pf.join("sriov_drivers_autoprobe")).unwrap();
     echo("1", &pf.join("sriov_numvfs")).unwrap();
-    assert!(link(&dev(root, "0000:3b:12.0").join("driver")).ends_with("/iavf"));
+    assert!(link(&pci_device(root, "0000:3b:12.0").join("driver")).ends_with("/iavf"));
 }
 
 #[test]
@@ -260,7 +249,7 @@ fn bind_unbind_override_and_vfio() {
     let (_guard, sim) = start("mixed", SimOptions::default());
     let root = sim.root();
     let vf = "0000:3b:02.0"; // mixed: VF 0 of ens1f0 on iavf
-    let d = dev(root, vf);
+    let d = pci_device(root, vf);
     let group = group_of(root, vf);
     assert_eq!(read(&d.join("driver_override")), "(null)");
     assert!(d.join("net/ens1f0v0").exists());
@@ -360,14 +349,14 @@ fn pf_driver_unbind_disables_sriov_and_rdma_follows_mlx5() {
     }
     let (_guard, sim) = start("mixed", SimOptions::default());
     let root = sim.root();
-    let cx = dev(root, "0000:af:00.0");
+    let cx = pci_device(root, "0000:af:00.0");
     assert_eq!(read(&cx.join("sriov_numvfs")), "2");
     assert_eq!(read(&cx.join("numa_node")), "1");
     let rdma_before = std::fs::read_dir(root.join("sys/class/infiniband"))
         .unwrap()
         .count();
     assert_eq!(rdma_before, 3, "PF and two VFs each have an RDMA device");
-    let vf = dev(root, "0000:af:00.2");
+    let vf = pci_device(root, "0000:af:00.2");
     assert_eq!(read(&vf.join("numa_node")), "1");
     assert!(vf.join("infiniband").read_dir().unwrap().next().is_some());
     // Unbinding the PF driver disables SR-IOV first.
@@ -396,7 +385,7 @@ fn pf_driver_unbind_disables_sriov_and_rdma_follows_mlx5() {
         4
     );
     // virtio-net: netdev under virtio0, no SR-IOV files.
-    let v = dev(root, "0000:00:03.0");
+    let v = pci_device(root, "0000:00:03.0");
     assert!(v.join("virtio0/net/enp0s3/address").exists());
     assert!(!v.join("sriov_numvfs").exists());
     assert!(read(&root.join("proc/net/route")).contains("enp0s3\t00000000"));
@@ -453,7 +442,7 @@ fn fault_injection_enomem_delay_and_late_vfs() {
     }
     {
         let (_guard, sim) = start(fault_node("{numvfs_enomem: true}"), SimOptions::default());
-        let p = dev(sim.root(), "0000:3b:00.0").join("sriov_numvfs");
+        let p = pci_device(sim.root(), "0000:3b:00.0").join("sriov_numvfs");
         let e = echo("2", &p).unwrap_err();
         assert!(e.contains("Cannot allocate memory"), "{e}");
         assert_eq!(write(&p, "1"), Err(libc::ENOMEM));
@@ -461,7 +450,7 @@ fn fault_injection_enomem_delay_and_late_vfs() {
     }
     {
         let (_guard, sim) = start(fault_node("{numvfs_delay_ms: 1000}"), SimOptions::default());
-        let p = dev(sim.root(), "0000:3b:00.0").join("sriov_numvfs");
+        let p = pci_device(sim.root(), "0000:3b:00.0").join("sriov_numvfs");
         let t = Instant::now();
         echo("2", &p).unwrap();
         assert!(
@@ -473,10 +462,10 @@ fn fault_injection_enomem_delay_and_late_vfs() {
         // Other requests are served while a write waits.
         let root = sim.root().to_path_buf();
         let writer = std::thread::spawn(move || {
-            write(&dev(&root, "0000:3b:00.0").join("sriov_numvfs"), "0")
+            write(&pci_device(&root, "0000:3b:00.0").join("sriov_numvfs"), "0")
         });
         std::thread::sleep(Duration::from_millis(50));
-        read(&dev(sim.root(), "0000:3b:00.0").join("vendor"));
+        read(&pci_device(sim.root(), "0000:3b:00.0").join("vendor"));
         assert!(
             !writer.is_finished(),
             "a read completes while the delayed write still waits"
@@ -485,14 +474,14 @@ fn fault_injection_enomem_delay_and_late_vfs() {
     }
     {
         let (_guard, sim) = start(fault_node("{vfs_late_ms: 1000}"), SimOptions::default());
-        let pf = dev(sim.root(), "0000:3b:00.0");
+        let pf = pci_device(sim.root(), "0000:3b:00.0");
         echo("3", &pf.join("sriov_numvfs")).unwrap();
         assert_eq!(read(&pf.join("sriov_numvfs")), "3");
         assert!(
             std::fs::symlink_metadata(pf.join("virtfn0")).is_err(),
             "VFs appear late"
         );
-        wait_for("late VFs", Duration::from_secs(3), || {
+        wait_until("late VFs", Duration::from_secs(3), || {
             pf.join("virtfn2").exists() && sim.root().join("sys/class/net/f0v2").exists()
         });
     }
@@ -514,7 +503,7 @@ fn uevents_for_vf_creation_binding_and_removal() {
             })
             .collect()
     };
-    echo("1", &dev(root, PF).join("sriov_numvfs")).unwrap();
+    echo("1", &pci_device(root, PF).join("sriov_numvfs")).unwrap();
     // pci add, net add, pci bind, PF change.
     let ev = recv_all(4);
     let vfpath = "/devices/pci0000:3a/0000:3a:00.0/0000:3b:12.0";
@@ -550,7 +539,7 @@ fn uevents_for_vf_creation_binding_and_removal() {
             .unwrap()
     };
     assert!(seq(&ev[0]) < seq(&ev[1]) && seq(&ev[1]) < seq(&ev[2]));
-    echo("0", &dev(root, PF).join("sriov_numvfs")).unwrap();
+    echo("0", &pci_device(root, PF).join("sriov_numvfs")).unwrap();
     // net remove, pci unbind, pci remove, PF change.
     let ev = recv_all(4);
     assert!(
@@ -572,7 +561,7 @@ fn uevents_for_vf_creation_binding_and_removal() {
     let vf = "0000:3b:02.0";
     let g = group_of(root, vf);
     echo(vf, &driver_dir(root, "iavf").join("unbind")).unwrap();
-    echo("vfio-pci", &dev(root, vf).join("driver_override")).unwrap();
+    echo("vfio-pci", &pci_device(root, vf).join("driver_override")).unwrap();
     echo(vf, &driver_dir(root, "vfio-pci").join("bind")).unwrap();
     let ev = recv_all(4);
     assert!(
@@ -669,10 +658,10 @@ fn veth_backed_vf_netdevs() {
     guard.ifnames = names.clone();
     guard.ifnames.push(pf.clone());
     let root = sim.root();
-    let p = dev(root, "0000:3b:00.0");
+    let p = pci_device(root, "0000:3b:00.0");
     // The PF is a veth too, up with carrier, the same device in both views.
     let host_pf = Path::new("/sys/class/net").join(&pf);
-    wait_for("the PF veth up", Duration::from_secs(3), || {
+    wait_until("the PF veth up", Duration::from_secs(3), || {
         std::fs::read_to_string(host_pf.join("operstate")).is_ok_and(|s| s.trim() == "up")
     });
     let sim_pf = root.join("sys/class/net").join(&pf);
@@ -734,7 +723,7 @@ fn veth_backed_vf_netdevs() {
     let sim1 = root.join("sys/class/net").join(&renamed);
     assert!(sim1.exists() && !root.join("sys/class/net").join(&names[1]).exists());
     assert!(ip_ok(&["link", "set", &renamed, "up"]));
-    wait_for(
+    wait_until(
         "operstate of the link set up",
         Duration::from_secs(3),
         || std::fs::read_to_string(sim1.join("operstate")).is_ok_and(|s| s.trim() != "down"),
@@ -747,7 +736,7 @@ fn veth_backed_vf_netdevs() {
     );
     assert!(ip_ok(&["link", "set", &renamed, "down", "name", &names[1]]));
     guard.ifnames.pop();
-    wait_for("renamed back", Duration::from_secs(3), || {
+    wait_until("renamed back", Duration::from_secs(3), || {
         root.join("sys/class/net").join(&names[1]).exists()
     });
     // A VF netdev moved into another namespace is still deleted with the VF.
@@ -775,8 +764,8 @@ fn veth_backed_vf_netdevs() {
     );
     // Sysfs follows it: gone from the host view while in the pod's
     // namespace, back (renamed, with its new MTU) when it returns.
-    let vf2 = dev(root, "0000:3b:02.2");
-    wait_for("moved netdev hidden", Duration::from_secs(3), || {
+    let vf2 = pci_device(root, "0000:3b:02.2");
+    wait_until("moved netdev hidden", Duration::from_secs(3), || {
         std::fs::symlink_metadata(root.join("sys/class/net").join(&names[2])).is_err()
             && vf2.join("net").read_dir().unwrap().next().is_none()
     });
@@ -790,7 +779,7 @@ fn veth_backed_vf_netdevs() {
         .success();
     assert!(ok);
     guard.ifnames.push(back.clone());
-    wait_for("returned netdev shown", Duration::from_secs(3), || {
+    wait_until("returned netdev shown", Duration::from_secs(3), || {
         vf2.join("net").join(&back).join("mtu").exists()
     });
     assert_eq!(read(&vf2.join("net").join(&back).join("mtu")), "1400");
@@ -842,7 +831,7 @@ fn remove_rescan_and_carrier_through_the_mount() {
     let recv =
         || String::from_utf8(listener.recv(Duration::from_secs(2)).expect("a uevent")).unwrap();
     let pf_path = "/devices/pci0000:3a/0000:3a:00.0/0000:3b:00.1";
-    let pf_dir = std::fs::canonicalize(dev(root, PF)).unwrap();
+    let pf_dir = std::fs::canonicalize(pci_device(root, PF)).unwrap();
     // Pull the cable on the PF, put it back: operstate and carrier follow.
     let net = root.join("sys/class/net/ens1f1");
     echo("0", &net.join("carrier")).unwrap();
@@ -864,7 +853,7 @@ fn remove_rescan_and_carrier_through_the_mount() {
     );
     assert!(ev[1].starts_with(&format!("unbind@{pf_path}\0")), "{ev:?}");
     assert!(ev[2].starts_with(&format!("remove@{pf_path}\0")), "{ev:?}");
-    assert!(!dev(root, PF).exists());
+    assert!(!pci_device(root, PF).exists());
     assert!(!net.exists());
     assert!(!pf_dir.exists());
 
@@ -877,29 +866,29 @@ fn remove_rescan_and_carrier_through_the_mount() {
         "{ev:?}"
     );
     assert!(ev[2].starts_with(&format!("bind@{pf_path}\0")), "{ev:?}");
-    assert!(link(&dev(root, PF).join("driver")).ends_with("/ice"));
-    assert_eq!(read(&dev(root, PF).join("sriov_numvfs")), "0");
+    assert!(link(&pci_device(root, PF).join("driver")).ends_with("/ice"));
+    assert_eq!(read(&pci_device(root, PF).join("sriov_numvfs")), "0");
     assert_eq!(read(&net.join("operstate")), "up");
-    echo("2", &dev(root, PF).join("sriov_numvfs")).unwrap();
-    assert!(dev(root, "0000:3b:12.1").exists());
+    echo("2", &pci_device(root, PF).join("sriov_numvfs")).unwrap();
+    assert!(pci_device(root, "0000:3b:12.1").exists());
 
     // A PF with VFs: all of them go with it; a VF removed alone is gone
     // for good (a rescan does not find VFs).
     let pf0 = "0000:3b:00.0";
-    let vf3 = std::fs::canonicalize(dev(root, "0000:3b:02.3")).unwrap();
+    let vf3 = std::fs::canonicalize(pci_device(root, "0000:3b:02.3")).unwrap();
     echo("1", &vf3.join("remove")).unwrap();
-    assert!(!dev(root, "0000:3b:02.3").exists());
-    assert!(!dev(root, pf0).join("virtfn3").exists());
+    assert!(!pci_device(root, "0000:3b:02.3").exists());
+    assert!(!pci_device(root, pf0).join("virtfn3").exists());
     echo(
         "1",
-        &std::fs::canonicalize(dev(root, pf0))
+        &std::fs::canonicalize(pci_device(root, pf0))
             .unwrap()
             .join("remove"),
     )
     .unwrap();
-    assert!(!dev(root, pf0).exists() && !dev(root, "0000:3b:02.0").exists());
+    assert!(!pci_device(root, pf0).exists() && !pci_device(root, "0000:3b:02.0").exists());
     echo("1", &root.join("sys/bus/pci/rescan")).unwrap();
-    assert!(dev(root, pf0).exists());
-    assert!(!dev(root, "0000:3b:02.3").exists());
-    assert_eq!(read(&dev(root, pf0).join("sriov_numvfs")), "0");
+    assert!(pci_device(root, pf0).exists());
+    assert!(!pci_device(root, "0000:3b:02.3").exists());
+    assert_eq!(read(&pci_device(root, pf0).join("sriov_numvfs")), "0");
 }
