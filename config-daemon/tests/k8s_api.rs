@@ -46,7 +46,7 @@ impl Env {
     }
 
     fn vf(&self, pf: &str, i: u32) -> String {
-        vf_address(self.tree.path(), pf, i)
+        sriov_sim::check::vf_address(self.tree.path(), pf, i).unwrap()
     }
 
     fn hold(&self, vf: &str) {

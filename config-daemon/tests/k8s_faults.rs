@@ -12,6 +12,7 @@ use k8s_mock::*;
 use serde_json::{Value, json};
 use sriov_config_daemon::k8s::{Daemon, K8sConfig};
 use sriov_config_daemon::metrics::Metrics;
+use sriov_sim::check;
 use sriov_sim::lanes::{self, Lane};
 use sriov_sim::node::NodeSpec;
 use sriov_sim::{SimNode, SimOptions};
@@ -49,33 +50,13 @@ impl Env {
     }
 
     fn numvfs(&self, pf: &str) -> u32 {
-        std::fs::read_to_string(
-            self.sim
-                .root()
-                .join("sys/bus/pci/devices")
-                .join(pf)
-                .join("sriov_numvfs"),
-        )
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+        check::numvfs(self.sim.root(), pf)
     }
 
     /// The PCI addresses of a PF's VFs (`virtfnN` links).
     fn vfs(&self, pf: &str) -> Vec<String> {
         (0..)
-            .map_while(|i| {
-                std::fs::read_link(
-                    self.sim
-                        .root()
-                        .join("sys/bus/pci/devices")
-                        .join(pf)
-                        .join(format!("virtfn{i}")),
-                )
-                .ok()
-            })
-            .map(|l| l.file_name().unwrap().to_string_lossy().to_string())
+            .map_while(|i| check::vf_address(self.sim.root(), pf, i))
             .collect()
     }
 }

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use sriov_config_daemon::k8s::drain::Decision;
 use sriov_config_daemon::k8s::{Daemon, K8sConfig, Trigger};
 use sriov_config_daemon::metrics::Metrics;
+use sriov_sim::check;
 use sriov_sim::lanes::{self, Lane};
 use sriov_sim::node::NodeSpec;
 use sriov_sim::{SimNode, SimOptions};
@@ -58,33 +59,16 @@ impl Env {
         daemon_config(self.sim.root(), self.state.path())
     }
 
-    fn sys(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.sim.root().join("sys").join(rel))
-            .unwrap_or_else(|e| panic!("{rel}: {e}"))
-            .trim()
-            .to_string()
-    }
-
     fn numvfs(&self, pf: &str) -> u32 {
-        self.sys(&format!("bus/pci/devices/{pf}/sriov_numvfs"))
-            .parse()
-            .unwrap()
+        check::numvfs(self.sim.root(), pf)
     }
 
     fn vf(&self, pf: &str, i: u32) -> String {
-        vf_address(self.sim.root(), pf, i)
+        check::vf_address(self.sim.root(), pf, i).unwrap()
     }
 
     fn vf_driver(&self, pf: &str, i: u32) -> Option<String> {
-        std::fs::read_link(
-            self.sim
-                .root()
-                .join("sys/bus/pci/devices")
-                .join(self.vf(pf, i))
-                .join("driver"),
-        )
-        .ok()
-        .map(|l| l.file_name().unwrap().to_string_lossy().to_string())
+        check::driver(self.sim.root(), &self.vf(pf, i))
     }
 
     fn hold(&self, vf: &str) {

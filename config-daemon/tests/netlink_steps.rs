@@ -69,16 +69,7 @@ impl World {
     }
 
     fn vf_addr(&self, i: u32) -> String {
-        std::fs::read_link(
-            self.dir
-                .path()
-                .join(format!("sys/bus/pci/devices/{PF}/virtfn{i}")),
-        )
-        .unwrap()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned()
+        sriov_sim::check::vf_address(self.dir.path(), PF, i).unwrap()
     }
 
     fn vf_mac(&self, i: u32) -> MacAddr {

@@ -8,6 +8,7 @@ use sriov_config_daemon::plan::Action;
 use sriov_config_daemon::policies::parse_node_labels;
 use sriov_config_daemon::standalone::{RunReport, StandaloneConfig, run_once};
 use sriov_host::HostRoot;
+use sriov_sim::check;
 use sriov_sim::lanes::{self, Lane};
 use sriov_sim::{SimNode, SimOptions};
 
@@ -60,32 +61,15 @@ impl Env {
     }
 
     fn numvfs(&self, pf: &str) -> u32 {
-        self.sys(&format!("bus/pci/devices/{pf}/sriov_numvfs"))
-            .parse()
-            .unwrap()
+        check::numvfs(self.root(), pf)
     }
 
     fn vf_addr(&self, pf: &str, i: u32) -> String {
-        let link = std::fs::read_link(
-            self.root()
-                .join("sys/bus/pci/devices")
-                .join(pf)
-                .join(format!("virtfn{i}")),
-        )
-        .unwrap();
-        link.file_name().unwrap().to_string_lossy().to_string()
+        check::vf_address(self.root(), pf, i).unwrap()
     }
 
     fn vf_driver(&self, pf: &str, i: u32) -> Option<String> {
-        let vf = self.vf_addr(pf, i);
-        std::fs::read_link(
-            self.root()
-                .join("sys/bus/pci/devices")
-                .join(vf)
-                .join("driver"),
-        )
-        .ok()
-        .map(|l| l.file_name().unwrap().to_string_lossy().to_string())
+        check::driver(self.root(), &self.vf_addr(pf, i))
     }
 }
 

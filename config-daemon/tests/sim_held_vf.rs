@@ -14,6 +14,7 @@ use sriov_config_daemon::standalone::{RunReport, StandaloneConfig, run_once};
 use sriov_host::HostRoot;
 use sriov_host::netlink::{LinkOps, Netlink};
 use sriov_host::netns::{NamedNetns, Netns};
+use sriov_sim::check;
 use sriov_sim::lanes::{self, Lane};
 use sriov_sim::node::NodeSpec;
 use sriov_sim::{SimNode, SimOptions};
@@ -87,26 +88,11 @@ impl World {
     }
 
     fn vf(&self, i: u32) -> String {
-        std::fs::read_link(
-            self.sim
-                .root()
-                .join(format!("sys/bus/pci/devices/{PF_PCI}/virtfn{i}")),
-        )
-        .unwrap()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned()
+        check::vf_address(self.sim.root(), PF_PCI, i).unwrap()
     }
 
     fn driver(&self, i: u32) -> Option<String> {
-        std::fs::read_link(
-            self.sim
-                .root()
-                .join(format!("sys/bus/pci/devices/{}/driver", self.vf(i))),
-        )
-        .ok()
-        .map(|l| l.file_name().unwrap().to_string_lossy().into_owned())
+        check::driver(self.sim.root(), &self.vf(i))
     }
 
     fn netdevs(&self, i: u32) -> usize {

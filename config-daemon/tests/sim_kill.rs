@@ -19,6 +19,7 @@ use sriov_config_daemon::apply::ApplyOptions;
 use sriov_config_daemon::policies::parse_node_labels;
 use sriov_config_daemon::standalone::{RunReport, StandaloneConfig, run_once};
 use sriov_host::HostRoot;
+use sriov_sim::check;
 use sriov_sim::lanes::{self, Lane};
 use sriov_sim::{SimNode, SimOptions};
 
@@ -112,32 +113,17 @@ impl Env {
         Daemon(child)
     }
 
-    fn sys(&self, rel: &str) -> Option<String> {
-        std::fs::read_to_string(self.root().join("sys").join(rel))
-            .ok()
-            .map(|s| s.trim().to_string())
-    }
-
-    fn dev(&self, addr: &str) -> PathBuf {
-        self.root().join("sys/bus/pci/devices").join(addr)
-    }
-
     fn numvfs(&self) -> u32 {
-        self.sys(&format!("bus/pci/devices/{PF}/sriov_numvfs"))
-            .unwrap()
-            .parse()
-            .unwrap()
+        check::numvfs(self.root(), PF)
     }
 
     /// VF `i`'s PCI address, while it exists.
     fn vf(&self, i: u32) -> Option<String> {
-        let link = std::fs::read_link(self.dev(PF).join(format!("virtfn{i}"))).ok()?;
-        Some(link.file_name()?.to_string_lossy().to_string())
+        check::vf_address(self.root(), PF, i)
     }
 
     fn driver(&self, addr: &str) -> Option<String> {
-        let link = std::fs::read_link(self.dev(addr).join("driver")).ok()?;
-        Some(link.file_name()?.to_string_lossy().to_string())
+        check::driver(self.root(), addr)
     }
 
     fn vf_driver(&self, i: u32) -> Option<String> {
@@ -146,7 +132,7 @@ impl Env {
 
     /// The MTU of a function's netdev.
     fn mtu(&self, addr: &str) -> Option<u32> {
-        let net = self.dev(addr).join("net");
+        let net = check::pci_device(self.root(), addr).join("net");
         let name = std::fs::read_dir(&net).ok()?.flatten().next()?.file_name();
         std::fs::read_to_string(net.join(name).join("mtu"))
             .ok()?
@@ -355,7 +341,9 @@ fn kill_9_half_way_through_a_bind_back_to_the_kernel_driver() {
     env.assert_vfs(4, "iavf", None);
     for i in 0..4 {
         let vf = env.vf(i).unwrap();
-        let over = std::fs::read_to_string(env.dev(&vf).join("driver_override")).unwrap();
+        let over =
+            std::fs::read_to_string(check::pci_device(env.root(), &vf).join("driver_override"))
+                .unwrap();
         assert_eq!(over.trim(), "(null)", "VF {i} keeps no override");
     }
 }

@@ -2,10 +2,10 @@
 //! (from uevents, long before the resync interval), policy file changes are
 //! applied.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use sriov_sim::check::{self, wait_until};
 use sriov_sim::lanes::{self, Lane};
 use sriov_sim::{SimNode, SimOptions};
 
@@ -14,26 +14,6 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-fn read(root: &Path, rel: &str) -> String {
-    std::fs::read_to_string(root.join("sys").join(rel))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
-fn driver(root: &Path, pci: &str) -> String {
-    std::fs::read_link(root.join("sys/bus/pci/devices").join(pci).join("driver"))
-        .map(|l| l.file_name().unwrap().to_string_lossy().to_string())
-        .unwrap_or_default()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -95,53 +75,37 @@ fn watch_repairs_drift_and_follows_the_policy_file() {
             .spawn()
             .unwrap(),
     );
-    let pf = "bus/pci/devices/0000:3b:00.1";
+    let pf = "0000:3b:00.1";
     let t = Duration::from_secs(10);
-    wait_until("6 VFs", t, || {
-        read(&root, &format!("{pf}/sriov_numvfs")) == "6"
-    });
-    let vf = |i: u32| {
-        std::fs::read_link(root.join("sys").join(pf).join(format!("virtfn{i}")))
-            .unwrap()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .to_string()
-    };
-    wait_until("VF 5 on vfio-pci", t, || {
-        driver(&root, &vf(5)) == "vfio-pci"
-    });
+    let vf = |i: u32| check::vf_address(&root, pf, i);
+    let driver = |vf: &str| check::driver(&root, vf);
+    let vf_on = |i: u32, want: &str| vf(i).and_then(|a| driver(&a)).as_deref() == Some(want);
+    wait_until("6 VFs", t, || check::numvfs(&root, pf) == 6);
+    wait_until("VF 5 on vfio-pci", t, || vf_on(5, "vfio-pci"));
 
     // Drift 1: VF 0 (netdevice group) moved to vfio-pci by hand.
-    let vf0 = vf(0);
+    let vf0 = vf(0).unwrap();
     let sys = root.join("sys");
     std::fs::write(
-        sys.join("bus/pci/devices")
-            .join(&vf0)
-            .join("driver_override"),
+        check::pci_device(&root, &vf0).join("driver_override"),
         "vfio-pci",
     )
     .unwrap();
     std::fs::write(sys.join("bus/pci/drivers/iavf/unbind"), &vf0).unwrap();
     std::fs::write(sys.join("bus/pci/drivers_probe"), &vf0).unwrap();
-    assert_eq!(driver(&root, &vf0), "vfio-pci");
-    wait_until("VF 0 back on iavf", t, || driver(&root, &vf0) == "iavf");
+    assert_eq!(driver(&vf0).as_deref(), Some("vfio-pci"));
+    wait_until("VF 0 back on iavf", t, || {
+        driver(&vf0).as_deref() == Some("iavf")
+    });
 
     // Drift 2: VFs removed by hand.
-    std::fs::write(sys.join(pf).join("sriov_numvfs"), "0").unwrap();
+    std::fs::write(check::pci_device(&root, pf).join("sriov_numvfs"), "0").unwrap();
     wait_until("6 VFs again", t, || {
-        read(&root, &format!("{pf}/sriov_numvfs")) == "6"
-            && std::fs::read_link(sys.join(pf).join("virtfn5")).is_ok()
-            && driver(&root, &vf(5)) == "vfio-pci"
+        check::numvfs(&root, pf) == 6 && vf_on(5, "vfio-pci")
     });
 
     // The policy file changes: applied.
     std::fs::write(&policies, policy(4)).unwrap();
-    wait_until("4 VFs", t, || {
-        read(&root, &format!("{pf}/sriov_numvfs")) == "4"
-    });
-    wait_until("VF 3 on vfio-pci", t, || {
-        std::fs::read_link(sys.join(pf).join("virtfn3")).is_ok()
-            && driver(&root, &vf(3)) == "vfio-pci"
-    });
+    wait_until("4 VFs", t, || check::numvfs(&root, pf) == 4);
+    wait_until("VF 3 on vfio-pci", t, || vf_on(3, "vfio-pci"));
 }

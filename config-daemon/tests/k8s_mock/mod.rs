@@ -4,7 +4,7 @@
 //! query and body, and answers it. Here: the daemon's paths and objects, the
 //! requests it makes (events, status, handshake annotations), and the RBAC
 //! check against deploy/config-daemon/rbac.yaml; and what those tests share
-//! besides: the daemon's config, syncs run in a task, the node's VFs.
+//! besides: the daemon's config, syncs run in a task, a VF handed to a pod.
 
 // Each test binary uses part of it.
 #![allow(dead_code, unused_imports)]
@@ -236,20 +236,6 @@ pub fn spawn_sync(
         let o = d.sync(&obj(&ns), trigger).await.expect("sync");
         (d, o)
     })
-}
-
-/// The PCI address of VF `i` of `pf` (its `virtfn<i>` link) under `root`.
-pub fn vf_address(root: &Path, pf: &str, i: u32) -> String {
-    std::fs::read_link(
-        root.join("sys/bus/pci/devices")
-            .join(pf)
-            .join(format!("virtfn{i}")),
-    )
-    .unwrap()
-    .file_name()
-    .unwrap()
-    .to_string_lossy()
-    .to_string()
 }
 
 /// The device plugin handed `vf` to a pod (its device-info file).
