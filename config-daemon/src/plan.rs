@@ -44,6 +44,51 @@ use crate::journal::PfRecord;
 /// Where device plugin device-info files live (device-info-spec 1.1.0).
 pub const DEVICE_INFO_DIR: &str = "var/run/k8s.cni.cncf.io/devinfo/dp";
 
+/// The DRA driver's checkpoint (`sriov-dra-driver`, its default plugins
+/// dir and driver name): the claims it prepared, each VF with the binding a
+/// claim's `VfConfig` replaced.
+pub const DRA_CHECKPOINT: &str =
+    "var/lib/kubelet/plugins/sriovnetwork.k8snetworkplumbingwg.io/checkpoint.json";
+
+/// The VFs in use on the node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Held {
+    /// VFs (PCI addresses) held by pods: named by a device-info file, moved
+    /// out of the host namespace, or prepared for a DRA claim.
+    pub vfs: BTreeSet<String>,
+    /// VFs a DRA claim's `VfConfig` rebound (to `vfio-pci`, say), by
+    /// address, with the claim (`namespace/name`). Their driver is the
+    /// claim's until the DRA driver restores it at unprepare: driver steps
+    /// leave them alone, not drift to repair.
+    pub rebound_by_dra: BTreeMap<String, String>,
+}
+
+/// The part of the DRA driver's checkpoint read here (the file is
+/// `sriov_dra_driver::prepare::Checkpoint`; unknown fields ignored).
+#[derive(Debug, serde::Deserialize)]
+struct DraCheckpoint {
+    #[serde(default)]
+    claims: BTreeMap<String, DraClaim>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct DraClaim {
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    devices: Vec<DraDevice>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct DraDevice {
+    address: String,
+    /// Present when the claim's config rebound the VF.
+    #[serde(default)]
+    original: Option<serde_json::Value>,
+}
+
 /// The driver a VF group wants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -281,9 +326,46 @@ impl Plan {
     }
 }
 
-/// VFs that pods hold: named by a device-info file, or on a kernel netdev
-/// driver without a netdev in the host namespace.
-pub fn held_vfs(root: &HostRoot, node: &Node) -> BTreeSet<String> {
+/// VFs that pods hold: named by a device-info file, on a kernel netdev
+/// driver without a netdev in the host namespace, or prepared for a DRA
+/// claim ([`DRA_CHECKPOINT`]; those a claim rebound are also in
+/// [`Held::rebound_by_dra`]).
+pub fn held_vfs(root: &HostRoot, node: &Node) -> Held {
+    let mut held = Held {
+        vfs: pod_held_vfs(root, node),
+        rebound_by_dra: BTreeMap::new(),
+    };
+    let path = root.join(DRA_CHECKPOINT);
+    match std::fs::read(&path) {
+        Ok(bytes) => match serde_json::from_slice::<DraCheckpoint>(&bytes) {
+            Ok(c) => {
+                for claim in c.claims.values() {
+                    for d in &claim.devices {
+                        held.vfs.insert(d.address.clone());
+                        if d.original.is_some() {
+                            held.rebound_by_dra.insert(
+                                d.address.clone(),
+                                format!("{}/{}", claim.namespace, claim.name),
+                            );
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "the DRA driver's checkpoint is unreadable; its claims' VFs are not known")
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "the DRA driver's checkpoint is unreadable; its claims' VFs are not known")
+        }
+    }
+    held
+}
+
+/// VFs that pods of the device plugin hold: named by a device-info file,
+/// or on a kernel netdev driver without a netdev in the host namespace.
+fn pod_held_vfs(root: &HostRoot, node: &Node) -> BTreeSet<String> {
     let mut held = BTreeSet::new();
     if let Ok(dir) = std::fs::read_dir(root.join(DEVICE_INFO_DIR)) {
         for e in dir.flatten() {
@@ -343,9 +425,9 @@ fn pf_mtu(pf: &PciFunction) -> Option<(String, u32)> {
     Some((nd.name.clone(), nd.mtu?))
 }
 
-fn held_in<'a>(held: &BTreeSet<String>, vfs: impl Iterator<Item = &'a PciFunction>) -> Vec<String> {
+fn held_in<'a>(held: &Held, vfs: impl Iterator<Item = &'a PciFunction>) -> Vec<String> {
     vfs.map(|v| v.address.to_string())
-        .filter(|a| held.contains(a))
+        .filter(|a| held.vfs.contains(a))
         .collect()
 }
 
@@ -407,7 +489,7 @@ fn missing(pci: &str, name: &str, reason: PfReason, why: String) -> PfPlan {
 
 /// Plans one PF of the spec, without netlink steps (its netlink state is
 /// not known: see [`plan_pf_given_link`]).
-pub fn plan_pf(iface: &Interface, node: &Node, held: &BTreeSet<String>) -> PfPlan {
+pub fn plan_pf(iface: &Interface, node: &Node, held: &Held) -> PfPlan {
     plan_pf_given_link(iface, node, held, None)
 }
 
@@ -425,7 +507,7 @@ impl MacPlan<'_> {
         range: &VfRange,
         driver: &VfDriver,
         vfs: &BTreeMap<u32, &PciFunction>,
-        held: &BTreeSet<String>,
+        held: &Held,
     ) -> Option<Step> {
         let (list, wait_netdevs) = if self.recreate {
             // New VFs come up on their default driver with autoprobe; a
@@ -445,7 +527,7 @@ impl MacPlan<'_> {
                 let Some(vf) = vfs.get(&i) else { continue };
                 let addr = vf.address.to_string();
                 let unset = self.vf_macs.get(&i).is_some_and(MacAddr::is_zero);
-                if !unset || held.contains(&addr) {
+                if !unset || held.vfs.contains(&addr) {
                     continue;
                 }
                 let on_kernel = DriverKind::of(vf.driver.as_deref()) == DriverKind::Kernel
@@ -489,7 +571,7 @@ impl MacPlan<'_> {
 pub fn plan_pf_given_link(
     iface: &Interface,
     node: &Node,
-    held: &BTreeSet<String>,
+    held: &Held,
     link: Option<&PfLink>,
 ) -> PfPlan {
     let reason = if iface.externally_managed {
@@ -689,6 +771,17 @@ pub fn plan_pf_given_link(
             let changing: Vec<&PciFunction> = (range.start..=range.end)
                 .filter_map(|i| vfs.get(&i).copied())
                 .filter(|v| !driver.satisfied_by(v.driver.as_deref(), v.driver_override.as_deref()))
+                .filter(|v| match held.rebound_by_dra.get(&v.address.to_string()) {
+                    Some(claim) => {
+                        out.skipped.push(format!(
+                            "VF {}: on {} for DRA claim {claim} (restored when the claim is released)",
+                            v.address,
+                            v.driver.as_deref().unwrap_or("no driver")
+                        ));
+                        false
+                    }
+                    None => true,
+                })
                 .collect();
             let h = held_in(held, changing.iter().copied());
             (changing.iter().map(|v| v.address.to_string()).collect(), h)
@@ -737,7 +830,7 @@ pub fn plan_pf_given_link(
 }
 
 /// Plans the reset of a PF that left the spec: its original MTU, 0 VFs.
-pub fn plan_reset(pci: &str, record: &PfRecord, node: &Node, held: &BTreeSet<String>) -> PfPlan {
+pub fn plan_reset(pci: &str, record: &PfRecord, node: &Node, held: &Held) -> PfPlan {
     let Some(addr) = PciAddress::parse(pci) else {
         return missing(
             pci,

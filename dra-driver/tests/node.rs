@@ -6,17 +6,13 @@ use sriov_dra_driver::config::VfConfig;
 use sriov_dra_driver::pools::PoolConfig;
 use sriov_dra_driver::prepare::{AllocatedDevice, PrepareError, Preparer};
 use sriov_dra_driver::slices::{self, MemoryStore};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sriov_host::driver::{self, DriverState};
-use sriov_host::root::AttrWriter;
 use sriov_host::topology::Topology;
 use sriov_host::{HostRoot, PciFunction};
-use sriov_sim::kernel::{SimKernel, write_static_tree};
+use sriov_sim::kernel::write_static_tree;
 use sriov_sim::node::NodeSpec;
-use sriov_sim::tree::DiskSink;
 
 fn tree(spec: &NodeSpec) -> (tempfile::TempDir, HostRoot) {
     let tmp = tempfile::tempdir().unwrap();
@@ -300,43 +296,10 @@ fn a_vfio_vf_gets_its_group_device_nodes() {
     assert_eq!(nodes[1]["path"], "/dev/vfio/vfio");
 }
 
-/// The simulated kernel behind an on-disk tree, without FUSE: every sysfs
-/// write the host crate makes goes to [`SimKernel::store`] (as the FUSE
-/// mount hands it writes), which moves `driver` links, creates
-/// `dev/vfio/<group>`, removes netdevs... in the tree.
-#[derive(Debug)]
-struct KernelWriter {
-    root: std::path::PathBuf,
-    kernel: Mutex<SimKernel<DiskSink>>,
-}
-
-impl AttrWriter for KernelWriter {
-    fn write(&self, path: &Path, value: &str) -> std::io::Result<()> {
-        // The kernel knows devices by their real directory, not the
-        // sys/bus/pci/devices link.
-        let dir = path.parent().unwrap().canonicalize()?;
-        let rel = dir
-            .strip_prefix(&self.root)
-            .map_err(std::io::Error::other)?
-            .join(path.file_name().unwrap());
-        self.kernel
-            .lock()
-            .unwrap()
-            .store(rel.to_str().unwrap(), value)
-            .map(|_| ())
-            .map_err(|e| std::io::Error::from_raw_os_error(e.errno))
-    }
-}
-
 /// A node whose sysfs writes the simulated kernel carries out.
 fn live(spec: &NodeSpec) -> (tempfile::TempDir, HostRoot) {
     let tmp = tempfile::tempdir().unwrap();
-    let kernel = SimKernel::boot(DiskSink::new(tmp.path()), spec.clone(), None).unwrap();
-    let writer = KernelWriter {
-        root: tmp.path().canonicalize().unwrap(),
-        kernel: Mutex::new(kernel),
-    };
-    let root = HostRoot::new(tmp.path()).with_writer(Arc::new(writer));
+    let root = sriov_sim::live::live_root(tmp.path(), spec).unwrap();
     (tmp, root)
 }
 
