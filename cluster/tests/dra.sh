@@ -2,6 +2,8 @@
 # driver"): sourced by cluster/tests/lane.sh, whose helpers (t, K, say,
 # fail, wait_until, timing, now_ms, overlay) and variables (REPO, STATE,
 # SIM, NODE, NS_OP, WORK) it uses. Steps:
+#   dra_pool_policy       the pool dra_vfs from a policy on lnp0: the operator
+#                         tells the device plugin to leave it (--dra-resources)
 #   dra_deployed          the chart's DRA objects (draDriver.enabled) applied
 #                         with the lane's sysfs; driver start -> ResourceSlices
 #   dra_node_restricted   the admission policy keeps the driver's account to
@@ -26,10 +28,11 @@
 #   dra_pcie_root_pairing a VF and a GPU of a second (fake) driver under
 #                         matchAttribute resource.kubernetes.io/pcieRoot
 #   dra_removed           the DaemonSet deleted: sockets gone
+#   dra_pool_policy_removed  the policy and the operator's variable gone
 #
-# The device plugin advertises the VFs of the lane's policy PF (lnp1); the
-# DRA driver gets the other PF, lnp0 (--pf-names=lnp0, its 4 VFs from the
-# node file), so no VF is offered twice.
+# The device plugin advertises the VFs of the lane's policy PF (lnp1). The
+# DRA driver's pool, dra_vfs, is the policy dra-vfs on lnp0 (dra_pool_policy:
+# the chart's draDriver.resources), so no VF is offered twice.
 DRV=sriovnetwork.k8snetworkplumbingwg.io
 DRA_PF=lnp0
 DRA_PF_ADDR=0000:3b:00.0
@@ -50,6 +53,66 @@ dra_device_count() { dra_slices | jq '[.items[].spec.devices[]?] | length'; }
 # The VFs of DRA_PF in the simulated sysfs.
 dra_pf_vfs() { ls -d "$SIM/sys/bus/pci/devices/$DRA_PF_ADDR"/virtfn* 2>/dev/null | wc -l; }
 
+# The DRA driver's VFs come from a policy, like the device plugin's: the
+# chart's draDriver.resources (here dra_vfs) sets SRIOV_DRA_RESOURCES on the
+# operator, which passes --dra-resources to the device plugin; the policy
+# dra-vfs (lnp0, its 4 VFs) puts the pool into the node's device-plugin
+# config, which the DRA driver reads. The device plugin claims the pool's
+# VFs (so both agree on every VF) but never advertises them.
+DRA_RES=dra_vfs
+dra_pool_policy() {
+  # What the chart sets on the operator for draDriver.resources.
+  "$REPO/scripts/helm.sh" template sriov-network-operator deploy/helm/sriov-network-operator \
+    --namespace "$NS_OP" --show-only templates/operator.yaml \
+    --set draDriver.enabled=true --set "draDriver.resources={$DRA_RES}" >"$WORK/operator-dra.yaml"
+  grep -A1 'name: SRIOV_DRA_RESOURCES' "$WORK/operator-dra.yaml" | grep -q "value: \"$DRA_RES\"" \
+    || { fail "the chart does not set SRIOV_DRA_RESOURCES=$DRA_RES"; return 1; }
+  K -n "$NS_OP" set env deployment/sriov-network-operator "SRIOV_DRA_RESOURCES=$DRA_RES"
+  K -n "$NS_OP" rollout status deployment/sriov-network-operator --timeout=90s
+  dp_told() { K -n "$NS_OP" get ds sriov-device-plugin -o json | jq -r '.spec.template.spec.containers[0].args[]' | grep -qx -- "--dra-resources=$DRA_RES"; }
+  wait_until 60 "the operator passes --dra-resources=$DRA_RES to the device plugin" dp_told || return 1
+  K -n "$NS_OP" rollout status ds/sriov-device-plugin --timeout=90s
+  K apply -f - <<EOF
+apiVersion: sriovnetwork.openshift.io/v1
+kind: SriovNetworkNodePolicy
+metadata: {name: dra-vfs, namespace: $NS_OP}
+spec:
+  resourceName: $DRA_RES
+  nodeSelector: {sriov-rs.io/lane: "true"}
+  numVfs: 4
+  nicSelector: {pfNames: ["$DRA_PF"]}
+  deviceType: netdevice
+EOF
+  in_config() { K -n "$NS_OP" get cm device-plugin-config -o json | jq -r --arg n "$NODE" '.data[$n] // ""' | jq -e --arg r "$DRA_RES" '.resourceList[] | select(.resourceName == $r)' >/dev/null; }
+  wait_until 60 "the node's device-plugin config has the pool $DRA_RES" in_config || return 1
+  synced() { [ "$(state_json | jq -r .status.syncStatus)" = Succeeded ] && [ "$(numvfs "$DRA_PF_ADDR")" = 4 ]; }
+  wait_until 90 "node state Succeeded, $DRA_PF with 4 VFs" synced || return 1
+  # The device plugin reloads the config; the pool stays off the node.
+  local pod; pod=$(K -n "$NS_OP" get pods -l app=sriov-device-plugin -o jsonpath='{.items[0].metadata.name}')
+  K -n "$NS_OP" logs "$pod" | sed 's/\x1b\[[0-9;]*m//g' | grep "pools left to the DRA driver" | grep -q "$DRA_RES" \
+    || { fail "the device plugin did not log the pool left to the DRA driver"; return 1; }
+  reloaded() { K -n "$NS_OP" logs "$pod" | grep -q "config reloaded"; }
+  wait_until 90 "the device plugin reloaded its config" reloaded || return 1
+  sleep 2
+  local cap; cap=$(K get node "$NODE" -o json | jq -r --arg r "intel.com/$DRA_RES" '.status.capacity[$r] // "none"')
+  [ "$cap" = none ] || { fail "the node advertises intel.com/$DRA_RES ($cap) from the device plugin"; return 1; }
+}
+
+# The policy deleted, the operator's variable unset: the device plugin
+# without --dra-resources, lnp0 given back by the config daemon.
+dra_pool_policy_removed() {
+  K -n "$NS_OP" delete sriovnetworknodepolicy dra-vfs --ignore-not-found
+  K -n "$NS_OP" set env deployment/sriov-network-operator SRIOV_DRA_RESOURCES-
+  K -n "$NS_OP" rollout status deployment/sriov-network-operator --timeout=90s
+  untold() { ! K -n "$NS_OP" get ds sriov-device-plugin -o json | jq -r '.spec.template.spec.containers[0].args[]' | grep -q -- "--dra-resources"; }
+  wait_until 60 "the device plugin without --dra-resources" untold || return 1
+  K -n "$NS_OP" rollout status ds/sriov-device-plugin --timeout=90s
+  gone() { ! K -n "$NS_OP" get cm device-plugin-config -o json | jq -r --arg n "$NODE" '.data[$n] // ""' | grep -q "\"$DRA_RES\""; }
+  wait_until 60 "the pool gone from the device-plugin config" gone || return 1
+  synced() { [ "$(state_json | jq -r .status.syncStatus)" = Succeeded ]; }
+  wait_until 90 "node state Succeeded" synced
+}
+
 dra_deployed() {
   local version image s
   version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
@@ -61,10 +124,18 @@ dra_deployed() {
   "$REPO/scripts/helm.sh" template sriov-network-operator deploy/helm/sriov-network-operator \
     --namespace "$DRA_NS" --show-only templates/dra-driver.yaml \
     --set draDriver.enabled=true --set-string "images.sriovDraDriver=$image" \
-    --set-string "draDriver.extraArgs={--pf-names=$DRA_PF}" >"$WORK/dra.yaml"
+    --set "draDriver.resources={$DRA_RES}" --set operator.resourcePrefix=intel.com >"$WORK/dra.yaml"
   sed -i "s#^\(\s*\)path: /sys\$#\1path: $SIM/sys#" "$WORK/dra.yaml"
   grep -q "path: $SIM/sys" "$WORK/dra.yaml" || { fail "no /sys hostPath to point at the simulated node"; return 1; }
-  grep -q -- "- \"--pf-names=$DRA_PF\"" "$WORK/dra.yaml" || { fail "draDriver.extraArgs not rendered"; return 1; }
+  grep -q -- "- --resources=$DRA_RES" "$WORK/dra.yaml" || { fail "draDriver.resources not rendered"; return 1; }
+  # The plugin dir (sockets, checkpoint) under the simulated root, where the
+  # config daemon (its /host) reads the checkpoint as it reads the node's;
+  # the kubelet reaches the sockets through a symlink at the real path.
+  mkdir -p "$SIM/var/lib/kubelet/plugins/$DRV" /var/lib/kubelet/plugins
+  [ -d "$DRA_PLUGIN_DIR" ] && [ ! -L "$DRA_PLUGIN_DIR" ] && rmdir "$DRA_PLUGIN_DIR"
+  [ -L "$DRA_PLUGIN_DIR" ] || ln -s "$SIM/var/lib/kubelet/plugins/$DRV" "$DRA_PLUGIN_DIR"
+  sed -i "s#^\(\s*\)path: $DRA_PLUGIN_DIR\$#\1path: $SIM/var/lib/kubelet/plugins/$DRV#" "$WORK/dra.yaml"
+  grep -q "path: $SIM/var/lib/kubelet/plugins/$DRV" "$WORK/dra.yaml" || { fail "no plugin dir hostPath to move"; return 1; }
   local want; want=$(dra_pf_vfs)
   say "VFs of $DRA_PF ($DRA_PF_ADDR): $want"
   [ "$want" -gt 0 ] || { fail "$DRA_PF has no VFs"; return 1; }
@@ -108,6 +179,8 @@ dra_deployed() {
     [ "$(jq -r --arg k "$DRV/pfPciAddress" '.[$k].string' <<<"$attrs")" = "$DRA_PF_ADDR" ] || { fail "$dev pfPciAddress"; return 1; }
     [ "$(jq -r --arg k "$DRV/vendor" '.[$k].string' <<<"$attrs")" = 8086 ] || { fail "$dev vendor"; return 1; }
     [ "$(jq -r '."k8s.cni.cncf.io/deviceID".string' <<<"$attrs")" = "$vf" ] || { fail "$dev k8s.cni.cncf.io/deviceID"; return 1; }
+    # The pool from the device plugin's config, for Multus.
+    [ "$(jq -r '."k8s.cni.cncf.io/resourceName".string' <<<"$attrs")" = "intel.com/$DRA_RES" ] || { fail "$dev k8s.cni.cncf.io/resourceName"; return 1; }
   done
   # None of the device plugin's (the policy PF's) VFs.
   if jq -e --arg pf "$POLICY_PF" '[.items[].spec.devices[].attributes[]?.string] | index($pf)' "$WORK/slices.json" >/dev/null; then

@@ -934,8 +934,12 @@ if [ "$DEPLOY" = helm ] && [ "${SRIOV_LANE_DRA:-1}" = 0 ]; then
 elif [ "$DEPLOY" = helm ]; then
   # Only with the chart: with deploy/ the device plugin's pool is every E810
   # VF, lnp0's too, and the DRA driver would offer the same VFs.
-  t "DRA: driver deployed (chart, --pf-names=$DRA_PF) -> ResourceSlices with the VFs' attributes" dra_deployed
+  t "DRA: policy for the pool $DRA_RES (chart draDriver.resources) -> in the device-plugin config, left alone by the device plugin" dra_pool_policy
   dra_up=$?
+  if [ $dra_up = 0 ]; then
+    t "DRA: driver deployed (chart, draDriver.resources=$DRA_RES) -> ResourceSlices with the pool's VFs and attributes" dra_deployed
+    dra_up=$?
+  fi
   if [ $dra_up = 0 ]; then
     t "DRA: the admission policy keeps the driver to its node's ResourceSlices" dra_node_restricted
     t "DRA: the kubelet registers the driver (GetInfo, NotifyRegistrationStatus)" dra_registered
@@ -955,6 +959,7 @@ elif [ "$DEPLOY" = helm ]; then
   if [ -f "$WORK/dra.yaml" ]; then
     t "DRA: DaemonSet deleted -> sockets removed" dra_removed
   fi
+  t "DRA: pool policy deleted, operator variable unset -> device plugin without --dra-resources" dra_pool_policy_removed
 fi
 if [ "$DEPLOY" = helm ]; then
   # Only with the chart: the operator renders the pool from a policy.

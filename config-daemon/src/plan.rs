@@ -56,11 +56,14 @@ pub struct Held {
     /// VFs (PCI addresses) held by pods: named by a device-info file, moved
     /// out of the host namespace, or prepared for a DRA claim.
     pub vfs: BTreeSet<String>,
-    /// VFs a DRA claim's `VfConfig` rebound (to `vfio-pci`, say), by
-    /// address, with the claim (`namespace/name`). Their driver is the
-    /// claim's until the DRA driver restores it at unprepare: driver steps
-    /// leave them alone, not drift to repair.
-    pub rebound_by_dra: BTreeMap<String, String>,
+    /// VFs prepared for DRA claims, by address, with the claim
+    /// (`namespace/name`). Their binding is the claim's while it holds
+    /// them: a claim's `VfConfig` may have rebound them (to `vfio-pci`,
+    /// say), and the DRA driver restores the binding it recorded when the
+    /// claim is released. Driver steps leave them alone: not drift to
+    /// repair (a VF that lost its driver under a claim is the DRA driver's
+    /// health to report, not a rebind under a running pod).
+    pub claimed_by_dra: BTreeMap<String, String>,
 }
 
 /// The part of the DRA driver's checkpoint read here (the file is
@@ -84,9 +87,6 @@ struct DraClaim {
 #[derive(Debug, serde::Deserialize)]
 struct DraDevice {
     address: String,
-    /// Present when the claim's config rebound the VF.
-    #[serde(default)]
-    original: Option<serde_json::Value>,
 }
 
 /// The driver a VF group wants.
@@ -328,12 +328,11 @@ impl Plan {
 
 /// VFs that pods hold: named by a device-info file, on a kernel netdev
 /// driver without a netdev in the host namespace, or prepared for a DRA
-/// claim ([`DRA_CHECKPOINT`]; those a claim rebound are also in
-/// [`Held::rebound_by_dra`]).
+/// claim ([`DRA_CHECKPOINT`], also in [`Held::claimed_by_dra`]).
 pub fn held_vfs(root: &HostRoot, node: &Node) -> Held {
     let mut held = Held {
         vfs: pod_held_vfs(root, node),
-        rebound_by_dra: BTreeMap::new(),
+        claimed_by_dra: BTreeMap::new(),
     };
     let path = root.join(DRA_CHECKPOINT);
     match std::fs::read(&path) {
@@ -342,12 +341,10 @@ pub fn held_vfs(root: &HostRoot, node: &Node) -> Held {
                 for claim in c.claims.values() {
                     for d in &claim.devices {
                         held.vfs.insert(d.address.clone());
-                        if d.original.is_some() {
-                            held.rebound_by_dra.insert(
-                                d.address.clone(),
-                                format!("{}/{}", claim.namespace, claim.name),
-                            );
-                        }
+                        held.claimed_by_dra.insert(
+                            d.address.clone(),
+                            format!("{}/{}", claim.namespace, claim.name),
+                        );
                     }
                 }
             }
@@ -771,10 +768,10 @@ pub fn plan_pf_given_link(
             let changing: Vec<&PciFunction> = (range.start..=range.end)
                 .filter_map(|i| vfs.get(&i).copied())
                 .filter(|v| !driver.satisfied_by(v.driver.as_deref(), v.driver_override.as_deref()))
-                .filter(|v| match held.rebound_by_dra.get(&v.address.to_string()) {
+                .filter(|v| match held.claimed_by_dra.get(&v.address.to_string()) {
                     Some(claim) => {
                         out.skipped.push(format!(
-                            "VF {}: on {} for DRA claim {claim} (restored when the claim is released)",
+                            "VF {}: on {} as DRA claim {claim} holds it (the DRA driver restores its binding when the claim is released)",
                             v.address,
                             v.driver.as_deref().unwrap_or("no driver")
                         ));

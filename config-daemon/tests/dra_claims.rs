@@ -1,7 +1,7 @@
 //! VFs of DRA claims, as the DRA driver's checkpoint records them: the
 //! config daemon counts them as held by pods (a VF count change is
 //! disruptive), and the driver a claim's `VfConfig` gave a VF is the
-//! claim's, not drift to repair. The checkpoint is written by the DRA
+//! claim's while it holds the VF, not drift to repair. The checkpoint is written by the DRA
 //! driver's own `Preparer`, which rebinds the VF in the simulated kernel.
 
 use std::collections::BTreeMap;
@@ -63,7 +63,7 @@ fn driver_of(root: &HostRoot, vf: &str) -> Option<String> {
 }
 
 #[test]
-fn a_vf_a_dra_claim_rebound_is_held_and_not_drift() {
+fn a_vf_a_dra_claim_holds_is_held_and_its_binding_is_not_drift() {
     let tmp = tempfile::tempdir().unwrap();
     let root = sriov_sim::live::live_root(tmp.path(), &NodeSpec::mixed()).unwrap();
     let vf = sriov_sim::check::vf_address(tmp.path(), PF, 1).unwrap();
@@ -125,9 +125,36 @@ fn a_vf_a_dra_claim_rebound_is_held_and_not_drift() {
     assert_eq!(binds(&plan(&root, 4)), vec![vec![vf.clone()]]);
     std::fs::write(tmp.path().join(DRA_CHECKPOINT), saved).unwrap();
 
+    // A VF of a claim without a VfConfig driver that lost its driver (the
+    // DRA driver reports it Unhealthy): not rebound under the pod either.
+    let vf2 = sriov_sim::check::vf_address(tmp.path(), PF, 2).unwrap();
+    let address2 = PciAddress::parse(&vf2).unwrap();
+    p.prepare(
+        "uid-2",
+        "ns",
+        "plain",
+        &[AllocatedDevice {
+            request: "vf".into(),
+            pool: "n".into(),
+            device: device_name(&address2),
+            config: VfConfig::default(),
+        }],
+    )
+    .unwrap();
+    sriov_host::driver::unbind(&root, &address2).unwrap();
+    assert_eq!(driver_of(&root, &vf2), None);
+    assert!(binds(&plan(&root, 4)).is_empty());
+    p.unprepare("uid-2").unwrap();
+    assert_eq!(
+        binds(&plan(&root, 4)),
+        vec![vec![vf2.clone()]],
+        "released: an unbound VF is drift again"
+    );
+
     // The claim released: the DRA driver restores iavf, nothing is held.
     p.unprepare("uid-1").unwrap();
     assert_eq!(driver_of(&root, &vf).as_deref(), Some("iavf"));
+    sriov_host::driver::bind_default(&root, &address2, std::time::Duration::from_secs(5)).unwrap();
     let after = plan(&root, 2);
     let step = after
         .pfs
