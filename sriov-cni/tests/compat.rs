@@ -3,18 +3,16 @@
 //! sriov-cni cache files, fed to this plugin (issue 12). No root needed:
 //! a static simulated sysfs tree and `RecordingLinkOps` as the PF.
 
+mod static_node;
+
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sriov_cni::config::NetConf;
 use sriov_cni::env::{CniArgs, CniEnv, Command};
-use sriov_cni::plugin::Plugin;
 use sriov_cni::state::StateDir;
-use sriov_host::netlink::{LinkOps, RecordingLinkOps, VfInfo, VfLinkState, VfSetting, VfVlan};
-use sriov_host::netns::Netns;
-use sriov_host::{HostRoot, PciAddress};
-use sriov_sim::node::NodeSpec;
+use sriov_host::netlink::{LinkOps, VfInfo, VfLinkState, VfSetting, VfVlan};
+use static_node::StaticNode;
 
 fn corpus(dir: &str) -> Vec<(String, Vec<u8>)> {
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -82,47 +80,13 @@ fn operator_rendered_nads_are_accepted_with_exactly_their_settings() {
     }
 }
 
-struct Node {
-    _tree: tempfile::TempDir,
-    fake: RecordingLinkOps,
-    plugin: Plugin,
-    vf: PciAddress,
-}
-
-fn node() -> Node {
-    let tree = tempfile::tempdir().unwrap();
-    let yaml = "name: t\npfs:\n  - model: e810\n    address: \"0000:3b:00.0\"\n    ifname: ens1f0\n    vfs: 4\n    vf_drivers: {2: vfio-pci}\n";
-    sriov_sim::kernel::write_static_tree(tree.path(), &NodeSpec::from_yaml(yaml, "t").unwrap())
-        .unwrap();
-    let root = HostRoot::new(tree.path());
-    let l = std::fs::read_link(
-        root.pci_device(&"0000:3b:00.0".parse().unwrap())
-            .join("virtfn2"),
-    )
-    .unwrap();
-    let vf = PciAddress::parse(&l.file_name().unwrap().to_string_lossy()).unwrap();
-    let fake = RecordingLinkOps::new();
-    fake.add_pf("ens1f0", "b4:96:91:00:3b:00".parse().unwrap(), 4);
-    let plugin = Plugin {
-        root,
-        host: Arc::new(fake.clone()),
-        host_ns: Netns::current().unwrap(),
-    };
-    Node {
-        _tree: tree,
-        fake,
-        plugin,
-        vf,
-    }
-}
-
 /// Every Go cache file: DEL (with a config ADD would refuse) restores the
 /// PF-side settings the cache names, leaves the others alone, and removes
 /// the file.
 #[test]
 fn go_cache_files_are_released_by_del() {
     for (name, bytes) in corpus("go-cache") {
-        let n = node();
+        let n = StaticNode::new();
         let state = tempfile::tempdir().unwrap();
         let text = String::from_utf8(bytes)
             .unwrap()
@@ -218,7 +182,7 @@ fn go_cache_files_are_released_by_del() {
 /// comes from the file name) of its network that is not listed.
 #[test]
 fn gc_releases_a_go_v2_10_cache_file() {
-    let n = node();
+    let n = StaticNode::new();
     let state = tempfile::tempdir().unwrap();
     let (_, bytes) = corpus("go-cache")
         .into_iter()

@@ -15,12 +15,8 @@ fn tree() -> (tempfile::TempDir, HostRoot) {
 }
 
 fn vf_addr(root: &HostRoot, pf: &str, i: u32) -> PciAddress {
-    let l = std::fs::read_link(
-        root.pci_device(&pf.parse().unwrap())
-            .join(format!("virtfn{i}")),
-    )
-    .unwrap();
-    PciAddress::parse(&l.file_name().unwrap().to_string_lossy()).unwrap()
+    let vf = sriov_sim::check::vf_address(root.path(), pf, i).unwrap();
+    PciAddress::parse(&vf).unwrap()
 }
 
 #[test]

@@ -96,16 +96,7 @@ impl World {
 
     /// PCI address of VF `i`.
     fn vf(&self, i: u32) -> String {
-        let link = self
-            .sim
-            .root()
-            .join(format!("sys/bus/pci/devices/{PF_PCI}/virtfn{i}"));
-        std::fs::read_link(&link)
-            .unwrap()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned()
+        sriov_sim::check::vf_address(self.sim.root(), PF_PCI, i).unwrap()
     }
 
     fn vf_name(&self, i: u32) -> String {

@@ -11,6 +11,8 @@
 //! One `#[test]` in this binary: the checkpoint hook reads the process
 //! environment, so nothing may run beside it.
 
+mod static_node;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,15 +20,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use nix::errno::Errno;
 use serde_json::json;
 use sriov_cni::config::NetConf;
-use sriov_cni::env::{CniArgs, CniEnv, Command};
+use sriov_cni::env::Command;
 use sriov_cni::plugin::Plugin;
+use sriov_host::PciAddress;
 use sriov_host::netlink::{Failure, LinkId, LinkOps, RecordingLinkOps, VfInfo, VfSetting, VfVlan};
-use sriov_host::netns::Netns;
-use sriov_host::{HostRoot, PciAddress};
-use sriov_sim::node::NodeSpec;
-
-const PF: &str = "ens1f0";
-const VF_INDEX: u32 = 2;
+use static_node::{PF, StaticNode, VF_INDEX, env};
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -38,19 +36,12 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = "name: t\npfs:\n  - model: e810\n    address: \"0000:3b:00.0\"\n    ifname: ens1f0\n    vfs: 4\n    vf_drivers: {2: vfio-pci}\n";
-    sriov_sim::kernel::write_static_tree(dir.path(), &NodeSpec::from_yaml(yaml, "t").unwrap())
-        .unwrap();
-    let root = HostRoot::new(dir.path());
-    let l = std::fs::read_link(
-        root.pci_device(&"0000:3b:00.0".parse().unwrap())
-            .join(format!("virtfn{VF_INDEX}")),
-    )
-    .unwrap();
-    let vf = PciAddress::parse(&l.file_name().unwrap().to_string_lossy()).unwrap();
-    let fake = RecordingLinkOps::new();
-    fake.add_pf(PF, "b4:96:91:00:3b:00".parse().unwrap(), 4);
+    let StaticNode {
+        tree,
+        fake,
+        plugin,
+        vf,
+    } = StaticNode::new();
     // A VF that is not fresh: an admin MAC, a VLAN and trust already set,
     // so "as before" is more than the defaults.
     fake.set_vf(
@@ -69,29 +60,13 @@ fn setup() -> Setup {
     .unwrap();
     let before = fake.vf_state(PF, VF_INDEX).unwrap();
     fake.clear_calls();
-    let plugin = Plugin {
-        root,
-        host: Arc::new(fake.clone()),
-        host_ns: Netns::current().unwrap(),
-    };
     Setup {
-        _dir: dir,
+        _dir: tree,
         state: tempfile::tempdir().unwrap(),
         fake,
         plugin,
         vf,
         before,
-    }
-}
-
-fn env(cmd: Command) -> CniEnv {
-    CniEnv {
-        command: cmd,
-        container_id: Some("c1".into()),
-        netns: Some("/proc/self/ns/net".into()),
-        ifname: Some("net1".into()),
-        args: CniArgs::default(),
-        path: vec![],
     }
 }
 
@@ -131,11 +106,11 @@ fn leftovers(dir: &Path) -> Vec<String> {
 /// then DEL; the VF and its PF-side settings must be as before.
 fn fail_then_del(s: &Setup, what: &str, data_dir: &Path) -> bool {
     let (c, b) = conf(s, data_dir);
-    let add = s.plugin.add(&env(Command::Add), &c, &b);
+    let add = s.plugin.add(&env(Command::Add, "c1"), &c, &b);
     s.fake.clear_failures();
     let (c, b) = conf(s, s.state.path());
     s.plugin
-        .del(&env(Command::Del), &c, &b)
+        .del(&env(Command::Del, "c1"), &c, &b)
         .unwrap_or_else(|e| panic!("{what}: DEL after the failed ADD failed: {e}"));
     assert_eq!(
         s.fake.vf_state(PF, VF_INDEX).unwrap(),
@@ -163,7 +138,7 @@ fn every_add_failure_point_leaves_the_vf_as_before_after_del() {
     // The golden ADD: how many netlink calls it makes.
     let golden = setup();
     let (c, b) = conf(&golden, golden.state.path());
-    golden.plugin.add(&env(Command::Add), &c, &b).unwrap();
+    golden.plugin.add(&env(Command::Add, "c1"), &c, &b).unwrap();
     let calls = golden.fake.calls().len();
     assert!(calls >= 8, "ADD made only {calls} netlink calls");
 

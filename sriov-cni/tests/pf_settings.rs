@@ -3,21 +3,21 @@
 //! simulated sysfs tree; the VF is on vfio-pci (userspace mode), so nothing
 //! moves between namespaces and no root is needed.
 
+mod static_node;
+
 use std::path::Path;
-use std::sync::Arc;
 
 use nix::errno::Errno;
 use serde_json::{Value, json};
 use sriov_cni::config::NetConf;
-use sriov_cni::env::{CniArgs, CniEnv, Command};
+use sriov_cni::env::Command;
 use sriov_cni::error::Code;
 use sriov_cni::plugin::Plugin;
+use sriov_host::PciAddress;
 use sriov_host::netlink::{
     Call, Failure, LinkOps, RecordingLinkOps, VfInfo, VfLinkState, VfSetting,
 };
-use sriov_host::netns::Netns;
-use sriov_host::{HostRoot, PciAddress};
-use sriov_sim::node::NodeSpec;
+use static_node::{StaticNode, env};
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -28,41 +28,18 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = "name: t\npfs:\n  - model: e810\n    address: \"0000:3b:00.0\"\n    ifname: ens1f0\n    vfs: 4\n    vf_drivers: {2: vfio-pci}\n";
-    sriov_sim::kernel::write_static_tree(dir.path(), &NodeSpec::from_yaml(yaml, "t").unwrap())
-        .unwrap();
-    let root = HostRoot::new(dir.path());
-    let l = std::fs::read_link(
-        root.pci_device(&"0000:3b:00.0".parse().unwrap())
-            .join("virtfn2"),
-    )
-    .unwrap();
-    let vf = PciAddress::parse(&l.file_name().unwrap().to_string_lossy()).unwrap();
-    let fake = RecordingLinkOps::new();
-    fake.add_pf("ens1f0", "b4:96:91:00:3b:00".parse().unwrap(), 4);
-    let plugin = Plugin {
-        root,
-        host: Arc::new(fake.clone()),
-        host_ns: Netns::current().unwrap(),
-    };
+    let StaticNode {
+        tree,
+        fake,
+        plugin,
+        vf,
+    } = StaticNode::new();
     Setup {
-        _dir: dir,
+        _dir: tree,
         state: tempfile::tempdir().unwrap(),
         fake,
         plugin,
         vf,
-    }
-}
-
-fn env(cmd: Command, cid: &str) -> CniEnv {
-    CniEnv {
-        command: cmd,
-        container_id: Some(cid.into()),
-        netns: Some("/proc/self/ns/net".into()),
-        ifname: Some("net1".into()),
-        args: CniArgs::default(),
-        path: vec![],
     }
 }
 
