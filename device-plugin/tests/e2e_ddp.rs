@@ -5,8 +5,7 @@
 
 mod harness;
 
-use harness::{Harness, T, ids};
-use sriov_device_plugin::test_kubelet::Watch;
+use harness::{Harness, ids};
 use sriov_sim::node::NodeSpec;
 
 const NODE: &str = r#"
@@ -46,9 +45,7 @@ fn ddp_profiles_select_pfs_and_their_vfs() {
                 ("intel.com/ddp_comms", vec!["0000:3b:02.0", "0000:3b:02.1"]),
                 ("intel.com/rest", vec!["0000:3b:00.1"]),
             ] {
-                let ep = h.registered(res).await;
-                let mut c = h.client(&ep).await;
-                let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+                let m = h.first_list(res).await;
                 assert_eq!(ids(&m), want, "{res}");
             }
         });

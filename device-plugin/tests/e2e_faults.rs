@@ -10,9 +10,8 @@ mod harness;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use harness::{Harness, T, ids};
+use harness::{Harness, T, ids, node_tree};
 use sriov_device_plugin::test_kubelet::Watch;
-use sriov_sim::node::NodeSpec;
 
 const NODE: &str = r#"
 name: dp-faults
@@ -35,13 +34,6 @@ const NEXT_WITH_A_BAD_POOL: &str = r#"{"resourceList":[
   {"resourceName":"broken","deviceType":"gpu","selectors":{"vendors":["8086"]}},
   {"resourceName":"intel_rest","selectors":{"rootDevices":["0000:3b:00.0#2"]}}
 ]}"#;
-
-fn tree() -> tempfile::TempDir {
-    let t = tempfile::Builder::new().prefix("dptree").tempdir().unwrap();
-    let spec = NodeSpec::from_yaml(NODE, "test").unwrap();
-    sriov_sim::kernel::write_static_tree(t.path(), &spec).unwrap();
-    t
-}
 
 /// The value of a metric line (`name value`) in the plugin's `/metrics`.
 fn metric(h: &Harness, name: &str) -> String {
@@ -82,7 +74,7 @@ async fn registrations_reach(h: &Harness, n: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_config_file_keeps_the_last_good_pools_and_says_so() {
-    let root = tree();
+    let root = node_tree(NODE);
     // A plain file edited in place (a hostPath config, an editor), not a
     // ConfigMap symlink swap.
     let dir = tempfile::tempdir().unwrap();
@@ -153,9 +145,7 @@ async fn a_bad_config_file_keeps_the_last_good_pools_and_says_so() {
             )
         });
     assert_eq!(ids(&m), ["0000:3b:02.0", "0000:3b:02.1"]);
-    h.registered("intel.com/intel_rest").await;
-    let mut r = h.client("intel.com_intel_rest.sock").await;
-    let m = Watch::open(&mut r).await.unwrap().next(T).await.unwrap();
+    let m = h.first_list("intel.com/intel_rest").await;
     assert_eq!(ids(&m), ["0000:3b:02.2"]);
     assert_eq!(metric(&h, "sriov_dp_config_reloads_total"), "1");
     assert_eq!(metric(&h, "sriov_dp_config_stale"), "0");
@@ -175,7 +165,7 @@ async fn a_bad_config_file_keeps_the_last_good_pools_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubelet_socket_removed_then_created_again_re_registers_and_serves() {
-    let root = tree();
+    let root = node_tree(NODE);
     let mut h = Harness::start(root.path(), GOOD).await;
     h.registered("intel.com/intel_netdev").await;
     h.registered("intel.com/intel_dpdk").await;
@@ -199,8 +189,7 @@ async fn kubelet_socket_removed_then_created_again_re_registers_and_serves() {
         assert!(reg.at.duration_since(t) < Duration::from_secs(1));
     }
     registrations_reach(&h, "4").await;
-    let mut c = h.client("intel.com_intel_netdev.sock").await;
-    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    let m = h.first_list("intel.com/intel_netdev").await;
     assert_eq!(ids(&m).len(), 3);
 
     // And again the way a starting kubelet does it: every socket in the
@@ -213,8 +202,7 @@ async fn kubelet_socket_removed_then_created_again_re_registers_and_serves() {
             .await
             .unwrap_or_else(|| panic!("{r} not re-registered within 1 s"));
     }
-    let mut d = h.client("intel.com_intel_dpdk.sock").await;
-    let m = Watch::open(&mut d).await.unwrap().next(T).await.unwrap();
+    let m = h.first_list("intel.com/intel_dpdk").await;
     assert_eq!(ids(&m), ["0000:3b:02.3"]);
     // The registration shows in /metrics once the kubelet answered it.
     let start = Instant::now();

@@ -4,32 +4,8 @@
 
 mod harness;
 
-use harness::{Harness, T, health, ids};
-use sriov_device_plugin::api::{AllocateRequest, ContainerAllocateRequest};
+use harness::{Harness, T, health, ids, node_tree};
 use sriov_device_plugin::test_kubelet::Watch;
-use sriov_sim::node::NodeSpec;
-
-fn tree(yaml: &str) -> tempfile::TempDir {
-    let t = tempfile::Builder::new().prefix("dpfeat").tempdir().unwrap();
-    let spec = NodeSpec::from_yaml(yaml, "test").unwrap();
-    sriov_sim::kernel::write_static_tree(t.path(), &spec).unwrap();
-    t
-}
-
-async fn allocate(
-    h: &Harness,
-    socket: &str,
-    ids: &[&str],
-) -> Result<sriov_device_plugin::api::ContainerAllocateResponse, tonic::Status> {
-    let mut c = h.client(socket).await;
-    c.allocate(AllocateRequest {
-        container_requests: vec![ContainerAllocateRequest {
-            devices_ids: ids.iter().map(|s| s.to_string()).collect(),
-        }],
-    })
-    .await
-    .map(|r| r.into_inner().container_responses.remove(0))
-}
 
 /// A ConnectX-6 Dx PF on NUMA 1 with 3 SFs (sfnum 0..2) and 1 VF, and an
 /// E810 PF.
@@ -50,7 +26,7 @@ const SF_CONFIG: &str = r#"{"resourceList":[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scalable_functions_are_pooled_by_aux_type_and_allocated_by_name() {
-    let root = tree(SF_NODE);
+    let root = node_tree(SF_NODE);
     // the layout the plugin reads, as the kernel has it
     let sf1 = root.path().join("sys/bus/auxiliary/devices/mlx5_core.sf.1");
     assert_eq!(
@@ -78,23 +54,20 @@ async fn scalable_functions_are_pooled_by_aux_type_and_allocated_by_name() {
             .all(|d| d.topology.as_ref().unwrap().nodes[0].id == 1),
         "NUMA node of the parent: {m:?}"
     );
-    h.registered("nvidia.com/mlnx_sf_b").await;
-    let mut c = h.client("nvidia.com_mlnx_sf_b.sock").await;
-    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    let m = h.first_list("nvidia.com/mlnx_sf_b").await;
     assert_eq!(
         ids(&m),
         ["mlx5_core.sf.3"],
         "first matching resource claims"
     );
     // the netDevice pool has the VF, never an SF
-    h.registered("nvidia.com/mlnx_netdev").await;
-    let mut c = h.client("nvidia.com_mlnx_netdev.sock").await;
-    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    let m = h.first_list("nvidia.com/mlnx_netdev").await;
     assert_eq!(ids(&m), ["0000:af:00.2"]);
 
     // Allocate: the env names the SF, INFO by SF name with extra info of
     // its parent PF, no device-info file (as upstream)
-    let cr = allocate(&h, "nvidia.com_mlnx_sf_a.sock", &["mlx5_core.sf.2"])
+    let cr = h
+        .allocate("nvidia.com_mlnx_sf_a.sock", &["mlx5_core.sf.2"])
         .await
         .unwrap();
     assert_eq!(cr.envs["PCIDEVICE_NVIDIA_COM_MLNX_SF_A"], "mlx5_core.sf.2");
@@ -113,7 +86,8 @@ async fn scalable_functions_are_pooled_by_aux_type_and_allocated_by_name() {
         0
     );
     // an SF with its RDMA device (isRdma)
-    let cr = allocate(&h, "nvidia.com_mlnx_sf_b.sock", &["mlx5_core.sf.3"])
+    let cr = h
+        .allocate("nvidia.com_mlnx_sf_b.sock", &["mlx5_core.sf.3"])
         .await
         .unwrap();
     let info: serde_json::Value =
@@ -133,7 +107,8 @@ async fn scalable_functions_are_pooled_by_aux_type_and_allocated_by_name() {
     );
     // an SF of another pool, or a PCI address: InvalidArgument
     for bad in ["mlx5_core.sf.3", "0000:af:00.0"] {
-        let e = allocate(&h, "nvidia.com_mlnx_sf_a.sock", &[bad])
+        let e = h
+            .allocate("nvidia.com_mlnx_sf_a.sock", &[bad])
             .await
             .unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{bad}");
@@ -143,14 +118,12 @@ async fn scalable_functions_are_pooled_by_aux_type_and_allocated_by_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scalable_functions_follow_their_pf_carrier_with_pf_link_health() {
-    let root = tree(SF_NODE);
+    let root = node_tree(SF_NODE);
     let h = Harness::builder(root.path(), SF_CONFIG)
         .options(|o| o.health.pf_link = true)
         .start()
         .await;
-    let ep = h.registered("nvidia.com/mlnx_sf_a").await;
-    let mut c = h.client(&ep).await;
-    let mut w = Watch::open(&mut c).await.unwrap();
+    let mut w = h.watch("nvidia.com/mlnx_sf_a").await;
     let m = w.next(T).await.unwrap();
     assert!(m.devices.iter().all(|d| d.health == "Healthy"), "{m:?}");
     let carrier = root.path().join("sys/class/net/ens3f0np0/carrier");
@@ -166,7 +139,7 @@ async fn scalable_functions_follow_their_pf_carrier_with_pf_link_health() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aux_net_device_needs_sf_aux_types() {
-    let root = tree(SF_NODE);
+    let root = node_tree(SF_NODE);
     let tmp = tempfile::tempdir().unwrap();
     for (cfg, want) in [
         (
@@ -204,7 +177,7 @@ const VDPA_CONFIG: &str = r#"{"resourceList":[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vdpa_types_select_vfs_and_vhost_gets_its_char_device() {
-    let root = tree(VDPA_NODE);
+    let root = node_tree(VDPA_NODE);
     let vdpa0 = root.path().join("sys/bus/vdpa/devices/vdpa0");
     assert!(vdpa0.join("vhost-vdpa-0").is_dir());
     assert!(
@@ -219,9 +192,7 @@ async fn vdpa_types_select_vfs_and_vhost_gets_its_char_device() {
         ("nvidia.com/vdpa_virtio", "0000:af:00.3"),
         ("nvidia.com/plain", "0000:af:00.4"),
     ] {
-        let ep = h.registered(res).await;
-        let mut c = h.client(&ep).await;
-        let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+        let m = h.first_list(res).await;
         assert_eq!(
             health(&m),
             [(want.to_string(), "Healthy".to_string())],
@@ -230,7 +201,8 @@ async fn vdpa_types_select_vfs_and_vhost_gets_its_char_device() {
     }
 
     // vhost: /dev/vhost-vdpa-0 (rw, as upstream), INFO vdpa.mount, device-info type vdpa
-    let cr = allocate(&h, "nvidia.com_vdpa_vhost.sock", &["0000:af:00.2"])
+    let cr = h
+        .allocate("nvidia.com_vdpa_vhost.sock", &["0000:af:00.2"])
         .await
         .unwrap();
     let spec = cr
@@ -260,7 +232,8 @@ async fn vdpa_types_select_vfs_and_vhost_gets_its_char_device() {
     assert_eq!(di["vdpa"]["pf-pci-address"], "0000:af:00.0");
 
     // virtio: no char device; device-info type vdpa, driver virtio, no path
-    let cr = allocate(&h, "nvidia.com_vdpa_virtio.sock", &["0000:af:00.3"])
+    let cr = h
+        .allocate("nvidia.com_vdpa_virtio.sock", &["0000:af:00.3"])
         .await
         .unwrap();
     assert!(
@@ -294,7 +267,7 @@ async fn vdpa_types_select_vfs_and_vhost_gets_its_char_device() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_without_vdpa_type_hands_out_the_vf_as_pci() {
-    let root = tree(VDPA_NODE);
+    let root = node_tree(VDPA_NODE);
     // vDPA types are read (a resource selects on them), but the VF with
     // the vhost device lands in a pool that does not
     let cfg = r#"{"resourceList":[
@@ -303,7 +276,8 @@ async fn a_pool_without_vdpa_type_hands_out_the_vf_as_pci() {
     ]}"#;
     let h = Harness::start(root.path(), cfg).await;
     h.registered("nvidia.com/first").await;
-    let cr = allocate(&h, "nvidia.com_first.sock", &["0000:af:00.2"])
+    let cr = h
+        .allocate("nvidia.com_first.sock", &["0000:af:00.2"])
         .await
         .unwrap();
     assert!(cr.devices.is_empty(), "{:?}", cr.devices);
@@ -320,7 +294,7 @@ async fn a_pool_without_vdpa_type_hands_out_the_vf_as_pci() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cdi_names_scalable_functions_net_sf() {
-    let root = tree(SF_NODE);
+    let root = node_tree(SF_NODE);
     let cdi = tempfile::tempdir().unwrap();
     let dir = cdi.path().to_path_buf();
     let h = Harness::builder(root.path(), SF_CONFIG)
@@ -328,7 +302,8 @@ async fn cdi_names_scalable_functions_net_sf() {
         .start()
         .await;
     h.registered("nvidia.com/mlnx_sf_a").await;
-    let cr = allocate(&h, "nvidia.com_mlnx_sf_a.sock", &["mlx5_core.sf.1"])
+    let cr = h
+        .allocate("nvidia.com_mlnx_sf_a.sock", &["mlx5_core.sf.1"])
         .await
         .unwrap();
     // as upstream: the CDI annotation, no device specs, no CDI field

@@ -7,8 +7,6 @@ mod harness;
 use std::time::Duration;
 
 use harness::{Harness, T, health, ids};
-use sriov_device_plugin::api::{AllocateRequest, ContainerAllocateRequest};
-use sriov_device_plugin::test_kubelet::Watch;
 use sriov_host::{BindOptions, HostRoot, PciAddress};
 use sriov_sim::lanes::{self, Lane};
 use sriov_sim::{SimNode, SimOptions};
@@ -42,9 +40,7 @@ async fn rescans_when_vfs_appear_and_when_one_moves_to_vfio() {
         .options(|o| o.health_interval = Duration::from_secs(60))
         .start()
         .await;
-    let ep = h.registered("intel.com/intel_netdev").await;
-    let mut c = h.client(&ep).await;
-    let mut w = Watch::open(&mut c).await.unwrap();
+    let mut w = h.watch("intel.com/intel_netdev").await;
     // mixed: 4 iavf VFs on 3b:00.0; 3b:00.1 and 5e:00.0 have no VFs and
     // no driver match (ice, i40e)
     let m = w.next(T).await.unwrap();
@@ -91,20 +87,13 @@ async fn rescans_when_vfs_appear_and_when_one_moves_to_vfio() {
         .await
         .expect("VF left the netdev pool");
     assert!(!ids(&m).contains(&"0000:3b:02.1".to_string()));
-    h.registered("intel.com/intel_dpdk").await;
-    let mut d = h.client("intel.com_intel_dpdk.sock").await;
-    let m = Watch::open(&mut d).await.unwrap().next(T).await.unwrap();
+    let m = h.first_list("intel.com/intel_dpdk").await;
     assert_eq!(health(&m), [("0000:3b:02.1".into(), "Healthy".into())]);
-    let r = d
-        .allocate(AllocateRequest {
-            container_requests: vec![ContainerAllocateRequest {
-                devices_ids: vec!["0000:3b:02.1".into()],
-            }],
-        })
+    let cr = h
+        .allocate("intel.com_intel_dpdk.sock", &["0000:3b:02.1"])
         .await
-        .unwrap()
-        .into_inner();
-    let dev = &r.container_responses[0].devices[1].host_path;
+        .unwrap();
+    let dev = &cr.devices[1].host_path;
     assert!(dev.starts_with("/dev/vfio/"), "{dev}");
     assert!(root.join(dev.trim_start_matches('/')).exists());
 
@@ -154,9 +143,7 @@ async fn unbound_vfio_device_stays_listed_unhealthy_until_rebound() {
         .options(|o| o.health_interval = Duration::from_millis(100))
         .start()
         .await;
-    let ep = h.registered("intel.com/intel_dpdk").await;
-    let mut c = h.client(&ep).await;
-    let mut w = Watch::open(&mut c).await.unwrap();
+    let mut w = h.watch("intel.com/intel_dpdk").await;
     let m = w.next(T).await.unwrap();
     assert_eq!(health(&m), [("0000:3b:02.0".into(), "Healthy".into())]);
     // unbinding by hand (no new driver): the device stays listed in its
@@ -200,9 +187,7 @@ async fn vanished_vfs_are_unhealthy_then_dropped() {
         .options(|o| o.health_interval = Duration::from_millis(200))
         .start()
         .await;
-    let ep = h.registered("intel.com/intel_netdev").await;
-    let mut c = h.client(&ep).await;
-    let mut w = Watch::open(&mut c).await.unwrap();
+    let mut w = h.watch("intel.com/intel_netdev").await;
     let m = w.next(T).await.unwrap();
     let vfs = [
         "0000:3b:02.0",
@@ -289,9 +274,7 @@ pfs:
         .options(|o| o.health_interval = Duration::from_millis(200))
         .start()
         .await;
-    let ep = h.registered("nvidia.com/sf").await;
-    let mut c = h.client(&ep).await;
-    let mut w = Watch::open(&mut c).await.unwrap();
+    let mut w = h.watch("nvidia.com/sf").await;
     let m = w.next(T).await.unwrap();
     assert_eq!(
         health(&m),
@@ -327,8 +310,7 @@ pfs:
         .wait_for(T, |r| r.resource == "nvidia.com/sf" && r.at > t)
         .await
         .expect("pool registered again");
-    let mut c = h.client(&ep).await;
-    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    let m = h.first_list("nvidia.com/sf").await;
     assert_eq!(ids(&m), ["mlx5_core.sf.1", "mlx5_core.sf.2"]);
     drop(h);
     drop(sim);
@@ -356,9 +338,7 @@ pfs:
         .options(|o| o.health_interval = Duration::from_millis(200))
         .start()
         .await;
-    let ep = h.registered("nvidia.com/vhost").await;
-    let mut c = h.client(&ep).await;
-    let mut w = Watch::open(&mut c).await.unwrap();
+    let mut w = h.watch("nvidia.com/vhost").await;
     assert_eq!(ids(&w.next(T).await.unwrap()), ["0000:af:00.3"]);
     // VFs disabled: the vDPA device goes with its VF (vdpa + pci uevents)
     let r = root.clone();
@@ -378,24 +358,17 @@ pfs:
         .wait_for(T, |r| r.resource == "nvidia.com/vhost" && r.at > t)
         .await
         .expect("pool registered again");
-    let mut c = h.client(&ep).await;
-    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    let m = h.first_list("nvidia.com/vhost").await;
     assert_eq!(ids(&m), ["0000:af:00.3"]);
-    let r = c
-        .allocate(AllocateRequest {
-            container_requests: vec![ContainerAllocateRequest {
-                devices_ids: vec!["0000:af:00.3".into()],
-            }],
-        })
+    let cr = h
+        .allocate("nvidia.com_vhost.sock", &["0000:af:00.3"])
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(
-        r.container_responses[0]
-            .devices
+        cr.devices
             .iter()
             .any(|d| d.host_path == "/dev/vhost-vdpa-0" && d.permissions == "rw"),
-        "{r:?}"
+        "{cr:?}"
     );
     drop(h);
     drop(sim);

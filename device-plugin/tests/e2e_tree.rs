@@ -5,13 +5,12 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{Harness, T, health, ids};
+use harness::{Harness, T, health, ids, node_tree};
 use sriov_device_plugin::api::{
     AllocateRequest, ContainerAllocateRequest, ContainerPreferredAllocationRequest, Empty,
     PreferredAllocationRequest,
 };
 use sriov_device_plugin::test_kubelet::Watch;
-use sriov_sim::node::NodeSpec;
 
 const NODE: &str = r#"
 name: dp
@@ -43,16 +42,9 @@ const CONFIG: &str = r#"{"resourceList":[
   {"resourceName":"unused","selectors":{"vendors":["abcd"]}}
 ]}"#;
 
-fn tree() -> tempfile::TempDir {
-    let t = tempfile::Builder::new().prefix("dptree").tempdir().unwrap();
-    let spec = NodeSpec::from_yaml(NODE, "test").unwrap();
-    sriov_sim::kernel::write_static_tree(t.path(), &spec).unwrap();
-    t
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_pools_and_lists_devices() {
-    let root = tree();
+    let root = node_tree(NODE);
     let h = Harness::start(root.path(), CONFIG).await;
     let ep = h.registered("intel.com/intel_netdev").await;
     assert_eq!(ep, "intel.com_intel_netdev.sock");
@@ -88,36 +80,23 @@ async fn registers_pools_and_lists_devices() {
     }
 
     // the vfio VF is in the dpdk pool; the PF with VFs is offered nowhere
-    let mut c = h.client("intel.com_intel_dpdk.sock").await;
-    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    let m = h.first_list("intel.com/intel_dpdk").await;
     assert_eq!(ids(&m), ["0000:3b:02.3"]);
     // the PF without VFs is offered
-    let mut c = h.client("intel.com_intel_pf.sock").await;
-    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    let m = h.first_list("intel.com/intel_pf").await;
     assert_eq!(ids(&m), ["0000:3b:00.1"]);
     // excludeTopology: no NUMA
-    let mut c = h.client("nvidia.com_mlnx_rdma.sock").await;
-    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    let m = h.first_list("nvidia.com/mlnx_rdma").await;
     assert_eq!(ids(&m).len(), 2);
     assert!(m.devices.iter().all(|d| d.topology.is_none()), "{m:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allocate_answers_env_devices_and_writes_device_info() {
-    let root = tree();
+    let root = node_tree(NODE);
     let h = Harness::start(root.path(), CONFIG).await;
     let ep = h.registered("intel.com/intel_dpdk").await;
-    let mut c = h.client(&ep).await;
-    let r = c
-        .allocate(AllocateRequest {
-            container_requests: vec![ContainerAllocateRequest {
-                devices_ids: vec!["0000:3b:02.3".into()],
-            }],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let cr = &r.container_responses[0];
+    let cr = h.allocate(&ep, &["0000:3b:02.3"]).await.unwrap();
     assert_eq!(
         cr.envs
             .get("PCIDEVICE_INTEL_COM_INTEL_DPDK")
@@ -168,17 +147,13 @@ async fn allocate_answers_env_devices_and_writes_device_info() {
     assert_eq!(di["pci"]["pf-pci-address"], "0000:3b:00.0");
 
     // netdevice pool: two devices, extra info, no device specs
-    let mut c = h.client("intel.com_intel_netdev.sock").await;
-    let r = c
-        .allocate(AllocateRequest {
-            container_requests: vec![ContainerAllocateRequest {
-                devices_ids: vec!["0000:3b:02.0".into(), "0000:3b:02.2".into()],
-            }],
-        })
+    let cr = h
+        .allocate(
+            "intel.com_intel_netdev.sock",
+            &["0000:3b:02.0", "0000:3b:02.2"],
+        )
         .await
-        .unwrap()
-        .into_inner();
-    let cr = &r.container_responses[0];
+        .unwrap();
     assert_eq!(
         cr.envs["PCIDEVICE_INTEL_COM_INTEL_NETDEV"],
         "0000:3b:02.0,0000:3b:02.2"
@@ -190,19 +165,12 @@ async fn allocate_answers_env_devices_and_writes_device_info() {
     assert!(cr.devices.is_empty());
 
     // RDMA pool: rdma device named in the info and the device-info file
-    let mut c = h.client("nvidia.com_mlnx_rdma.sock").await;
-    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    let m = h.first_list("nvidia.com/mlnx_rdma").await;
     let id = m.devices[0].id.clone();
-    let r = c
-        .allocate(AllocateRequest {
-            container_requests: vec![ContainerAllocateRequest {
-                devices_ids: vec![id.clone()],
-            }],
-        })
+    let cr = h
+        .allocate("nvidia.com_mlnx_rdma.sock", &[&id])
         .await
-        .unwrap()
-        .into_inner();
-    let cr = &r.container_responses[0];
+        .unwrap();
     let info: serde_json::Value =
         serde_json::from_str(&cr.envs["PCIDEVICE_NVIDIA_COM_MLNX_RDMA_INFO"]).unwrap();
     let rdma = info[&id]["rdma"]["rdma_dev"].as_str().unwrap().to_string();
@@ -223,13 +191,11 @@ async fn allocate_answers_env_devices_and_writes_device_info() {
     assert_eq!(di["pci"]["rdma-device"], rdma.as_str());
 
     // unknown ID: InvalidArgument, nothing written
-    let mut c = h.client("intel.com_intel_netdev.sock").await;
-    let e = c
-        .allocate(AllocateRequest {
-            container_requests: vec![ContainerAllocateRequest {
-                devices_ids: vec!["0000:3b:02.1".into(), "0000:99:00.0".into()],
-            }],
-        })
+    let e = h
+        .allocate(
+            "intel.com_intel_netdev.sock",
+            &["0000:3b:02.1", "0000:99:00.0"],
+        )
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
@@ -243,7 +209,7 @@ async fn allocate_answers_env_devices_and_writes_device_info() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preferred_allocation_spreads_and_honours_must_include() {
-    let root = tree();
+    let root = node_tree(NODE);
     let h = Harness::start(root.path(), CONFIG).await;
     let ep = h.registered("intel.com/intel_netdev").await;
     let mut c = h.client(&ep).await;
@@ -269,14 +235,12 @@ async fn preferred_allocation_spreads_and_honours_must_include() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_flips_on_pf_carrier_loss_and_back_with_pf_link_health() {
-    let root = tree();
+    let root = node_tree(NODE);
     let h = Harness::builder(root.path(), CONFIG)
         .options(|o| o.health.pf_link = true)
         .start()
         .await;
-    let ep = h.registered("intel.com/intel_netdev").await;
-    let mut c = h.client(&ep).await;
-    let mut w = Watch::open(&mut c).await.unwrap();
+    let mut w = h.watch("intel.com/intel_netdev").await;
     let m = w.next(T).await.unwrap();
     assert!(m.devices.iter().all(|d| d.health == "Healthy"));
     let carrier = root.path().join("sys/class/net/ens1f0/carrier");
@@ -291,14 +255,13 @@ async fn health_flips_on_pf_carrier_loss_and_back_with_pf_link_health() {
         .await
         .expect("Healthy again after carrier is back");
     // a pool on another PF was never affected
-    let mut c = h.client("intel.com_intel_pf.sock").await;
-    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    let m = h.first_list("intel.com/intel_pf").await;
     assert_eq!(health(&m), [("0000:3b:00.1".into(), "Healthy".into())]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubelet_restart_re_registers_within_a_second() {
-    let root = tree();
+    let root = node_tree(NODE);
     let mut h = Harness::start(root.path(), CONFIG).await;
     h.registered("intel.com/intel_netdev").await;
     h.registered("nvidia.com/mlnx_rdma").await;
@@ -319,15 +282,14 @@ async fn kubelet_restart_re_registers_within_a_second() {
         assert!(reg.at.duration_since(t) < Duration::from_secs(1));
     }
     // the sockets the kubelet deleted are served again
-    let mut c = h.client("intel.com_intel_netdev.sock").await;
-    let m = Watch::open(&mut c).await.unwrap().next(T).await.unwrap();
+    let m = h.first_list("intel.com/intel_netdev").await;
     assert_eq!(ids(&m).len(), 3);
     h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_reload_updates_pools_and_bad_config_keeps_them() {
-    let root = tree();
+    let root = node_tree(NODE);
     let mut h = Harness::start(root.path(), CONFIG).await;
     let ep = h.registered("intel.com/intel_netdev").await;
     let mut c = h.client(&ep).await;
@@ -400,11 +362,9 @@ async fn config_reload_updates_pools_and_bad_config_keeps_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vfio_device_unhealthy_while_its_group_node_is_missing() {
-    let root = tree();
+    let root = node_tree(NODE);
     let h = Harness::start(root.path(), CONFIG).await;
-    let ep = h.registered("intel.com/intel_dpdk").await;
-    let mut c = h.client(&ep).await;
-    let mut w = Watch::open(&mut c).await.unwrap();
+    let mut w = h.watch("intel.com/intel_dpdk").await;
     assert_eq!(
         health(&w.next(T).await.unwrap()),
         [("0000:3b:02.3".into(), "Healthy".into())]
@@ -435,7 +395,7 @@ async fn vfio_device_unhealthy_while_its_group_node_is_missing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cdi_mode_answers_cdi_names_and_writes_the_spec() {
-    let root = tree();
+    let root = node_tree(NODE);
     let cdi = root.path().join("cdi");
     let c2 = cdi.clone();
     let h = Harness::builder(root.path(), CONFIG)
@@ -443,17 +403,7 @@ async fn cdi_mode_answers_cdi_names_and_writes_the_spec() {
         .start()
         .await;
     let ep = h.registered("intel.com/intel_dpdk").await;
-    let mut c = h.client(&ep).await;
-    let r = c
-        .allocate(AllocateRequest {
-            container_requests: vec![ContainerAllocateRequest {
-                devices_ids: vec!["0000:3b:02.3".into()],
-            }],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let cr = &r.container_responses[0];
+    let cr = h.allocate(&ep, &["0000:3b:02.3"]).await.unwrap();
     assert!(cr.devices.is_empty(), "CDI mode: no device specs");
     // as upstream: the annotation (every kubelet passes it on), no CDI field
     assert!(cr.cdi_devices.is_empty());

@@ -8,12 +8,8 @@ mod harness;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use harness::{Harness, T, ids};
-use sriov_device_plugin::api::{
-    AllocateRequest, ContainerAllocateRequest, ContainerAllocateResponse,
-};
-use sriov_device_plugin::test_kubelet::Watch;
-use sriov_sim::node::NodeSpec;
+use harness::{Harness, T, ids, node_tree};
+use sriov_device_plugin::api::ContainerAllocateResponse;
 
 const NODE: &str = r#"
 name: up
@@ -30,13 +26,6 @@ pfs:
     numa: 1
     vfs: 2
 "#;
-
-fn tree() -> tempfile::TempDir {
-    let t = tempfile::Builder::new().prefix("dpup").tempdir().unwrap();
-    let spec = NodeSpec::from_yaml(NODE, "test").unwrap();
-    sriov_sim::kernel::write_static_tree(t.path(), &spec).unwrap();
-    t
-}
 
 fn dev_dir(root: &Path, pci: &str) -> PathBuf {
     root.join("sys/bus/pci/devices").join(pci)
@@ -80,23 +69,7 @@ fn mlx_vfs(root: &Path) -> Vec<String> {
 }
 
 async fn list(h: &Harness, resource: &str) -> Vec<String> {
-    let ep = h.registered(resource).await;
-    let mut c = h.client(&ep).await;
-    ids(&Watch::open(&mut c).await.unwrap().next(T).await.unwrap())
-}
-
-async fn allocate(h: &Harness, endpoint: &str, ids: &[&str]) -> ContainerAllocateResponse {
-    let mut c = h.client(endpoint).await;
-    let r = c
-        .allocate(AllocateRequest {
-            container_requests: vec![ContainerAllocateRequest {
-                devices_ids: ids.iter().map(|s| s.to_string()).collect(),
-            }],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    r.container_responses.into_iter().next().unwrap()
+    ids(&h.first_list(resource).await)
 }
 
 fn info(cr: &ContainerAllocateResponse, env: &str) -> serde_json::Value {
@@ -120,7 +93,7 @@ fn specs(cr: &ContainerAllocateResponse) -> Vec<(String, String, String)> {
 /// for every pool; Mellanox VFs with RDMA devices stay in such a pool.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_operator_is_rdma_false_keeps_rdma_vfs() {
-    let root = tree();
+    let root = node_tree(NODE);
     let vfs = mlx_vfs(root.path());
     assert!(
         dev_dir(root.path(), &vfs[0]).join("infiniband").exists(),
@@ -130,7 +103,10 @@ async fn go_operator_is_rdma_false_keeps_rdma_vfs() {
     let h = Harness::start(root.path(), cfg).await;
     assert_eq!(list(&h, "intel.com/mlnx_sriov").await, vfs);
     // no RDMA char devices or info without isRdma: true (upstream)
-    let cr = allocate(&h, "intel.com_mlnx_sriov.sock", &[&vfs[0]]).await;
+    let cr = h
+        .allocate("intel.com_mlnx_sriov.sock", &[&vfs[0]])
+        .await
+        .unwrap();
     assert!(cr.devices.is_empty(), "{:?}", cr.devices);
     assert!(
         info(&cr, "PCIDEVICE_INTEL_COM_MLNX_SRIOV")[&vfs[0]]
@@ -143,12 +119,10 @@ async fn go_operator_is_rdma_false_keeps_rdma_vfs() {
 /// change that unless `pf_link` health is asked for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pf_carrier_loss_keeps_devices_healthy_by_default() {
-    let root = tree();
+    let root = node_tree(NODE);
     let cfg = r#"{"resourceList":[{"resourceName":"netdev","selectors":{"drivers":["iavf"]}}]}"#;
     let h = Harness::start(root.path(), cfg).await;
-    let ep = h.registered("intel.com/netdev").await;
-    let mut c = h.client(&ep).await;
-    let mut w = Watch::open(&mut c).await.unwrap();
+    let mut w = h.watch("intel.com/netdev").await;
     let m = w.next(T).await.unwrap();
     assert_eq!(m.devices.len(), 2);
     std::fs::write(root.path().join("sys/class/net/ens1f0/carrier"), "0\n").unwrap();
@@ -164,7 +138,7 @@ async fn pf_carrier_loss_keeps_devices_healthy_by_default() {
 /// too) with a netdev carrying one is not offered, as upstream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_default_route_excludes_its_function() {
-    let root = tree();
+    let root = node_tree(NODE);
     let vf0 = first_netdev(root.path(), "0000:3b:02.0");
     let route = format!(
         "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
@@ -185,20 +159,20 @@ async fn every_default_route_excludes_its_function() {
 /// when the node has it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vhost_net_info_and_env_name_as_upstream() {
-    let root = tree();
+    let root = node_tree(NODE);
     let cfg = r#"{"resourceList":[{"resourceName":"sriov-vhost","selectors":{"pciAddresses":["0000:3b:02.0"],"needVhostNet":true}}]}"#;
     let h = Harness::start(root.path(), cfg).await;
     assert_eq!(list(&h, "intel.com/sriov-vhost").await, ["0000:3b:02.0"]);
     let ep = "intel.com_sriov-vhost.sock";
     let env = "PCIDEVICE_INTEL_COM_SRIOV-VHOST";
-    let cr = allocate(&h, ep, &["0000:3b:02.0"]).await;
+    let cr = h.allocate(ep, &["0000:3b:02.0"]).await.unwrap();
     assert_eq!(cr.envs[env], "0000:3b:02.0");
     assert!(cr.devices.is_empty(), "{:?}", cr.devices);
     assert!(info(&cr, env)["0000:3b:02.0"].get("vhost").is_none());
     // vhost-net appears, tun does not
     std::fs::create_dir_all(root.path().join("dev/net")).unwrap();
     std::fs::write(root.path().join("dev/vhost-net"), "").unwrap();
-    let cr = allocate(&h, ep, &["0000:3b:02.0"]).await;
+    let cr = h.allocate(ep, &["0000:3b:02.0"]).await.unwrap();
     assert_eq!(
         specs(&cr),
         [(
@@ -215,7 +189,7 @@ async fn vhost_net_info_and_env_name_as_upstream() {
     assert!(i["0000:3b:02.0"].get("tun").is_none());
     assert_eq!(i["0000:3b:02.0"]["generic"]["deviceID"], "0000:3b:02.0");
     std::fs::write(root.path().join("dev/net/tun"), "").unwrap();
-    let cr = allocate(&h, ep, &["0000:3b:02.0"]).await;
+    let cr = h.allocate(ep, &["0000:3b:02.0"]).await.unwrap();
     let paths: Vec<String> = specs(&cr).into_iter().map(|s| s.0).collect();
     assert_eq!(paths, ["/dev/vhost-net", "/dev/net/tun"]);
 }
@@ -225,7 +199,7 @@ async fn vhost_net_info_and_env_name_as_upstream() {
 /// file lists every RDMA device of the function, comma joined.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rdma_needs_per_selector_set() {
-    let root = tree();
+    let root = node_tree(NODE);
     let vfs = mlx_vfs(root.path());
     let ib = dev_dir(root.path(), &vfs[0]).join("infiniband");
     let mut rdma: Vec<String> = std::fs::read_dir(&ib)
@@ -245,7 +219,10 @@ async fn rdma_needs_per_selector_set() {
     let h = Harness::start(root.path(), &cfg).await;
     assert_eq!(list(&h, "intel.com/mixed").await, vfs);
     let env = "PCIDEVICE_INTEL_COM_MIXED";
-    let cr = allocate(&h, "intel.com_mixed.sock", &[&vfs[0], &vfs[1]]).await;
+    let cr = h
+        .allocate("intel.com_mixed.sock", &[&vfs[0], &vfs[1]])
+        .await
+        .unwrap();
     let i = info(&cr, env);
     assert_eq!(i[&vfs[0]]["rdma"]["rdma_dev"], rdma[0].as_str(), "{i}");
     assert!(i[&vfs[0]]["rdma"].get("device").is_none());
@@ -273,7 +250,7 @@ async fn rdma_needs_per_selector_set() {
 /// node) is Healthy and mapped to `/dev/vfio/N` in the container.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vfio_noiommu_maps_to_the_group_path() {
-    let root = tree();
+    let root = node_tree(NODE);
     let pci = "0000:3b:02.3";
     let g = iommu_group(root.path(), pci);
     std::fs::write(
@@ -289,14 +266,13 @@ async fn vfio_noiommu_maps_to_the_group_path() {
     let cfg = r#"{"resourceList":[{"resourceName":"dpdk","selectors":{"drivers":["vfio-pci"]}}]}"#;
     let h = Harness::start(root.path(), cfg).await;
     let ep = h.registered("intel.com/dpdk").await;
-    let mut c = h.client(&ep).await;
-    let mut w = Watch::open(&mut c).await.unwrap();
+    let mut w = h.watch("intel.com/dpdk").await;
     let m = w.next(T).await.unwrap();
     assert_eq!(ids(&m), [pci]);
     assert_eq!(m.devices[0].health, "Healthy");
     // still healthy after health checks
     assert!(w.next(Duration::from_millis(500)).await.is_none());
-    let cr = allocate(&h, &ep, &[pci]).await;
+    let cr = h.allocate(&ep, &[pci]).await.unwrap();
     assert_eq!(
         specs(&cr),
         [
@@ -322,13 +298,13 @@ async fn vfio_noiommu_maps_to_the_group_path() {
 /// Item 6: a VF on igb_uio gets its `/dev/uioN` and the `uio` mount.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uio_devices_get_their_uio_node() {
-    let root = tree();
+    let root = node_tree(NODE);
     let pci = "0000:3b:02.2";
     std::fs::create_dir_all(dev_dir(root.path(), pci).join("uio/uio0")).unwrap();
     let cfg = r#"{"resourceList":[{"resourceName":"uio","selectors":{"drivers":["igb_uio"]}}]}"#;
     let h = Harness::start(root.path(), cfg).await;
     assert_eq!(list(&h, "intel.com/uio").await, [pci]);
-    let cr = allocate(&h, "intel.com_uio.sock", &[pci]).await;
+    let cr = h.allocate("intel.com_uio.sock", &[pci]).await.unwrap();
     assert_eq!(
         specs(&cr),
         [("/dev/uio0".into(), "/dev/uio0".into(), "rw".into())]
@@ -341,7 +317,7 @@ async fn uio_devices_get_their_uio_node() {
 /// spec is written when it is served, under upstream's file name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cdi_specs_cleaned_and_written_as_upstream() {
-    let root = tree();
+    let root = node_tree(NODE);
     let cdi = root.path().join("var/run/cdi");
     std::fs::create_dir_all(&cdi).unwrap();
     let old = cdi.join("sriov-dp-intel.com-net-pci-gone.yaml");
@@ -371,7 +347,7 @@ async fn cdi_specs_cleaned_and_written_as_upstream() {
 /// of port 1 (upstream reads it for devices of link type infiniband).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn p_keys_select_infiniband_vfs() {
-    let root = tree();
+    let root = node_tree(NODE);
     let vfs = mlx_vfs(root.path());
     for (vf, key) in vfs.iter().zip(["0x7fff", "0x0066"]) {
         let ifname = first_netdev(root.path(), vf);

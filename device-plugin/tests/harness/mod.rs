@@ -9,13 +9,25 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sriov_device_plugin::api::device_plugin_client::DevicePluginClient;
+use sriov_device_plugin::api::{
+    AllocateRequest, ContainerAllocateRequest, ContainerAllocateResponse, ListAndWatchResponse,
+};
 use sriov_device_plugin::manager::{Manager, Options, Status};
 use sriov_device_plugin::preferred::AllocationPolicy;
-use sriov_device_plugin::test_kubelet::TestKubelet;
+use sriov_device_plugin::test_kubelet::{TestKubelet, Watch};
 use sriov_host::HostRoot;
+use sriov_sim::node::NodeSpec;
 use tokio::sync::oneshot;
 
 pub const T: Duration = Duration::from_secs(5);
+
+/// A node's sysfs tree written from `yaml` (a [`NodeSpec`]) in a temp dir.
+pub fn node_tree(yaml: &str) -> tempfile::TempDir {
+    let t = tempfile::Builder::new().prefix("dptree").tempdir().unwrap();
+    let spec = NodeSpec::from_yaml(yaml, "test").unwrap();
+    sriov_sim::kernel::write_static_tree(t.path(), &spec).unwrap();
+    t
+}
 
 /// A ConfigMap-like config directory.
 pub struct ConfigDir {
@@ -120,6 +132,39 @@ impl Harness {
             .client(endpoint)
             .await
             .expect("connect to plugin")
+    }
+
+    /// ListAndWatch on `resource`, once it registered.
+    pub async fn watch(&self, resource: &str) -> Watch {
+        let mut c = self.client(&self.registered(resource).await).await;
+        Watch::open(&mut c).await.expect("ListAndWatch")
+    }
+
+    /// The first ListAndWatch message of `resource`, once it registered.
+    pub async fn first_list(&self, resource: &str) -> ListAndWatchResponse {
+        self.watch(resource)
+            .await
+            .next(T)
+            .await
+            .unwrap_or_else(|| panic!("no ListAndWatch message for {resource}"))
+    }
+
+    /// Allocate of `ids` for one container on the plugin at `endpoint`.
+    pub async fn allocate(
+        &self,
+        endpoint: &str,
+        ids: &[&str],
+    ) -> Result<ContainerAllocateResponse, tonic::Status> {
+        let r = self
+            .client(endpoint)
+            .await
+            .allocate(AllocateRequest {
+                container_requests: vec![ContainerAllocateRequest {
+                    devices_ids: ids.iter().map(|s| s.to_string()).collect(),
+                }],
+            })
+            .await?;
+        Ok(r.into_inner().container_responses.remove(0))
     }
 
     /// Stops the plugin (as on SIGTERM) and waits for it.
