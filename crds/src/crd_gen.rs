@@ -33,6 +33,23 @@ pub struct GeneratedCrd {
     pub crd: CustomResourceDefinition,
 }
 
+impl GeneratedCrd {
+    /// The CRD's kind, e.g. `SriovNetwork`.
+    pub fn kind(&self) -> &str {
+        &self.crd.spec.names.kind
+    }
+
+    /// The `openAPIV3Schema` of its one version (`v1`), as JSON.
+    pub fn schema(&self) -> serde_json::Value {
+        let schema = self.crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("generated CRDs have a schema");
+        serde_json::to_value(schema).expect("a schema is JSON")
+    }
+}
+
 fn with_file_name(crd: CustomResourceDefinition) -> GeneratedCrd {
     let file_name = format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural);
     GeneratedCrd { file_name, crd }

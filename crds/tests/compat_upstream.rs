@@ -54,21 +54,7 @@ fn upstream_schemas() -> BTreeMap<String, Value> {
 fn our_schemas() -> BTreeMap<String, Value> {
     all_crds()
         .into_iter()
-        .map(|g| {
-            (
-                g.crd.spec.names.kind.clone(),
-                serde_json::to_value(
-                    g.crd.spec.versions[0]
-                        .schema
-                        .as_ref()
-                        .unwrap()
-                        .open_api_v3_schema
-                        .as_ref()
-                        .unwrap(),
-                )
-                .unwrap(),
-            )
-        })
+        .map(|g| (g.kind().to_string(), g.schema()))
         .collect()
 }
 

@@ -46,11 +46,8 @@ fn generated_yaml_parses_back_to_the_same_crd() {
 }
 
 fn schema_of(kind: &str) -> Value {
-    let crd = all_crds()
-        .into_iter()
-        .find(|g| g.crd.spec.names.kind == kind)
-        .unwrap()
-        .crd;
+    let generated = all_crds().into_iter().find(|g| g.kind() == kind).unwrap();
+    let crd = &generated.crd;
     assert_eq!(crd.spec.group, "sriovnetwork.openshift.io");
     assert_eq!(crd.spec.scope, "Namespaced");
     assert_eq!(crd.spec.versions.len(), 1);
@@ -63,16 +60,7 @@ fn schema_of(kind: &str) -> Value {
             .status
             .is_some()
     );
-    serde_json::to_value(
-        crd.spec.versions[0]
-            .schema
-            .as_ref()
-            .unwrap()
-            .open_api_v3_schema
-            .as_ref()
-            .unwrap(),
-    )
-    .unwrap()
+    generated.schema()
 }
 
 fn rules(v: &Value) -> Vec<String> {
