@@ -187,6 +187,28 @@ pub enum NodeError {
 }
 
 impl PfSpec {
+    /// A PF as a YAML entry with only these keys reads: every other field
+    /// at its default.
+    pub fn new(model: &str, address: &str, ifname: &str, numa: i32, vfs: u32) -> PfSpec {
+        PfSpec {
+            model: model.into(),
+            address: address.into(),
+            ifname: ifname.into(),
+            numa,
+            vfs,
+            driver: None,
+            vf_drivers: BTreeMap::new(),
+            autoprobe: yes(),
+            mtu: default_mtu(),
+            totalvfs: None,
+            faults: Faults::default(),
+            sfs: 0,
+            vdpa: BTreeMap::new(),
+            ddp_profile: None,
+            behind: None,
+        }
+    }
+
     /// The catalog model (validated by [`NodeSpec::validate`]).
     pub fn nic(&self) -> &'static NicModel {
         catalog::model(&self.model).expect("validated model")
@@ -257,23 +279,7 @@ impl NodeSpec {
     /// one X710 port with none, one ConnectX-6 Dx port on NUMA 1 with 2 VFs,
     /// one 82576 port and one virtio-net device.
     pub fn mixed() -> Self {
-        let pf = |model: &str, address: &str, ifname: &str, numa: i32, vfs: u32| PfSpec {
-            model: model.into(),
-            address: address.into(),
-            ifname: ifname.into(),
-            numa,
-            vfs,
-            driver: None,
-            vf_drivers: BTreeMap::new(),
-            autoprobe: true,
-            mtu: 1500,
-            totalvfs: None,
-            faults: Faults::default(),
-            sfs: 0,
-            vdpa: BTreeMap::new(),
-            ddp_profile: None,
-            behind: None,
-        };
+        let pf = PfSpec::new;
         NodeSpec {
             name: "mixed".into(),
             iommu: true,
@@ -308,23 +314,13 @@ impl NodeSpec {
             .map(|i| {
                 let card = i / 2;
                 let func = i % 2;
-                PfSpec {
-                    model: "e810".into(),
-                    address: format!("0000:{:02x}:00.{func}", 0x10 + card * 2),
-                    ifname: format!("ens{}f{func}", card + 1),
-                    numa: (card % 2) as i32,
+                PfSpec::new(
+                    "e810",
+                    &format!("0000:{:02x}:00.{func}", 0x10 + card * 2),
+                    &format!("ens{}f{func}", card + 1),
+                    (card % 2) as i32,
                     vfs,
-                    driver: None,
-                    vf_drivers: BTreeMap::new(),
-                    autoprobe: true,
-                    mtu: 1500,
-                    totalvfs: None,
-                    faults: Faults::default(),
-                    sfs: 0,
-                    vdpa: BTreeMap::new(),
-                    ddp_profile: None,
-                    behind: None,
-                }
+                )
             })
             .collect();
         Ok(NodeSpec {
@@ -358,21 +354,8 @@ impl NodeSpec {
                   numa: i32,
                   vfs: u32,
                   behind: Option<&str>| PfSpec {
-            model: model.into(),
-            address: address.into(),
-            ifname: ifname.into(),
-            numa,
-            vfs,
-            driver: None,
-            vf_drivers: BTreeMap::new(),
-            autoprobe: true,
-            mtu: 1500,
-            totalvfs: None,
-            faults: Faults::default(),
-            sfs: 0,
-            vdpa: BTreeMap::new(),
-            ddp_profile: None,
             behind: behind.map(str::to_string),
+            ..PfSpec::new(model, address, ifname, numa, vfs)
         };
         let gpu = |address: &str, numa: i32, behind: &str| GpuSpec {
             model: "h100".into(),
