@@ -285,17 +285,21 @@ impl Daemon {
         }
     }
 
+    /// The `SriovOperatorConfig` `default`, if there is one.
+    async fn operator_config(&self) -> Result<Option<SriovOperatorConfig>, SyncError> {
+        self.api(
+            self.configs
+                .get_opt(OPERATOR_CONFIG_NAME)
+                .await
+                .map_err(api_err(format!(
+                    "reading SriovOperatorConfig {OPERATOR_CONFIG_NAME}"
+                ))),
+        )
+        .await
+    }
+
     async fn owner(&self) -> Result<Option<OwnerReference>, SyncError> {
-        let cfg = self
-            .api(
-                self.configs
-                    .get_opt(OPERATOR_CONFIG_NAME)
-                    .await
-                    .map_err(api_err(format!(
-                        "reading SriovOperatorConfig {OPERATOR_CONFIG_NAME}"
-                    ))),
-            )
-            .await?;
+        let cfg = self.operator_config().await?;
         if let Some(c) = cfg
             && let Some(uid) = c.metadata.uid.clone()
         {
@@ -331,16 +335,7 @@ impl Daemon {
     /// `spec.disableDrain` of the `SriovOperatorConfig` `default` (false
     /// when there is none).
     pub async fn disable_drain(&self) -> Result<bool, SyncError> {
-        let cfg = self
-            .api(
-                self.configs
-                    .get_opt(OPERATOR_CONFIG_NAME)
-                    .await
-                    .map_err(api_err(format!(
-                        "reading SriovOperatorConfig {OPERATOR_CONFIG_NAME}"
-                    ))),
-            )
-            .await?;
+        let cfg = self.operator_config().await?;
         Ok(cfg.and_then(|c| c.spec.disable_drain).unwrap_or(false))
     }
 
