@@ -90,6 +90,20 @@ pub fn parse_hex_u16(s: &str) -> Option<u16> {
     parse_hex_u32(s).and_then(|v| u16::try_from(v).ok())
 }
 
+/// The names in a directory, sorted; none when it cannot be read (absent,
+/// vanished). Names that are not UTF-8 are left out.
+pub(crate) fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 /// `path/name`.
 pub(crate) fn child(path: &Path, name: &str) -> PathBuf {
     path.join(name)

@@ -19,6 +19,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::attr::sorted_names;
 use crate::pci::PciAddress;
 use crate::root::HostRoot;
 
@@ -64,18 +65,6 @@ pub fn parse_name(name: &str) -> Option<(&str, &str, u32)> {
 /// `<root>/sys/bus/auxiliary/devices/<name>`.
 pub fn device_path(root: &HostRoot, name: &str) -> PathBuf {
     root.sys("bus/auxiliary/devices").join(name)
-}
-
-fn sorted_names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 fn read_one(dir: &Path, name: &str, parent: PciAddress) -> Option<AuxDevice> {

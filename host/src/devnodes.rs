@@ -10,6 +10,7 @@
 //!
 //! Paths returned are the node's (`/dev/...`), not under the host root.
 
+use crate::attr::sorted_names;
 use crate::pci::PciAddress;
 use crate::root::HostRoot;
 
@@ -63,28 +64,18 @@ pub fn vfio_group_node(root: &HostRoot, group: u32) -> VfioGroupNode {
 /// `/dev/uioN` for each `uio/uioN` child of a function, sorted; empty when
 /// it is not bound to a UIO driver.
 pub fn uio_nodes(root: &HostRoot, address: &PciAddress) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(root.pci_device(address).join("uio"))
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.starts_with("uio"))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names.into_iter().map(|n| format!("/dev/{n}")).collect()
+    sorted_names(&root.pci_device(address).join("uio"))
+        .into_iter()
+        .filter(|n| n.starts_with("uio"))
+        .map(|n| format!("/dev/{n}"))
+        .collect()
 }
 
 /// The partition key at index 0 of port 1 of the function's first RDMA
 /// device (by name), trimmed (`0x7fff`); `None` when it has none.
 pub fn default_pkey(root: &HostRoot, address: &PciAddress) -> Option<String> {
     let dir = root.pci_device(address).join("infiniband");
-    let mut devs: Vec<String> = std::fs::read_dir(&dir)
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    devs.sort();
+    let devs = sorted_names(&dir);
     let first = devs.first()?;
     let key = std::fs::read_to_string(dir.join(first).join("ports/1/pkeys/0")).ok()?;
     Some(key.trim().to_string()).filter(|k| !k.is_empty())

@@ -9,8 +9,7 @@
 //! sys/bus/vdpa/devices/vdpa0 -> ../../../devices/.../0000:af:00.2/vdpa0
 //! ```
 
-use std::path::Path;
-
+use crate::attr::sorted_names;
 use crate::pci::PciAddress;
 use crate::root::HostRoot;
 
@@ -64,18 +63,6 @@ impl VdpaDevice {
     }
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 fn numbered(name: &str, prefix: &str) -> bool {
     name.strip_prefix(prefix)
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
@@ -86,7 +73,7 @@ fn numbered(name: &str, prefix: &str) -> bool {
 pub fn devices_of(root: &HostRoot, parent: &PciAddress) -> Vec<VdpaDevice> {
     let dir = root.pci_device(parent);
     let mut out = Vec::new();
-    for name in names(&dir) {
+    for name in sorted_names(&dir) {
         if !numbered(&name, "vdpa") {
             continue;
         }
@@ -98,7 +85,7 @@ pub fn devices_of(root: &HostRoot, parent: &PciAddress) -> Vec<VdpaDevice> {
             .ok()
             .and_then(|t| t.file_name().and_then(|n| n.to_str()).map(str::to_string))
             .and_then(|d| VdpaDriver::from_driver(&d));
-        let children = names(&vdir);
+        let children = sorted_names(&vdir);
         let vhost_dev = children
             .iter()
             .find(|c| numbered(c, "vhost-vdpa-"))
@@ -107,7 +94,7 @@ pub fn devices_of(root: &HostRoot, parent: &PciAddress) -> Vec<VdpaDevice> {
         let virtio_netdev = children
             .iter()
             .find(|c| numbered(c, "virtio"))
-            .and_then(|v| names(&vdir.join(v).join("net")).into_iter().next())
+            .and_then(|v| sorted_names(&vdir.join(v).join("net")).into_iter().next())
             .filter(|_| driver == Some(VdpaDriver::Virtio));
         out.push(VdpaDevice {
             name,
