@@ -187,7 +187,7 @@ pub fn bind_settled_by(
             unbind_from(root, address, cur)?;
         }
         probe(root, address)?;
-        wait_for_driver(root, address, driver, opts.timeout, settle)?;
+        wait_for_driver(root, address, Some(driver), opts.timeout, settle)?;
         if !opts.keep_override {
             write_override(root, address, None)?;
         }
@@ -239,7 +239,7 @@ pub fn bind_default_settled_by(
             unbind_from(root, address, cur)?;
         }
         probe(root, address)?;
-        wait_for_any_driver(root, address, timeout, settle).map(Some)
+        wait_for_driver(root, address, None, timeout, settle).map(Some)
     };
     match steps() {
         Ok(current) => Ok(BindOutcome {
@@ -283,12 +283,7 @@ pub fn rebind(root: &HostRoot, address: &PciAddress, timeout: Duration) -> Resul
             unbind_from(root, address, cur)?;
         }
         probe(root, address)?;
-        match &expected {
-            Some(d) => {
-                wait_for_driver(root, address, d, timeout, &mut Poll).map(|()| Some(d.clone()))
-            }
-            None => wait_for_any_driver(root, address, timeout, &mut Poll).map(Some),
-        }
+        wait_for_driver(root, address, expected.as_deref(), timeout, &mut Poll).map(Some)
     };
     match steps() {
         Ok(current) => Ok(BindOutcome {
@@ -332,7 +327,7 @@ fn restore_settled_by(
         if let Some(d) = &state.driver {
             write_override(root, address, Some(d))?;
             probe(root, address)?;
-            wait_for_driver(root, address, d, timeout, settle)?;
+            wait_for_driver(root, address, Some(d), timeout, settle)?;
         }
     }
     let now_override = driver_state(root, address)?.driver_override;
@@ -409,60 +404,45 @@ fn driver_link(root: &HostRoot, address: &PciAddress) -> PathBuf {
     root.pci_device(address).join("driver")
 }
 
+/// Waits until `address` is bound to `want`, or to any driver when `want`
+/// is `None`; returns the driver.
 fn wait_for_driver(
     root: &HostRoot,
     address: &PciAddress,
-    driver: &str,
-    timeout: Duration,
-    settle: &mut dyn Settle,
-) -> Result<()> {
-    let link = driver_link(root, address);
-    let start = Instant::now();
-    loop {
-        let now = attr::read_link_name(&link)?;
-        if now.as_deref() == Some(driver) {
-            return Ok(());
-        }
-        if start.elapsed() >= timeout {
-            return Err(Error::NotApplied {
-                what: format!(
-                    "binding {address} to {driver} (wrote {}, waited {:?})",
-                    root.drivers_probe().display(),
-                    start.elapsed()
-                ),
-                path: link,
-                expected: driver.to_string(),
-                found: now.unwrap_or_else(|| "(no driver)".into()),
-                hint: "the driver did not claim the device: see dmesg; vfio-pci needs an IOMMU (or noiommu mode) and a VF driver needs its PF up",
-            });
-        }
-        settle.settle(timeout.saturating_sub(start.elapsed()));
-    }
-}
-
-fn wait_for_any_driver(
-    root: &HostRoot,
-    address: &PciAddress,
+    want: Option<&str>,
     timeout: Duration,
     settle: &mut dyn Settle,
 ) -> Result<String> {
     let link = driver_link(root, address);
     let start = Instant::now();
     loop {
-        if let Some(d) = attr::read_link_name(&link)? {
-            return Ok(d);
+        let now = attr::read_link_name(&link)?;
+        if let Some(d) = &now
+            && want.is_none_or(|w| w == d)
+        {
+            return Ok(d.clone());
         }
         if start.elapsed() >= timeout {
-            return Err(Error::NotApplied {
-                what: format!(
-                    "probing {address} (wrote {}, waited {:?})",
-                    root.drivers_probe().display(),
-                    start.elapsed()
-                ),
-                path: link,
-                expected: "a driver".into(),
-                found: "(no driver)".into(),
-                hint: "no loaded driver claimed the device: modprobe its driver",
+            let waited = format!(
+                "(wrote {}, waited {:?})",
+                root.drivers_probe().display(),
+                start.elapsed()
+            );
+            return Err(match want {
+                Some(driver) => Error::NotApplied {
+                    what: format!("binding {address} to {driver} {waited}"),
+                    path: link,
+                    expected: driver.to_string(),
+                    found: now.unwrap_or_else(|| "(no driver)".into()),
+                    hint: "the driver did not claim the device: see dmesg; vfio-pci needs an IOMMU (or noiommu mode) and a VF driver needs its PF up",
+                },
+                None => Error::NotApplied {
+                    what: format!("probing {address} {waited}"),
+                    path: link,
+                    expected: "a driver".into(),
+                    found: "(no driver)".into(),
+                    hint: "no loaded driver claimed the device: modprobe its driver",
+                },
             });
         }
         settle.settle(timeout.saturating_sub(start.elapsed()));
