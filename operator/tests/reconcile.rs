@@ -93,6 +93,20 @@ fn applied_spec() -> Value {
         "vfGroups": [{"resourceName": "r", "deviceType": "netdevice", "vfRange": "0-3", "policyName": "p"}]}]})
 }
 
+/// `worker-0` (label `sriov: yes`) rendered for [`policy`], its node
+/// state `st`.
+fn render_worker0(st: &SriovNetworkNodeState) -> sriov_operator::render::node::NodeRender {
+    let policies = vec![policy()];
+    let nics = NicIdList::builtin();
+    let ctx = NodeContext {
+        policies: &policies,
+        pools: &[],
+        nics: &nics,
+    };
+    let labels = BTreeMap::from([("sriov".to_string(), "yes".to_string())]);
+    sriov_operator::render::node::render_node(ctx, "worker-0", &labels, Some(st))
+}
+
 fn assert_apply(r: &api_mock::Req) {
     assert_eq!(r.content_type, "application/apply-patch+yaml", "{r:?}");
     assert_eq!(
@@ -191,17 +205,8 @@ async fn node_state_and_label_applied_then_no_op() {
 
 #[tokio::test]
 async fn config_map_written_only_when_data_changes() {
-    let policies = vec![policy()];
-    let nics = NicIdList::builtin();
-    let ctx = NodeContext {
-        policies: &policies,
-        pools: &[],
-        nics: &nics,
-    };
     let st = state(applied_spec(), "Succeeded");
-    let labels: BTreeMap<String, String> =
-        BTreeMap::from([("sriov".to_string(), "yes".to_string())]);
-    let render = sriov_operator::render::node::render_node(ctx, "worker-0", &labels, Some(&st));
+    let render = render_worker0(&st);
     let want = r#"{"resourceList":[{"resourceName":"r","selectors":{"pfNames":["ens1f0"],"IsRdma":false,"NeedVhostNet":false},"SelectorObj":null}]}"#;
     assert_eq!(render.device_plugin_json, want);
     let r1 = render.clone();
@@ -253,17 +258,8 @@ async fn config_map_written_only_when_data_changes() {
 
 #[tokio::test]
 async fn policy_status_applied_to_the_status_subresource_once() {
-    let policies = vec![policy()];
-    let nics = NicIdList::builtin();
-    let ctx = NodeContext {
-        policies: &policies,
-        pools: &[],
-        nics: &nics,
-    };
     let st = state(applied_spec(), "Succeeded");
-    let labels: BTreeMap<String, String> =
-        BTreeMap::from([("sriov".to_string(), "yes".to_string())]);
-    let render = sriov_operator::render::node::render_node(ctx, "worker-0", &labels, Some(&st));
+    let render = render_worker0(&st);
     let mut tallies: BTreeMap<String, PolicyTally> = BTreeMap::new();
     tally_node(&mut tallies, &render, Some(&st));
     let t = tallies["p"].clone();

@@ -21,6 +21,19 @@ use sriov_operator::controllers::operator_config::{reconcile_operator_config, re
 use sriov_operator::settings::Settings;
 use sriov_operator::webhook::deploy::{Component, holds, render_configs};
 
+// The webhook configurations: the operator webhook's two and the injector's.
+const MUTATING: &str = "mutatingwebhookconfigurations";
+const VALIDATING: &str = "validatingwebhookconfigurations";
+const OPERATOR_WEBHOOK: &str = "sriov-operator-webhook-config";
+const INJECTOR: &str = "network-resources-injector-config";
+const OPERATOR_WEBHOOK_CONFIGS: [(&str, &str); 2] =
+    [(MUTATING, OPERATOR_WEBHOOK), (VALIDATING, OPERATOR_WEBHOOK)];
+const WEBHOOK_CONFIGS: [(&str, &str); 3] = [
+    (MUTATING, OPERATOR_WEBHOOK),
+    (VALIDATING, OPERATOR_WEBHOOK),
+    (MUTATING, INJECTOR),
+];
+
 fn settings(extra: &[(&str, &str)]) -> Settings {
     let mut vars = BTreeMap::from([
         (
@@ -182,20 +195,7 @@ async fn webhooks_deployed_with_the_ca_and_removed_when_disabled() {
             d["spec"]["template"]["metadata"]["labels"]
         );
     }
-    for (res, name) in [
-        (
-            "mutatingwebhookconfigurations",
-            "sriov-operator-webhook-config",
-        ),
-        (
-            "validatingwebhookconfigurations",
-            "sriov-operator-webhook-config",
-        ),
-        (
-            "mutatingwebhookconfigurations",
-            "network-resources-injector-config",
-        ),
-    ] {
+    for (res, name) in WEBHOOK_CONFIGS {
         assert!(
             c.get(res, "", name).is_none(),
             "{res} {name} before a pod is ready"
@@ -218,23 +218,18 @@ async fn webhooks_deployed_with_the_ca_and_removed_when_disabled() {
     assert_ne!(op_ca, inj_ca, "one CA per Secret");
     for (res, name, ca, path) in [
         (
-            "mutatingwebhookconfigurations",
-            "sriov-operator-webhook-config",
+            MUTATING,
+            OPERATOR_WEBHOOK,
             &op_ca,
             "/mutating-custom-resource",
         ),
         (
-            "validatingwebhookconfigurations",
-            "sriov-operator-webhook-config",
+            VALIDATING,
+            OPERATOR_WEBHOOK,
             &op_ca,
             "/validating-custom-resource",
         ),
-        (
-            "mutatingwebhookconfigurations",
-            "network-resources-injector-config",
-            &inj_ca,
-            "/mutate",
-        ),
+        (MUTATING, INJECTOR, &inj_ca, "/mutate"),
     ] {
         let w = c
             .get(res, "", name)
@@ -248,13 +243,7 @@ async fn webhooks_deployed_with_the_ca_and_removed_when_disabled() {
         assert_eq!(svc["namespace"], NS);
         assert_eq!(svc["path"], path);
     }
-    let inj = c
-        .get(
-            "mutatingwebhookconfigurations",
-            "",
-            "network-resources-injector-config",
-        )
-        .unwrap();
+    let inj = c.get(MUTATING, "", INJECTOR).unwrap();
     assert_eq!(inj["webhooks"][0]["failurePolicy"], "Fail");
     assert!(inj["webhooks"][0]["matchConditions"].is_array());
     let msg = condition_message(&c);
@@ -283,14 +272,7 @@ async fn webhooks_deployed_with_the_ca_and_removed_when_disabled() {
     reconcile_operator_config(&client, &s, &cfg, &daemonsets(&c), &now())
         .await
         .unwrap();
-    assert!(
-        c.get(
-            "mutatingwebhookconfigurations",
-            "",
-            "network-resources-injector-config"
-        )
-        .is_none()
-    );
+    assert!(c.get(MUTATING, "", INJECTOR).is_none());
     assert!(
         c.get("services", NS, "network-resources-injector-service")
             .is_none()
@@ -304,14 +286,7 @@ async fn webhooks_deployed_with_the_ca_and_removed_when_disabled() {
             .is_some(),
         "the Secret stays"
     );
-    assert!(
-        c.get(
-            "validatingwebhookconfigurations",
-            "",
-            "sriov-operator-webhook-config"
-        )
-        .is_some()
-    );
+    assert!(c.get(VALIDATING, "", OPERATOR_WEBHOOK).is_some());
     assert!(c.get("daemonsets", NS, "operator-webhook").is_some());
 
     // The config deleted: the rest goes, the configurations first.
@@ -320,16 +295,7 @@ async fn webhooks_deployed_with_the_ca_and_removed_when_disabled() {
     remove_deployed(&client, &s, &existing, false)
         .await
         .unwrap();
-    for (res, name) in [
-        (
-            "mutatingwebhookconfigurations",
-            "sriov-operator-webhook-config",
-        ),
-        (
-            "validatingwebhookconfigurations",
-            "sriov-operator-webhook-config",
-        ),
-    ] {
+    for (res, name) in OPERATOR_WEBHOOK_CONFIGS {
         assert!(c.get(res, "", name).is_none(), "{res} {name}");
     }
     assert!(c.get("daemonsets", NS, "operator-webhook").is_none());
@@ -341,11 +307,7 @@ async fn webhooks_deployed_with_the_ca_and_removed_when_disabled() {
         .collect();
     assert_eq!(
         &deletes[..3],
-        [
-            "mutatingwebhookconfigurations",
-            "validatingwebhookconfigurations",
-            "services"
-        ],
+        [MUTATING, VALIDATING, "services"],
         "{deletes:?}"
     );
     c.check_rbac();
@@ -366,14 +328,7 @@ async fn configurations_go_with_the_config_even_when_the_gc_took_the_daemonsets_
     reconcile_operator_config(&client, &s, &cfg, &daemonsets(&c), &now())
         .await
         .unwrap();
-    assert!(
-        c.get(
-            "mutatingwebhookconfigurations",
-            "",
-            "network-resources-injector-config"
-        )
-        .is_some()
-    );
+    assert!(c.get(MUTATING, "", INJECTOR).is_some());
     // The config is deleted and the garbage collector removes the DaemonSets
     // it owns before the operator's pass: nothing names the cluster-scoped
     // configurations any more.
@@ -383,29 +338,9 @@ async fn configurations_go_with_the_config_even_when_the_gc_took_the_daemonsets_
     // Without a sweep they would stay, pointing the API server at servers
     // that are gone.
     remove_deployed(&client, &s, &[], false).await.unwrap();
-    assert!(
-        c.get(
-            "mutatingwebhookconfigurations",
-            "",
-            "network-resources-injector-config"
-        )
-        .is_some()
-    );
+    assert!(c.get(MUTATING, "", INJECTOR).is_some());
     remove_deployed(&client, &s, &[], true).await.unwrap();
-    for (res, name) in [
-        (
-            "mutatingwebhookconfigurations",
-            "sriov-operator-webhook-config",
-        ),
-        (
-            "validatingwebhookconfigurations",
-            "sriov-operator-webhook-config",
-        ),
-        (
-            "mutatingwebhookconfigurations",
-            "network-resources-injector-config",
-        ),
-    ] {
+    for (res, name) in WEBHOOK_CONFIGS {
         assert!(c.get(res, "", name).is_none(), "{res} {name}");
     }
     assert!(c.get("services", NS, "operator-webhook-service").is_none());
@@ -461,13 +396,7 @@ async fn an_existing_secret_is_kept_and_its_ca_trusted() {
         c.get("secrets", NS, "operator-webhook-cert").unwrap()["metadata"]["resourceVersion"],
         rv
     );
-    let v = c
-        .get(
-            "validatingwebhookconfigurations",
-            "",
-            "sriov-operator-webhook-config",
-        )
-        .unwrap();
+    let v = c.get(VALIDATING, "", OPERATOR_WEBHOOK).unwrap();
     assert_eq!(ca_bundles(&v), vec![ca]);
 }
 
@@ -494,25 +423,13 @@ async fn cert_manager_mode_writes_no_secret_and_annotates() {
         0,
         "cert-manager's Secrets are not read or written"
     );
-    let m = c
-        .get(
-            "mutatingwebhookconfigurations",
-            "",
-            "network-resources-injector-config",
-        )
-        .unwrap();
+    let m = c.get(MUTATING, "", INJECTOR).unwrap();
     assert_eq!(
         m["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
         format!("{NS}/network-resources-injector-cert")
     );
     assert!(m["webhooks"][0]["clientConfig"]["caBundle"].is_null());
-    let v = c
-        .get(
-            "validatingwebhookconfigurations",
-            "",
-            "sriov-operator-webhook-config",
-        )
-        .unwrap();
+    let v = c.get(VALIDATING, "", OPERATOR_WEBHOOK).unwrap();
     assert_eq!(
         v["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
         format!("{NS}/operator-webhook-cert")
