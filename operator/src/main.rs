@@ -39,7 +39,8 @@ struct WebhookArgs {
     cert_reload_seconds: u64,
 }
 
-fn webhook(args: WebhookArgs) -> ExitCode {
+/// Logs to stderr, filtered by `SRIOV_LOG` (default `info`).
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SRIOV_LOG")
@@ -47,6 +48,10 @@ fn webhook(args: WebhookArgs) -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+fn webhook(args: WebhookArgs) -> ExitCode {
+    init_logging();
     let settings = sriov_operator::settings::Settings::from_env();
     let opts = sriov_operator::webhook::WebhookOptions {
         listen: args.listen,
@@ -82,13 +87,7 @@ struct RunArgs {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SRIOV_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let opts = sriov_operator::operator::RunOptions {
         metrics_addr: args.metrics_addr.unwrap_or(([0, 0, 0, 0], 9090).into()),
         leader_elect: !args.no_leader_elect,

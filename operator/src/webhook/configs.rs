@@ -18,30 +18,46 @@ fn documents() -> Vec<Value> {
     serde_saphyr::from_multiple(MANIFEST).expect("deploy/operator/webhooks.yaml is valid YAML")
 }
 
-fn find(kind: &str, name: &str) -> Value {
-    documents()
+/// The `kind` `name` of the manifest for the operator `namespace`, typed.
+fn filled<T: serde::de::DeserializeOwned>(kind: &str, name: &str, namespace: &str) -> T {
+    let mut value = documents()
         .into_iter()
         .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("deploy/operator/webhooks.yaml has no {kind} {name}"))
-}
-
-fn fill(value: &mut Value, namespace: &str) {
+        .unwrap_or_else(|| panic!("deploy/operator/webhooks.yaml has no {kind} {name}"));
     for w in value["webhooks"].as_array_mut().into_iter().flatten() {
         if w["clientConfig"]["service"]["namespace"] == MANIFEST_NAMESPACE {
             w["clientConfig"]["service"]["namespace"] = Value::String(namespace.to_string());
         }
     }
+    serde_json::from_value(value).unwrap_or_else(|e| panic!("{kind} {name}: {e}"))
 }
 
-fn set_ca<'a>(
-    client_configs: impl Iterator<
-        Item = &'a mut k8s_openapi::api::admissionregistration::v1::WebhookClientConfig,
-    >,
-    ca_bundle: Option<&[u8]>,
-) {
-    for c in client_configs {
-        c.ca_bundle = ca_bundle.map(|b| ByteString(b.to_vec()));
+fn ca(ca_bundle: Option<&[u8]>) -> Option<ByteString> {
+    ca_bundle.map(|b| ByteString(b.to_vec()))
+}
+
+/// The `MutatingWebhookConfiguration` `name`, trusting `ca_bundle`.
+fn mutating(name: &str, namespace: &str, ca_bundle: Option<&[u8]>) -> MutatingWebhookConfiguration {
+    let mut m: MutatingWebhookConfiguration =
+        filled("MutatingWebhookConfiguration", name, namespace);
+    for w in m.webhooks.iter_mut().flatten() {
+        w.client_config.ca_bundle = ca(ca_bundle);
     }
+    m
+}
+
+/// The `ValidatingWebhookConfiguration` `name`, trusting `ca_bundle`.
+fn validating(
+    name: &str,
+    namespace: &str,
+    ca_bundle: Option<&[u8]>,
+) -> ValidatingWebhookConfiguration {
+    let mut v: ValidatingWebhookConfiguration =
+        filled("ValidatingWebhookConfiguration", name, namespace);
+    for w in v.webhooks.iter_mut().flatten() {
+        w.client_config.ca_bundle = ca(ca_bundle);
+    }
+    v
 }
 
 /// The operator webhook's configurations (mutating, validating) for the
@@ -51,43 +67,13 @@ pub fn operator_webhook(
     namespace: &str,
     ca_bundle: Option<&[u8]>,
 ) -> (MutatingWebhookConfiguration, ValidatingWebhookConfiguration) {
-    let mut m = find("MutatingWebhookConfiguration", OPERATOR_WEBHOOK_CONFIG);
-    fill(&mut m, namespace);
-    let mut v = find("ValidatingWebhookConfiguration", OPERATOR_WEBHOOK_CONFIG);
-    fill(&mut v, namespace);
-    let mut m: MutatingWebhookConfiguration =
-        serde_json::from_value(m).expect("a MutatingWebhookConfiguration");
-    let mut v: ValidatingWebhookConfiguration =
-        serde_json::from_value(v).expect("a ValidatingWebhookConfiguration");
-    set_ca(
-        m.webhooks
-            .iter_mut()
-            .flatten()
-            .map(|w| &mut w.client_config),
-        ca_bundle,
-    );
-    set_ca(
-        v.webhooks
-            .iter_mut()
-            .flatten()
-            .map(|w| &mut w.client_config),
-        ca_bundle,
-    );
-    (m, v)
+    (
+        mutating(OPERATOR_WEBHOOK_CONFIG, namespace, ca_bundle),
+        validating(OPERATOR_WEBHOOK_CONFIG, namespace, ca_bundle),
+    )
 }
 
 /// The injector's configuration for the operator `namespace`.
 pub fn injector(namespace: &str, ca_bundle: Option<&[u8]>) -> MutatingWebhookConfiguration {
-    let mut m = find("MutatingWebhookConfiguration", INJECTOR_WEBHOOK_CONFIG);
-    fill(&mut m, namespace);
-    let mut m: MutatingWebhookConfiguration =
-        serde_json::from_value(m).expect("a MutatingWebhookConfiguration");
-    set_ca(
-        m.webhooks
-            .iter_mut()
-            .flatten()
-            .map(|w| &mut w.client_config),
-        ca_bundle,
-    );
-    m
+    mutating(INJECTOR_WEBHOOK_CONFIG, namespace, ca_bundle)
 }
