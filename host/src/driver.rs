@@ -231,27 +231,8 @@ pub fn bind_default_settled_by(
         });
     }
     tracing::info!(%address, from = ?before.driver, "binding the default driver");
-    let mut steps = || -> Result<Option<String>> {
-        if before.driver_override.is_some() {
-            write_override(root, address, None)?;
-        }
-        if let Some(cur) = &before.driver {
-            unbind_from(root, address, cur)?;
-        }
-        probe(root, address)?;
-        wait_for_driver(root, address, None, timeout, settle).map(Some)
-    };
-    match steps() {
-        Ok(current) => Ok(BindOutcome {
-            address: *address,
-            previous: before.driver,
-            current,
-        }),
-        Err(e) => {
-            undo(root, address, &before, timeout, settle);
-            Err(e)
-        }
-    }
+    let clear_override = before.driver_override.is_some();
+    reprobe(root, address, before, clear_override, None, timeout, settle)
 }
 
 /// Unbinds a function from its driver (nothing to do when it has none).
@@ -278,21 +259,47 @@ pub fn rebind(root: &HostRoot, address: &PciAddress, timeout: Duration) -> Resul
         .driver_override
         .clone()
         .or_else(|| before.driver.clone());
-    let steps = || -> Result<Option<String>> {
+    reprobe(
+        root,
+        address,
+        before,
+        false,
+        expected.as_deref(),
+        timeout,
+        &mut Poll,
+    )
+}
+
+/// From `before`: clears `driver_override` when `clear_override`, unbinds
+/// the driver, writes `drivers_probe` and waits for `want` (any driver when
+/// `None`); puts `before` back when a step fails.
+fn reprobe(
+    root: &HostRoot,
+    address: &PciAddress,
+    before: DriverState,
+    clear_override: bool,
+    want: Option<&str>,
+    timeout: Duration,
+    settle: &mut dyn Settle,
+) -> Result<BindOutcome> {
+    let steps = |settle: &mut dyn Settle| -> Result<String> {
+        if clear_override {
+            write_override(root, address, None)?;
+        }
         if let Some(cur) = &before.driver {
             unbind_from(root, address, cur)?;
         }
         probe(root, address)?;
-        wait_for_driver(root, address, expected.as_deref(), timeout, &mut Poll).map(Some)
+        wait_for_driver(root, address, want, timeout, settle)
     };
-    match steps() {
+    match steps(settle) {
         Ok(current) => Ok(BindOutcome {
             address: *address,
             previous: before.driver,
-            current,
+            current: Some(current),
         }),
         Err(e) => {
-            undo(root, address, &before, timeout, &mut Poll);
+            undo(root, address, &before, timeout, settle);
             Err(e)
         }
     }
