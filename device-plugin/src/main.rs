@@ -60,8 +60,7 @@ struct Args {
     /// Prefer devices near pods' GPUs of these ("": off).
     #[arg(long, default_value = sriov_device_plugin::podresources::DEFAULT_GPU_RESOURCES)]
     gpu_resources: String,
-    /// Pools (`resourceName`s of the config file, comma separated) served
-    /// by the DRA driver instead (its --resources): not advertised here.
+    /// Pools (`resourceName`s, comma separated) left to the DRA driver.
     #[arg(long, value_delimiter = ',')]
     dra_resources: Vec<String>,
     /// PodResources socket (host root).
