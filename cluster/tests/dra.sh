@@ -380,6 +380,7 @@ dra_health() {
   K -n lane get pod dra-health -o json | jq -c '.status.containerStatuses[0].allocatedResourcesStatus'
   drv=$(basename "$(readlink "$SIM/sys/bus/pci/devices/$addr/driver")")
   say "unbinding $addr from $drv in the simulated sysfs"
+  counters=$(daemon_counters)
   t0=$(now_ms)
   echo "$addr" >"$SIM/sys/bus/pci/devices/$addr/driver/unbind"
   wait_until 30 "$dev Unhealthy in the kubelet's cache and the pod's status" dra_health_is "$dev" "$rid" Unhealthy || return 1
@@ -389,6 +390,9 @@ dra_health() {
     || { fail "the driver did not log $dev unhealthy (bound to no driver)"; return 1; }
   grep "Sending health update notification for pods" "$STATE/logs/kubelet.log" | grep "$DRV" | grep -q "$pod_uid" \
     || { fail "the kubelet did not re-sync pod $pod_uid on the health change"; return 1; }
+  # Still unbound: the config daemon leaves a claimed VF to the claim.
+  daemon_left_alone "$counters" || return 1
+  [ ! -e "$SIM/sys/bus/pci/devices/$addr/driver" ] || { fail "$addr was bound again while the claim holds it"; return 1; }
   echo "$addr" >"$SIM/sys/bus/pci/drivers/$drv/bind"
   wait_until 30 "$dev Healthy again" dra_health_is "$dev" "$rid" Healthy || return 1
   K -n lane delete pod dra-health --wait=true --timeout=60s
@@ -404,6 +408,24 @@ dra_claim_released() {
   check_unprepared dra-pod || return 1
   # The template's claim goes with its pod.
   wait_until 30 "claim $claim deleted with its pod" bash -c "! '$REPO/scripts/cluster.sh' kubectl -n lane get resourceclaim '$claim'"
+}
+
+# The config daemon's counters (its metrics, host network): drift repairs and
+# drains requested, "R D".
+daemon_counters() {
+  curl -sf 127.0.0.1:9110/metrics | awk '/^sriov_config_daemon_drift_repairs_total / {r=$2} /^sriov_config_daemon_drains_requested_total / {d=$2}
+    END {if (r == "" || d == "") exit 1; print r, d}'
+}
+# daemon_left_alone BEFORE: lnp0 is the netdevice policy dra-vfs's, yet the
+# config daemon neither "repaired" the binding a claim holds (bound back to
+# iavf) nor asked for a drain since BEFORE (daemon_counters), and the node
+# state is Succeeded. Its uevent-triggered runs take well under a second here
+# (config_daemon_drift_repair_s).
+daemon_left_alone() {
+  sleep 3
+  local now; now=$(daemon_counters)
+  [ "$now" = "$1" ] || { fail "the config daemon acted on a DRA claim's VF: drift repairs, drains $1 -> $now"; return 1; }
+  [ "$(state_json | jq -r .status.syncStatus)" = Succeeded ] || { fail "node state $(state_json | jq -r .status.syncStatus), not Succeeded"; return 1; }
 }
 
 # The VF's binding in the simulated sysfs: "<driver> <driver_override>".
@@ -435,7 +457,8 @@ dra_vfio_config() {
           netAttachDefName: vf-net"
   # The scheduler picks the VF; its IOMMU group is known once allocated.
   allocated() { [ -n "$(K -n lane get resourceclaim vf-vfio -o jsonpath='{.status.allocation.devices.results[0].device}')" ]; }
-  local stand_in=0 dev addr group
+  local stand_in=0 dev addr group counters
+  counters=$(daemon_counters)
   dra_claim_pod dra-vfio "resourceClaimName: vf-vfio"
   wait_until 60 "claim vf-vfio allocated" allocated || return 1
   dev=$(K -n lane get resourceclaim vf-vfio -o jsonpath='{.status.allocation.devices.results[0].device}')
@@ -458,6 +481,9 @@ dra_vfio_config() {
   # Rebound, the override kept (a re-probe keeps it on vfio-pci), netdev gone.
   [ "$(dra_vf_binding "$addr")" = "vfio-pci vfio-pci" ] || { fail "$addr is '$(dra_vf_binding "$addr")', not on vfio-pci"; return 1; }
   [ -e "$SIM/dev/vfio/$group" ] || { fail "the simulated vfio-pci made no dev/vfio/$group"; return 1; }
+  # The config daemon leaves the claim's vfio-pci binding alone.
+  daemon_left_alone "$counters" || return 1
+  [ "$(dra_vf_binding "$addr")" = "vfio-pci vfio-pci" ] || { fail "$addr left vfio-pci while the claim holds it"; return 1; }
   if ls "$SIM/sys/bus/pci/devices/$addr/net" 2>/dev/null | grep -q .; then fail "$addr still has a netdev"; return 1; fi
   jq -e --arg g "/dev/vfio/$group" '[.devices[0].containerEdits.deviceNodes[].path] == [$g, "/dev/vfio/vfio"]' "$spec" >/dev/null \
     || { fail "the CDI spec lacks the VFIO device nodes"; return 1; }

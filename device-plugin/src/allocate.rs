@@ -75,37 +75,13 @@ pub fn device_info_file(dir: &Path, prefix: &str, name: &str, pci: &str) -> Path
     dir.join(format!("{prefix}-{name}-{pci}-device.json"))
 }
 
-/// The RDMA character devices of a function: `rdma_cm` plus its
-/// `uverbsN`, `umadN` and `issmN` (from sysfs `infiniband_verbs/` and
-/// `infiniband_mad/`), as node paths.
+/// The RDMA character devices of a pool device with an RDMA device
+/// ([`sriov_host::devnodes::rdma_char_devices`]); none without.
 pub fn rdma_char_devices(root: &HostRoot, pd: &PoolDevice) -> BTreeMap<&'static str, String> {
-    let mut out = BTreeMap::new();
     if pd.device.rdma.is_empty() {
-        return out;
+        return BTreeMap::new();
     }
-    out.insert("rdma_cm", "/dev/infiniband/rdma_cm".to_string());
-    let dir = pd.device.sysfs_dir(root);
-    for (sub, keys) in [
-        ("infiniband_verbs", &[("uverbs", "uverbs")][..]),
-        ("infiniband_mad", &[("umad", "umad"), ("issm", "issm")][..]),
-    ] {
-        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
-            continue;
-        };
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .collect();
-        names.sort();
-        for n in names {
-            for (prefix, key) in keys {
-                if n.starts_with(prefix) && !out.contains_key(key) {
-                    out.insert(key, format!("/dev/infiniband/{n}"));
-                }
-            }
-        }
-    }
-    out
+    sriov_host::devnodes::rdma_char_devices(&pd.device.sysfs_dir(root))
 }
 
 /// A device node for a container: the node's path and the container's

@@ -19,7 +19,9 @@
 //!   `SRIOVNETWORK_VF_DEVICE_<device>=<address>`; for a VF on vfio-pci the
 //!   group device (`/dev/vfio/<group>`, from `/dev/vfio/noiommu-<group>`
 //!   in no-IOMMU mode), `/dev/vfio/vfio` and
-//!   `SRIOVNETWORK_<device>_VFIO_DEVICE`; `SRIOVNETWORK_NET_ATTACH_DEF_NAME`
+//!   `SRIOVNETWORK_<device>_VFIO_DEVICE`; for an RDMA-capable VF on its
+//!   kernel driver its `uverbs`, `umad`, `issm` and `rdma_cm` nodes and
+//!   `SRIOVNETWORK_<device>_RDMA_{UVERB,UMAD,ISSM,CM,DEVICE}`; `SRIOVNETWORK_NET_ATTACH_DEF_NAME`
 //!   when set; `/dev/vhost-net` and `/dev/net/tun` with `addVhostMount`)
 //!   and marks the claim complete in the checkpoint. It returns the CDI
 //!   device IDs. A failure at any step restores the VFs already rebound,
@@ -530,6 +532,25 @@ impl Preparer {
                 }
                 None => {}
             }
+        }
+        // An RDMA-capable VF on its kernel driver: its character devices,
+        // as upstream (`SRIOVNETWORK_<device>_RDMA_*`).
+        if let Some(rdma) = f.rdma.first()
+            && DriverKind::of(f.driver.as_deref()) == DriverKind::Kernel
+        {
+            let chars = sriov_host::devnodes::rdma_char_devices(&self.root.pci_device(&p.address));
+            for (kind, var) in [
+                ("uverbs", "UVERB"),
+                ("umad", "UMAD"),
+                ("issm", "ISSM"),
+                ("rdma_cm", "CM"),
+            ] {
+                if let Some(node) = chars.get(kind) {
+                    nodes.push(json!({"path": node, "hostPath": node, "permissions": "rw"}));
+                    env.push(format!("SRIOVNETWORK_{env_name}_RDMA_{var}={node}"));
+                }
+            }
+            env.push(format!("SRIOVNETWORK_{env_name}_RDMA_DEVICE={rdma}"));
         }
         if !p.config.net_attach_def_name.is_empty() {
             env.push(format!(

@@ -556,3 +556,59 @@ fn a_prepare_cut_short_is_undone_before_the_next() {
     assert_eq!(binding(&root, vf).driver_override, None);
     p.unprepare("u").unwrap();
 }
+
+#[test]
+fn an_rdma_vf_gets_its_character_devices() {
+    let (tmp, root) = tree(&NodeSpec::gpu());
+    let vf = PciFunction::read(&root, &"0000:1b:00.2".parse().unwrap()).unwrap();
+    let rdma = vf
+        .rdma
+        .first()
+        .expect("a ConnectX VF with an RDMA device")
+        .clone();
+    let n = rdma.rsplit('_').next().unwrap().to_string();
+    let mut p = Preparer::open(
+        root,
+        "node-a",
+        &tmp.path().join("plugin"),
+        &tmp.path().join("cdi"),
+    )
+    .unwrap();
+    let dev = AllocatedDevice {
+        request: "vf".into(),
+        pool: "node-a".into(),
+        device: "0000-1b-00-2".into(),
+        config: VfConfig::default(),
+    };
+    p.prepare("uid-r", "ns", "claim", &[dev]).unwrap();
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.spec_path("uid-r")).unwrap()).unwrap();
+    let edits = &spec["devices"][0]["containerEdits"];
+    let nodes: Vec<&str> = edits["deviceNodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["path"].as_str().unwrap())
+        .collect();
+    let (uverbs, umad, issm) = (
+        format!("/dev/infiniband/uverbs{n}"),
+        format!("/dev/infiniband/umad{n}"),
+        format!("/dev/infiniband/issm{n}"),
+    );
+    assert_eq!(nodes, [&*uverbs, &*umad, &*issm, "/dev/infiniband/rdma_cm"]);
+    let env: Vec<&str> = edits["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    for want in [
+        format!("SRIOVNETWORK_0000_1b_00_2_RDMA_UVERB={uverbs}"),
+        format!("SRIOVNETWORK_0000_1b_00_2_RDMA_UMAD={umad}"),
+        format!("SRIOVNETWORK_0000_1b_00_2_RDMA_ISSM={issm}"),
+        "SRIOVNETWORK_0000_1b_00_2_RDMA_CM=/dev/infiniband/rdma_cm".to_string(),
+        format!("SRIOVNETWORK_0000_1b_00_2_RDMA_DEVICE={rdma}"),
+    ] {
+        assert!(env.contains(&want.as_str()), "{want} not in {env:?}");
+    }
+}

@@ -5,6 +5,9 @@
 //!   the group's `name` is `vfio-noiommu`), `/dev/vfio/noiommu-<group>`;
 //! - its UIO devices (`uio_pci_generic`, `igb_uio`): `/dev/uioN` for each
 //!   `uio/uioN` child of the function;
+//! - the RDMA character devices of a function with an RDMA device:
+//!   `/dev/infiniband/rdma_cm` and its first `uverbsN`, `umadN` and
+//!   `issmN` (sysfs `infiniband_verbs/` and `infiniband_mad/`);
 //! - the InfiniBand partition key at index 0 of port 1 of its (first) RDMA
 //!   device, `infiniband/<dev>/ports/1/pkeys/0` (`0x7fff`).
 //!
@@ -71,6 +74,31 @@ pub fn uio_nodes(root: &HostRoot, address: &PciAddress) -> Vec<String> {
         .collect()
 }
 
+/// The RDMA character devices of the function (or auxiliary device) whose
+/// sysfs directory is `dir`, by kind: `rdma_cm` (`/dev/infiniband/rdma_cm`,
+/// node-wide) and the first `uverbs`, `umad` and `issm` node under
+/// `infiniband_verbs/` and `infiniband_mad/`, as node paths. Call it for a
+/// function that has an RDMA device; `rdma_cm` is there regardless.
+pub fn rdma_char_devices(
+    dir: &std::path::Path,
+) -> std::collections::BTreeMap<&'static str, String> {
+    let mut out = std::collections::BTreeMap::new();
+    out.insert("rdma_cm", "/dev/infiniband/rdma_cm".to_string());
+    for (sub, kinds) in [
+        ("infiniband_verbs", &["uverbs"][..]),
+        ("infiniband_mad", &["umad", "issm"][..]),
+    ] {
+        for n in sorted_names(&dir.join(sub)) {
+            for kind in kinds {
+                if n.starts_with(kind) && !out.contains_key(kind) {
+                    out.insert(*kind, format!("/dev/infiniband/{n}"));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The partition key at index 0 of port 1 of the function's first RDMA
 /// device (by name), trimmed (`0x7fff`); `None` when it has none.
 pub fn default_pkey(root: &HostRoot, address: &PciAddress) -> Option<String> {
@@ -118,5 +146,20 @@ mod tests {
         std::fs::create_dir_all(d.join("infiniband/mlx5_4/ports/1/pkeys")).unwrap();
         std::fs::write(d.join("infiniband/mlx5_4/ports/1/pkeys/0"), "0x7fff\n").unwrap();
         assert_eq!(default_pkey(&r, &a).as_deref(), Some("0x7fff"));
+    }
+
+    #[test]
+    fn rdma_char_devices_first_of_each_kind() {
+        let (t, _r) = root();
+        let d = t.path();
+        std::fs::create_dir_all(d.join("infiniband_verbs/uverbs3")).unwrap();
+        std::fs::create_dir_all(d.join("infiniband_mad/umad3")).unwrap();
+        std::fs::create_dir_all(d.join("infiniband_mad/issm3")).unwrap();
+        let got = rdma_char_devices(d);
+        assert_eq!(got["rdma_cm"], "/dev/infiniband/rdma_cm");
+        assert_eq!(got["uverbs"], "/dev/infiniband/uverbs3");
+        assert_eq!(got["umad"], "/dev/infiniband/umad3");
+        assert_eq!(got["issm"], "/dev/infiniband/issm3");
+        assert_eq!(rdma_char_devices(&d.join("none")).len(), 1, "rdma_cm only");
     }
 }

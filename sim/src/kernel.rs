@@ -1691,9 +1691,9 @@ impl<S: TreeSink> SimKernel<S> {
                 .sink()
                 .remove_all(&format!("sys/class/infiniband/{rdma}"))
                 .and_then(|()| {
-                    self.tree
-                        .sink()
-                        .remove_all(&format!("{}/infiniband", f.dir))
+                    ["infiniband", "infiniband_verbs", "infiniband_mad"]
+                        .iter()
+                        .try_for_each(|d| self.tree.sink().remove_all(&format!("{}/{d}", f.dir)))
                 })
                 .map_err(|e| eio(&path, e))?;
         }

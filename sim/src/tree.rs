@@ -665,13 +665,25 @@ impl<S: TreeSink> SysfsTree<S> {
         }
     }
 
-    /// Adds an RDMA device (`infiniband/<name>`) and its class link.
+    /// Adds an RDMA device (`infiniband/<name>`) and its class link, with
+    /// its character devices' sysfs entries (`infiniband_verbs/uverbsN`,
+    /// `infiniband_mad/umadN` and `issmN`, N the device's number).
     pub fn add_rdma(&mut self, address: &str, name: &str) -> io::Result<()> {
         let dir = self.dir(address)?;
         let idir = format!("{dir}/infiniband/{name}");
         self.sink.mkdir_all(&idir)?;
         self.sink
             .write_file(&format!("{idir}/node_type"), "1: CA\n", false)?;
+        let n = name.rsplit('_').next().unwrap_or("0");
+        for sub in [
+            format!("infiniband_verbs/uverbs{n}"),
+            format!("infiniband_mad/umad{n}"),
+            format!("infiniband_mad/issm{n}"),
+        ] {
+            self.sink.mkdir_all(&format!("{dir}/{sub}"))?;
+            self.sink
+                .write_file(&format!("{dir}/{sub}/ibdev"), &format!("{name}\n"), false)?;
+        }
         let link = format!("sys/class/infiniband/{name}");
         self.sink
             .symlink(&link, &relative("sys/class/infiniband", &idir))?;
