@@ -242,11 +242,16 @@ spec:
 ${2:-}
 EOF
 }
-dra_claim_pod() { # NAME CLAIM-YAML (the pod's resourceClaims entry)
+dra_claim_pod() { # NAME CLAIM-YAML (the pod's resourceClaims entry) [NETWORKS (Multus annotation)]
+  local annotations="{}"
+  [ -z "${3:-}" ] || annotations="{k8s.v1.cni.cncf.io/networks: '$3'}"
   K apply -f - <<EOF
 apiVersion: v1
 kind: Pod
-metadata: {name: $1, namespace: lane}
+metadata:
+  name: $1
+  namespace: lane
+  annotations: $annotations
 spec:
   terminationGracePeriodSeconds: 1
   resourceClaims:
@@ -547,28 +552,7 @@ EOF
     done
   done
   cat "$before"
-  K apply -f - <<EOF
-apiVersion: v1
-kind: Pod
-metadata:
-  name: dra-multus
-  namespace: lane
-  annotations:
-    k8s.v1.cni.cncf.io/networks: '[{"name": "dra-net", "interface": "net1"}]'
-spec:
-  terminationGracePeriodSeconds: 1
-  resourceClaims:
-  - name: vf
-    resourceClaimName: $claim
-  containers:
-  - name: c
-    image: sriov-rs.local/test:1
-    imagePullPolicy: IfNotPresent
-    command: ["sleep", "3600"]
-    resources:
-      claims:
-      - name: vf
-EOF
+  dra_claim_pod dra-multus "resourceClaimName: $claim" '[{"name": "dra-net", "interface": "net1"}]'
   K -n lane wait --for=condition=Ready pod/dra-multus --timeout=120s || { grep -F dra-multus "$STATE/logs/multus.log" | tail -5; return 1; }
   check_prepared dra-multus || return 1
   read -r claim uid dev addr <"$WORK/dra-multus.claim"

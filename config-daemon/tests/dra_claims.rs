@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use sriov_config_daemon::discover::PfLinks;
-use sriov_config_daemon::plan::{Action, DRA_CHECKPOINT, Plan, plan_node_given_links};
+use sriov_config_daemon::plan::{Action, DRA_CHECKPOINT, Plan, Step, plan_node_given_links};
 use sriov_crds::{Interface, VfGroup};
 use sriov_dra_driver::attributes::device_name;
 use sriov_dra_driver::config::VfConfig;
@@ -54,6 +54,15 @@ fn binds(plan: &Plan) -> Vec<Vec<String>> {
             _ => None,
         })
         .collect()
+}
+
+/// The plan's VF count step.
+fn num_vfs_step(plan: &Plan) -> &Step {
+    plan.pfs
+        .iter()
+        .flat_map(|p| &p.steps)
+        .find(|s| matches!(s.action, Action::SetNumVfs { .. }))
+        .expect("a VF count step")
 }
 
 fn driver_of(root: &HostRoot, vf: &str) -> Option<String> {
@@ -109,12 +118,7 @@ fn a_vf_a_dra_claim_holds_is_held_and_its_binding_is_not_drift() {
     );
     // Fewer VFs would take the claim's VF away: disruptive, naming it.
     let shrink = plan(&root, 2);
-    let step = shrink
-        .pfs
-        .iter()
-        .flat_map(|p| &p.steps)
-        .find(|s| matches!(s.action, Action::SetNumVfs { .. }))
-        .expect("a VF count step");
+    let step = num_vfs_step(&shrink);
     assert!(step.disruptive);
     assert_eq!(step.held_vfs, vec![vf.clone()]);
 
@@ -156,12 +160,7 @@ fn a_vf_a_dra_claim_holds_is_held_and_its_binding_is_not_drift() {
     assert_eq!(driver_of(&root, &vf).as_deref(), Some("iavf"));
     sriov_host::driver::bind_default(&root, &address2, std::time::Duration::from_secs(5)).unwrap();
     let after = plan(&root, 2);
-    let step = after
-        .pfs
-        .iter()
-        .flat_map(|p| &p.steps)
-        .find(|s| matches!(s.action, Action::SetNumVfs { .. }))
-        .unwrap();
+    let step = num_vfs_step(&after);
     assert!(!step.disruptive, "{step:?}");
 }
 
@@ -173,11 +172,6 @@ fn an_unreadable_checkpoint_holds_nothing_and_plans_as_before() {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, b"{not json").unwrap();
     let p = plan(&root, 2);
-    let step = p
-        .pfs
-        .iter()
-        .flat_map(|p| &p.steps)
-        .find(|s| matches!(s.action, Action::SetNumVfs { .. }))
-        .unwrap();
+    let step = num_vfs_step(&p);
     assert!(!step.disruptive);
 }
