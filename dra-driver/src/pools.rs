@@ -42,6 +42,9 @@ pub struct PoolConfig {
 /// A config read and checked against [`PoolConfig::served`].
 #[derive(Debug, Clone)]
 pub struct Pools {
+    /// For discovery (what the selectors need scanned).
+    config: Arc<Config>,
+    /// The same entries, as the selector matching takes them.
     resources: Vec<Arc<ResourceConfig>>,
     served: Vec<String>,
 }
@@ -69,7 +72,8 @@ impl Pools {
             }
         }
         Pools {
-            resources: config.resources.into_iter().map(Arc::new).collect(),
+            resources: config.resources.iter().cloned().map(Arc::new).collect(),
+            config: Arc::new(config),
             served: served.to_vec(),
         }
     }
@@ -81,11 +85,7 @@ impl Pools {
     /// The full resource name of every VF of `node` whose pool is served
     /// here, by address.
     pub fn assign(&self, root: &HostRoot, node: &Node) -> BTreeMap<PciAddress, String> {
-        let config = Config {
-            resources: self.resources.iter().map(|r| (**r).clone()).collect(),
-            skipped: Vec::new(),
-        };
-        let (candidates, env) = sriov_device_plugin::pools::discover(root, &config, node);
+        let (candidates, env) = sriov_device_plugin::pools::discover(root, &self.config, node);
         candidates
             .iter()
             .filter(|d| d.vf_index.is_some())
