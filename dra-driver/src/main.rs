@@ -94,7 +94,7 @@ impl Selector {
         let pools = match &self.pools {
             None => None,
             Some(cfg) => {
-                match cfg.load() {
+                match cfg.load(self.last_good.as_ref()) {
                     Ok(p) => self.last_good = Some(p),
                     Err(e) if self.last_good.is_some() => {
                         tracing::warn!(error = %e, "the config file is unusable; keeping the last good pools")

@@ -42,6 +42,9 @@ pub struct PoolConfig {
 /// A config read and checked against [`PoolConfig::served`].
 #[derive(Debug, Clone)]
 pub struct Pools {
+    /// The file's text it was read from (an unchanged file is not parsed
+    /// and reported again).
+    text: String,
     /// For discovery (what the selectors need scanned).
     config: Arc<Config>,
     /// The same entries, as the selector matching takes them.
@@ -50,12 +53,26 @@ pub struct Pools {
 }
 
 impl PoolConfig {
-    /// Reads the config file. Entries the device plugin would skip are
-    /// skipped here too (logged); a served name that no entry has is
-    /// logged, since nothing will be published for it.
-    pub fn load(&self) -> Result<Pools, ConfigError> {
-        let config = Config::load(&self.path, &self.default_prefix)?;
-        Ok(Pools::new(config, &self.served, &self.path))
+    /// Reads the config file; `last` (the previous read) is returned as it
+    /// was when the file did not change. Entries the device plugin would
+    /// skip are skipped here too; they, and a served name that no entry has
+    /// (nothing is published for it), are logged once per change of the file.
+    pub fn load(&self, last: Option<&Pools>) -> Result<Pools, ConfigError> {
+        let text = std::fs::read_to_string(&self.path).map_err(|source| ConfigError::Read {
+            path: self.path.clone(),
+            source,
+        })?;
+        if let Some(last) = last.filter(|l| l.text == text) {
+            return Ok(last.clone());
+        }
+        let config = Config::parse(
+            &text,
+            &self.path.display().to_string(),
+            &self.default_prefix,
+        )?;
+        let mut pools = Pools::new(config, &self.served, &self.path);
+        pools.text = text;
+        Ok(pools)
     }
 }
 
@@ -72,6 +89,7 @@ impl Pools {
             }
         }
         Pools {
+            text: String::new(),
             resources: config.resources.iter().cloned().map(Arc::new).collect(),
             config: Arc::new(config),
             served: served.to_vec(),
@@ -173,5 +191,43 @@ mod tests {
         assert_eq!(got.keys().copied().collect::<Vec<_>>(), want);
         // A served name the config lacks publishes nothing.
         assert!(pools(&text, &["other"]).assign(&root, &node).is_empty());
+    }
+
+    #[test]
+    fn an_unchanged_file_is_kept_a_changed_one_read_again() {
+        let (_tmp, root, node) = node();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = PoolConfig {
+            path: dir.path().join("config.json"),
+            default_prefix: "intel.com".into(),
+            served: vec!["p".into()],
+        };
+        let write = |vendor: &str| {
+            std::fs::write(
+                &cfg.path,
+                format!(r#"{{"resourceList": [{{"resourceName": "p", "selectors": {{"vendors": ["{vendor}"]}}}}]}}"#),
+            )
+            .unwrap()
+        };
+        write("15b3");
+        let first = cfg.load(None).unwrap();
+        let mlx = first.assign(&root, &node);
+        assert!(!mlx.is_empty());
+        let again = cfg.load(Some(&first)).unwrap();
+        assert_eq!(again.text, first.text);
+        assert_eq!(again.assign(&root, &node), mlx);
+        write("8086");
+        let changed = cfg.load(Some(&first)).unwrap();
+        let intel = changed.assign(&root, &node);
+        assert!(!intel.is_empty());
+        assert!(
+            intel.keys().all(|a| !mlx.contains_key(a)),
+            "the new selectors apply"
+        );
+        std::fs::remove_file(&cfg.path).unwrap();
+        assert!(
+            cfg.load(Some(&changed)).is_err(),
+            "a missing file is an error, the caller keeps the last"
+        );
     }
 }

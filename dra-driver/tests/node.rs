@@ -119,7 +119,7 @@ fn attributes_of_a_vf_under_a_gpu_switch() {
         default_prefix: "intel.com".into(),
         served: vec!["cx6".into()],
     }
-    .load()
+    .load(None)
     .unwrap()
     .assign(&root, &node);
     let by_pool = devices(
