@@ -25,6 +25,10 @@
 #                         with its IPAM address; deleted: back on the host
 #   dra_restart_mid_claim the driver killed (SIGKILL) after prepare: the
 #                         restarted driver re-registers and unprepares
+#   dra_rolling_update    `rollout restart` (maxSurge 1): the new pod serves
+#                         on sockets of its own beside the old one, is
+#                         registered before the old one stops, and unprepares
+#                         the old one's claim
 #   dra_pcie_root_pairing a VF and a GPU of a second (fake) driver under
 #                         matchAttribute resource.kubernetes.io/pcieRoot
 #   dra_removed           the DaemonSet deleted: sockets gone
@@ -38,7 +42,18 @@ DRA_PF=lnp0
 DRA_PF_ADDR=0000:3b:00.0
 DRA_NS=$NS_OP
 DRA_PLUGIN_DIR=/var/lib/kubelet/plugins/$DRV
-DRA_REG_SOCK=/var/lib/kubelet/plugins_registry/$DRV-reg.sock
+DRA_REGISTRY=/var/lib/kubelet/plugins_registry
+# The driver's sockets are named after its pod's UID (POD_UID, rolling
+# updates): <registry>/<driver>-<id>-reg.sock and <plugin dir>/dra-<id>.sock.
+# <id>: the UID's first 12 hex digits (plugin::instance_tag; a unix socket
+# path has at most 107 bytes).
+dra_tag() { tr -d - <<<"$1" | cut -c1-12; }
+dra_reg_sock() { echo "$DRA_REGISTRY/$DRV-$(dra_tag "$1")-reg.sock"; }
+dra_sock() { echo "$DRA_PLUGIN_DIR/dra-$(dra_tag "$1").sock"; }
+dra_pod() { K -n "$DRA_NS" get pods -l app=sriov-dra-driver -o jsonpath='{.items[0].metadata.name}'; }
+dra_pod_uid() { K -n "$DRA_NS" get pod "$1" -o jsonpath='{.metadata.uid}'; }
+# The registration sockets of every instance of the driver.
+dra_reg_socks() { ls "$DRA_REGISTRY/$DRV"-*-reg.sock 2>/dev/null; }
 CDI_DIR=/var/run/cdi
 
 # The driver's log (every container of its pod, previous ones too), without colours.
@@ -144,7 +159,12 @@ dra_deployed() {
   # Tight poll: the time the API server first lists the node's slices with every VF.
   local end=$((SECONDS + 120)) n=0
   until [ "$(dra_device_count 2>/dev/null)" = "$want" ]; do
-    [ $SECONDS -ge $end ] && { fail "ResourceSlices of $NODE with $want devices not visible after 120 s"; dra_log | tail -20; return 1; }
+    [ $SECONDS -ge $end ] && {
+      fail "ResourceSlices of $NODE with $want devices not visible after 120 s"
+      dra_log 2>&1 | tail -20
+      K -n "$DRA_NS" describe pods -l app=sriov-dra-driver | tail -25
+      return 1
+    }
     sleep 0.1
   done
   local t_visible; t_visible=$(now_ms)
@@ -157,7 +177,9 @@ dra_deployed() {
   l_pub=$(grep -m1 'ResourceSlices published' "$WORK/dra.log") || { fail "no 'ResourceSlices published' line"; return 1; }
   timing "dra_driver_start_to_slices_published_ms" "$(( $(log_ms "$l_pub") - $(log_ms "$l_start") ))"
   timing "dra_driver_start_to_slices_visible_ms" "$(( t_visible - $(log_ms "$l_start") ))"
-  [ -S "$DRA_REG_SOCK" ] && [ -S "$DRA_PLUGIN_DIR/dra.sock" ] || { fail "sockets missing"; ls -l "$DRA_PLUGIN_DIR" /var/lib/kubelet/plugins_registry; return 1; }
+  local uid; uid=$(dra_pod_uid "$(dra_pod)")
+  [ -S "$(dra_reg_sock "$uid")" ] && [ -S "$(dra_sock "$uid")" ] \
+    || { fail "sockets of pod UID $uid missing"; ls -l "$DRA_PLUGIN_DIR" "$DRA_REGISTRY"; return 1; }
   # The slices and their attributes.
   dra_slices >"$WORK/slices.json"
   jq -c '.items[] | {name: .metadata.name, pool: .spec.pool, devices: [.spec.devices[].name]}' "$WORK/slices.json"
@@ -590,7 +612,7 @@ dra_restart_mid_claim() {
   restarts=$(K -n "$DRA_NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[0].restartCount}')
   "$REPO/scripts/cluster.sh" ctr -n k8s.io task kill -s SIGKILL "$cid"
   say "driver container $cid killed"
-  [ -S "$DRA_REG_SOCK" ] && say "registration socket left behind (expected after SIGKILL)"
+  [ -S "$(dra_reg_sock "$(dra_pod_uid "$pod")")" ] && say "registration socket left behind (expected after SIGKILL)"
   again() {
     [ "$(K -n "$DRA_NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[0].restartCount}')" -gt "$restarts" ] &&
     [ "$(K -n "$DRA_NS" get pod "$pod" -o jsonpath='{.status.containerStatuses[0].ready}')" = true ] &&
@@ -611,6 +633,56 @@ dra_restart_mid_claim() {
 # one on lnp0's root. A claim for a VF and a GPU with matchAttribute
 # resource.kubernetes.io/pcieRoot gets the GPU on the VF's root; a claim
 # that may only have the other GPU is not allocated.
+# A rolling update as the chart sets it up (maxSurge 1, maxUnavailable 0,
+# POD_UID, readiness = registered with the kubelet): the new pod starts
+# beside the old one on sockets named after its UID, the kubelet registers
+# it, it turns Ready, and only then is the old pod stopped, removing its own
+# sockets and no other. A claim the old instance prepared is unprepared by
+# the new one (the checkpoint is shared under a lock).
+dra_rolling_update() {
+  dra_claim vf-roll
+  dra_claim_pod dra-roll "resourceClaimName: vf-roll"
+  K -n lane wait --for=condition=Ready pod/dra-roll --timeout=120s
+  check_prepared dra-roll || return 1
+  local old old_uid new new_uid uid t_registered t_stopped logpid
+  old=$(dra_pod); old_uid=$(dra_pod_uid "$old")
+  K -n "$DRA_NS" wait --for=condition=Ready "pod/$old" --timeout=30s
+  # The old pod's log to its end (it is deleted by the update).
+  K -n "$DRA_NS" logs -f "$old" >"$WORK/dra-roll-old.log" 2>&1 &
+  logpid=$!
+  K -n "$DRA_NS" rollout restart ds/sriov-dra-driver
+  both() { [ -S "$(dra_reg_sock "$old_uid")" ] && [ "$(dra_reg_socks | wc -l)" -ge 2 ]; }
+  wait_until 60 "a second instance's sockets beside $old's" both || { kill "$logpid" 2>/dev/null; return 1; }
+  say "both instances serving: $(dra_reg_socks | xargs -n1 basename | tr '\n' ' ')"
+  K -n "$DRA_NS" rollout status ds/sriov-dra-driver --timeout=120s || { kill "$logpid" 2>/dev/null; return 1; }
+  old_gone() { ! K -n "$DRA_NS" get pod "$old" >/dev/null 2>&1; }
+  wait_until 60 "the old pod $old gone" old_gone || { kill "$logpid" 2>/dev/null; return 1; }
+  wait "$logpid" 2>/dev/null || true
+  new=$(dra_pod); new_uid=$(dra_pod_uid "$new")
+  [ "$new_uid" != "$old_uid" ] || { fail "no new pod"; return 1; }
+  # Only the new instance's sockets are left.
+  [ "$(dra_reg_socks)" = "$(dra_reg_sock "$new_uid")" ] && [ -S "$(dra_sock "$new_uid")" ] \
+    || { fail "sockets after the update: $(dra_reg_socks | tr '\n' ' ') $(ls "$DRA_PLUGIN_DIR")"; return 1; }
+  [ ! -e "$(dra_sock "$old_uid")" ] || { fail "the old instance's DRA socket is left"; return 1; }
+  # No gap: the new instance was registered before the old one stopped.
+  local l_reg l_stop
+  l_reg=$(K -n "$DRA_NS" logs "$new" | sed 's/\x1b\[[0-9;]*m//g' | grep -m1 'registered with the kubelet') \
+    || { fail "the new instance was not registered"; return 1; }
+  l_stop=$(sed 's/\x1b\[[0-9;]*m//g' "$WORK/dra-roll-old.log" | grep -m1 'sockets removed') \
+    || { fail "the old instance did not stop cleanly"; tail -5 "$WORK/dra-roll-old.log"; return 1; }
+  t_registered=$(log_ms "$l_reg"); t_stopped=$(log_ms "$l_stop")
+  say "new instance registered $((t_stopped - t_registered)) ms before the old one stopped"
+  [ "$t_registered" -lt "$t_stopped" ] || { fail "the old instance stopped before the new one was registered"; return 1; }
+  timing "dra_rolling_update_overlap_ms" "$((t_stopped - t_registered))"
+  # The old instance's claim, unprepared by the new one.
+  K -n lane delete pod dra-roll --wait=true --timeout=60s
+  check_unprepared dra-roll || return 1
+  uid=$(awk '{print $2}' "$WORK/dra-roll.claim")
+  K -n "$DRA_NS" logs "$new" | sed 's/\x1b\[[0-9;]*m//g' | grep "claim unprepared" | grep -q "uid=$uid" \
+    || { fail "the new instance did not unprepare $uid"; return 1; }
+  K -n lane delete resourceclaim vf-roll --wait=true --timeout=30s
+}
+
 dra_pcie_root_pairing() {
   local root bin far=0000:d8:00.0 near=0000:3c:00.0
   root=$(readlink -f "$SIM/sys/bus/pci/devices/$DRA_PF_ADDR" | grep -o 'pci[0-9a-f]\{4\}:[0-9a-f]\{2\}' | head -1)
@@ -689,7 +761,7 @@ EOF
 dra_removed() {
   K delete -f "$WORK/dra.yaml" --wait=true --timeout=60s
   # SIGTERM: the driver removes both sockets.
-  gone() { [ ! -e "$DRA_REG_SOCK" ] && [ ! -e "$DRA_PLUGIN_DIR/dra.sock" ]; }
+  gone() { [ -z "$(dra_reg_socks)" ] && ! ls "$DRA_PLUGIN_DIR"/dra*.sock >/dev/null 2>&1; }
   wait_until 30 "the driver's sockets removed" gone
   if ls "$CDI_DIR"/sriov-rs-dra_*.json 2>/dev/null; then fail "CDI specs left"; return 1; fi
 }

@@ -954,6 +954,7 @@ elif [ "$DEPLOY" = helm ]; then
     t "DRA: claim with VfConfig driver vfio-pci -> VF rebound, VFIO nodes in the pod; deleted -> back on iavf" dra_vfio_config
     t "DRA: claim + Multus network -> the VF's netdev is the pod's net1 (sriov CNI, IPAM); deleted -> back on the host" dra_multus_attach
     t "DRA: driver killed after prepare -> restarted, re-registered, unprepares the claim" dra_restart_mid_claim
+    t "DRA: rolling update (maxSurge) -> new instance beside the old on its own sockets, registered before the old stops, unprepares its claim" dra_rolling_update
     t "DRA: VF + GPU of a second driver with matchAttribute resource.kubernetes.io/pcieRoot -> the GPU on the VF's root" dra_pcie_root_pairing
   fi
   if [ -f "$WORK/dra.yaml" ]; then

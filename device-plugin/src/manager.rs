@@ -574,7 +574,7 @@ impl Manager {
         let (tx, mut rx) = mpsc::channel::<Event>(1024);
         let dir_task = crate::watch::spawn_dir_watch(
             &self.opts.config_file,
-            &self.opts.plugin_dir,
+            Some(&self.opts.plugin_dir),
             tx.clone(),
         )?;
         let uevent_task = if self.opts.uevents {

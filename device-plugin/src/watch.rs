@@ -46,15 +46,16 @@ impl AsRawFd for InotifyFd {
 }
 
 /// Starts inotify watches on the config directory and the plugin
-/// directory; events go to `tx` until it is closed.
+/// directory (`None`: only the config directory, as the DRA driver
+/// watches the same config file); events go to `tx` until it is closed.
 pub fn spawn_dir_watch(
     config_file: &Path,
-    plugin_dir: &Path,
+    plugin_dir: Option<&Path>,
     tx: mpsc::Sender<Event>,
 ) -> Result<tokio::task::JoinHandle<()>, WatchError> {
     let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).map_err(|source| {
         WatchError::Inotify {
-            path: plugin_dir.to_path_buf(),
+            path: config_file.to_path_buf(),
             source,
         }
     })?;
@@ -77,7 +78,7 @@ pub fn spawn_dir_watch(
             })
     };
     let cfg_wd = add(&config_dir)?;
-    let plug_wd = add(plugin_dir)?;
+    let plug_wd = plugin_dir.map(add).transpose()?;
     // SAFETY: `InotifyFd` owns the inotify fd and closes it only on drop;
     // `as_raw_fd` always returns that fd, and the `AsyncFd` owns the value
     // for its whole life.
@@ -85,7 +86,7 @@ pub fn spawn_dir_watch(
     let fd =
         unsafe { AsyncFd::register_with_interest(InotifyFd(ino), tokio::io::Interest::READABLE) }
             .map_err(|e| WatchError::Inotify {
-            path: plugin_dir.to_path_buf(),
+            path: config_dir.clone(),
             source: nix::Error::from_raw(
                 std::io::Error::from(e).raw_os_error().unwrap_or(libc::EIO),
             ),
@@ -104,7 +105,7 @@ pub fn spawn_dir_watch(
                     for ev in events {
                         let out = if ev.wd == cfg_wd {
                             Event::ConfigDir
-                        } else if ev.wd == plug_wd {
+                        } else if Some(ev.wd) == plug_wd {
                             let Some(name) = ev.name else { continue };
                             Event::PluginDir {
                                 name,
@@ -244,5 +245,64 @@ async fn forward(bytes: &[u8], tx: &mpsc::Sender<Event>) -> bool {
             tracing::debug!(error = %e, "unparsable uevent ignored");
             true
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    async fn next(rx: &mut mpsc::Receiver<Event>) -> Event {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("an event within 10 s")
+            .expect("the watch is running")
+    }
+
+    /// A ConfigMap update as the kubelet makes it: a new `..data` symlink
+    /// renamed over the old one, in the config file's directory.
+    fn swap_configmap_data(dir: &Path, target: &str) {
+        let tmp = dir.join("..data_tmp");
+        std::os::unix::fs::symlink(target, &tmp).unwrap();
+        std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    }
+
+    #[tokio::test]
+    async fn config_and_plugin_dir_events() {
+        let d = tempfile::tempdir().unwrap();
+        let (cfg, plugins) = (d.path().join("cfg"), d.path().join("plugins"));
+        std::fs::create_dir_all(cfg.join("..v1")).unwrap();
+        std::fs::create_dir_all(&plugins).unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        let task = spawn_dir_watch(&cfg.join("config.json"), Some(&plugins), tx).unwrap();
+        swap_configmap_data(&cfg, "..v1");
+        assert_eq!(next(&mut rx).await, Event::ConfigDir);
+        while rx.try_recv().is_ok() {}
+        std::fs::write(plugins.join("kubelet.sock"), b"").unwrap();
+        assert_eq!(
+            next(&mut rx).await,
+            Event::PluginDir {
+                name: "kubelet.sock".into(),
+                created: true
+            }
+        );
+        task.abort();
+    }
+
+    /// The DRA driver's use: the config directory only.
+    #[tokio::test]
+    async fn config_dir_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        let task = spawn_dir_watch(&d.path().join("config.json"), None, tx).unwrap();
+        std::fs::write(d.path().join("config.json"), b"{}").unwrap();
+        assert_eq!(next(&mut rx).await, Event::ConfigDir);
+        task.abort();
+        let missing = spawn_dir_watch(&d.path().join("nope/config.json"), None, mpsc::channel(1).0);
+        assert!(
+            matches!(missing, Err(WatchError::Inotify { .. })),
+            "a missing directory is an error the caller reports"
+        );
     }
 }

@@ -124,8 +124,8 @@ async fn prepare_latency(root: HostRoot, dir: &std::path::Path) -> (Duration, Du
     let driver_name = "sriovnetwork.k8snetworkplumbingwg.io";
     let preparer = Preparer::open(root, "n", &dir.join("plugin"), &dir.join("cdi")).unwrap();
     let driver = Arc::new(Driver::new(driver_name, preparer, Arc::new(OneVf)));
-    let dra = plugin::dra_socket(&dir.join("plugins"), driver_name);
-    let reg = plugin::registration_socket(&dir.join("registry"), driver_name);
+    let dra = plugin::dra_socket(&dir.join("plugins"), driver_name, None);
+    let reg = plugin::registration_socket(&dir.join("registry"), driver_name, None);
     let (tx, _rx) = tokio::sync::watch::channel(None);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (d2, r2) = (dra.clone(), reg.clone());

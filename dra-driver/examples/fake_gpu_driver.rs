@@ -159,8 +159,8 @@ async fn main() -> anyhow::Result<()> {
         "ResourceSlices published"
     );
 
-    let dra_socket = plugin::dra_socket(&args.plugins_dir, &args.driver_name);
-    let reg_socket = plugin::registration_socket(&args.registry_dir, &args.driver_name);
+    let dra_socket = plugin::dra_socket(&args.plugins_dir, &args.driver_name, None);
+    let reg_socket = plugin::registration_socket(&args.registry_dir, &args.driver_name, None);
     let gpus = Gpus {
         driver: args.driver_name.clone(),
         claims: KubeClaims::new(client),

@@ -6,18 +6,22 @@
 //! - [`authority`]: repairs the socket path the kubelet's plugin watcher sends as `:authority`.
 //! - [`config`]: the upstream `VfConfig` opaque parameters of a claim, merged per request.
 //! - [`health`]: device health streamed to the kubelet (`v1alpha1.DRAResourceHealth`).
+//! - [`metrics`]: `/healthz`, `/readyz` (registered with the kubelet) and `/metrics`.
 //! - [`plugin`]: the kubelet plugin API: registration and `DRAPlugin` over unix sockets.
 //! - [`pools`]: the device plugin's config file as the device selection (one config source).
 //! - [`prepare`]: checkpointed, idempotent prepare/unprepare of a claim, a CDI spec per claim.
 //! - [`slices`]: the node's ResourceSlices and publishing them.
 //!
-//! Not here yet: the network attachment (CNI through Multus or an NRI
-//! plugin) and with it `networkData` in the claim status; see `docs/dra.md`.
+//! A claimed VF reaches the pod's network through Multus (the CDI device
+//! name is the VF's PCI address, Multus's `deviceID`); not here: an NRI
+//! attachment of its own and with it `networkData` in the claim status
+//! (`docs/dra.md`).
 
 pub mod attributes;
 pub mod authority;
 pub mod config;
 pub mod health;
+pub mod metrics;
 pub mod plugin;
 pub mod pools;
 pub mod prepare;

@@ -35,8 +35,9 @@ struct Args {
     pf_names: Vec<String>,
     /// The device plugin's config file (`{"resourceList": [...]}`): publish
     /// only the VFs of the pools named by --resources, each with its pool's
-    /// name as `k8s.cni.cncf.io/resourceName` (for Multus). Re-read at every
-    /// rescan; a bad file keeps the last good one.
+    /// name as `k8s.cni.cncf.io/resourceName` (for Multus). Its directory
+    /// is watched (inotify) and it is re-read at every rescan; a bad file
+    /// keeps the last good one.
     #[arg(long)]
     config_file: Option<PathBuf>,
     /// With --config-file: the pools (`resourceName`) this driver serves,
@@ -68,6 +69,19 @@ struct Args {
     /// Where CDI specs are written (the runtime's CDI spec directory).
     #[arg(long, default_value = "/var/run/cdi")]
     cdi_dir: PathBuf,
+    /// This instance's UID, the pod's (downward API `metadata.uid`). Set,
+    /// the sockets are its own (`<driver>-<id>-reg.sock`, `dra-<id>.sock`,
+    /// `<id>`: the UID's first 12 hex digits)
+    /// so an old and a new instance serve side by side in a rolling update
+    /// (DaemonSet `maxSurge`; needs kubelet 1.33 or later), sharing the
+    /// checkpoint under a lock. Unset: `<driver>-reg.sock` and `dra.sock`.
+    #[arg(long, env = "POD_UID")]
+    pod_uid: Option<String>,
+    /// Serve /healthz, /readyz (200 once the kubelet registered this
+    /// instance: the readiness probe) and /metrics on this address (e.g.
+    /// 0.0.0.0:9812).
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Seconds between health checks of the published and prepared VFs
     /// (streamed to the kubelet, `DRAResourceHealth`).
     #[arg(long, default_value_t = 5)]
@@ -174,7 +188,18 @@ async fn main() -> anyhow::Result<()> {
         preparer,
         Arc::new(KubeClaims::new(client)),
     ));
-    let (status, _status_rx) = tokio::sync::watch::channel(None);
+    let (status, status_rx) = tokio::sync::watch::channel(None);
+    let metrics = driver.metrics.clone();
+    if let Some(addr) = args.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on --metrics-addr {addr}"))?;
+        tokio::spawn(sriov_dra_driver::metrics::serve(
+            listener,
+            metrics.clone(),
+            status_rx,
+        ));
+    }
     let health = Monitor::new(&args.node_name);
     // The devices the health loop checks: the last scan's, then the
     // prepared claims' (a VF gone from the node stays in its claim).
@@ -182,8 +207,23 @@ async fn main() -> anyhow::Result<()> {
         tokio::sync::watch::channel(Vec::<(String, PciAddress)>::new());
     let health_svc = health.service(sriov_dra_driver::health::HEARTBEAT);
     let health_driver = driver.clone();
-    let dra_socket = plugin::dra_socket(&args.plugins_dir, &args.driver_name);
-    let reg_socket = plugin::registration_socket(&args.registry_dir, &args.driver_name);
+    let tag = args
+        .pod_uid
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .map(plugin::instance_tag);
+    let instance = tag.as_deref();
+    let instance_name = instance.unwrap_or("-").to_string();
+    let dra_socket = plugin::dra_socket(&args.plugins_dir, &args.driver_name, instance);
+    let reg_socket = plugin::registration_socket(&args.registry_dir, &args.driver_name, instance);
+    for p in plugin::remove_stale_sockets(
+        &args.registry_dir,
+        &args.plugins_dir,
+        &args.driver_name,
+        &[&dra_socket, &reg_socket],
+    ) {
+        tracing::info!(path = %p.display(), "removed the socket of an instance that is gone");
+    }
     let server = tokio::spawn(async move {
         plugin::serve(
             driver,
@@ -208,23 +248,25 @@ async fn main() -> anyhow::Result<()> {
         )
         .await
     });
-    tracing::info!(driver = %args.driver_name, node = %args.node_name, "kubelet plugin serving");
+    tracing::info!(driver = %args.driver_name, node = %args.node_name, instance = %instance_name, "kubelet plugin serving");
     let health_root = root.clone();
     let health_every = Duration::from_secs(args.health_seconds.max(1));
     let health_loop = async move {
         loop {
             let mut devices = published_rx.borrow().clone();
             let (m, r, d) = (health.clone(), health_root.clone(), health_driver.clone());
+            let health_metrics = d.metrics.clone();
             // Blocking: the preparer's lock is held through a rebind.
             tokio::task::spawn_blocking(move || {
-                for c in d
-                    .preparer
-                    .lock()
-                    .expect("poisoned")
-                    .checkpoint()
-                    .claims
-                    .values()
-                {
+                let mut preparer = d.preparer.lock().expect("poisoned");
+                // Another instance (a rolling update) may have changed it.
+                if let Err(e) = preparer.reload() {
+                    tracing::warn!(error = %e, "reading the checkpoint failed; checking the last read");
+                }
+                health_metrics
+                    .prepared_claims
+                    .set(preparer.checkpoint().claims.len() as i64);
+                for c in preparer.checkpoint().claims.values() {
                     for p in &c.devices {
                         if !devices.iter().any(|(n, _)| *n == p.device) {
                             devices.push((p.device.clone(), p.address));
@@ -238,6 +280,20 @@ async fn main() -> anyhow::Result<()> {
         }
         #[allow(unreachable_code)]
         Ok::<(), anyhow::Error>(())
+    };
+    // The config file's directory watched (a ConfigMap update swaps its
+    // `..data` symlink): a changed file is read at once, not at the next
+    // resync.
+    let (config_tx, mut config_rx) = tokio::sync::mpsc::channel(64);
+    let _config_watch = match &args.config_file {
+        Some(path) => match sriov_device_plugin::watch::spawn_dir_watch(path, None, config_tx) {
+            Ok(task) => Some(task),
+            Err(e) => {
+                tracing::warn!(error = %e, "the config file is not watched; it is read at every resync");
+                None
+            }
+        },
+        None => None,
     };
     let publisher = async {
         loop {
@@ -260,14 +316,17 @@ async fn main() -> anyhow::Result<()> {
                     match slices::publish(&store, &args.driver_name, &args.node_name, &devices)
                         .await
                     {
-                        Ok(p) => tracing::info!(
-                            devices = devices.len(),
-                            slices = p.slices,
-                            generation = p.generation,
-                            written = p.written,
-                            deleted = p.deleted,
-                            "ResourceSlices published"
-                        ),
+                        Ok(p) => {
+                            metrics.published_devices.set(devices.len() as i64);
+                            tracing::info!(
+                                devices = devices.len(),
+                                slices = p.slices,
+                                generation = p.generation,
+                                written = p.written,
+                                deleted = p.deleted,
+                                "ResourceSlices published"
+                            )
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "publishing ResourceSlices failed; retrying")
                         }
@@ -277,7 +336,15 @@ async fn main() -> anyhow::Result<()> {
                     tracing::warn!(error = %format!("{e:#}"), "scanning the node failed; retrying")
                 }
             }
-            tokio::time::sleep(Duration::from_secs(args.resync_seconds)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(args.resync_seconds)) => {}
+                Some(_) = config_rx.recv() => {
+                    // One rescan for a burst (a ConfigMap swap is several events).
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    while config_rx.try_recv().is_ok() {}
+                    tracing::debug!("config directory changed; reading it again");
+                }
+            }
         }
         #[allow(unreachable_code)]
         Ok::<(), anyhow::Error>(())
@@ -287,6 +354,7 @@ async fn main() -> anyhow::Result<()> {
         r = health_loop => r,
         r = server => {
             r.context("kubelet plugin task")?.context("kubelet plugin")?;
+            tracing::info!(instance = %instance_name, "stopped; this instance's sockets removed");
             Ok(())
         }
     }

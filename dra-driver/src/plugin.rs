@@ -40,14 +40,91 @@ pub mod v1beta1 {
 /// The services listed in `supported_versions`, newest first.
 pub const SUPPORTED_VERSIONS: [&str; 2] = ["v1.DRAPlugin", "v1beta1.DRAPlugin"];
 
-/// The registration socket of a driver: `<dir>/<driver>-reg.sock`.
-pub fn registration_socket(registry_dir: &Path, driver: &str) -> PathBuf {
-    registry_dir.join(format!("{driver}-reg.sock"))
+/// The part of a pod UID that names an instance's sockets: its first 12
+/// hex digits (48 random bits of a UUID: two pods of one node do not
+/// share them). The whole UID does not fit: a unix socket path has at most
+/// 107 bytes, and `/var/lib/kubelet/plugins_registry/<driver>-<uid>-reg.sock`
+/// with this driver's 36-byte name and a 36-byte UID has 116.
+pub fn instance_tag(pod_uid: &str) -> String {
+    pod_uid.chars().filter(|c| *c != '-').take(12).collect()
 }
 
-/// The DRA socket of a driver: `<plugins dir>/<driver>/dra.sock`.
-pub fn dra_socket(plugins_dir: &Path, driver: &str) -> PathBuf {
-    plugins_dir.join(driver).join("dra.sock")
+/// The longest unix socket path (`sun_path` holds 108 bytes with the NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// The registration socket of a driver instance:
+/// `<dir>/<driver>-reg.sock`, or `<dir>/<driver>-<instance>-reg.sock` for
+/// an instance that takes part in rolling updates (see [`dra_socket`]).
+pub fn registration_socket(registry_dir: &Path, driver: &str, instance: Option<&str>) -> PathBuf {
+    match instance {
+        None => registry_dir.join(format!("{driver}-reg.sock")),
+        Some(i) => registry_dir.join(format!("{driver}-{i}-reg.sock")),
+    }
+}
+
+/// The DRA socket of a driver instance: `<plugins dir>/<driver>/dra.sock`,
+/// or `dra-<instance>.sock` there.
+///
+/// A rolling update (a DaemonSet with `maxSurge`) runs the old and the new
+/// instance side by side; each must listen on sockets of its own, so that
+/// neither unlinks the other's and the kubelet (1.33 and later) can use
+/// either, then drop the old one when its sockets go. The instance is the
+/// pod's UID, as the kubelet plugin helper's `RollingUpdate` option and the
+/// kubelet's plugin watcher documentation ("Seamless Upgrade") name them.
+pub fn dra_socket(plugins_dir: &Path, driver: &str, instance: Option<&str>) -> PathBuf {
+    let dir = plugins_dir.join(driver);
+    match instance {
+        None => dir.join("dra.sock"),
+        Some(i) => dir.join(format!("dra-{i}.sock")),
+    }
+}
+
+/// Removes the sockets of this driver's instances that are gone: a
+/// registration socket `<driver>[-<instance>]-reg.sock` in `registry_dir`
+/// nobody listens on (`connect` refused: its process was killed), with
+/// its DRA socket. The sockets of a live instance (the other side of a
+/// rolling update) and `keep` are left alone. Returns the removed paths.
+pub fn remove_stale_sockets(
+    registry_dir: &Path,
+    plugins_dir: &Path,
+    driver: &str,
+    keep: &[&Path],
+) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(registry_dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(middle) = name
+            .strip_prefix(driver)
+            .and_then(|r| r.strip_suffix("-reg.sock"))
+        else {
+            continue;
+        };
+        let instance = match middle.strip_prefix('-') {
+            Some(i) if !i.is_empty() => Some(i),
+            _ if middle.is_empty() => None,
+            // Another driver whose name starts with ours.
+            _ => continue,
+        };
+        let reg = e.path();
+        if keep.contains(&reg.as_path()) {
+            continue;
+        }
+        match std::os::unix::net::UnixStream::connect(&reg) {
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            // Alive, or not a socket we can judge: leave it.
+            _ => continue,
+        }
+        let dra = dra_socket(plugins_dir, driver, instance);
+        for p in [reg, dra] {
+            if !keep.contains(&p.as_path()) && std::fs::remove_file(&p).is_ok() {
+                removed.push(p);
+            }
+        }
+    }
+    removed
 }
 
 /// Where the allocation of a claim comes from.
@@ -270,6 +347,8 @@ pub struct Driver {
     /// runs on tokio's blocking pool, not on the runtime's threads.
     pub preparer: Arc<Mutex<Preparer>>,
     pub claims: Arc<dyn ClaimSource>,
+    /// Prepare and unprepare counts and times.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Serializes calls.
     lock: tokio::sync::Mutex<()>,
 }
@@ -280,6 +359,7 @@ impl Driver {
             name: name.to_string(),
             preparer: Arc::new(Mutex::new(preparer)),
             claims,
+            metrics: Arc::default(),
             lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -327,7 +407,9 @@ impl Driver {
                     Err(e) => Err(e),
                 },
             };
-            let ms = start.elapsed().as_secs_f64() * 1000.0;
+            let seconds = start.elapsed().as_secs_f64();
+            self.metrics.prepared(r.is_ok(), seconds);
+            let ms = seconds * 1000.0;
             match &r {
                 Ok(d) => {
                     tracing::info!(claim = %format!("{}/{}", c.namespace, c.name), uid = %c.uid, devices = d.len(), elapsed_ms = format!("{ms:.2}"), "claim prepared")
@@ -356,6 +438,7 @@ impl Driver {
             })
             .await
             .unwrap_or_else(|e| Err(format!("unprepare task failed: {e}")));
+            self.metrics.unprepared(r.is_ok());
             let ms = start.elapsed().as_secs_f64() * 1000.0;
             match &r {
                 Ok(()) => {
@@ -503,6 +586,16 @@ impl registration::registration_server::Registration for RegistrationService {
 
 /// Binds a unix socket, replacing a stale socket file.
 pub fn bind(path: &Path) -> std::io::Result<tokio_stream::wrappers::UnixListenerStream> {
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "socket path {} has {len} bytes; a unix socket path has at most {MAX_SOCKET_PATH} (shorten the directory or the driver name)",
+                path.display()
+            ),
+        ));
+    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

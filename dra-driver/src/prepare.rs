@@ -34,6 +34,11 @@
 //!   spec. It needs nothing but the claim UID, so it works after a restart
 //!   and after the claim object is gone; an unknown UID is success. When a
 //!   restore fails the entry stays, and the kubelet's retry tries again.
+//! - Two instances of the driver may run at once (a rolling update: the
+//!   kubelet may call either): every prepare and unprepare holds an
+//!   exclusive `flock` on `<plugin dir>/checkpoint.lock` and reads the
+//!   checkpoint under it, so neither works from a stale copy nor
+//!   overwrites the other's entries.
 //! - The checkpoint (`<plugin dir>/checkpoint.json`) and spec files are
 //!   written atomically (temp file + rename): the checkpoint is written
 //!   before a VF is rebound and after the spec on prepare, and before the
@@ -69,6 +74,12 @@ pub const CDI_VERSION: &str = "0.6.0";
 pub fn cdi_device_name(address: &PciAddress) -> String {
     address.to_string()
 }
+
+/// The checkpoint's file name in the plugin directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint.json";
+/// The lock file next to the checkpoint: held through every prepare and
+/// unprepare, so two driver instances (a rolling update) take turns.
+pub const LOCK_FILE: &str = "checkpoint.lock";
 
 /// Prefix of this driver's CDI spec files.
 pub const SPEC_PREFIX: &str = "sriov-rs-dra_";
@@ -218,6 +229,7 @@ pub struct Preparer {
     node: String,
     cdi_dir: PathBuf,
     checkpoint_path: PathBuf,
+    lock_path: PathBuf,
     checkpoint: Checkpoint,
     bind_timeout: Duration,
 }
@@ -239,6 +251,21 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<(), PrepareError> {
         })
 }
 
+/// Reads a checkpoint file; an empty checkpoint when there is none.
+fn read_checkpoint(path: &Path) -> Result<Checkpoint, PrepareError> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|source| PrepareError::Checkpoint {
+            path: path.to_path_buf(),
+            source,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Checkpoint {
+            version: 1,
+            ..Default::default()
+        }),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
 impl Preparer {
     /// Opens (or starts) the checkpoint in `plugin_dir`.
     pub fn open(
@@ -247,26 +274,36 @@ impl Preparer {
         plugin_dir: &Path,
         cdi_dir: &Path,
     ) -> Result<Self, PrepareError> {
-        let checkpoint_path = plugin_dir.join("checkpoint.json");
-        let checkpoint = match std::fs::read(&checkpoint_path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|source| PrepareError::Checkpoint {
-                path: checkpoint_path.clone(),
-                source,
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Checkpoint {
-                version: 1,
-                ..Default::default()
-            },
-            Err(e) => return Err(io(&checkpoint_path)(e)),
-        };
+        let checkpoint_path = plugin_dir.join(CHECKPOINT_FILE);
         Ok(Self {
             root,
             node: node.to_string(),
             cdi_dir: cdi_dir.to_path_buf(),
+            checkpoint: read_checkpoint(&checkpoint_path)?,
+            lock_path: plugin_dir.join(LOCK_FILE),
             checkpoint_path,
-            checkpoint,
             bind_timeout: BIND_TIMEOUT,
         })
+    }
+
+    /// Reads the checkpoint again: another instance of the driver (a
+    /// rolling update runs two) may have changed it. Lock-free: the file
+    /// is replaced whole (rename), so a read sees one version.
+    pub fn reload(&mut self) -> Result<(), PrepareError> {
+        self.checkpoint = read_checkpoint(&self.checkpoint_path)?;
+        Ok(())
+    }
+
+    /// Takes the checkpoint's lock (waiting for another instance's prepare
+    /// or unprepare to finish) and reads the checkpoint under it.
+    fn lock(&mut self) -> Result<sriov_host::files::FileLock, PrepareError> {
+        if let Some(dir) = self.lock_path.parent() {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        let lock = sriov_host::files::lock_exclusive(&self.lock_path, 0o600)
+            .map_err(io(&self.lock_path))?;
+        self.reload()?;
+        Ok(lock)
     }
 
     /// How long a rebind waits for the kernel ([`BIND_TIMEOUT`] unless set).
@@ -296,8 +333,12 @@ impl Preparer {
     }
 
     /// The devices of a claim prepared before (complete in the
-    /// checkpoint); `None` for an unknown or pending claim.
-    pub fn prepared(&self, uid: &str) -> Option<Vec<PreparedDevice>> {
+    /// checkpoint, read again: another instance may have prepared it);
+    /// `None` for an unknown or pending claim.
+    pub fn prepared(&mut self, uid: &str) -> Option<Vec<PreparedDevice>> {
+        if let Err(e) = self.reload() {
+            tracing::warn!(error = %e, "reading the checkpoint again failed; using the last read");
+        }
         self.checkpoint
             .claims
             .get(uid)
@@ -313,6 +354,17 @@ impl Preparer {
         name: &str,
         devices: &[AllocatedDevice],
     ) -> Result<Vec<PreparedDevice>, PrepareError> {
+        let _lock = self.lock()?;
+        self.prepare_locked(uid, namespace, name, devices)
+    }
+
+    fn prepare_locked(
+        &mut self,
+        uid: &str,
+        namespace: &str,
+        name: &str,
+        devices: &[AllocatedDevice],
+    ) -> Result<Vec<PreparedDevice>, PrepareError> {
         match self.checkpoint.claims.get(uid) {
             Some(c) if !c.pending => return Ok(c.devices.clone()),
             Some(_) => {
@@ -320,7 +372,7 @@ impl Preparer {
                     uid,
                     "a prepare of this claim was cut short; undoing it first"
                 );
-                self.unprepare(uid)?;
+                self.unprepare_locked(uid)?;
             }
             None => {}
         }
@@ -602,6 +654,11 @@ impl Preparer {
 
     /// Unprepares a claim by UID (see the module docs).
     pub fn unprepare(&mut self, uid: &str) -> Result<(), PrepareError> {
+        let _lock = self.lock()?;
+        self.unprepare_locked(uid)
+    }
+
+    fn unprepare_locked(&mut self, uid: &str) -> Result<(), PrepareError> {
         if let Some(c) = self.checkpoint.claims.get(uid) {
             self.restore_all(&c.devices)?;
         }

@@ -91,6 +91,16 @@ struct Running {
 }
 
 fn start(dir: &Path, root: &HostRoot, claims: Arc<FakeClaims>) -> Running {
+    start_instance(dir, root, claims, None)
+}
+
+/// [`start`] with the sockets of one instance of a rolling update.
+fn start_instance(
+    dir: &Path,
+    root: &HostRoot,
+    claims: Arc<FakeClaims>,
+    instance: Option<&str>,
+) -> Running {
     let preparer = Preparer::open(
         root.clone(),
         NODE,
@@ -103,8 +113,8 @@ fn start(dir: &Path, root: &HostRoot, claims: Arc<FakeClaims>) -> Running {
     let svc = health.service(Duration::from_millis(200));
     let (tx, status) = watch::channel(None);
     let (stop, rx) = oneshot::channel::<()>();
-    let dra = plugin::dra_socket(&dir.join("plugins"), DRIVER);
-    let reg = plugin::registration_socket(&dir.join("plugins_registry"), DRIVER);
+    let dra = plugin::dra_socket(&dir.join("plugins"), DRIVER, instance);
+    let reg = plugin::registration_socket(&dir.join("plugins_registry"), DRIVER, instance);
     let task = tokio::spawn(async move {
         plugin::serve(driver, svc, &dra, &reg, tx, async move {
             let _ = rx.await;
@@ -265,6 +275,168 @@ async fn register_prepare_unprepare_and_restart() {
     run.task.await.unwrap().unwrap();
 }
 
+async fn prepare(sock: &Path, c: v1::Claim) -> v1::NodePrepareResourceResponse {
+    let uid = c.uid.clone();
+    let mut client = v1::dra_plugin_client::DraPluginClient::new(channel(sock).await);
+    let mut resp = client
+        .node_prepare_resources(v1::NodePrepareResourcesRequest { claims: vec![c] })
+        .await
+        .unwrap()
+        .into_inner();
+    resp.claims.remove(&uid).unwrap()
+}
+
+async fn unprepare(sock: &Path, c: v1::Claim) -> v1::NodeUnprepareResourceResponse {
+    let uid = c.uid.clone();
+    let mut client = v1::dra_plugin_client::DraPluginClient::new(channel(sock).await);
+    let mut resp = client
+        .node_unprepare_resources(v1::NodeUnprepareResourcesRequest { claims: vec![c] })
+        .await
+        .unwrap()
+        .into_inner();
+    resp.claims.remove(&uid).unwrap()
+}
+
+/// A rolling update: the old and the new instance serve at once on
+/// sockets of their own and share the checkpoint, so the kubelet may call
+/// either; the old one stopping removes only its sockets; a killed
+/// instance's sockets are removed by the next, a live one's are not.
+#[tokio::test]
+async fn two_instances_serve_side_by_side_and_share_the_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_static_tree(tmp.path(), &NodeSpec::gpu()).unwrap();
+    let root = HostRoot::new(tmp.path());
+    let dir = tmp.path().join("kubelet");
+    let (plugins, registry) = (dir.join("plugins"), dir.join("plugins_registry"));
+    let claims = Arc::new(FakeClaims::default());
+    claims.add("ns", "x", "uid-x", &["0000-1b-00-2"]);
+    claims.add("ns", "y", "uid-y", &["0000-1b-00-2"]);
+    claims.add("ns", "z", "uid-z", &["0000-1b-00-3"]);
+    let old = start_instance(&dir, &root, claims.clone(), Some("pod-old"));
+    let new = start_instance(&dir, &root, claims.clone(), Some("pod-new"));
+    let sock = |i| plugin::dra_socket(&plugins, DRIVER, Some(i));
+    let reg = |i| plugin::registration_socket(&registry, DRIVER, Some(i));
+    assert_eq!(
+        reg("pod-new"),
+        registry.join(format!("{DRIVER}-pod-new-reg.sock"))
+    );
+    assert_eq!(
+        sock("pod-new"),
+        plugins.join(DRIVER).join("dra-pod-new.sock")
+    );
+    // Each answers GetInfo with its own DRA socket.
+    for i in ["pod-old", "pod-new"] {
+        let info =
+            registration::registration_client::RegistrationClient::new(channel(&reg(i)).await)
+                .get_info(registration::InfoRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+        assert_eq!(Path::new(&info.endpoint), sock(i));
+    }
+
+    // The old instance prepares x; the new one sees the VF taken.
+    assert_eq!(
+        prepare(&sock("pod-old"), claim("ns", "x", "uid-x"))
+            .await
+            .error,
+        ""
+    );
+    let y = prepare(&sock("pod-new"), claim("ns", "y", "uid-y")).await;
+    assert!(
+        y.error.contains("already prepared for claim uid-x"),
+        "{y:?}"
+    );
+    // The new one prepares z; the old one answers x again and knows z.
+    assert_eq!(
+        prepare(&sock("pod-new"), claim("ns", "z", "uid-z"))
+            .await
+            .error,
+        ""
+    );
+    let again = prepare(&sock("pod-old"), claim("ns", "x", "uid-x")).await;
+    assert_eq!(again.devices[0].device_name, "0000-1b-00-2");
+    let checkpoint: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(plugins.join(DRIVER).join("checkpoint.json")).unwrap(),
+    )
+    .unwrap();
+    let mut uids: Vec<_> = checkpoint["claims"].as_object().unwrap().keys().collect();
+    uids.sort();
+    assert_eq!(uids, ["uid-x", "uid-z"], "neither overwrote the other");
+
+    // The old instance stops: its sockets go, the new one's stay and it
+    // unprepares what the old one prepared.
+    old.stop.send(()).unwrap();
+    old.task.await.unwrap().unwrap();
+    assert!(!sock("pod-old").exists() && !reg("pod-old").exists());
+    assert!(sock("pod-new").exists() && reg("pod-new").exists());
+    assert_eq!(
+        unprepare(&sock("pod-new"), claim("ns", "x", "uid-x"))
+            .await
+            .error,
+        ""
+    );
+    assert!(!dir.join("cdi/sriov-rs-dra_uid-x.json").exists());
+    assert_eq!(
+        prepare(&sock("pod-new"), claim("ns", "y", "uid-y"))
+            .await
+            .error,
+        ""
+    );
+
+    // A killed instance's sockets (files nobody listens on) are stale: the
+    // next instance removes them; the live instance's are kept.
+    for p in [reg("pod-killed"), sock("pod-killed")] {
+        drop(std::os::unix::net::UnixListener::bind(&p).unwrap());
+        assert!(p.exists());
+    }
+    let removed = plugin::remove_stale_sockets(&registry, &plugins, DRIVER, &[]);
+    assert_eq!(removed, vec![reg("pod-killed"), sock("pod-killed")]);
+    assert!(sock("pod-new").exists() && reg("pod-new").exists());
+    for c in [claim("ns", "y", "uid-y"), claim("ns", "z", "uid-z")] {
+        assert_eq!(unprepare(&sock("pod-new"), c).await.error, "");
+    }
+    new.stop.send(()).unwrap();
+    new.task.await.unwrap().unwrap();
+}
+
+/// The sockets of a real pod UID under the kubelet's real directories fit
+/// a unix socket path; a path that does not is refused with a reason.
+#[test]
+fn instance_socket_paths_fit_and_long_ones_are_refused() {
+    let uid = "69feb842-e78f-4bae-8290-02d5a038bcd8";
+    let tag = plugin::instance_tag(uid);
+    assert_eq!(tag, "69feb842e78f");
+    let reg = plugin::registration_socket(
+        Path::new("/var/lib/kubelet/plugins_registry"),
+        DRIVER,
+        Some(&tag),
+    );
+    let dra = plugin::dra_socket(Path::new("/var/lib/kubelet/plugins"), DRIVER, Some(&tag));
+    for p in [&reg, &dra] {
+        assert!(
+            p.as_os_str().len() <= plugin::MAX_SOCKET_PATH,
+            "{} is too long",
+            p.display()
+        );
+    }
+    // The whole UID would not fit.
+    let whole = plugin::registration_socket(
+        Path::new("/var/lib/kubelet/plugins_registry"),
+        DRIVER,
+        Some(uid),
+    );
+    assert!(whole.as_os_str().len() > plugin::MAX_SOCKET_PATH);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt
+        .block_on(async { plugin::bind(&whole).map(|_| ()) })
+        .unwrap_err();
+    assert!(err.to_string().contains("at most 107"), "{err}");
+}
+
 #[test]
 fn allocation_of_checks_uid_and_allocation() {
     let c = json!({"metadata": {"uid": "u1"}, "status": {}});
@@ -401,7 +573,7 @@ async fn health_is_streamed_on_the_dra_socket() {
         })
         .collect();
     run.health.recheck(&root, &vfs);
-    let ch = channel(&plugin::dra_socket(&dir.join("plugins"), DRIVER)).await;
+    let ch = channel(&plugin::dra_socket(&dir.join("plugins"), DRIVER, None)).await;
     let mut client = v1alpha1::dra_resource_health_client::DraResourceHealthClient::new(ch);
     let mut stream = client
         .node_watch_resources(v1alpha1::NodeWatchResourcesRequest {})

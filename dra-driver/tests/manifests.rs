@@ -72,6 +72,26 @@ fn the_daemonset_passes_real_flags_and_mounts_the_directories_they_name() {
     let env = c["env"].as_array().unwrap();
     let node = env.iter().find(|e| e["name"] == "NODE_NAME").unwrap();
     assert_eq!(node["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName");
+    // POD_UID (--pod-uid): sockets of its own, so the rolling update's
+    // surge pod serves beside the old one.
+    assert!(help.contains("[env: POD_UID="), "{help}");
+    let uid = env.iter().find(|e| e["name"] == "POD_UID").unwrap();
+    assert_eq!(uid["valueFrom"]["fieldRef"]["fieldPath"], "metadata.uid");
+    let update = &ds["spec"]["updateStrategy"];
+    assert_eq!(update["type"], "RollingUpdate");
+    assert_eq!(update["rollingUpdate"]["maxSurge"], 1);
+    assert_eq!(update["rollingUpdate"]["maxUnavailable"], 0);
+    // Ready once registered: /readyz on --metrics-addr's port.
+    let port: u16 = arg("--metrics-addr")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["port"], port);
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["port"], port);
 
     let mounts: Vec<(&str, &str, bool)> = c["volumeMounts"]
         .as_array()

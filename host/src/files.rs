@@ -163,6 +163,36 @@ pub fn write_atomic(path: &Path, bytes: &[u8], opts: &WriteOptions) -> Result<()
     res
 }
 
+/// An exclusive `flock(2)` lock on a file, held until dropped (the file
+/// descriptor closes). Processes that share a file through it take turns;
+/// a process killed while holding it releases it.
+#[derive(Debug)]
+pub struct FileLock {
+    _lock: nix::fcntl::Flock<fs::File>,
+}
+
+/// Takes an exclusive lock on `path` (created `mode` if absent, never
+/// truncated), waiting for another holder. For state that two processes
+/// read-modify-write, such as the DRA checkpoint shared by the old and new
+/// driver instances during a rolling update.
+pub fn lock_exclusive(path: &Path, mode: u32) -> io::Result<FileLock> {
+    let file = OpenOptions::new()
+        .read(true)
+        .create(true)
+        .append(true)
+        .mode(mode)
+        .custom_flags(nix::libc::O_CLOEXEC)
+        .open(path)?;
+    let mut file = file;
+    loop {
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive) {
+            Ok(lock) => return Ok(FileLock { _lock: lock }),
+            Err((f, nix::errno::Errno::EINTR)) => file = f,
+            Err((_, e)) => return Err(io::Error::from(e)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +200,31 @@ mod tests {
 
     fn mode(p: &Path) -> u32 {
         fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_file_lock_makes_the_next_holder_wait() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("state.lock");
+        let first = lock_exclusive(&path, 0o600).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = path.clone();
+        let waiter = std::thread::spawn(move || {
+            // A separate open file description: flock excludes it as it
+            // would another process.
+            let _second = lock_exclusive(&p, 0o600).unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(100))
+                .is_err(),
+            "the second lock was granted while the first is held"
+        );
+        drop(first);
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the second lock is granted once the first is dropped");
+        waiter.join().unwrap();
     }
 
     #[test]

@@ -207,6 +207,7 @@ fn main() {
             hugepages_downward_api: true,
             honor_existing_resources: false,
         })),
+        dra_resources: Default::default(),
         ready: Default::default(),
     });
     state.ready.store(true, Ordering::Relaxed);
@@ -271,6 +272,7 @@ fn main() {
                 review,
                 state.nads.as_ref(),
                 *state.switches.read().expect("switches"),
+                &state.dra_resources,
             );
             let body = sriov_operator::webhook::server::review_json(&out);
             std::hint::black_box(body);

@@ -60,6 +60,7 @@ fn webhook(args: WebhookArgs) -> ExitCode {
         reload_interval: std::time::Duration::from_secs(args.cert_reload_seconds.max(1)),
         operator_namespace: settings.namespace.clone(),
         dev_mode: settings.dev_mode,
+        dra_resources: settings.dra_resource_names(),
     };
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     match rt.block_on(sriov_operator::webhook::run(opts)) {

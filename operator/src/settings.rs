@@ -103,6 +103,22 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The extended-resource names of the DRA pools: `<prefix>/<pool>`
+    /// (a name that already has a `/` as given), as the NADs of their
+    /// networks name them.
+    pub fn dra_resource_names(&self) -> std::collections::BTreeSet<String> {
+        self.dra_resources
+            .iter()
+            .map(|r| {
+                if r.contains('/') {
+                    r.clone()
+                } else {
+                    format!("{}/{r}", self.resource_prefix)
+                }
+            })
+            .collect()
+    }
+
     /// From the process environment.
     pub fn from_env() -> Self {
         let vars: BTreeMap<String, String> = std::env::vars().collect();

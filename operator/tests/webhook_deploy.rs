@@ -437,6 +437,45 @@ async fn cert_manager_mode_writes_no_secret_and_annotates() {
     c.check_rbac();
 }
 
+/// The operator's DRA pools reach the injector (its extended-resource
+/// names), not the operator webhook.
+#[test]
+fn the_injector_gets_the_dra_pools() {
+    use sriov_operator::webhook::deploy::{Component, render_daemonset};
+    let s = settings(&[
+        ("SRIOV_DRA_RESOURCES", "dra_vfs,other.io/x"),
+        ("RESOURCE_PREFIX", "intel.com"),
+    ]);
+    let cfg = typed(&config(true, true));
+    let env = |c: Component| -> BTreeMap<String, String> {
+        let ds = serde_json::to_value(render_daemonset(c, &cfg, &s)).unwrap();
+        ds["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_string(),
+                    e["value"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let inj = env(Component::Injector);
+    assert_eq!(inj["SRIOV_DRA_RESOURCES"], "dra_vfs,other.io/x");
+    assert_eq!(inj["RESOURCE_PREFIX"], "intel.com");
+    // What the injector process then makes of them.
+    let vars: BTreeMap<String, String> = inj.into_iter().collect();
+    assert_eq!(
+        Settings::from_vars(&vars).dra_resource_names(),
+        ["intel.com/dra_vfs", "other.io/x"]
+            .map(String::from)
+            .into_iter()
+            .collect()
+    );
+    assert!(!env(Component::OperatorWebhook).contains_key("SRIOV_DRA_RESOURCES"));
+}
+
 #[test]
 fn injector_failure_policy_follows_upstreams_gate() {
     let s = settings(&[]);

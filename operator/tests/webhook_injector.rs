@@ -1,7 +1,7 @@
 //! The network-resources injector: AdmissionReview of a pod in, the JSON
 //! patch applied to the pod out, with NADs from a cache (a map here).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kube::core::DynamicObject;
 use kube::core::admission::AdmissionReview;
@@ -29,7 +29,21 @@ fn nads() -> BTreeMap<(String, String), NadInfo> {
             nad(Some("openshift.io/mlx_c"), Some("zone=east")),
         ),
         (("default".into(), "macvlan".into()), nad(None, None)),
+        // A DRA pool's network (the operator's SRIOV_DRA_RESOURCES).
+        (
+            ("default".into(), "dra-pool".into()),
+            nad(Some("openshift.io/dra_vfs"), None),
+        ),
+        // Multus 4.x's DRA form: the resourceName is a claim's name.
+        (
+            ("default".into(), "dra-claim".into()),
+            nad(Some("vf-claim"), None),
+        ),
     ])
+}
+
+fn dra() -> BTreeSet<String> {
+    BTreeSet::from(["openshift.io/dra_vfs".to_string()])
 }
 
 fn pod(namespace: &str, networks: Option<&str>, containers: Value) -> Value {
@@ -68,9 +82,9 @@ fn review(pod: &Value) -> AdmissionReview<DynamicObject> {
 
 /// Runs the injector; returns (allowed, message, pod after the patch).
 fn inject(pod: &Value, switches: InjectorSwitches) -> (bool, String, Value) {
-    let response =
-        serde_json::to_value(mutate_pod(review(pod), &nads(), switches)).unwrap()["response"]
-            .clone();
+    let response = serde_json::to_value(mutate_pod(review(pod), &nads(), switches, &dra()))
+        .unwrap()["response"]
+        .clone();
     let mut patched = pod.clone();
     if let Some(bytes) = response["patch"].as_array() {
         let bytes: Vec<u8> = bytes.iter().map(|b| b.as_u64().unwrap() as u8).collect();
@@ -293,5 +307,58 @@ fn a_missing_nad_is_rejected_by_name() {
     assert!(
         message.contains("is not a valid JSON list of networks"),
         "{message}"
+    );
+}
+
+/// A network whose VF comes from a ResourceClaim gets no extended-resource
+/// request (no node advertises one); the rest of the injection is as
+/// usual. A DRA pool's network without any claim is refused, saying why.
+#[test]
+fn dra_served_networks_get_no_extended_resource() {
+    let mut p = pod(
+        "default",
+        Some("dra-pool, dra-claim, sriov-a"),
+        one_container(),
+    );
+    p["spec"]["resourceClaims"] = json!([
+        {"name": "vf", "resourceClaimName": "vf-claim"},
+        {"name": "pool-vf", "resourceClaimTemplateName": "one-vf"}
+    ]);
+    let (ok, msg, patched) = inject(&p, InjectorSwitches::default());
+    assert!(ok, "{msg}");
+    let res = &patched["spec"]["containers"][0]["resources"];
+    assert_eq!(res["requests"], json!({"openshift.io/intel_a": "1"}));
+    assert_eq!(res["limits"], res["requests"]);
+    assert_eq!(patched["spec"]["volumes"][0]["name"], "podnetinfo");
+
+    // Only DRA networks: no resources patch at all, podnetinfo still.
+    let mut only = pod("default", Some("dra-claim"), one_container());
+    only["spec"]["resourceClaims"] = json!([{"name": "vf", "resourceClaimName": "vf-claim"}]);
+    let (ok, _, patched) = inject(&only, InjectorSwitches::default());
+    assert!(ok);
+    assert!(patched["spec"]["containers"][0]["resources"].is_null());
+    assert_eq!(patched["spec"]["volumes"][0]["name"], "podnetinfo");
+
+    // A claim name without that claim in the pod is not a qualified
+    // extended resource either: nothing requested (the API server would
+    // refuse the pod), and Multus reports the missing device.
+    let (ok, _, patched) = inject(
+        &pod("default", Some("dra-claim"), one_container()),
+        InjectorSwitches::default(),
+    );
+    assert!(ok);
+    assert!(patched["spec"]["containers"][0]["resources"].is_null());
+
+    // The DRA pool's network with no claim at all: refused.
+    let (ok, msg, _) = inject(
+        &pod("default", Some("dra-pool, sriov-a"), one_container()),
+        InjectorSwitches::default(),
+    );
+    assert!(!ok);
+    assert!(
+        msg.contains("default/dra-pool (openshift.io/dra_vfs)")
+            && msg.contains("served by the DRA driver")
+            && msg.contains("resourceClaims"),
+        "{msg}"
     );
 }

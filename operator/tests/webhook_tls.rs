@@ -110,6 +110,7 @@ fn state() -> Arc<WebhookState> {
         cluster: Arc::new(ClusterView::default()),
         nads: Arc::new(nads),
         switches: Arc::new(RwLock::new(InjectorSwitches::default())),
+        dra_resources: Default::default(),
         ready: Default::default(),
     })
 }

@@ -191,6 +191,16 @@ pub fn render_daemonset(
             if settings.dev_mode { "TRUE" } else { "FALSE" },
         );
         set_env(envs, "SRIOV_LOG", log_filter(config.spec.log_level));
+        // The injector requests no extended resource for a DRA pool's
+        // network: it needs the pools and the prefix of their names.
+        if component == Component::Injector && !settings.dra_resources.is_empty() {
+            set_env(
+                envs,
+                "SRIOV_DRA_RESOURCES",
+                &settings.dra_resources.join(","),
+            );
+            set_env(envs, "RESOURCE_PREFIX", &settings.resource_prefix);
+        }
     }
     ds
 }

@@ -10,8 +10,18 @@
 //! NADs come from a cache ([`NadSource`]); a pod naming a NAD that does not
 //! exist is rejected with a message naming it (upstream lets it through and
 //! it fails at sandbox creation).
+//!
+//! A network whose device comes from a DRA ResourceClaim gets no
+//! extended-resource request (no node advertises one; the pod would never
+//! be scheduled, or not be valid at all): its NAD's `resourceName` is one
+//! of the pools the DRA driver serves (the operator's
+//! `SRIOV_DRA_RESOURCES`, as `<prefix>/<pool>`), the name of one of the
+//! pod's own ResourceClaims (Multus 4.x keys a claim's devices by the
+//! claim's name), or not a qualified extended-resource name at all. A pod
+//! naming a DRA pool's network without any ResourceClaim is rejected with
+//! a message saying so.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
@@ -161,13 +171,22 @@ pub fn parse_networks(text: &str, pod_namespace: &str) -> Result<Vec<NetworkRef>
         .collect()
 }
 
+/// Whether a NAD's `resourceName` is served by DRA for this pod (module
+/// docs): a pool of the DRA driver, or one of the pod's claim names, or no
+/// extended resource at all (no `/`).
+fn dra_served(resource: &str, dra_resources: &BTreeSet<String>, claim_names: &[&str]) -> bool {
+    dra_resources.contains(resource) || claim_names.contains(&resource) || !resource.contains('/')
+}
+
 /// JSON patch operations for a pod, or the reason to reject it. `Ok(empty)`
-/// when nothing is to change.
+/// when nothing is to change. `dra_resources`: the extended-resource names
+/// (`<prefix>/<pool>`) of the pools the DRA driver serves.
 pub fn pod_patch(
     pod: &Value,
     pod_namespace: &str,
     nads: &dyn NadSource,
     switches: InjectorSwitches,
+    dra_resources: &BTreeSet<String>,
 ) -> Result<Vec<Value>, String> {
     if pod_namespace == SKIPPED_NAMESPACE {
         return Ok(Vec::new());
@@ -179,15 +198,30 @@ pub fn pod_patch(
     if networks.is_empty() {
         return Ok(Vec::new());
     }
+    let pod_claims = pod["spec"]["resourceClaims"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let claim_names: Vec<&str> = pod_claims
+        .iter()
+        .filter_map(|c| c["resourceClaimName"].as_str())
+        .collect();
     let mut resources: BTreeMap<String, i64> = BTreeMap::new();
     let mut node_selector: BTreeMap<String, String> = BTreeMap::new();
     let mut missing = Vec::new();
+    let mut unclaimed = Vec::new();
     for net in &networks {
         match nads.nad(&net.namespace, &net.name) {
             None => missing.push(format!("{}/{}", net.namespace, net.name)),
             Some(info) => {
-                if let Some(r) = info.resource_name.filter(|r| !r.is_empty()) {
-                    *resources.entry(r).or_default() += 1;
+                match info.resource_name.filter(|r| !r.is_empty()) {
+                    // A DRA pool's network in a pod without any claim.
+                    Some(r) if dra_resources.contains(&r) && pod_claims.is_empty() => {
+                        unclaimed.push(format!("{}/{} ({r})", net.namespace, net.name));
+                    }
+                    Some(r) if dra_served(&r, dra_resources, &claim_names) => {}
+                    Some(r) => *resources.entry(r).or_default() += 1,
+                    None => {}
                 }
                 if let Some(sel) = info.node_selector.filter(|s| !s.trim().is_empty()) {
                     let (k, v) = sel.split_once('=').unwrap_or((sel.as_str(), ""));
@@ -205,6 +239,12 @@ pub fn pod_patch(
                 .find(|n| missing.contains(&format!("{}/{}", n.namespace, n.name)))
                 .map(|n| n.namespace.as_str())
                 .unwrap_or(pod_namespace)
+        ));
+    }
+    if !unclaimed.is_empty() {
+        return Err(format!(
+            "the pod names network(s) {} whose pool is served by the DRA driver, not by the device plugin, but has no resourceClaims: add a ResourceClaim (or template) for a VF of the pool to spec.resourceClaims and to a container's resources.claims",
+            unclaimed.join(", ")
         ));
     }
     let containers = pod["spec"]["containers"]
@@ -308,6 +348,7 @@ pub fn mutate_pod(
     review: AdmissionReview<DynamicObject>,
     nads: &dyn NadSource,
     switches: InjectorSwitches,
+    dra_resources: &BTreeSet<String>,
 ) -> AdmissionReview<DynamicObject> {
     let req: AdmissionRequest<DynamicObject> = match review.try_into() {
         Ok(r) => r,
@@ -328,7 +369,7 @@ pub fn mutate_pod(
         .clone()
         .or_else(|| pod["metadata"]["namespace"].as_str().map(str::to_string))
         .unwrap_or_else(|| "default".to_string());
-    match pod_patch(&pod, &namespace, nads, switches) {
+    match pod_patch(&pod, &namespace, nads, switches, dra_resources) {
         Err(message) => response.deny(message).into_review(),
         Ok(ops) if ops.is_empty() => response.into_review(),
         Ok(ops) => match serde_json::from_value::<json_patch::Patch>(Value::Array(ops)) {

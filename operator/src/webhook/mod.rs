@@ -65,6 +65,10 @@ pub struct WebhookOptions {
     pub operator_namespace: String,
     /// `DEV_MODE=TRUE`: accept NICs outside the supported list.
     pub dev_mode: bool,
+    /// The DRA pools' extended-resource names (`SRIOV_DRA_RESOURCES` with
+    /// `RESOURCE_PREFIX`): the injector requests no extended resource
+    /// for their networks.
+    pub dra_resources: std::collections::BTreeSet<String>,
 }
 
 /// Why the webhook server stopped.
@@ -106,6 +110,7 @@ pub async fn run(opts: WebhookOptions) -> Result<(), WebhookError> {
         cluster: Arc::new(caches.clone()),
         nads: Arc::new(caches.clone()),
         switches,
+        dra_resources: opts.dra_resources.clone(),
         ready: Default::default(),
     });
     {

@@ -30,6 +30,8 @@ pub struct WebhookState {
     pub nads: Arc<dyn NadSource>,
     /// Injector switches (updated from the control-switches ConfigMap).
     pub switches: Arc<RwLock<InjectorSwitches>>,
+    /// The DRA pools' extended-resource names (no request injected).
+    pub dra_resources: std::collections::BTreeSet<String>,
     /// `/readyz` answers 200 once set (the caches have synced).
     pub ready: AtomicBool,
 }
@@ -120,7 +122,12 @@ async fn injector(State(state): State<Arc<WebhookState>>, body: Bytes) -> Respon
     match review_from(&body) {
         Ok(review) => {
             let switches = *state.switches.read().expect("switches lock");
-            json(mutate_pod(review, state.nads.as_ref(), switches))
+            json(mutate_pod(
+                review,
+                state.nads.as_ref(),
+                switches,
+                &state.dra_resources,
+            ))
         }
         Err(r) => *r,
     }
