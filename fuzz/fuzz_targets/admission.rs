@@ -3,7 +3,7 @@
 //! mutation (with the networks annotation parser).
 #![no_main]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kube::core::DynamicObject;
 use kube::core::admission::AdmissionReview;
@@ -38,6 +38,22 @@ fuzz_target!(|data: &[u8]| {
             node_selector: None,
         },
     );
+    // A DRA pool's network and Multus 4.x's claim-named form too.
+    nads.insert(
+        ("default".into(), "dra-net".into()),
+        NadInfo {
+            resource_name: Some("openshift.io/dra_vfs".into()),
+            node_selector: None,
+        },
+    );
+    nads.insert(
+        ("default".into(), "dra-claim".into()),
+        NadInfo {
+            resource_name: Some("vf-claim".into()),
+            node_selector: None,
+        },
+    );
+    let dra = BTreeSet::from(["openshift.io/dra_vfs".to_string()]);
     let _ = mutate_pod(
         review,
         &nads,
@@ -45,5 +61,6 @@ fuzz_target!(|data: &[u8]| {
             hugepages_downward_api: true,
             honor_existing_resources: false,
         },
+        &dra,
     );
 });
