@@ -204,16 +204,11 @@ pub struct PciFunction {
 
 /// The PCI variables of a function's `uevent` file, as the kernel's
 /// `pci_uevent` writes them.
-fn pci_uevent(f: &PciFunction) -> String {
+/// The function's modalias, as drivers/pci/pci-sysfs.c prints it (the
+/// `modalias` file and the uevent's `MODALIAS`).
+fn pci_modalias(f: &PciFunction) -> String {
     format!(
-        "PCI_CLASS={:X}\nPCI_ID={:04X}:{:04X}\nPCI_SUBSYS_ID={:04X}:{:04X}\nPCI_SLOT_NAME={}\n\
-         MODALIAS=pci:v{:08X}d{:08X}sv{:08X}sd{:08X}bc{:02X}sc{:02X}i{:02X}\n",
-        f.class,
-        f.vendor,
-        f.device,
-        f.subsystem_vendor,
-        f.subsystem_device,
-        f.address,
+        "pci:v{:08X}d{:08X}sv{:08X}sd{:08X}bc{:02X}sc{:02X}i{:02X}",
         f.vendor,
         f.device,
         f.subsystem_vendor,
@@ -221,6 +216,19 @@ fn pci_uevent(f: &PciFunction) -> String {
         f.class >> 16,
         (f.class >> 8) & 0xff,
         f.class & 0xff
+    )
+}
+
+fn pci_uevent(f: &PciFunction) -> String {
+    format!(
+        "PCI_CLASS={:X}\nPCI_ID={:04X}:{:04X}\nPCI_SUBSYS_ID={:04X}:{:04X}\nPCI_SLOT_NAME={}\nMODALIAS={}\n",
+        f.class,
+        f.vendor,
+        f.device,
+        f.subsystem_vendor,
+        f.subsystem_device,
+        f.address,
+        pci_modalias(f)
     )
 }
 
@@ -388,7 +396,10 @@ impl<S: TreeSink> SysfsTree<S> {
     pub fn add_function(&mut self, f: &PciFunction) -> io::Result<()> {
         let dir = format!("sys/devices/{}/{}", f.parent, f.address);
         self.sink.mkdir_all(&dir)?;
-        let files: [(&str, String, bool); 7] = [
+        // ghw (upstream's device plugin) identifies a function by its
+        // modalias alone.
+        let modalias = format!("{}\n", pci_modalias(f));
+        let files: [(&str, String, bool); 8] = [
             ("vendor", format!("0x{:04x}\n", f.vendor), false),
             ("device", format!("0x{:04x}\n", f.device), false),
             ("class", format!("0x{:06x}\n", f.class), false),
@@ -403,6 +414,7 @@ impl<S: TreeSink> SysfsTree<S> {
                 false,
             ),
             ("numa_node", format!("{}\n", f.numa_node), false),
+            ("modalias", modalias, false),
             ("driver_override", "(null)\n".to_string(), true),
         ];
         for (name, content, writable) in files {
@@ -776,6 +788,24 @@ mod tests {
                 "sys/devices/pci0000:3a/0000:3a:00.0/0000:3b:01.0"
             ),
             "../0000:3b:01.0"
+        );
+    }
+
+    /// The kernel's format (`pci:v…d…sv…sd…bc…sc…i…`, upper-case hex), in
+    /// the `modalias` file and the uevent alike.
+    #[test]
+    fn modalias_as_the_kernel_prints_it() {
+        let mut f = PciFunction::ethernet("0000:3b:02.0", 0x8086, 0x1889);
+        f.subsystem_vendor = 0x8086;
+        f.subsystem_device = 0x0003;
+        f.class = 0x020000;
+        assert_eq!(
+            pci_modalias(&f),
+            "pci:v00008086d00001889sv00008086sd00000003bc02sc00i00"
+        );
+        assert!(
+            pci_uevent(&f)
+                .contains("\nMODALIAS=pci:v00008086d00001889sv00008086sd00000003bc02sc00i00\n")
         );
     }
 
