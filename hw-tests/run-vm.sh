@@ -27,6 +27,9 @@
 #   SRIOV_HW_FILTER      test name filter passed to every test binary
 #   SRIOV_HW_KEEP=1      keep the work directory (initramfs, console log)
 #   SRIOV_HW_KERNEL_PKG  Debian kernel meta package (default linux-image-amd64)
+#   SRIOV_GO_SRIOV_CNI   upstream's Go `sriov` CNI binary, packed into the guest
+#                        for tests/go_sriov_cni.rs (they print SKIP without it)
+#   SRIOV_HW_CNI_ROUNDS  rounds of go_and_ours_cycle_cost (default 9)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${HOME:-/root}/.cargo/bin:$PATH:/usr/sbin:/sbin"
@@ -135,6 +138,18 @@ for entry in "${BINARIES[@]}"; do
     printf '%s\t%s\t%s\n' "$bin" "$exe" "$var" >>"$WORK/bins.tsv"
   fi
 done
+
+# Upstream's Go sriov-cni, for tests/go_sriov_cni.rs (issue 16): the Go
+# module proxy refuses it, so nothing here builds it; it is packed when
+# SRIOV_GO_SRIOV_CNI names a binary on the host (a static one: CGO_ENABLED=0).
+if [ -n "${SRIOV_GO_SRIOV_CNI:-}" ]; then
+  if [ ! -x "$SRIOV_GO_SRIOV_CNI" ]; then
+    echo "hw-tests: FAIL: SRIOV_GO_SRIOV_CNI=$SRIOV_GO_SRIOV_CNI is not an executable" >&2
+    exit 1
+  fi
+  printf '%s\t%s\t%s\n' go-sriov "$SRIOV_GO_SRIOV_CNI" SRIOV_HW_GO_SRIOV_CNI >>"$WORK/bins.tsv"
+  say "packing upstream's Go sriov-cni from $SRIOV_GO_SRIOV_CNI"
+fi
 
 # ---- 2. kernel and modules (cached) ---------------------------------------
 # The newest complete kernel in the cache, if any.
@@ -312,6 +327,7 @@ set -- \$pfs
 export SRIOV_HW_PF="\${1:-}" SRIOV_HW_PF2="\${2:-}" SRIOV_HW_REQUIRED=1
 export SRIOV_REQUIRE_LANES=root,netns
 ${guest_env:+export$guest_env}
+${SRIOV_HW_CNI_ROUNDS:+export SRIOV_HW_CNI_ROUNDS=$SRIOV_HW_CNI_ROUNDS}
 echo "hw-guest: PFs \$SRIOV_HW_PF \$SRIOV_HW_PF2"
 
 status=0

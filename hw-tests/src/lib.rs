@@ -14,12 +14,14 @@
 //! `SRIOV_HW_REQUIRED=1`, in which case it fails.
 //!
 //! Modules:
+//! - [`cni`]: running a CNI plugin binary as a container runtime does.
 //! - [`dpdk_bind`]: running the project's `dpdk-bind` binary.
 //! - [`iproute`]: iproute2's `ip`, the reference for the project's netlink code.
 //! - [`netns`]: a named network namespace, deleted on drop.
 //! - [`pf`](mod@pf): the PFs under test, a lock, and a guard restoring their VF count.
 //! - [`sysfs`]: sysfs reads and writes that keep the path and errno.
 
+pub mod cni;
 pub mod dpdk_bind;
 pub mod iproute;
 pub mod netns;

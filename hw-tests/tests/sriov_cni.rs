@@ -2,9 +2,7 @@
 //! network namespace and applies the VF settings on the PF; DEL brings the
 //! netdev back under its name and restores the PF's VF settings.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 use sriov_hw_tests::{NumVfsGuard, TempDir, iproute, netns::NetnsGuard, pf, sysfs};
@@ -15,32 +13,8 @@ fn binary(test: &str) -> Option<PathBuf> {
 
 /// Runs the plugin; returns its exit code and its stdout as JSON.
 fn cni(bin: &Path, cmd: &str, cid: &str, netns: &Path, conf: &Value) -> (i32, Value) {
-    let mut child = Command::new(bin)
-        .env("CNI_COMMAND", cmd)
-        .env("CNI_CONTAINERID", cid)
-        .env("CNI_NETNS", netns)
-        .env("CNI_IFNAME", "net1")
-        .env("CNI_PATH", "/usr/lib/cni:/opt/cni/bin")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!(
-        "{cmd}: exit {:?}\nstdout: {stdout}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    (out.status.code().unwrap_or(-9), v)
+    let out = sriov_hw_tests::cni::run(bin, cmd, cid, netns, "net1", conf);
+    (out.code, out.json)
 }
 
 #[test]
