@@ -18,12 +18,9 @@
 //! Upstream's Go plugin beside it (issue 16), when `SRIOV_GO_SRIOVDP` names
 //! its binary (`sriovdp`, built outside this tree: the Go module proxy
 //! refuses it; docs/testing.md, "Go peers"): the same tree, config and test
-//! kubelet, the same figures. It reads `/sys` and the kubelet's directory
-//! at fixed paths and asks netlink for every netdev's link type, so it runs
-//! under `unshare --mount --net` (root): the tree bound over `/sys`, tmpfs
-//! over `/var/lib` and `/run` with the test kubelet's directory bound at
-//! `/var/lib/kubelet/device-plugins`, and a veth for every netdev of the tree. Its start is timed from when that set-up is done (the wrapper
-//! prints a line just before it execs the plugin).
+//! kubelet, the same figures (root: it runs in its own mount and network
+//! namespaces, `sriov_device_plugin::go_peer`). Its start is timed from
+//! when that set-up is done. `DP_BENCH_GO_RUNS` sets its number of runs.
 //!
 //! `cargo bench -p sriov-device-plugin --bench startup`
 
@@ -32,6 +29,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sriov_device_plugin::api::{AllocateRequest, ContainerAllocateRequest};
+use sriov_device_plugin::go_peer::GoPlugin;
 use sriov_device_plugin::test_kubelet::{TestKubelet, Watch};
 use sriov_host::scan::Detail;
 
@@ -157,77 +155,19 @@ enum Plugin<'a> {
     Go(&'a Path),
 }
 
-/// A minimal pci.ids for upstream's plugin (ghw refuses to list devices
-/// without one; a machine may have none): the vendors of the tree.
-const PCI_IDS: &str = "8086  Intel Corporation\n15b3  Mellanox Technologies\n\
-C 02  Network controller\n\t00  Ethernet controller\n";
+/// The plugin process being measured.
+enum Running {
+    Ours(Kill),
+    Go(GoPlugin),
+}
 
-/// Starts upstream's plugin in its own mount and network namespaces over
-/// the tree (see the module doc); returns when the set-up is done and the
-/// plugin is about to start.
-fn spawn_go(bin: &Path, root: &Path, config: &Path, kp: &Path) -> Kill {
-    use std::io::BufRead;
-    let mut names: Vec<String> = std::fs::read_dir(root.join("sys/class/net"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    let batch = root.join("links.batch");
-    // veth pairs, not dummies: veth is what every lane already needs (a
-    // kernel may lack the dummy module); the peers' names are short.
-    let lines: String = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| format!("link add {n} type veth peer name p{i}\n"))
-        .collect();
-    std::fs::write(&batch, lines).unwrap();
-    std::fs::write(root.join("pci.ids"), PCI_IDS).unwrap();
-    let script = r#"set -e
-mount --bind "$TREE/sys" /sys
-mount -t tmpfs none /var/lib
-mount -t tmpfs none /run
-mkdir -p /var/lib/kubelet/device-plugins
-mount --bind "$KP" /var/lib/kubelet/device-plugins
-ip link set lo up
-ip -batch "$TREE/links.batch"
-echo ready
-exec "$GO_DP" --config-file "$CONFIG" --resource-prefix intel.com -logtostderr -v 0
-"#;
-    let mut child = Command::new("unshare")
-        .args([
-            "--mount",
-            "--net",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-        ])
-        .env("TREE", root)
-        .env("KP", kp)
-        .env("CONFIG", config)
-        .env("GO_DP", bin)
-        .env("PCIDB_PATH", root.join("pci.ids"))
-        .stdout(Stdio::piped())
-        // DP_BENCH_LOG shows its log too.
-        .stderr(if std::env::var_os("DP_BENCH_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .spawn()
-        .expect("spawn unshare (util-linux)");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(
-        line.trim(),
-        "ready",
-        "the Go plugin's namespace set-up failed"
-    );
-    Kill(child)
+impl Running {
+    fn id(&self) -> u32 {
+        match self {
+            Running::Ours(k) => k.0.id(),
+            Running::Go(g) => g.id(),
+        }
+    }
 }
 
 fn spawn(root: &Path, config: &Path) -> Kill {
@@ -258,11 +198,15 @@ async fn one_run(
     let kp = root.join("kp");
     std::fs::create_dir_all(&kp).unwrap();
     let kubelet = TestKubelet::start(&kp).unwrap();
+    let devinfo = root.join("devinfo");
     let (t0, child) = match plugin {
-        Plugin::Ours => (Instant::now(), spawn(root, config)),
+        Plugin::Ours => (Instant::now(), Running::Ours(spawn(root, config))),
         Plugin::Go(bin) => {
-            let child = spawn_go(bin, root, config, &kp);
-            (Instant::now(), child)
+            let log = std::env::var_os("DP_BENCH_LOG").map(|_| root.join("go-peer.log"));
+            let args = ["--resource-prefix", "intel.com"];
+            let child = GoPlugin::start(bin, root, config, &kp, &devinfo, &args, log.as_deref())
+                .expect("start upstream's plugin");
+            (Instant::now(), Running::Go(child))
         }
     };
     let mut total = 0;
@@ -306,7 +250,7 @@ async fn one_run(
         for i in 0..ALLOCATE_WARMUP {
             c.allocate(req(i)).await.unwrap();
         }
-        let pid = child.0.id();
+        let pid = child.id();
         let (server0, client0, sw0) = (proc_cpu(pid), self_cpu(), switches(pid));
         // DP_BENCH_ALLOCATE_CALLS: a longer loop, to profile the plugin.
         let calls: usize = std::env::var("DP_BENCH_ALLOCATE_CALLS")

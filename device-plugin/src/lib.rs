@@ -9,6 +9,7 @@
 //! - [`config`]: the config file, in the upstream format.
 //! - [`ddp`]: DDP profiles of i40e/ice PFs (`ddpProfiles`).
 //! - [`device`]: candidate devices from a host scan.
+//! - `go_peer`: upstream's Go plugin over a simulated tree, side by side (feature `testing`).
 //! - [`kubelet`]: registration with the kubelet, and its socket's lifecycle.
 //! - [`manager`]: the running plugin: config, scans, pools, one server per pool.
 //! - [`metrics`]: `/healthz` and `/metrics`.
@@ -27,6 +28,8 @@ pub mod cdi;
 pub mod config;
 pub mod ddp;
 pub mod device;
+#[cfg(feature = "testing")]
+pub mod go_peer;
 pub mod kubelet;
 pub mod manager;
 pub mod metrics;
