@@ -253,11 +253,7 @@ async fn one_run(
         let pid = child.id();
         let (server0, client0, sw0) = (proc_cpu(pid), self_cpu(), switches(pid));
         // DP_BENCH_ALLOCATE_CALLS: a longer loop, to profile the plugin.
-        let calls: usize = std::env::var("DP_BENCH_ALLOCATE_CALLS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(ALLOCATE_CALLS);
+        let calls: usize = env_count("DP_BENCH_ALLOCATE_CALLS", ALLOCATE_CALLS);
         let mut lat = Vec::with_capacity(calls);
         for i in 0..calls {
             let r = req(i);
@@ -359,11 +355,7 @@ fn main() {
     let config = tmp.path().join("config.json");
     std::fs::write(&config, CONFIG).unwrap();
     rt.block_on(async {
-        let runs: usize = std::env::var("DP_BENCH_RUNS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(11);
+        let runs: usize = env_count("DP_BENCH_RUNS", 11);
         let (starts, a) = measure(Plugin::Ours, &root, &config, runs).await;
         println!("sriov-device-plugin, scale:8:128 (1,024 VFs, 8 PFs, 3 pools), static tree");
         println!(
@@ -391,11 +383,7 @@ fn main() {
         );
         if let Some(go) = std::env::var_os("SRIOV_GO_SRIOVDP").filter(|v| !v.is_empty()) {
             let go = std::path::PathBuf::from(go);
-            let go_runs: usize = std::env::var("DP_BENCH_GO_RUNS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .filter(|n| *n > 0)
-                .unwrap_or(runs);
+            let go_runs: usize = env_count("DP_BENCH_GO_RUNS", runs);
             let (gs, g) = measure(Plugin::Go(&go), &root, &config, go_runs).await;
             println!("upstream sriovdp ({}), the same tree, config and kubelet", go.display());
             println!(
@@ -425,6 +413,15 @@ fn main() {
             load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
         );
     });
+}
+
+/// A positive count from the environment variable `name`, else `default`.
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
 }
 
 fn ms(d: Duration) -> f64 {
