@@ -28,7 +28,10 @@
 #   SRIOV_HW_KEEP=1      keep the work directory (initramfs, console log)
 #   SRIOV_HW_KERNEL_PKG  Debian kernel meta package (default linux-image-amd64)
 #   SRIOV_GO_SRIOV_CNI   upstream's Go `sriov` CNI binary, packed into the guest
-#                        for tests/go_sriov_cni.rs (they print SKIP without it)
+#                        for tests/go_sriov_cni.rs (they print SKIP without it);
+#                        with it, our `sriov` is also built --release and packed
+#                        (SRIOV_HW_SRIOV_CNI_RELEASE): the cost comparison is
+#                        between two optimized builds
 #   SRIOV_HW_CNI_ROUNDS  rounds of go_and_ours_cycle_cost (default 9)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -149,6 +152,13 @@ if [ -n "${SRIOV_GO_SRIOV_CNI:-}" ]; then
   fi
   printf '%s\t%s\t%s\n' go-sriov "$SRIOV_GO_SRIOV_CNI" SRIOV_HW_GO_SRIOV_CNI >>"$WORK/bins.tsv"
   say "packing upstream's Go sriov-cni from $SRIOV_GO_SRIOV_CNI"
+  # The tests' `sriov` is the debug build (with its test hooks); the cycle
+  # cost compares upstream's optimized binary with ours optimized.
+  say "building our sriov --release for the side-by-side cost"
+  cargo build --release -p sriov-cni --bin sriov --message-format=json-render-diagnostics >"$WORK/release.json"
+  exe="$(find_bin sriov "$WORK/release.json")"
+  [ -n "$exe" ] || { echo "hw-tests: FAIL: cargo built no release sriov" >&2; exit 1; }
+  printf '%s\t%s\t%s\n' sriov-release "$exe" SRIOV_HW_SRIOV_CNI_RELEASE >>"$WORK/bins.tsv"
 fi
 
 # ---- 2. kernel and modules (cached) ---------------------------------------
