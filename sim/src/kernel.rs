@@ -45,6 +45,28 @@ pub enum StoreEffect {
     },
 }
 
+/// A backend's failure with the errno it stands for (a failed `ip`
+/// command of [`crate::veth`]); the kernel passes the errno on to the
+/// sysfs write that asked for it.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    pub errno: i32,
+    pub message: String,
+}
+
+/// The errno of a backend's error: an OS error's own, a
+/// [`BackendError`]'s, else EIO.
+pub fn backend_errno(e: &io::Error) -> i32 {
+    e.raw_os_error()
+        .or_else(|| {
+            e.get_ref()
+                .and_then(|i| i.downcast_ref::<BackendError>())
+                .map(|v| v.errno)
+        })
+        .unwrap_or(libc::EIO)
+}
+
 /// Creates and deletes real interfaces that back simulated netdevs (veths
 /// with `--veth`).
 pub trait NetdevBackend: Send {
@@ -677,7 +699,7 @@ impl<S: TreeSink> SimKernel<S> {
             && let Some(b) = self.backend.as_mut()
         {
             b.set_mtu(&nd.name, mtu)
-                .map_err(|e| err(crate::veth::errno_of(&e), path, e.to_string()))?;
+                .map_err(|e| err(backend_errno(&e), path, e.to_string()))?;
         }
         self.tree
             .sink()
@@ -789,27 +811,14 @@ impl<S: TreeSink> SimKernel<S> {
     }
 
     fn pci_vars(&self, addr: &str, f: &Func, driver: Option<&str>) -> Vec<(String, String)> {
-        let mut v = Vec::new();
-        if let Some(d) = driver {
-            v.push(("DRIVER".into(), d.to_string()));
-        }
-        v.push(("PCI_CLASS".into(), "20000".into()));
-        v.push((
-            "PCI_ID".into(),
-            format!("{:04X}:{:04X}", f.vendor, f.device),
-        ));
-        v.push((
-            "PCI_SUBSYS_ID".into(),
-            format!("{:04X}:{:04X}", f.vendor, f.model.subsystem_device),
-        ));
-        v.push(("PCI_SLOT_NAME".into(), addr.to_string()));
-        v.push((
-            "MODALIAS".into(),
-            format!(
-                "pci:v{:08X}d{:08X}sv{:08X}sd{:08X}bc02sc00i00",
-                f.vendor, f.device, f.vendor, f.model.subsystem_device
-            ),
-        ));
+        // The same function as the static tree lays it out (add_pf, add_vf).
+        let mut pci = PciFunction::ethernet(addr, f.vendor, f.device);
+        pci.subsystem_device = f.model.subsystem_device;
+        let mut v: Vec<(String, String)> = driver
+            .map(|d| ("DRIVER".to_string(), d.to_string()))
+            .into_iter()
+            .collect();
+        v.extend(crate::tree::pci_uevent_vars(&pci));
         v
     }
 
@@ -1173,7 +1182,7 @@ impl<S: TreeSink> SimKernel<S> {
                         // The driver's probe failed: leave the device unbound.
                         let _ = self.tree.unbind(addr);
                         err(
-                            crate::veth::errno_of(&e),
+                            backend_errno(&e),
                             &path,
                             format!("cannot create the veth {name} backing the {what}: {e}"),
                         )

@@ -202,8 +202,6 @@ pub struct PciFunction {
     pub acpi_index: Option<u32>,
 }
 
-/// The PCI variables of a function's `uevent` file, as the kernel's
-/// `pci_uevent` writes them.
 /// The function's modalias, as drivers/pci/pci-sysfs.c prints it (the
 /// `modalias` file and the uevent's `MODALIAS`).
 fn pci_modalias(f: &PciFunction) -> String {
@@ -219,17 +217,30 @@ fn pci_modalias(f: &PciFunction) -> String {
     )
 }
 
+/// The PCI variables of the function's uevent (the `uevent` file and every
+/// event about it), in the kernel's order.
+pub(crate) fn pci_uevent_vars(f: &PciFunction) -> Vec<(String, String)> {
+    vec![
+        ("PCI_CLASS".into(), format!("{:X}", f.class)),
+        (
+            "PCI_ID".into(),
+            format!("{:04X}:{:04X}", f.vendor, f.device),
+        ),
+        (
+            "PCI_SUBSYS_ID".into(),
+            format!("{:04X}:{:04X}", f.subsystem_vendor, f.subsystem_device),
+        ),
+        ("PCI_SLOT_NAME".into(), f.address.clone()),
+        ("MODALIAS".into(), pci_modalias(f)),
+    ]
+}
+
+/// The function's `uevent` file, as the kernel's `pci_uevent` writes it.
 fn pci_uevent(f: &PciFunction) -> String {
-    format!(
-        "PCI_CLASS={:X}\nPCI_ID={:04X}:{:04X}\nPCI_SUBSYS_ID={:04X}:{:04X}\nPCI_SLOT_NAME={}\nMODALIAS={}\n",
-        f.class,
-        f.vendor,
-        f.device,
-        f.subsystem_vendor,
-        f.subsystem_device,
-        f.address,
-        pci_modalias(f)
-    )
+    pci_uevent_vars(f)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}\n"))
+        .collect()
 }
 
 impl PciFunction {

@@ -15,7 +15,7 @@ use std::process::Command;
 /// The real sysfs view of this network namespace's interfaces.
 const SYS_CLASS_NET: &str = "/sys/class/net";
 
-use crate::kernel::{LinkInfo, NetdevBackend};
+use crate::kernel::{BackendError, LinkInfo, NetdevBackend, backend_errno};
 
 /// Creates and deletes veth pairs with `ip link`.
 #[derive(Debug, Default)]
@@ -73,30 +73,11 @@ fn ip(args: &[&str]) -> io::Result<String> {
     };
     Err(io::Error::new(
         io::Error::from_raw_os_error(errno).kind(),
-        VethError {
+        BackendError {
             errno,
             message: format!("`ip {}` failed: {stderr}", args.join(" ")),
         },
     ))
-}
-
-/// An `ip` failure with the errno it stands for.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct VethError {
-    pub errno: i32,
-    pub message: String,
-}
-
-/// The errno of an error from this module (or of any io error).
-pub fn errno_of(e: &io::Error) -> i32 {
-    e.raw_os_error()
-        .or_else(|| {
-            e.get_ref()
-                .and_then(|i| i.downcast_ref::<VethError>())
-                .map(|v| v.errno)
-        })
-        .unwrap_or(libc::EIO)
 }
 
 impl NetdevBackend for VethBackend {
@@ -126,7 +107,7 @@ impl NetdevBackend for VethBackend {
             return Ok(());
         };
         match ip(&["link", "del", "dev", &peer]) {
-            Err(e) if errno_of(&e) == libc::ENODEV => Ok(()),
+            Err(e) if backend_errno(&e) == libc::ENODEV => Ok(()),
             other => other.map(|_| ()),
         }
     }
