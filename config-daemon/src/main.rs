@@ -170,16 +170,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .await
             .context("connecting to the API server (in-cluster service account or KUBECONFIG)")?;
         let daemon = Daemon::new(client, cfg, metrics);
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("installing the SIGTERM handler")?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            tracing::info!("stopping");
-        };
-        daemon.run(shutdown).await?;
+        daemon.run(sriov_health::shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

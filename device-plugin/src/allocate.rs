@@ -84,27 +84,7 @@ pub fn rdma_char_devices(root: &HostRoot, pd: &PoolDevice) -> BTreeMap<&'static 
     sriov_host::devnodes::rdma_char_devices(&pd.device.sysfs_dir(root))
 }
 
-/// A device node for a container: the node's path and the container's
-/// (they differ for a no-IOMMU VFIO group).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceNode {
-    pub host_path: String,
-    pub container_path: String,
-}
-
-impl DeviceNode {
-    fn same(p: impl Into<String>) -> DeviceNode {
-        let p = p.into();
-        DeviceNode {
-            host_path: p.clone(),
-            container_path: p,
-        }
-    }
-}
-
-/// The cgroup permissions of every device node: `rw`, as upstream (vhost
-/// vDPA nodes included).
-pub const PERMISSIONS: &str = "rw";
+pub use crate::cdi::{DeviceNode, PERMISSIONS};
 
 /// Where responses look for node facts and write files.
 #[derive(Debug, Clone)]

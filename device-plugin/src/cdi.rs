@@ -35,6 +35,29 @@ pub const SPEC_PREFIX: &str = "sriov-dp-";
 /// The annotation key prefix runtimes read CDI device requests from.
 pub const ANNOTATION_PREFIX: &str = "cdi.k8s.io/";
 
+/// A device node for a container: the node's path and the container's
+/// (they differ for a no-IOMMU VFIO group). Allocate answers the kubelet
+/// with them as `DeviceSpec`s, and CDI specs list them as `deviceNodes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNode {
+    pub host_path: String,
+    pub container_path: String,
+}
+
+impl DeviceNode {
+    pub(crate) fn same(p: impl Into<String>) -> DeviceNode {
+        let p = p.into();
+        DeviceNode {
+            host_path: p.clone(),
+            container_path: p,
+        }
+    }
+}
+
+/// The cgroup permissions of every device node: `rw`, as upstream (vhost
+/// vDPA nodes included).
+pub const PERMISSIONS: &str = "rw";
+
 /// The CDI class of a pool's device type: `net-pci`, `net-accel`,
 /// `net-sf`.
 pub fn class(t: DeviceType) -> &'static str {
@@ -73,7 +96,7 @@ pub fn spec_path(dir: &Path, prefix: &str, t: DeviceType, name: &str) -> PathBuf
 
 /// The CDI spec of a pool: one device per pool device, with its device
 /// nodes (`nodes` gives them per device).
-pub fn spec(pool: &Pool, nodes: impl Fn(&PoolDevice) -> Vec<crate::allocate::DeviceNode>) -> Value {
+pub fn spec(pool: &Pool, nodes: impl Fn(&PoolDevice) -> Vec<DeviceNode>) -> Value {
     let devices: Vec<Value> = pool
         .devices
         .values()
@@ -84,7 +107,7 @@ pub fn spec(pool: &Pool, nodes: impl Fn(&PoolDevice) -> Vec<crate::allocate::Dev
                     json!({
                         "path": n.container_path,
                         "hostPath": n.host_path,
-                        "permissions": crate::allocate::PERMISSIONS,
+                        "permissions": PERMISSIONS,
                     })
                 })
                 .collect();

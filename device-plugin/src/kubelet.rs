@@ -7,8 +7,8 @@ use std::time::Duration;
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use crate::api::RegisterRequest;
 use crate::api::registration_client::RegistrationClient;
+use crate::api::{DevicePluginOptions, RegisterRequest};
 
 /// Why a registration failed.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,15 @@ pub enum RegisterError {
         resource: String,
         status: tonic::Status,
     },
+}
+
+/// The options every pool's plugin advertises when it registers (and
+/// answers `GetDevicePluginOptions` with, and honours).
+pub fn plugin_options() -> DevicePluginOptions {
+    DevicePluginOptions {
+        pre_start_required: false,
+        get_preferred_allocation_available: true,
+    }
 }
 
 /// A gRPC channel over the unix socket at `path`.
@@ -81,7 +90,7 @@ pub async fn register_many(
                     version: crate::api::VERSION.to_string(),
                     endpoint: endpoint.to_string(),
                     resource_name: resource.to_string(),
-                    options: Some(crate::plugin::plugin_options()),
+                    options: Some(plugin_options()),
                 })
                 .await
                 .map(|_| ())

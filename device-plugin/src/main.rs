@@ -207,15 +207,10 @@ fn main() -> anyhow::Result<()> {
             tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
             tokio::spawn(sriov_device_plugin::metrics::serve(l, manager.status()));
         }
-        let shutdown = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("SIGTERM handler");
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM"),
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
-            }
-        };
-        manager.run(shutdown).await.context("device plugin failed")?;
+        manager
+            .run(sriov_health::shutdown_signal())
+            .await
+            .context("device plugin failed")?;
         Ok(())
     })
 }

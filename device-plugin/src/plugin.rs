@@ -28,14 +28,6 @@ use crate::pools::Pool;
 use crate::preferred::{AllocationPolicy, preferred};
 use sriov_host::topology::Topology;
 
-/// The options this plugin advertises (and honours).
-pub fn plugin_options() -> DevicePluginOptions {
-    DevicePluginOptions {
-        pre_start_required: false,
-        get_preferred_allocation_available: true,
-    }
-}
-
 /// `<prefix>_<name>.sock`.
 pub fn socket_name(prefix: &str, name: &str) -> String {
     format!("{prefix}_{name}.sock")
@@ -130,7 +122,7 @@ impl DevicePlugin for PoolService {
         &self,
         _: Request<Empty>,
     ) -> Result<Response<DevicePluginOptions>, Status> {
-        Ok(Response::new(plugin_options()))
+        Ok(Response::new(crate::kubelet::plugin_options()))
     }
 
     type ListAndWatchStream = LawStream;

@@ -13,10 +13,9 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use sriov_crds::device_plugin_config::{NetDeviceSelectors, read_selectors};
+use sriov_crds::device_plugin_config::{DeviceType, NetDeviceSelectors, read_selectors};
 use sriov_host::PciAddress;
 
-use crate::config::DeviceType;
 use crate::device::{Device, VdpaType, parse_vdpa_type};
 
 /// Why a selector set was rejected (the model's reader and the runtime

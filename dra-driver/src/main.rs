@@ -231,20 +231,7 @@ async fn main() -> anyhow::Result<()> {
             &dra_socket,
             &reg_socket,
             status,
-            async {
-                // SIGTERM (the kubelet stopping the pod) or SIGINT.
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(mut term) => {
-                        tokio::select! {
-                            _ = term.recv() => {}
-                            _ = tokio::signal::ctrl_c() => {}
-                        }
-                    }
-                    Err(_) => {
-                        let _ = tokio::signal::ctrl_c().await;
-                    }
-                }
-            },
+            sriov_health::shutdown_signal(),
         )
         .await
     });

@@ -10,12 +10,33 @@
 //!
 //! Anything else is 404. Accept errors (EMFILE and the like) are axum's to
 //! handle: it logs them and backs off instead of spinning.
+//!
+//! [`shutdown_signal`] is when each of them stops.
 
 use std::sync::Arc;
 
 use axum::http::{StatusCode, header};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
+
+/// Resolves on SIGTERM (the kubelet stopping the pod) or SIGINT, and logs
+/// which. Every long-running component stops on it.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+            }
+        }
+        Err(e) => {
+            tracing::warn!("no SIGTERM handler ({e}); stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("SIGINT: stopping");
+        }
+    }
+}
 
 /// The `Content-Type` of `/metrics`.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

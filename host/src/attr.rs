@@ -90,6 +90,28 @@ pub fn parse_hex_u16(s: &str) -> Option<u16> {
     parse_hex_u32(s).and_then(|v| u16::try_from(v).ok())
 }
 
+/// Sorted entry names of a directory; empty when it does not exist.
+pub(crate) fn read_names(dir: &Path) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if is_absent(&e) || e.raw_os_error() == Some(libc::ENOTDIR) => {
+            return Ok(Vec::new());
+        }
+        Err(source) => {
+            return Err(Error::Read {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// The names in a directory, sorted; none when it cannot be read (absent,
 /// vanished). Names that are not UTF-8 are left out.
 pub(crate) fn sorted_names(dir: &Path) -> Vec<String> {

@@ -7,7 +7,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::pci::PciAddress;
+use crate::address::PciAddress;
 
 /// A `Result` with this crate's sysfs [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -39,8 +39,8 @@ pub enum Error {
         expected: &'static str,
     },
     /// A string is not a PCI address.
-    #[error("{input:?} is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F, hex)")]
-    InvalidAddress { input: String },
+    #[error(transparent)]
+    InvalidAddress(#[from] crate::address::AddressError),
     /// No such PCI function on the node (or it was removed).
     #[error("no PCI device {address} ({} does not exist)", path.display())]
     NoSuchDevice { address: PciAddress, path: PathBuf },
@@ -109,7 +109,7 @@ impl Error {
             | Error::DriverNotLoaded { path, .. }
             | Error::Timeout { path, .. }
             | Error::NotApplied { path, .. } => Some(path),
-            Error::InvalidAddress { .. } => None,
+            Error::InvalidAddress(_) => None,
         }
     }
 }

@@ -2,9 +2,11 @@
 //! root (default `/`, `--host-root` / `SRIOV_HOST_ROOT`).
 //!
 //! Modules:
+//! - [`address`]: PCI function addresses.
 //! - `attr`: reading sysfs attributes as the kernel writes them.
 //! - [`auxiliary`]: auxiliary-bus devices (scalable functions).
 //! - [`boot`]: kernel command line, IOMMU state, boot-loader arguments.
+//! - `detail`: how much of each function a read fills in ([`scan::Detail`]).
 //! - [`devnodes`]: device nodes (VFIO, no-IOMMU, UIO) and InfiniBand partition keys.
 //! - [`driver`]: driver binding, the safe kernel way.
 //! - [`error`]: errors of the sysfs model and its checked writes.
@@ -12,7 +14,7 @@
 //! - [`netdev`]: network interfaces as sysfs shows them.
 //! - [`netlink`]: link, VF, address and route operations behind one synchronous trait.
 //! - [`netns`]: network namespaces, and running code inside one.
-//! - [`pci`]: PCI addresses and what sysfs says about one function.
+//! - [`pci`]: what sysfs says about one PCI function.
 //! - [`root`]: the host root every path is resolved under.
 //! - [`routes`]: whether an interface carries routes (`/proc/net/route`).
 //! - [`scan`](mod@scan): a whole-node scan.
@@ -23,9 +25,11 @@
 //! - [`vdpa`]: vDPA devices of PCI functions.
 
 // sysfs model and writes
+pub mod address;
 mod attr;
 pub mod auxiliary;
 pub mod boot;
+mod detail;
 pub mod devnodes;
 pub mod driver;
 pub mod error;

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::address::PciAddress;
 use crate::attr::{Dir, is_absent};
+use crate::detail::Detail;
 use crate::error::{Error, Result};
-use crate::pci::PciAddress;
 use crate::root::HostRoot;
-use crate::scan::Detail;
 
 /// The link layer of a netdev, from its ARPHRD `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -240,7 +240,7 @@ pub(crate) fn read_netdevs_of(function: &Dir, detail: Detail) -> Result<Vec<Netd
 
 /// The names in `<root>/sys/class/net`, sorted.
 pub fn interface_names(root: &HostRoot) -> Result<Vec<String>> {
-    crate::pci::read_names(&root.sys("class/net"))
+    crate::attr::read_names(&root.sys("class/net"))
 }
 
 /// The PCI function an interface belongs to: the function directory that

@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::pci::PciAddress;
+use crate::address::PciAddress;
 
 /// The environment variable naming the host root.
 pub const HOST_ROOT_ENV: &str = "SRIOV_HOST_ROOT";

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+pub use crate::detail::Detail;
 use crate::error::{Error, Result};
 use crate::netdev::Netdev;
 use crate::pci::{PciAddress, PciFunction, RawFunction};
@@ -107,23 +108,6 @@ const PARALLEL_THRESHOLD: usize = 64;
 
 /// Threads of a large scan, at least (more on machines with more cores).
 const SCAN_THREADS: usize = 8;
-
-/// How much of each function a scan reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Detail {
-    /// Everything [`PciFunction`] and [`Netdev`] hold.
-    #[default]
-    Full,
-    /// What selecting and pooling devices needs, in about half the system
-    /// calls per VF: ids and class, driver, NUMA node, IOMMU group, ACPI
-    /// index, SR-IOV capability and links, RDMA device names, and of each
-    /// netdev its name, link type and `phys_port_name` (so representors are
-    /// still told apart). Not read, left `None` (`operstate`: `Unknown`):
-    /// `driver_override`; the subsystem ids when the function has no
-    /// `uevent`; netdev MAC, MTU, operstate, carrier, speed, ifindex and
-    /// `phys_switch_id` (read them with [`Netdev::read`] where needed).
-    Selection,
-}
 
 /// Scans every PCI function of the node (blocking file I/O on several
 /// threads: from async code, call it inside `spawn_blocking`). Fails only when

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::address::PciAddress;
 use crate::attr::{self, Dir, child, read_opt_parsed};
 use crate::error::{Error, Result};
-use crate::pci::PciAddress;
 use crate::root::HostRoot;
 
 /// A PF's SR-IOV capability and its current VFs.

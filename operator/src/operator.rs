@@ -26,22 +26,6 @@ pub struct RunOptions {
     pub create_default_config: bool,
 }
 
-/// SIGTERM (the kubelet stopping the pod) or SIGINT.
-pub(crate) async fn shutdown_signal() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!("no SIGTERM handler ({e}); stopping on SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 /// How long a stopping operator waits for its lease to be released.
 const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -51,7 +35,7 @@ const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// a second instead of after the lease's 15 s, and a pod deletion does not
 /// wait for the kubelet's grace period.
 pub async fn run(opts: RunOptions, settings: Settings) -> Result<(), String> {
-    let shutdown = shutdown_signal();
+    let shutdown = sriov_health::shutdown_signal();
     tokio::pin!(shutdown);
     let client = Client::try_default()
         .await

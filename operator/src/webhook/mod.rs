@@ -133,7 +133,7 @@ pub async fn run(opts: WebhookOptions) -> Result<(), WebhookError> {
         listener,
         cert,
         server::router(state),
-        crate::operator::shutdown_signal(),
+        sriov_health::shutdown_signal(),
     )
     .await
     .map_err(|source| WebhookError::Listen {
