@@ -8,7 +8,9 @@
 //!
 //! `cargo bench -p sriov-cni --bench cni` (root, FUSE, netns,
 //! containernetworking-plugins in /usr/lib/cni). Rounds: `CNI_BENCH_ROUNDS`
-//! (default 25). `CNI_BENCH_BASELINE=/path/to/sriov` adds another build of
+//! (default 101: the kernel's RCU waits inside the two moves vary by
+//! several ms from round to round, and 25 rounds gave medians 3 ms apart
+//! from one run to the next). `CNI_BENCH_BASELINE=/path/to/sriov` adds another build of
 //! the plugin to the same rounds, to measure a change against.
 
 use std::io::Write;
@@ -202,14 +204,17 @@ fn measure(cases: &[&Case<'_>], netns: &Path, rounds: usize, sysfs_net: &Path) -
 
 /// Median of the per-round differences `a - b` (rounds are interleaved, so
 /// each pair saw the same machine), in ms.
-fn paired_ms(a: &[Cost], b: &[Cost]) -> f64 {
+/// The per-round wall differences `a - b` in ms: first quartile, median,
+/// third quartile (the spread says how much one round's kernel waits vary).
+fn paired_ms(a: &[Cost], b: &[Cost]) -> [f64; 3] {
     let mut d: Vec<f64> = a
         .iter()
         .zip(b)
         .map(|(x, y)| (x.wall.as_secs_f64() - y.wall.as_secs_f64()) * 1e3)
         .collect();
     d.sort_by(f64::total_cmp);
-    d[d.len() / 2]
+    let n = d.len();
+    [d[n / 4], d[n / 2], d[(3 * n) / 4]]
 }
 
 fn main() {
@@ -230,7 +235,7 @@ fn main() {
     let rounds: usize = std::env::var("CNI_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(25);
+        .unwrap_or(101);
     // Built with the bench profile (release) for this run.
     let sriov = PathBuf::from(env!("CARGO_BIN_EXE_sriov"));
     let tag = format!("{:x}", std::process::id() & 0xff_ffff);
@@ -303,7 +308,7 @@ fn main() {
         "ADD+DEL of one veth-backed VF into a netns and back, {rounds} interleaved rounds (release build);"
     );
     println!(
-        "wall and CPU (user+system of the processes): medians; above the floor: median of per-round wall differences"
+        "wall and CPU (user+system of the processes): medians; above the floor: median of per-round wall differences [quartiles]"
     );
     for with_ipam in [false, true] {
         let mut cases = vec![
@@ -363,17 +368,20 @@ fn main() {
             }
         );
         println!(
-            "  {:<24} {:>10} {:>10} {:>12}",
-            "", "wall", "CPU", "above floor"
+            "  {:<24} {:>10} {:>10} {:>28}",
+            "", "wall", "CPU", "above floor [quartiles]"
         );
         for ((name, _), v) in cases.iter().zip(&m) {
             let c = medians(v);
             let above = match floor {
-                Some(f) if !std::ptr::eq(f, v) => format!("{:+.2} ms", paired_ms(v, f)),
+                Some(f) if !std::ptr::eq(f, v) => {
+                    let [q1, m, q3] = paired_ms(v, f);
+                    format!("{m:+.2} ms [{q1:+.1}, {q3:+.1}]")
+                }
                 _ => String::new(),
             };
             println!(
-                "  {name:<24} {:>7.2} ms {:>7.2} ms {above:>12}",
+                "  {name:<24} {:>7.2} ms {:>7.2} ms {above:>28}",
                 ms(c.wall),
                 ms(c.cpu)
             );
