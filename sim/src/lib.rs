@@ -9,6 +9,8 @@
 //! - [`fuse`]: the FUSE server over the in-memory filesystem.
 //! - [`kernel`]: the simulated kernel, with the kernel's errnos and uevents.
 //! - [`lanes`]: which test lanes a machine has; SKIP, or failure under CI.
+//! - `live` (feature `live`): a node on disk whose sysfs writes the simulated
+//!   kernel carries out, without FUSE or root.
 //! - [`memfs`]: the in-memory filesystem the kernel writes to.
 //! - [`mount`]: [`SimNode`]: a mounted node for tests.
 //! - [`node`]: a node description in YAML, or by name, with fault injection.
