@@ -9,6 +9,13 @@
 //! Median and p99 over `DRA_BENCH_RUNS` (default 11) publishes and 500
 //! prepare/unprepare pairs after 50 warm-up pairs.
 //!
+//! With `DRA_BENCH_KUBECONFIG` naming a kubeconfig, the whole path is also
+//! timed against that API server (`scripts/cluster.sh up --no-node` starts
+//! one): from nothing (the bench node's slices deleted) to 8 slices written
+//! through the driver's own store (server-side apply), and to the API
+//! server listing all 1,024 devices; the slices are deleted at the end.
+//! They belong to node `sriov-rs-dra-bench`, which need not exist.
+//!
 //! `cargo bench -p sriov-dra-driver --bench slices`
 
 use std::sync::Arc;
@@ -20,7 +27,7 @@ use tonic::transport::{Endpoint, Uri};
 use sriov_dra_driver::attributes::{self, Selection};
 use sriov_dra_driver::plugin::{self, ClaimSource, Driver, v1};
 use sriov_dra_driver::prepare::{AllocatedDevice, Preparer};
-use sriov_dra_driver::slices::{self, MemoryStore};
+use sriov_dra_driver::slices::{self, KubeStore, MemoryStore, SliceStore};
 use sriov_host::HostRoot;
 use sriov_host::topology::Topology;
 use sriov_sim::kernel::write_static_tree;
@@ -79,6 +86,14 @@ fn main() {
         b.as_secs_f64() * 1e3,
     );
 
+    if let Some(kc) = std::env::var_os("DRA_BENCH_KUBECONFIG") {
+        let io = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        io.block_on(api_server_publish(&root, std::path::Path::new(&kc), runs));
+    }
+
     let shm = std::path::Path::new("/dev/shm");
     let state = if shm.is_dir() {
         tempfile::tempdir_in(shm).unwrap()
@@ -97,6 +112,72 @@ fn main() {
         if shm.is_dir() { "tmpfs" } else { "temp dir" },
         p50.as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3,
+    );
+}
+
+/// The whole path to a real API server: scan, topology, attributes, then
+/// the slices written by the driver's `KubeStore`; and until a list shows
+/// every device. Each run starts from no slices.
+async fn api_server_publish(root: &HostRoot, kubeconfig: &std::path::Path, runs: usize) {
+    const DRIVER: &str = "sriovnetwork.k8snetworkplumbingwg.io";
+    const NODE: &str = "sriov-rs-dra-bench";
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("DRA_BENCH_KUBECONFIG");
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("a usable kubeconfig");
+    let store = KubeStore::new(kube::Client::try_from(cfg).expect("a client"));
+    let clear = async || {
+        for s in store.list(DRIVER, NODE).await.expect("listing slices") {
+            store
+                .delete(s.metadata.name.as_deref().unwrap_or_default())
+                .await
+                .expect("deleting a slice");
+        }
+    };
+    let mut written = Vec::new();
+    let mut listed = Vec::new();
+    for _ in 0..runs {
+        clear().await;
+        let t0 = Instant::now();
+        let node = sriov_host::scan(root).unwrap();
+        let topo = Topology::read(root).unwrap();
+        let devs = attributes::devices(&node, &topo, &Selection::default());
+        let p = slices::publish(&store, DRIVER, NODE, &devs)
+            .await
+            .expect("publishing to the API server");
+        let t1 = Instant::now();
+        assert_eq!((devs.len(), p.slices, p.written), (1024, 8, 8));
+        loop {
+            let seen: usize = store
+                .list(DRIVER, NODE)
+                .await
+                .expect("listing slices")
+                .iter()
+                .map(|s| s.spec.devices.as_ref().map_or(0, Vec::len))
+                .sum();
+            if seen == 1024 {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "{seen} of 1,024 devices listed after 30 s"
+            );
+        }
+        listed.push(t0.elapsed());
+        written.push(t1 - t0);
+    }
+    clear().await;
+    let w50 = pct(&mut written, 0.5);
+    let wmax = *written.iter().max().unwrap();
+    let l50 = pct(&mut listed, 0.5);
+    let lmax = *listed.iter().max().unwrap();
+    println!(
+        "publish 1,024 VFs to the API server (scan + topology + 8 slices applied): median {:.1} ms, \
+         max {:.1} ms; until a list shows all 1,024: median {:.1} ms, max {:.1} ms, over {runs} runs",
+        w50.as_secs_f64() * 1e3,
+        wmax.as_secs_f64() * 1e3,
+        l50.as_secs_f64() * 1e3,
+        lmax.as_secs_f64() * 1e3,
     );
 }
 
