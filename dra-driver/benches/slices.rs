@@ -14,7 +14,11 @@
 //! one): from nothing (the bench node's slices deleted) to 8 slices written
 //! through the driver's own store (server-side apply), and to the API
 //! server listing all 1,024 devices; the slices are deleted at the end.
-//! They belong to node `sriov-rs-dra-bench`, which need not exist.
+//! They belong to node `sriov-rs-dra-bench`, which need not exist. Then
+//! `NodePrepareResources` is timed again with the claim read from that
+//! API server and `status.devices` written to it, as on a node: a
+//! ResourceClaim `bench-vf` allocated and reserved for a pod by hand in
+//! namespace `default` (deleted at the end).
 //!
 //! `cargo bench -p sriov-dra-driver --bench slices`
 
@@ -25,7 +29,7 @@ use hyper_util::rt::TokioIo;
 use tonic::transport::{Endpoint, Uri};
 
 use sriov_dra_driver::attributes::{self, Selection};
-use sriov_dra_driver::plugin::{self, ClaimSource, Driver, v1};
+use sriov_dra_driver::plugin::{self, ClaimSource, Driver, KubeClaims, v1};
 use sriov_dra_driver::prepare::{AllocatedDevice, Preparer};
 use sriov_dra_driver::slices::{self, KubeStore, MemoryStore, SliceStore};
 use sriov_host::HostRoot;
@@ -105,14 +109,153 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (p50, p99, n) = rt.block_on(prepare_latency(root, state.path()));
+    let fs = if shm.is_dir() { "tmpfs" } else { "temp dir" };
+    let memory = (String::from("ns"), String::from("c"), None);
+    let (p50, p99, n) = rt.block_on(prepare_latency(
+        root.clone(),
+        &state.path().join("memory"),
+        Arc::new(OneVf),
+        memory,
+    ));
     println!(
-        "NodePrepareResources v1, one VF over the unix socket (claim from memory, {}): \
+        "NodePrepareResources v1, one VF over the unix socket (claim from memory, {fs}): \
          p50 {:.2} ms, p99 {:.2} ms over {n} calls",
-        if shm.is_dir() { "tmpfs" } else { "temp dir" },
         p50.as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3,
     );
+    if let Some(kc) = std::env::var_os("DRA_BENCH_KUBECONFIG") {
+        let (p50, p99, n) = rt.block_on(async {
+            let client = bench_client(std::path::Path::new(&kc)).await;
+            let claim = BenchClaim::create(client.clone()).await;
+            let id = (
+                BENCH_NS.to_string(),
+                BENCH_CLAIM.to_string(),
+                Some(claim.uid.clone()),
+            );
+            let r = prepare_latency(
+                root,
+                &state.path().join("api"),
+                Arc::new(KubeClaims::new(client)),
+                id,
+            )
+            .await;
+            assert_eq!(
+                claim.status_devices().await,
+                1,
+                "the driver wrote no status.devices entry"
+            );
+            claim.delete().await;
+            r
+        });
+        println!(
+            "NodePrepareResources v1, one VF over the unix socket (the claim read from the API \
+             server, status.devices written to it, {fs}): p50 {:.2} ms, p99 {:.2} ms over {n} calls",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3,
+        );
+    }
+}
+
+const BENCH_NS: &str = "default";
+
+fn claims_api(client: &kube::Client) -> kube::Api<kube::api::DynamicObject> {
+    let ar = kube::api::ApiResource {
+        group: "resource.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "resource.k8s.io/v1".into(),
+        kind: "ResourceClaim".into(),
+        plural: "resourceclaims".into(),
+    };
+    kube::Api::namespaced_with(client.clone(), BENCH_NS, &ar)
+}
+const BENCH_CLAIM: &str = "bench-vf";
+
+async fn bench_client(kubeconfig: &std::path::Path) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("DRA_BENCH_KUBECONFIG");
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("a usable kubeconfig");
+    kube::Client::try_from(cfg).expect("a client")
+}
+
+/// A ResourceClaim as the scheduler leaves it for the kubelet: allocated
+/// (the VF OneVf names, pool "n") and reserved for one pod, in namespace
+/// `default`; `delete` removes it.
+struct BenchClaim {
+    client: kube::Client,
+    uid: String,
+}
+
+impl BenchClaim {
+    async fn create(client: kube::Client) -> Self {
+        use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+        let claims = claims_api(&client);
+        let _ = claims.delete(BENCH_CLAIM, &Default::default()).await;
+        let claim: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "resource.k8s.io/v1",
+            "kind": "ResourceClaim",
+            "metadata": {"name": BENCH_CLAIM, "namespace": BENCH_NS},
+            "spec": {"devices": {"requests": [
+                {"name": "vf", "exactly": {"deviceClassName": "sriovnetwork.k8snetworkplumbingwg.io"}}
+            ]}}
+        }))
+        .unwrap();
+        let mut created = None;
+        for _ in 0..50 {
+            match claims.create(&PostParams::default(), &claim).await {
+                Ok(c) => {
+                    created = Some(c);
+                    break;
+                }
+                // The previous run's claim is still being deleted.
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(e) => panic!("creating ResourceClaim {BENCH_NS}/{BENCH_CLAIM}: {e}"),
+            }
+        }
+        let uid = created
+            .expect("the old bench claim is gone")
+            .metadata
+            .uid
+            .expect("a UID");
+        let status = serde_json::json!({
+            "apiVersion": "resource.k8s.io/v1",
+            "kind": "ResourceClaim",
+            "status": {
+                "allocation": {"devices": {"results": [
+                    {"request": "vf", "driver": "sriovnetwork.k8snetworkplumbingwg.io",
+                     "pool": "n", "device": "0000-10-02-0"}
+                ]}},
+                "reservedFor": [{"resource": "pods", "name": "bench", "uid": "00000000-0000-0000-0000-00000000b0b0"}]
+            }
+        });
+        claims
+            .patch_status(
+                BENCH_CLAIM,
+                &PatchParams::apply("sriov-rs-dra-bench").force(),
+                &Patch::Apply(status),
+            )
+            .await
+            .expect("allocating the bench claim (status)");
+        Self { client, uid }
+    }
+
+    /// The entries of the claim's `status.devices` (the driver's report).
+    async fn status_devices(&self) -> usize {
+        let claims = claims_api(&self.client);
+        let c = claims
+            .get(BENCH_CLAIM)
+            .await
+            .expect("reading the bench claim");
+        c.data["status"]["devices"].as_array().map_or(0, Vec::len)
+    }
+
+    async fn delete(self) {
+        let _ = claims_api(&self.client)
+            .delete(BENCH_CLAIM, &Default::default())
+            .await;
+    }
 }
 
 /// The whole path to a real API server: scan, topology, attributes, then
@@ -201,10 +344,19 @@ impl ClaimSource for OneVf {
     }
 }
 
-async fn prepare_latency(root: HostRoot, dir: &std::path::Path) -> (Duration, Duration, usize) {
+/// The claim the prepare loop asks for: namespace, name, UID (`None`: a
+/// fresh UID each call, for a source that does not check it).
+type ClaimId = (String, String, Option<String>);
+
+async fn prepare_latency(
+    root: HostRoot,
+    dir: &std::path::Path,
+    source: Arc<dyn ClaimSource>,
+    claim: ClaimId,
+) -> (Duration, Duration, usize) {
     let driver_name = "sriovnetwork.k8snetworkplumbingwg.io";
     let preparer = Preparer::open(root, "n", &dir.join("plugin"), &dir.join("cdi")).unwrap();
-    let driver = Arc::new(Driver::new(driver_name, preparer, Arc::new(OneVf)));
+    let driver = Arc::new(Driver::new(driver_name, preparer, source));
     let dra = plugin::dra_socket(&dir.join("plugins"), driver_name, None);
     let reg = plugin::registration_socket(&dir.join("registry"), driver_name, None);
     let (tx, _rx) = tokio::sync::watch::channel(None);
@@ -236,9 +388,9 @@ async fn prepare_latency(root: HostRoot, dir: &std::path::Path) -> (Duration, Du
     let mut lat = Vec::new();
     for i in 0..550 {
         let c = v1::Claim {
-            namespace: "ns".into(),
-            uid: format!("uid-{i}"),
-            name: "c".into(),
+            namespace: claim.0.clone(),
+            uid: claim.2.clone().unwrap_or_else(|| format!("uid-{i}")),
+            name: claim.1.clone(),
         };
         let t0 = Instant::now();
         let r = client
