@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use sriov_host::driver::{self, BindOptions, DriverKind};
 use sriov_host::error::Error as HostError;
+use sriov_host::netdev;
 use sriov_host::netlink::{LinkOps, MacAddr, Netlink, NetlinkError};
 use sriov_host::sriov::{self, Settle};
 use sriov_host::{HostRoot, PciAddress};
@@ -259,19 +260,10 @@ pub fn apply_pf_in_env(
     }
 }
 
-fn read_value(path: &Path) -> Result<String, HostError> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|source| HostError::Read {
-            path: path.to_path_buf(),
-            source,
-        })
-}
-
 /// Writes a netdev's `mtu` and reads it back.
 fn set_mtu(root: &HostRoot, path: &Path, mtu: u32) -> Result<(), HostError> {
     root.write_attr(path, &mtu.to_string())?;
-    let now = read_value(path)?;
+    let now = root.read_attr(path)?;
     if now != mtu.to_string() {
         return Err(HostError::NotApplied {
             what: format!("setting the MTU to {mtu}"),
@@ -282,17 +274,6 @@ fn set_mtu(root: &HostRoot, path: &Path, mtu: u32) -> Result<(), HostError> {
         });
     }
     Ok(())
-}
-
-/// The netdev names of a function (`<dev>/net/*`).
-fn netdev_names(dev: &Path) -> Vec<String> {
-    std::fs::read_dir(dev.join("net"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Why a step failed.
@@ -314,14 +295,17 @@ impl From<NetlinkError> for StepError {
     }
 }
 
-/// The MAC of a function's netdev in sysfs (`<dev>/net/<name>/address`).
-fn netdev_mac(dev: &Path) -> Option<MacAddr> {
-    netdev_names(dev).into_iter().find_map(|name| {
-        read_value(&dev.join("net").join(name).join("address"))
-            .ok()?
-            .parse()
-            .ok()
-    })
+/// The MAC of a function's netdev in sysfs (`<function>/net/<name>/address`).
+fn netdev_mac(root: &HostRoot, address: &PciAddress) -> Option<MacAddr> {
+    let dev = root.pci_device(address);
+    netdev::names_of(root, address)
+        .into_iter()
+        .find_map(|name| {
+            root.read_attr(&dev.join("net").join(name).join("address"))
+                .ok()?
+                .parse()
+                .ok()
+        })
 }
 
 /// Waits (bounded) until a VF's netdev shows in sysfs; its MAC.
@@ -334,7 +318,7 @@ fn wait_for_netdev_mac(
     let dev = root.pci_device(vf);
     let start = Instant::now();
     loop {
-        if let Some(mac) = netdev_mac(&dev) {
+        if let Some(mac) = netdev_mac(root, vf) {
             return Ok(mac);
         }
         if start.elapsed() >= timeout {
@@ -401,7 +385,7 @@ fn set_vf_admin_macs(
             tracing::debug!(vf = %addr, driver = ?drv, "no kernel driver: no MAC to keep");
             continue;
         }
-        let mac = match netdev_mac(&root.pci_device(&link.address)) {
+        let mac = match netdev_mac(root, &link.address) {
             Some(m) => m,
             None if *wait_netdevs && is_netdev_driver(drv.as_deref()) => {
                 wait_for_netdev_mac(root, &link.address, opts.bind_timeout, wait)?
@@ -508,14 +492,14 @@ fn run_action(
             for link in links.iter().filter(|l| (*first..=*last).contains(&l.index)) {
                 let dev = root.pci_device(&link.address);
                 if fresh
-                    && netdev_names(&dev).is_empty()
+                    && netdev::names_of(root, &link.address).is_empty()
                     && is_netdev_driver(driver::current_driver(root, &link.address)?.as_deref())
                 {
                     wait_for_netdev_mac(root, &link.address, opts.bind_timeout, wait)?;
                 }
-                for name in netdev_names(&dev) {
+                for name in netdev::names_of(root, &link.address) {
                     let path = dev.join("net").join(&name).join("mtu");
-                    if read_value(&path)? != mtu.to_string() {
+                    if root.read_attr(&path)? != mtu.to_string() {
                         set_mtu(root, &path, *mtu)?;
                     }
                 }

@@ -176,9 +176,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
+    nix::unistd::gethostname()
         .ok()
+        .and_then(|h| h.into_string().ok())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
 }

@@ -172,28 +172,6 @@ impl Device {
     }
 }
 
-/// The interfaces with an IPv4 default route (destination and mask
-/// `00000000`) in `<root>/proc/net/route` (the main table, as upstream's
-/// netlink route list), in file order without repeats.
-pub fn default_route_ifnames(root: &HostRoot) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(root.proc("net/route")) else {
-        return Vec::new();
-    };
-    let mut out: Vec<String> = Vec::new();
-    for l in text.lines().skip(1) {
-        let cols: Vec<&str> = l.split_whitespace().collect();
-        // Iface Destination Gateway Flags RefCnt Use Metric Mask ...
-        if cols.len() >= 8
-            && cols[1] == "00000000"
-            && cols[7] == "00000000"
-            && !out.iter().any(|i| i == cols[0])
-        {
-            out.push(cols[0].to_string());
-        }
-    }
-    out
-}
-
 /// The vDPA device of a function: the first `vdpaN` child bound to
 /// `vhost_vdpa` or `virtio_vdpa`.
 fn read_vdpa(root: &HostRoot, address: &PciAddress) -> Option<VdpaInfo> {
@@ -246,7 +224,10 @@ fn device_of(root: &HostRoot, node: &Node, f: &PciFunction, want_vdpa: bool) -> 
 /// VF's vDPA type (only `vdpaType` selectors need it; it costs a directory
 /// listing per VF).
 pub fn candidates(root: &HostRoot, node: &Node, want_vdpa: bool) -> Vec<Device> {
-    let default_ifs = default_route_ifnames(root);
+    let default_ifs = sriov_host::routes::default_route_ifnames(root).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the default routes; no interface is excluded as the default route's");
+        Vec::new()
+    });
     let mut out = Vec::new();
     for f in node.functions() {
         let class = (f.class >> 16) as u8;
@@ -283,7 +264,7 @@ pub fn aux_candidates(root: &HostRoot, node: &Node) -> Vec<Device> {
             let ifname = a.netdevs.first().cloned();
             let link_type = ifname
                 .as_deref()
-                .and_then(|n| read_link_type(root, n))
+                .and_then(|n| sriov_host::netdev::link_type(root, n))
                 .or(parent_netdev.map(|n| n.link_type));
             out.push(Device {
                 address: f.address,
@@ -311,10 +292,4 @@ pub fn aux_candidates(root: &HostRoot, node: &Node) -> Vec<Device> {
         }
     }
     out
-}
-
-fn read_link_type(root: &HostRoot, ifname: &str) -> Option<LinkType> {
-    let t = std::fs::read_to_string(root.class_net(ifname).join("type")).ok()?;
-    let n: u16 = t.trim().parse().ok()?;
-    Some(LinkType::from_arphrd(n))
 }

@@ -298,7 +298,7 @@ pub fn build_checking(
 /// Whether a device's sysfs entry (and, for an auxiliary device, its bus
 /// entry) is still there.
 fn present(root: &HostRoot, d: &Device) -> bool {
-    root.pci_device(&d.address).join("vendor").exists()
+    sriov_host::pci::present(root, &d.address)
         && d.aux
             .as_ref()
             .is_none_or(|a| sriov_host::auxiliary::exists(root, &a.name))
@@ -317,20 +317,13 @@ impl CarrierCache {
         self.by_ifname
             .entry(ifname.to_string())
             .or_insert_with(|| {
-                let dir = root.class_net(ifname);
-                let read = |n: &str| {
-                    std::fs::read_to_string(dir.join(n))
-                        .ok()
-                        .map(|s| s.trim().to_string())
-                };
-                match read("carrier").as_deref() {
-                    Some("0") => Some(format!("PF {ifname} has no carrier")),
-                    Some(_) => None,
+                let nd = sriov_host::Netdev::read(root, ifname).ok()?;
+                match nd.carrier {
+                    Some(false) => Some(format!("PF {ifname} has no carrier")),
+                    Some(true) => None,
                     // carrier is unreadable while the link is admin down
-                    None => match read("operstate").as_deref() {
-                        Some("down") => Some(format!("PF {ifname} is down")),
-                        _ => None,
-                    },
+                    None => (nd.operstate == sriov_host::OperState::Down)
+                        .then(|| format!("PF {ifname} is down")),
                 }
             })
             .clone()
@@ -348,8 +341,7 @@ pub fn check_health(
     carrier: &mut CarrierCache,
     checks: HealthChecks,
 ) -> Option<String> {
-    let dir = root.pci_device(&d.address);
-    if std::fs::symlink_metadata(&dir).is_err() || !dir.join("vendor").exists() {
+    if !sriov_host::pci::present(root, &d.address) {
         return Some("device vanished".into());
     }
     if let Some(a) = &d.aux
@@ -357,9 +349,9 @@ pub fn check_health(
     {
         return Some("device vanished".into());
     }
-    let driver = std::fs::read_link(dir.join("driver"))
+    let driver = sriov_host::driver::current_driver(root, &d.address)
         .ok()
-        .and_then(|t| t.file_name().and_then(|n| n.to_str()).map(str::to_string));
+        .flatten();
     if driver != d.driver {
         return Some(format!(
             "driver changed from {} to {}",

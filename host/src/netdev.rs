@@ -238,6 +238,19 @@ pub(crate) fn read_netdevs_of(function: &Dir, detail: Detail) -> Result<Vec<Netd
     Ok(out)
 }
 
+/// The netdev names of a PCI function (`<function>/net/*`), sorted; none
+/// when it has no `net` directory or is gone.
+pub fn names_of(root: &HostRoot, address: &PciAddress) -> Vec<String> {
+    crate::attr::sorted_names(&root.pci_device(address).join("net"))
+}
+
+/// An interface's link type (`type`, an ARPHRD number), read alone;
+/// `None` when the interface or the attribute is not there.
+pub fn link_type(root: &HostRoot, name: &str) -> Option<LinkType> {
+    let t = crate::attr::read_trimmed(&root.class_net(name).join("type")).ok()?;
+    Some(LinkType::from_arphrd(t.parse().ok()?))
+}
+
 /// The names in `<root>/sys/class/net`, sorted.
 pub fn interface_names(root: &HostRoot) -> Result<Vec<String>> {
     crate::attr::read_names(&root.sys("class/net"))

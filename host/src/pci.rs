@@ -289,6 +289,13 @@ fn ids_from_uevent(uevent: &str) -> Option<Ids> {
     })
 }
 
+/// Whether the function is on the node: its directory and `vendor`
+/// file exist (a removed function's link can outlive its attributes for a
+/// moment).
+pub fn present(root: &HostRoot, address: &PciAddress) -> bool {
+    root.pci_device(address).join("vendor").exists()
+}
+
 /// The directory a function's `bus/pci/devices` link points to, resolved.
 pub fn device_dir(root: &HostRoot, address: &PciAddress) -> Result<PathBuf> {
     let link = root.pci_device(address);

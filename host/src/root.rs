@@ -178,6 +178,15 @@ impl HostRoot {
         self.dev("vfio").join(group.to_string())
     }
 
+    /// Reads an attribute (trimmed), with the path in the error; the twin
+    /// of [`HostRoot::write_attr`] for reading back what was written.
+    pub fn read_attr(&self, path: &Path) -> crate::error::Result<String> {
+        crate::attr::read_trimmed(path).map_err(|source| crate::error::Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
     /// Writes an attribute through the root's writer, with the path and
     /// errno in the error.
     pub fn write_attr(&self, path: &Path, value: &str) -> crate::error::Result<()> {

@@ -79,6 +79,26 @@ pub fn routes_via(root: &HostRoot, ifname: &str) -> Result<RouteCount> {
     Ok(RouteTable::read(root)?.count(ifname))
 }
 
+/// The interfaces with an IPv4 default route (destination and mask
+/// `00000000`) in `<root>/proc/net/route` (the main table), in file order
+/// without repeats; none when the file is missing.
+pub fn default_route_ifnames(root: &HostRoot) -> Result<Vec<String>> {
+    let text = read_table(&root.proc("net/route"))?;
+    let mut out: Vec<String> = Vec::new();
+    for l in text.lines().skip(1) {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        // Iface Destination Gateway Flags RefCnt Use Metric Mask ...
+        if cols.len() >= 8
+            && cols[1] == "00000000"
+            && cols[7] == "00000000"
+            && !out.iter().any(|i| i == cols[0])
+        {
+            out.push(cols[0].to_string());
+        }
+    }
+    Ok(out)
+}
+
 /// Link-local (`fe80::/10`) and multicast (`ff00::/8`) destinations, in the
 /// 32-hex-digit form of `ipv6_route`.
 fn automatic_v6(dest: &str) -> bool {
@@ -136,5 +156,26 @@ mod tests {
                 .unwrap()
                 .any()
         );
+    }
+
+    #[test]
+    fn default_routes_in_file_order_without_repeats() {
+        let tmp = tempfile::tempdir().unwrap();
+        let net = tmp.path().join("proc/net");
+        std::fs::create_dir_all(&net).unwrap();
+        std::fs::write(
+            net.join("route"),
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+             ens2f0\t00000000\t0101A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n\
+             ens1f0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+             ens1f1\t00000000\t0102A8C0\t0003\t0\t0\t200\t00000000\t0\t0\t0\n\
+             ens2f0\t00000000\t0103A8C0\t0003\t0\t0\t300\t00000000\t0\t0\t0\n\
+             short\t00000000\n",
+        )
+        .unwrap();
+        let root = HostRoot::new(tmp.path());
+        assert_eq!(default_route_ifnames(&root).unwrap(), ["ens2f0", "ens1f1"]);
+        let none = HostRoot::new(tmp.path().join("none"));
+        assert!(default_route_ifnames(&none).unwrap().is_empty());
     }
 }

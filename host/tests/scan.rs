@@ -444,3 +444,24 @@ fn a_selection_scan_reads_identity_and_links_but_not_netdev_state() {
         full.by_ifname("eth4").unwrap().address
     );
 }
+
+/// The small readers other crates use instead of reading sysfs themselves.
+#[test]
+fn single_attribute_readers() {
+    let node = mixed_node();
+    let root = node.root();
+    let pf = a("3b:00.0");
+    assert_eq!(netdev::names_of(&root, &pf), ["ens1f0"]);
+    // VF 2 has no driver, so no netdev; a function that is not there has none.
+    assert!(netdev::names_of(&root, &a("3b:02.2")).is_empty());
+    assert!(netdev::names_of(&root, &a("3b:1f.7")).is_empty());
+    assert_eq!(netdev::link_type(&root, "ens1f0"), Some(LinkType::Ether));
+    assert_eq!(netdev::link_type(&root, "nope0"), None);
+    assert!(pci::present(&root, &pf));
+    assert!(!pci::present(&root, &a("3b:1f.7")));
+    let mtu = root.class_net("ens1f0").join("mtu");
+    assert_eq!(root.read_attr(&mtu).unwrap(), "1500");
+    let missing = root.class_net("nope0").join("mtu");
+    let e = root.read_attr(&missing).unwrap_err().to_string();
+    assert!(e.contains("nope0/mtu"), "{e}");
+}

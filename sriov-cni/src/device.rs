@@ -56,20 +56,6 @@ fn sysfs_err(pci: &PciAddress, e: HostError) -> CniError {
     }
 }
 
-/// The netdev names under `<root>/sys/bus/pci/devices/<pci>/net/`.
-pub fn netdev_names(root: &HostRoot, pci: &PciAddress) -> Vec<String> {
-    let dir = root.pci_device(pci).join("net");
-    let mut v: Vec<String> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 /// A sysfs device directory opened once (`O_PATH`), read with `*at` calls
 /// relative to it. `/sys/bus/pci/devices/<pci>` is a symlink; walking it
 /// for every attribute costs a symlink resolution each time (a request to

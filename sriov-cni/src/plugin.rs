@@ -635,7 +635,7 @@ impl Plugin {
         }
         // In the host now (or it never left, or the kernel returned it).
         let mut found = None;
-        let mut names = device::netdev_names(&self.root, &s.pci);
+        let mut names = sriov_host::netdev::names_of(&self.root, &s.pci);
         if !names.iter().any(|n| n == host_name) {
             names.insert(0, host_name.to_owned());
         }
