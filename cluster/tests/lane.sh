@@ -781,6 +781,72 @@ EOF
   K -n lane delete pod inj-pod --wait=true --timeout=60s
 }
 
+# (b2) A DRA pool's network. With SRIOV_DRA_RESOURCES on the operator (what
+# the chart's draDriver.resources sets), the operator passes the pools and
+# the prefix to the injector. A pod naming a NAD of such a pool gets no
+# extended resource (the DRA driver serves the VF through a ResourceClaim):
+# without any ResourceClaim it is refused with a message saying to add
+# one; with one it is admitted with its resources as written. Then the
+# variable is unset and the injector rolls back without it.
+injector_dra_pools() {
+  local pool="intel.com/$DRA_RES"
+  K apply -f - <<EOF
+apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata:
+  name: dra-net
+  namespace: lane
+  annotations:
+    k8s.v1.cni.cncf.io/resourceName: $pool
+spec:
+  config: '{"cniVersion":"1.0.0","name":"dra-net","type":"sriov"}'
+EOF
+  K -n "$NS_OP" set env deployment/sriov-network-operator "SRIOV_DRA_RESOURCES=$DRA_RES"
+  K -n "$NS_OP" rollout status deployment/sriov-network-operator --timeout=90s
+  injector_env() {
+    K -n "$NS_OP" get ds network-resources-injector -o json |
+      jq -r '.spec.template.spec.containers[0].env[]? | select(.name=="SRIOV_DRA_RESOURCES") | .value'
+  }
+  has_pools() { [ "$(injector_env)" = "$DRA_RES" ]; }
+  wait_until 60 "the operator put SRIOV_DRA_RESOURCES=$DRA_RES on the injector" has_pools
+  K -n "$NS_OP" rollout status ds/network-resources-injector --timeout=120s
+  local out rc=0
+  out=$(K -n lane run inj-dra-noclaim --image=sriov-rs.local/test:1 --restart=Never \
+    --annotations=k8s.v1.cni.cncf.io/networks=dra-net --dry-run=server -o name -- sleep 1 2>&1) || rc=$?
+  echo "$out"
+  { [ $rc != 0 ] && grep -q 'served by the DRA driver' <<<"$out"; } \
+    || { fail "a pod naming a DRA pool's network without a ResourceClaim was not refused with our message"; return 1; }
+  K apply --dry-run=server -o json -f - >"$WORK/inj-dra.json" <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: inj-dra
+  namespace: lane
+  annotations:
+    k8s.v1.cni.cncf.io/networks: dra-net
+spec:
+  resourceClaims:
+  - {name: vf, resourceClaimTemplateName: one-vf}
+  containers:
+  - name: c
+    image: sriov-rs.local/test:1
+    command: ["sleep", "3600"]
+    resources:
+      claims: [{name: vf}]
+EOF
+  jq -c '.spec.containers[0].resources' "$WORK/inj-dra.json"
+  [ "$(jq -r --arg r "$pool" '.spec.containers[0].resources.limits[$r] // "none"' "$WORK/inj-dra.json")" = none ] \
+    || { fail "$pool injected for a DRA pool's network"; return 1; }
+  [ "$(jq -r '.spec.containers[0].resources.claims[0].name' "$WORK/inj-dra.json")" = vf ] \
+    || { fail "the pod's claim reference changed"; return 1; }
+  K -n "$NS_OP" set env deployment/sriov-network-operator SRIOV_DRA_RESOURCES-
+  K -n "$NS_OP" rollout status deployment/sriov-network-operator --timeout=90s
+  no_pools() { [ -z "$(injector_env)" ]; }
+  wait_until 60 "SRIOV_DRA_RESOURCES gone from the injector" no_pools
+  K -n "$NS_OP" rollout status ds/network-resources-injector --timeout=120s
+  K -n lane delete net-attach-def dra-net
+}
+
 # (d) Rotation: the operator webhook's Secret deleted (how an admin rotates
 # its CA by hand). The operator watches the Secret: it makes a new CA and
 # serving certificate at once and the configurations trust only the new CA;
@@ -976,6 +1042,7 @@ if [ "$DEPLOY" = helm ]; then
   if [ $? = 0 ]; then
     t "webhooks: a bad policy applied with kubectl is refused with our message; defaults applied" webhook_refuses_bad_policy
     t "webhooks: a pod naming the SriovNetwork's NAD gets the VF resource injected and runs with the VF" injector_injects_resources
+    t "webhooks: a pod naming a DRA pool's NAD gets no extended resource: refused without a ResourceClaim, admitted with one" injector_dra_pools
     t "webhooks: Secret deleted -> new CA in the configurations, the server reloads it in place, the API server calls it" webhook_secret_rotated
     t "webhooks: servers down -> a pod without networks is still created" webhook_down_pods_still_created
   fi
