@@ -353,7 +353,7 @@ EOF
   local claim uid dev addr line
   read -r claim uid dev addr <"$WORK/dra-pod.claim"
   say "claim $claim ($uid): $dev = VF $addr"
-  line=$(dra_log | grep 'claim prepared' | grep "uid=$uid" | head -1) || { fail "no 'claim prepared' log line for $uid"; return 1; }
+  line=$(dra_log | grep 'claim prepared' | grep "uid=$uid" | sed -n 1p) || { fail "no 'claim prepared' log line for $uid"; return 1; }
   echo "$line"
   timing "dra_node_prepare_resources_driver_ms" "$(sed -E 's/.*elapsed_ms="?([0-9.]+).*/\1/' <<<"$line")"
   # The kubelet's own measure of the gRPC call (its metrics, through the API server).

@@ -343,7 +343,7 @@ EOF
   # as intended.
   forbidden() { grep -qiE 'sriovoperatorconfig.*forbidden|forbidden.*sriovoperatorconfig' "$GO_OP_LOG"; }
   wait_until 30 "the Go SriovOperatorConfig controller refused (Forbidden)" forbidden || { tail -30 "$GO_OP_LOG"; return 1; }
-  grep -iE 'forbidden' "$GO_OP_LOG" | head -3 | cut -c1-400
+  grep -m3 -iE 'forbidden' "$GO_OP_LOG" | cut -c1-400
   sleep 2 # past the policy controller's 1 s debounce
 }
 
