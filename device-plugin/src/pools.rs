@@ -317,14 +317,7 @@ impl CarrierCache {
         self.by_ifname
             .entry(ifname.to_string())
             .or_insert_with(|| {
-                let nd = sriov_host::Netdev::read(root, ifname).ok()?;
-                match nd.carrier {
-                    Some(false) => Some(format!("PF {ifname} has no carrier")),
-                    Some(true) => None,
-                    // carrier is unreadable while the link is admin down
-                    None => (nd.operstate == sriov_host::OperState::Down)
-                        .then(|| format!("PF {ifname} is down")),
-                }
+                sriov_host::netdev::link_down_reason(root, ifname).map(|why| format!("PF {why}"))
             })
             .clone()
     }

@@ -158,16 +158,6 @@ fn main() {
 
 const BENCH_NS: &str = "default";
 
-fn claims_api(client: &kube::Client) -> kube::Api<kube::api::DynamicObject> {
-    let ar = kube::api::ApiResource {
-        group: "resource.k8s.io".into(),
-        version: "v1".into(),
-        api_version: "resource.k8s.io/v1".into(),
-        kind: "ResourceClaim".into(),
-        plural: "resourceclaims".into(),
-    };
-    kube::Api::namespaced_with(client.clone(), BENCH_NS, &ar)
-}
 const BENCH_CLAIM: &str = "bench-vf";
 
 async fn bench_client(kubeconfig: &std::path::Path) -> kube::Client {
@@ -189,7 +179,7 @@ struct BenchClaim {
 impl BenchClaim {
     async fn create(client: kube::Client) -> Self {
         use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
-        let claims = claims_api(&client);
+        let claims = plugin::claims_api(&client, BENCH_NS);
         let _ = claims.delete(BENCH_CLAIM, &Default::default()).await;
         let claim: DynamicObject = serde_json::from_value(serde_json::json!({
             "apiVersion": "resource.k8s.io/v1",
@@ -243,7 +233,7 @@ impl BenchClaim {
 
     /// The entries of the claim's `status.devices` (the driver's report).
     async fn status_devices(&self) -> usize {
-        let claims = claims_api(&self.client);
+        let claims = plugin::claims_api(&self.client, BENCH_NS);
         let c = claims
             .get(BENCH_CLAIM)
             .await
@@ -252,7 +242,7 @@ impl BenchClaim {
     }
 
     async fn delete(self) {
-        let _ = claims_api(&self.client)
+        let _ = plugin::claims_api(&self.client, BENCH_NS)
             .delete(BENCH_CLAIM, &Default::default())
             .await;
     }

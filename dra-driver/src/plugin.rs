@@ -282,7 +282,8 @@ pub fn allocation_of(
         .collect())
 }
 
-fn claims_api(client: &kube::Client, namespace: &str) -> kube::Api<kube::api::DynamicObject> {
+/// The ResourceClaims (`resource.k8s.io/v1`) of a namespace, as dynamic objects.
+pub fn claims_api(client: &kube::Client, namespace: &str) -> kube::Api<kube::api::DynamicObject> {
     let ar = kube::api::ApiResource {
         group: "resource.k8s.io".into(),
         version: "v1".into(),

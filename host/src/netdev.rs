@@ -251,6 +251,25 @@ pub fn link_type(root: &HostRoot, name: &str) -> Option<LinkType> {
     Some(LinkType::from_arphrd(t.parse().ok()?))
 }
 
+/// Why an interface's link is down, from `carrier` and, while that is
+/// unreadable (the kernel gives `EINVAL` while the link is administratively
+/// down), `operstate`: `Some` with the reason, `None` when the link is up or
+/// cannot be told (no such interface). Two reads at most, for health checks.
+pub fn link_down_reason(root: &HostRoot, name: &str) -> Option<String> {
+    let dir = root.class_net(name);
+    match crate::attr::read_trimmed(&dir.join("carrier"))
+        .ok()
+        .as_deref()
+    {
+        Some("0") => Some(format!("{name} has no carrier")),
+        Some(_) => None,
+        None => {
+            let state = crate::attr::read_trimmed(&dir.join("operstate")).ok()?;
+            (OperState::parse(&state) == OperState::Down).then(|| format!("{name} is down"))
+        }
+    }
+}
+
 /// The names in `<root>/sys/class/net`, sorted.
 pub fn interface_names(root: &HostRoot) -> Result<Vec<String>> {
     crate::attr::read_names(&root.sys("class/net"))

@@ -125,26 +125,31 @@ fn read_table(path: &Path) -> Result<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn counts_v4_and_real_v6_routes_per_interface() {
+    /// The first line of `/proc/net/route`.
+    const ROUTE_HEADER: &str =
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n";
+
+    /// A root whose `proc/net` holds these files.
+    fn proc_net(files: &[(&str, String)]) -> tempfile::TempDir {
         let tmp = tempfile::tempdir().unwrap();
         let net = tmp.path().join("proc/net");
         std::fs::create_dir_all(&net).unwrap();
-        std::fs::write(
-            net.join("route"),
-            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
-             ens1f0\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+        for (name, text) in files {
+            std::fs::write(net.join(name), text).unwrap();
+        }
+        tmp
+    }
+
+    #[test]
+    fn counts_v4_and_real_v6_routes_per_interface() {
+        let v4 = ROUTE_HEADER.to_string()
+            + "ens1f0\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
              ens1f0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
-             ens1f00\t0002A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n",
-        )
-        .unwrap();
-        std::fs::write(
-            net.join("ipv6_route"),
-            "fe800000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001  ens1f1\n\
+             ens1f00\t0002A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let v6 = "fe800000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001  ens1f1\n\
              ff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001  ens1f1\n\
-             20010db8000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001  ens1f0\n",
-        )
-        .unwrap();
+             20010db8000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001  ens1f0\n";
+        let tmp = proc_net(&[("route", v4), ("ipv6_route", v6.to_string())]);
         let root = HostRoot::new(tmp.path());
         assert_eq!(
             routes_via(&root, "ens1f0").unwrap(),
@@ -160,19 +165,13 @@ mod tests {
 
     #[test]
     fn default_routes_in_file_order_without_repeats() {
-        let tmp = tempfile::tempdir().unwrap();
-        let net = tmp.path().join("proc/net");
-        std::fs::create_dir_all(&net).unwrap();
-        std::fs::write(
-            net.join("route"),
-            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
-             ens2f0\t00000000\t0101A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n\
+        let v4 = ROUTE_HEADER.to_string()
+            + "ens2f0\t00000000\t0101A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n\
              ens1f0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
              ens1f1\t00000000\t0102A8C0\t0003\t0\t0\t200\t00000000\t0\t0\t0\n\
              ens2f0\t00000000\t0103A8C0\t0003\t0\t0\t300\t00000000\t0\t0\t0\n\
-             short\t00000000\n",
-        )
-        .unwrap();
+             short\t00000000\n";
+        let tmp = proc_net(&[("route", v4)]);
         let root = HostRoot::new(tmp.path());
         assert_eq!(default_route_ifnames(&root).unwrap(), ["ens2f0", "ens1f1"]);
         let none = HostRoot::new(tmp.path().join("none"));

@@ -459,6 +459,21 @@ fn single_attribute_readers() {
     assert_eq!(netdev::link_type(&root, "nope0"), None);
     assert!(pci::present(&root, &pf));
     assert!(!pci::present(&root, &a("3b:1f.7")));
+    assert_eq!(netdev::link_down_reason(&root, "ens1f0"), None);
+    assert_eq!(netdev::link_down_reason(&root, "nope0"), None);
+    let ens = root.class_net("ens1f0");
+    std::fs::write(ens.join("carrier"), "0\n").unwrap();
+    assert_eq!(
+        netdev::link_down_reason(&root, "ens1f0").as_deref(),
+        Some("ens1f0 has no carrier")
+    );
+    // carrier unreadable (admin down): operstate says why.
+    std::fs::remove_file(ens.join("carrier")).unwrap();
+    std::fs::write(ens.join("operstate"), "down\n").unwrap();
+    assert_eq!(
+        netdev::link_down_reason(&root, "ens1f0").as_deref(),
+        Some("ens1f0 is down")
+    );
     let mtu = root.class_net("ens1f0").join("mtu");
     assert_eq!(root.read_attr(&mtu).unwrap(), "1500");
     let missing = root.class_net("nope0").join("mtu");
