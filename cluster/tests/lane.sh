@@ -810,12 +810,17 @@ EOF
   has_pools() { [ "$(injector_env)" = "$DRA_RES" ]; }
   wait_until 60 "the operator put SRIOV_DRA_RESOURCES=$DRA_RES on the injector" has_pools
   K -n "$NS_OP" rollout status ds/network-resources-injector --timeout=120s
-  local out rc=0
-  out=$(K -n lane run inj-dra-noclaim --image=sriov-rs.local/test:1 --restart=Never \
-    --annotations=k8s.v1.cni.cncf.io/networks=dra-net --dry-run=server -o name -- sleep 1 2>&1) || rc=$?
-  echo "$out"
-  { [ $rc != 0 ] && grep -q 'served by the DRA driver' <<<"$out"; } \
-    || { fail "a pod naming a DRA pool's network without a ResourceClaim was not refused with our message"; return 1; }
+  # The DaemonSet is rolled out before the Service's endpoints name the new
+  # pod: until then the API server's call can time out (failurePolicy Fail).
+  refused() {
+    K -n lane run inj-dra-noclaim --image=sriov-rs.local/test:1 --restart=Never \
+      --annotations=k8s.v1.cni.cncf.io/networks=dra-net --dry-run=server -o name -- sleep 1 \
+      >"$WORK/inj-dra-noclaim.out" 2>&1 && return 1
+    grep -q 'served by the DRA driver' "$WORK/inj-dra-noclaim.out"
+  }
+  wait_until 60 "a pod naming a DRA pool's network without a ResourceClaim refused with our message" refused \
+    || { cat "$WORK/inj-dra-noclaim.out"; return 1; }
+  cat "$WORK/inj-dra-noclaim.out"
   K apply --dry-run=server -o json -f - >"$WORK/inj-dra.json" <<EOF
 apiVersion: v1
 kind: Pod
@@ -844,6 +849,22 @@ EOF
   no_pools() { [ -z "$(injector_env)" ]; }
   wait_until 60 "SRIOV_DRA_RESOURCES gone from the injector" no_pools
   K -n "$NS_OP" rollout status ds/network-resources-injector --timeout=120s
+  # Answering again (the steps after this one call it): the device plugin's
+  # network gets its resource injected.
+  injects() {
+    K apply --dry-run=server -o json -f - >"$WORK/inj-back.json" 2>&1 <<EOF || return 1
+apiVersion: v1
+kind: Pod
+metadata:
+  name: inj-back
+  namespace: lane
+  annotations: {k8s.v1.cni.cncf.io/networks: sriov-net}
+spec:
+  containers: [{name: c, image: sriov-rs.local/test:1}]
+EOF
+    [ "$(jq -r --arg r "$RES" '.spec.containers[0].resources.limits[$r]' "$WORK/inj-back.json")" = 1 ]
+  }
+  wait_until 60 "the rolled-back injector answering" injects || { cat "$WORK/inj-back.json"; return 1; }
   K -n lane delete net-attach-def dra-net
 }
 
