@@ -681,6 +681,44 @@ webhooks_enabled() {
   cfg_msg=$(K -n "$NS_OP" get sriovoperatorconfig default -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}')
   echo "$cfg_msg"
   grep -q 'operator webhook: serving' <<<"$cfg_msg" || fail "condition does not say the operator webhook serves"
+  # Ready pods and configurations are not yet the API server reaching them:
+  # once, a call right after this timed out (the Service's endpoints not yet
+  # naming the pod). The steps below start once both answer.
+  wait_until 60 "the API server calls the operator webhook (a policy gets its defaults)" operator_webhook_answers
+  wait_until 60 "the API server calls the injector (a pod gets its VF resource)" injector_answers
+}
+
+# Does the API server get an answer from the operator's mutating webhook? A
+# server-side dry run of a policy without priority comes back with 99.
+operator_webhook_answers() {
+  K apply --dry-run=server -o json -f - >"$WORK/wh-answer.json" 2>&1 <<EOF || return 1
+apiVersion: sriovnetwork.openshift.io/v1
+kind: SriovNetworkNodePolicy
+metadata: {name: answers, namespace: $NS_OP}
+spec:
+  resourceName: intel_sriov_netdevice
+  nodeSelector: {sriov-rs.io/lane: "true"}
+  numVfs: 2
+  nicSelector: {pfNames: ["lnp1"]}
+EOF
+  [ "$(jq -r .spec.priority "$WORK/wh-answer.json")" = 99 ]
+}
+
+# Does the API server get an answer from the injector? A server-side dry run
+# of a pod naming the operator's NAD lane/sriov-net comes back with the VF
+# resource.
+injector_answers() {
+  K apply --dry-run=server -o json -f - >"$WORK/inj-answer.json" 2>&1 <<EOF || return 1
+apiVersion: v1
+kind: Pod
+metadata:
+  name: inj-answer
+  namespace: lane
+  annotations: {k8s.v1.cni.cncf.io/networks: sriov-net}
+spec:
+  containers: [{name: c, image: sriov-rs.local/test:1}]
+EOF
+  [ "$(jq -r --arg r "$RES" '.spec.containers[0].resources.limits[$r]' "$WORK/inj-answer.json")" = 1 ]
 }
 
 # (a) The API server calls the operator webhook: a bad policy applied with
@@ -849,22 +887,8 @@ EOF
   no_pools() { [ -z "$(injector_env)" ]; }
   wait_until 60 "SRIOV_DRA_RESOURCES gone from the injector" no_pools
   K -n "$NS_OP" rollout status ds/network-resources-injector --timeout=120s
-  # Answering again (the steps after this one call it): the device plugin's
-  # network gets its resource injected.
-  injects() {
-    K apply --dry-run=server -o json -f - >"$WORK/inj-back.json" 2>&1 <<EOF || return 1
-apiVersion: v1
-kind: Pod
-metadata:
-  name: inj-back
-  namespace: lane
-  annotations: {k8s.v1.cni.cncf.io/networks: sriov-net}
-spec:
-  containers: [{name: c, image: sriov-rs.local/test:1}]
-EOF
-    [ "$(jq -r --arg r "$RES" '.spec.containers[0].resources.limits[$r]' "$WORK/inj-back.json")" = 1 ]
-  }
-  wait_until 60 "the rolled-back injector answering" injects || { cat "$WORK/inj-back.json"; return 1; }
+  # Answering again (the steps after this one call it).
+  wait_until 60 "the rolled-back injector answering" injector_answers || { cat "$WORK/inj-answer.json"; return 1; }
   K -n lane delete net-attach-def dra-net
 }
 
